@@ -1,0 +1,1299 @@
+/* interp.c - the Interpreter type and the module functions around it.
+ *
+ * An Interpreter object is a handle: a HandleObject whose ref is one C
+ * reference to an interp_entry (runtime.c).  Equal handles may exist in
+ * several interpreters at once; they compare and hash by id.
+ *
+ * Running code elsewhere ("a job") always has the same shape:
+ *
+ *   caller interpreter            target interpreter (same OS thread)
+ *   ------------------            -----------------------------------
+ *   encode inputs -> msg
+ *   runtime_run_in(e, job_run) -> decode msg, do the work,
+ *                                 encode the result (or the exception's
+ *                                 description) -> msg
+ *   decode the result msg  <-
+ *
+ * No Python object crosses; runtime_run_in switches the thread from one
+ * interpreter (and GIL) to the other and back.
+ */
+#include "subinterp.h"
+
+#include <marshal.h>
+#include <string.h>
+
+static const handle_kind interp_kind;
+
+/* ------------------------------------------------------------------ */
+/* jobs                                                                */
+
+typedef enum {
+    JOB_EXEC,         /* in: str source or marshalled code (bytes) */
+    JOB_CALL,         /* in: (callable, args, kwargs or None) */
+    JOB_PREPARE_MAIN, /* in: dict */
+} job_kind;
+
+typedef struct {
+    job_kind kind;
+    const msg *in;
+    msg *out;       /* result, when it succeeded */
+    msg *exc;       /* (type name, qualname, module, msg, formatted) */
+    int lost;       /* failed, and even the description could not be made */
+} job;
+
+static PyObject *
+main_dict(void)
+{
+    PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
+    if (main == NULL) {
+        return NULL;
+    }
+    return PyModule_GetDict(main); /* borrowed */
+}
+
+/* Turn the exception being raised into a message describing it.  Inside
+ * the target; clears the exception. */
+static void
+job_capture_exception(module_state *st, job *j)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *info = NULL;
+    PyObject *formatted = NULL;
+    PyObject *tb_lines = NULL;
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+
+    PyObject *name = PyType_GetName((PyTypeObject *)type);
+    PyObject *qualname = PyType_GetQualName((PyTypeObject *)type);
+    PyObject *module = PyObject_GetAttrString(type, "__module__");
+    PyObject *text = PyObject_Str(exc);
+    if (name == NULL || qualname == NULL || module == NULL || text == NULL) {
+        PyErr_Clear();
+    }
+    PyObject *format = compat_import_attr("traceback", "format_exception");
+    if (format != NULL) {
+        tb_lines = PyObject_CallOneArg(format, exc);
+        Py_DECREF(format);
+    }
+    if (tb_lines != NULL) {
+        PyObject *empty = PyUnicode_FromStringAndSize("", 0);
+        if (empty != NULL) {
+            formatted = PyUnicode_Join(empty, tb_lines);
+            Py_DECREF(empty);
+        }
+    }
+    PyErr_Clear();
+    if (!PyUnicode_Check(module)) {
+        Py_CLEAR(module);
+    }
+    info = Py_BuildValue("(OOOOO)", name ? name : Py_None,
+                         qualname ? qualname : Py_None,
+                         module ? module : Py_None, text ? text : Py_None,
+                         formatted ? formatted : Py_None);
+    if (info != NULL && st != NULL) {
+        j->exc = codec_encode(st, info);
+    }
+    if (j->exc == NULL) {
+        j->lost = 1;
+    }
+    PyErr_Clear();
+    Py_XDECREF(info);
+    Py_XDECREF(name);
+    Py_XDECREF(qualname);
+    Py_XDECREF(module);
+    Py_XDECREF(text);
+    Py_XDECREF(tb_lines);
+    Py_XDECREF(formatted);
+    Py_DECREF(exc);
+}
+
+static PyObject *
+job_exec(PyObject *in)
+{
+    PyObject *code = NULL;
+    PyObject *res = NULL;
+    PyObject *ns = main_dict();
+    if (ns == NULL) {
+        return NULL;
+    }
+    if (PyUnicode_Check(in)) {
+        const char *src = PyUnicode_AsUTF8(in);
+        if (src == NULL) {
+            return NULL;
+        }
+        code = Py_CompileString(src, "<string>", Py_file_input);
+    }
+    else if (PyBytes_Check(in)) {
+        code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(in),
+                                              PyBytes_GET_SIZE(in));
+        if (code != NULL && !PyCode_Check(code)) {
+            Py_CLEAR(code);
+            PyErr_SetString(PyExc_TypeError, "expected a code object");
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "bad exec job");
+    }
+    if (code == NULL) {
+        return NULL;
+    }
+    res = PyEval_EvalCode(code, ns, ns);
+    Py_DECREF(code);
+    return res;
+}
+
+static PyObject *
+job_call(PyObject *in)
+{
+    if (!PyTuple_Check(in) || PyTuple_GET_SIZE(in) != 3 ||
+        !PyTuple_Check(PyTuple_GET_ITEM(in, 1))) {
+        PyErr_SetString(PyExc_TypeError, "bad call job");
+        return NULL;
+    }
+    PyObject *fn = PyTuple_GET_ITEM(in, 0);
+    PyObject *args = PyTuple_GET_ITEM(in, 1);
+    PyObject *kwargs = PyTuple_GET_ITEM(in, 2);
+    if (kwargs == Py_None) {
+        kwargs = NULL;
+    }
+    else if (!PyDict_Check(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "bad call job");
+        return NULL;
+    }
+    return PyObject_Call(fn, args, kwargs);
+}
+
+static PyObject *
+job_prepare_main(PyObject *in)
+{
+    PyObject *ns = main_dict();
+    if (ns == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(in)) {
+        PyErr_SetString(PyExc_TypeError, "bad prepare_main job");
+        return NULL;
+    }
+    if (PyDict_Update(ns, in) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Runs inside the target interpreter (interp_fn). */
+static void
+job_run(void *arg)
+{
+    job *j = (job *)arg;
+    PyObject *in = NULL;
+    PyObject *res = NULL;
+    module_state *st = get_current_state();
+    if (st == NULL) {
+        goto error;
+    }
+    in = codec_decode(st, j->in);
+    if (in == NULL) {
+        goto error;
+    }
+    switch (j->kind) {
+    case JOB_EXEC:
+        res = job_exec(in);
+        break;
+    case JOB_CALL:
+        res = job_call(in);
+        break;
+    case JOB_PREPARE_MAIN:
+        res = job_prepare_main(in);
+        break;
+    }
+    if (res == NULL) {
+        goto error;
+    }
+    if (j->kind == JOB_CALL) {
+        j->out = codec_encode(st, res);
+        if (j->out == NULL) {
+            goto error;
+        }
+    }
+    goto done;
+error:
+    job_capture_exception(st, j);
+done:
+    Py_XDECREF(in);
+    Py_XDECREF(res);
+    /* The target may not keep an exception: its thread state is reused. */
+    assert(!PyErr_Occurred());
+}
+
+/* Raise ExecutionFailed in the caller from the description in j->exc. */
+static void
+raise_execution_failed(module_state *st, job *j)
+{
+    PyObject *info = NULL;
+    PyObject *ns_type = NULL;
+    PyObject *type = NULL;
+    PyObject *excinfo = NULL;
+    PyObject *exc = NULL;
+
+    if (j->lost || j->exc == NULL) {
+        PyErr_SetString(st->ExecutionFailed,
+                        "code in the other interpreter raised an exception "
+                        "that could not be described");
+        return;
+    }
+    info = codec_decode(st, j->exc);
+    if (info == NULL) {
+        return;
+    }
+    if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 5) {
+        PyErr_SetString(PyExc_SystemError, "bad exception description");
+        goto done;
+    }
+    ns_type = compat_import_attr("types", "SimpleNamespace");
+    if (ns_type == NULL) {
+        goto done;
+    }
+    PyObject *kw = Py_BuildValue(
+        "{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 0), "__qualname__",
+        PyTuple_GET_ITEM(info, 1), "__module__", PyTuple_GET_ITEM(info, 2));
+    if (kw == NULL) {
+        goto done;
+    }
+    PyObject *empty = PyTuple_New(0);
+    if (empty != NULL) {
+        type = PyObject_Call(ns_type, empty, kw);
+        Py_DECREF(empty);
+    }
+    Py_DECREF(kw);
+    if (type == NULL) {
+        goto done;
+    }
+    PyObject *msgtext = PyTuple_GET_ITEM(info, 3);
+    PyObject *formatted = PyTuple_GET_ITEM(info, 4);
+    kw = Py_BuildValue("{sOsOsOsO}", "type", type, "msg", msgtext,
+                       "formatted", formatted, "errdisplay", formatted);
+    if (kw == NULL) {
+        goto done;
+    }
+    empty = PyTuple_New(0);
+    if (empty != NULL) {
+        excinfo = PyObject_Call(ns_type, empty, kw);
+        Py_DECREF(empty);
+    }
+    Py_DECREF(kw);
+    if (excinfo == NULL) {
+        goto done;
+    }
+    PyObject *qual = PyTuple_GET_ITEM(info, 1);
+    PyObject *mod = PyTuple_GET_ITEM(info, 2);
+    PyObject *text;
+    if (PyUnicode_Check(mod) &&
+        PyUnicode_CompareWithASCIIString(mod, "builtins") != 0) {
+        text = PyUnicode_FromFormat("%S.%S: %S", mod, qual, msgtext);
+    }
+    else {
+        text = PyUnicode_FromFormat("%S: %S", qual, msgtext);
+    }
+    if (text == NULL) {
+        goto done;
+    }
+    exc = PyObject_CallOneArg(st->ExecutionFailed, text);
+    Py_DECREF(text);
+    if (exc == NULL) {
+        goto done;
+    }
+    if (PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
+        goto done;
+    }
+    PyErr_SetRaisedException(Py_NewRef(exc));
+done:
+    Py_XDECREF(info);
+    Py_XDECREF(ns_type);
+    Py_XDECREF(type);
+    Py_XDECREF(excinfo);
+    Py_XDECREF(exc);
+}
+
+/* Run a job whose input is already encoded; returns the decoded result
+ * (for calls) or None.  Takes ownership of nothing. */
+static PyObject *
+job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
+{
+    PyObject *res = NULL;
+    job j = {.kind = kind, .in = in};
+    int err = runtime_run_in(e, job_run, &j);
+    if (err < 0) {
+        set_err(st, err);
+        goto done;
+    }
+    if (j.out != NULL) {
+        res = codec_decode(st, j.out);
+    }
+    else if (j.exc != NULL || j.lost) {
+        raise_execution_failed(st, &j);
+    }
+    else {
+        res = Py_NewRef(Py_None);
+    }
+done:
+    if (j.out != NULL) {
+        msg_free(j.out);
+    }
+    if (j.exc != NULL) {
+        msg_free(j.exc);
+    }
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* the Interpreter type                                                */
+
+typedef HandleObject InterpreterObject;
+
+static interp_entry *
+self_entry(PyObject *self)
+{
+    return (interp_entry *)((InterpreterObject *)self)->ref;
+}
+
+static module_state *
+self_state(PyObject *self)
+{
+    return get_mod_state_by_type(Py_TYPE(self));
+}
+
+PyObject *
+interp_object_new(module_state *st, interp_entry *e)
+{
+    InterpreterObject *self = PyObject_GC_New(InterpreterObject,
+                                              st->InterpreterType);
+    if (self == NULL) {
+        return NULL;
+    }
+    entry_incref(e);
+    self->kind = &interp_kind;
+    self->ref = e;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+interp_entry *
+interp_object_entry(module_state *st, PyObject *obj)
+{
+    if (!Py_IS_TYPE(obj, st->InterpreterType)) {
+        return NULL;
+    }
+    return self_entry(obj);
+}
+
+static int
+interp_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static void
+interp_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    interp_entry *e = self_entry(self);
+    ((InterpreterObject *)self)->ref = NULL;
+    if (e != NULL) {
+        entry_decref(e);
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+    if (e != NULL) {
+        /* Keep any exception being raised while the orphan is closed. */
+        PyObject *exc = PyErr_GetRaisedException();
+        runtime_close_orphans();
+        PyErr_SetRaisedException(exc);
+    }
+}
+
+static PyObject *
+interp_richcompare(PyObject *self, PyObject *other, int op)
+{
+    module_state *st = self_state(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    interp_entry *o = interp_object_entry(st, other);
+    if (o == NULL || (op != Py_EQ && op != Py_NE)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    int eq = entry_id(self_entry(self)) == entry_id(o);
+    return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+static Py_hash_t
+interp_hash(PyObject *self)
+{
+    Py_hash_t h = (Py_hash_t)entry_id(self_entry(self));
+    return h == -1 ? -2 : h;
+}
+
+static PyObject *
+interp_repr(PyObject *self)
+{
+    interp_entry *e = self_entry(self);
+    int running = 0, owned = 0;
+    if (runtime_entry_state(e, &running, &owned) < 0) {
+        return PyUnicode_FromFormat("<subinterp.Interpreter %lld closed>",
+                                    (long long)entry_id(e));
+    }
+    return PyUnicode_FromFormat("<subinterp.Interpreter %lld %s>",
+                                (long long)entry_id(e),
+                                running ? "running" : "idle");
+}
+
+static PyObject *
+interp_get_id(PyObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLongLong(entry_id(self_entry(self)));
+}
+
+static PyObject *
+interp_get_whence(PyObject *self, void *Py_UNUSED(closure))
+{
+    interp_entry *e = self_entry(self);
+    int running = 0, owned = 0;
+    if (entry_id(e) == 0) {
+        return PyUnicode_FromString("runtime init");
+    }
+    if (runtime_entry_state(e, &running, &owned) < 0) {
+        return PyUnicode_FromString("unknown");
+    }
+    return PyUnicode_FromString(owned ? "subinterp" : "unknown");
+}
+
+static PyObject *
+interp_is_running(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    module_state *st = self_state(self);
+    int running = 0, owned = 0;
+    int err = runtime_entry_state(self_entry(self), &running, &owned);
+    if (err < 0) {
+        set_err(st, err);
+        return NULL;
+    }
+    return PyBool_FromLong(running);
+}
+
+/* Encode what exec() was given: source text, a code object, or a function
+ * without arguments or closure (its body runs in __main__). */
+static msg *
+encode_exec_input(module_state *st, PyObject *code)
+{
+    msg *m = NULL;
+    PyObject *marshalled = NULL;
+    if (PyUnicode_Check(code)) {
+        return codec_encode(st, code);
+    }
+    if (PyFunction_Check(code)) {
+        PyObject *fcode = PyFunction_GetCode(code); /* borrowed */
+        PyObject *closure = PyFunction_GetClosure(code);
+        if (closure != NULL && closure != Py_None) {
+            PyErr_Format(st->NotShareableError,
+                         "exec() got function %R with a closure; pass a "
+                         "function without free variables, or source "
+                         "text", code);
+            return NULL;
+        }
+        PyObject *argcount = PyObject_GetAttrString(fcode, "co_argcount");
+        PyObject *kwonly = argcount == NULL ? NULL
+            : PyObject_GetAttrString(fcode, "co_kwonlyargcount");
+        PyObject *flags = kwonly == NULL ? NULL
+            : PyObject_GetAttrString(fcode, "co_flags");
+        int bad = flags == NULL ? -1
+            : (PyLong_AsLong(argcount) != 0 || PyLong_AsLong(kwonly) != 0 ||
+               (PyLong_AsLong(flags) & (CO_VARARGS | CO_VARKEYWORDS)) != 0);
+        Py_XDECREF(argcount);
+        Py_XDECREF(kwonly);
+        Py_XDECREF(flags);
+        if (bad < 0) {
+            return NULL;
+        }
+        if (bad) {
+            PyErr_Format(PyExc_ValueError,
+                         "exec() got function %R that takes arguments; use "
+                         "call() to pass arguments", code);
+            return NULL;
+        }
+        code = fcode;
+    }
+    if (PyCode_Check(code)) {
+        marshalled = PyMarshal_WriteObjectToString(code,
+                                                   Py_MARSHAL_VERSION);
+        if (marshalled == NULL) {
+            return NULL;
+        }
+        m = codec_encode(st, marshalled);
+        Py_DECREF(marshalled);
+        return m;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "exec() expected source text (str), a code object or a "
+                 "function, got %.200s", Py_TYPE(code)->tp_name);
+    return NULL;
+}
+
+static PyObject *
+interp_exec(PyObject *self, PyObject *code)
+{
+    module_state *st = self_state(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    msg *m = encode_exec_input(st, code);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = job_submit(st, self_entry(self), JOB_EXEC, m);
+    msg_free(m);
+    return res;
+}
+
+/* Encode (fn, args, kwargs) for a call job. */
+static msg *
+encode_call(module_state *st, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames, const char *what)
+{
+    msg *m = NULL;
+    PyObject *targs = NULL;
+    PyObject *kwargs = NULL;
+    PyObject *packed = NULL;
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%s() missing the callable", what);
+        return NULL;
+    }
+    if (!PyCallable_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s() expected a callable, got %.200s",
+                     what, Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    targs = PyTuple_New(nargs - 1);
+    if (targs == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(targs, i - 1, Py_NewRef(args[i]));
+    }
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        kwargs = PyDict_New();
+        if (kwargs == NULL) {
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i),
+                               args[nargs + i]) < 0) {
+                goto done;
+            }
+        }
+    }
+    packed = PyTuple_Pack(3, args[0], targs, kwargs ? kwargs : Py_None);
+    if (packed == NULL) {
+        goto done;
+    }
+    m = codec_encode(st, packed);
+done:
+    Py_XDECREF(targs);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(packed);
+    return m;
+}
+
+static PyObject *
+interp_call(PyObject *self, PyObject *const *args, size_t nargsf,
+            PyObject *kwnames)
+{
+    module_state *st = self_state(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    msg *m = encode_call(st, args, PyVectorcall_NARGS(nargsf), kwnames,
+                         "call");
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = job_submit(st, self_entry(self), JOB_CALL, m);
+    msg_free(m);
+    return res;
+}
+
+static void
+capsule_free_msg(PyObject *capsule)
+{
+    msg *m = PyCapsule_GetPointer(capsule, "subinterp.msg");
+    if (m != NULL) {
+        msg_free(m);
+    }
+}
+
+/* Runs an encoded call (from call_in_thread's thread). */
+static PyObject *
+interp_call_encoded(PyObject *self, PyObject *capsule)
+{
+    module_state *st = self_state(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    msg *m = PyCapsule_GetPointer(capsule, "subinterp.msg");
+    if (m == NULL) {
+        return NULL;
+    }
+    return job_submit(st, self_entry(self), JOB_CALL, m);
+}
+
+static PyObject *
+interp_call_in_thread(PyObject *self, PyObject *const *args, size_t nargsf,
+                      PyObject *kwnames)
+{
+    module_state *st = self_state(self);
+    PyObject *capsule = NULL;
+    PyObject *res = NULL;
+    if (st == NULL) {
+        return NULL;
+    }
+    /* Encode here, so an unshareable callable fails at the call site. */
+    msg *m = encode_call(st, args, PyVectorcall_NARGS(nargsf), kwnames,
+                         "call_in_thread");
+    if (m == NULL) {
+        return NULL;
+    }
+    capsule = PyCapsule_New(m, "subinterp.msg", capsule_free_msg);
+    if (capsule == NULL) {
+        msg_free(m);
+        return NULL;
+    }
+    if (st->call_in_thread == NULL) {
+        st->call_in_thread = compat_import_attr("subinterp._thread",
+                                                "start_call");
+        if (st->call_in_thread == NULL) {
+            goto done;
+        }
+    }
+    res = PyObject_CallFunctionObjArgs(st->call_in_thread, self, capsule,
+                                       NULL);
+done:
+    Py_DECREF(capsule);
+    return res;
+}
+
+static PyObject *
+interp_prepare_main(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    module_state *st = self_state(self);
+    PyObject *ns = NULL;
+    PyObject *merged = NULL;
+    PyObject *res = NULL;
+    msg *m = NULL;
+    if (st == NULL) {
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "|O:prepare_main", &ns)) {
+        return NULL;
+    }
+    merged = PyDict_New();
+    if (merged == NULL) {
+        goto done;
+    }
+    if (ns != NULL && ns != Py_None) {
+        if (PyDict_Update(merged, ns) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                PyErr_Format(PyExc_TypeError,
+                             "prepare_main() expected a mapping, got %.200s",
+                             Py_TYPE(ns)->tp_name);
+            }
+            goto done;
+        }
+    }
+    if (kwargs != NULL && PyDict_Update(merged, kwargs) < 0) {
+        goto done;
+    }
+    PyObject *key;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(merged, &pos, &key, NULL)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_Format(PyExc_TypeError,
+                         "prepare_main() names must be str, got %.200s",
+                         Py_TYPE(key)->tp_name);
+            goto done;
+        }
+    }
+    m = codec_encode(st, merged);
+    if (m == NULL) {
+        goto done;
+    }
+    res = job_submit(st, self_entry(self), JOB_PREPARE_MAIN, m);
+done:
+    if (m != NULL) {
+        msg_free(m);
+    }
+    Py_XDECREF(merged);
+    return res;
+}
+
+static PyObject *
+interp_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    module_state *st = self_state(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    int err = runtime_close(self_entry(self));
+    if (err < 0) {
+        set_err(st, err);
+        return NULL;
+    }
+    runtime_close_orphans();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+interp_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+interp_exit(PyObject *self, PyObject *Py_UNUSED(args))
+{
+    /* closing one that is already gone is fine at the end of a block */
+    if (!runtime_entry_alive(self_entry(self))) {
+        Py_RETURN_NONE;
+    }
+    return interp_close(self, NULL);
+}
+
+static PyObject *
+interp_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *fn = compat_import_attr("subinterp._core", "_interpreter");
+    if (fn == NULL) {
+        return NULL;
+    }
+    PyObject *res = Py_BuildValue("(N(L))", fn,
+                                  (long long)entry_id(self_entry(self)));
+    return res;
+}
+
+static PyMethodDef interp_methods[] = {
+    {"is_running", interp_is_running, METH_NOARGS,
+     "is_running($self, /)\n--\n\n"
+     "True if the interpreter is running code in some thread (the main "
+     "interpreter always is)."},
+    {"exec", interp_exec, METH_O,
+     "exec($self, code, /)\n--\n\n"
+     "Run code in the interpreter's __main__ module, in this thread.\n\n"
+     "code is source text, a code object, or a function that takes no "
+     "arguments and has no closure (its body runs as if at the top level "
+     "of __main__).  An uncaught exception raises ExecutionFailed here."},
+    {"call", _PyCFunction_CAST(interp_call),
+     METH_FASTCALL | METH_KEYWORDS,
+     "call($self, callable, /, *args, **kwargs)\n--\n\n"
+     "Call callable(*args, **kwargs) in the interpreter, in this thread, "
+     "and return its result.\n\n"
+     "The callable crosses by reference (module and qualified name) or as "
+     "code; arguments and the result are copied."},
+    {"call_in_thread", _PyCFunction_CAST(interp_call_in_thread),
+     METH_FASTCALL | METH_KEYWORDS,
+     "call_in_thread($self, callable, /, *args, **kwargs)\n--\n\n"
+     "Like call(), in a new thread.  Returns the started thread; its "
+     "result(timeout=None) method returns the call's result."},
+    {"_call_encoded", interp_call_encoded, METH_O, NULL},
+    {"prepare_main", _PyCFunction_CAST(interp_prepare_main),
+     METH_VARARGS | METH_KEYWORDS,
+     "prepare_main($self, ns=None, /, **kwargs)\n--\n\n"
+     "Bind the given names in the interpreter's __main__ module."},
+    {"close", interp_close, METH_NOARGS,
+     "close($self, /)\n--\n\n"
+     "Destroy the interpreter.  Raises InterpreterError when it is the "
+     "current one or runs code in another thread."},
+    {"__enter__", interp_enter, METH_NOARGS, NULL},
+    {"__exit__", interp_exit, METH_VARARGS, NULL},
+    {"__reduce__", interp_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef interp_getset[] = {
+    {"id", interp_get_id, NULL, "The interpreter's id (an int).", NULL},
+    {"whence", interp_get_whence, NULL,
+     "Where the interpreter came from: 'runtime init' for the main one, "
+     "'subinterp' for ones this package created, 'unknown' otherwise.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot interp_slots[] = {
+    {Py_tp_doc,
+     "A handle to an interpreter of this process.\n\n"
+     "Create one with subinterp.create().  Handles compare and hash by id; "
+     "an interpreter created by subinterp is closed when its last handle "
+     "goes away, or by close()."},
+    {Py_tp_dealloc, interp_dealloc},
+    {Py_tp_traverse, interp_traverse},
+    {Py_tp_richcompare, interp_richcompare},
+    {Py_tp_hash, interp_hash},
+    {Py_tp_repr, interp_repr},
+    {Py_tp_methods, interp_methods},
+    {Py_tp_getset, interp_getset},
+    {0, NULL},
+};
+
+static PyType_Spec interp_spec = {
+    .name = "subinterp.Interpreter",
+    .basicsize = sizeof(InterpreterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = interp_slots,
+};
+
+/* handle kind: how Interpreter handles cross in messages */
+
+static void
+kind_incref(void *ref)
+{
+    entry_incref((interp_entry *)ref);
+}
+
+static void
+kind_decref(void *ref)
+{
+    entry_decref((interp_entry *)ref);
+}
+
+static PyObject *
+kind_wrap(module_state *st, void *ref)
+{
+    return interp_object_new(st, (interp_entry *)ref);
+}
+
+static const handle_kind interp_kind = {
+    .name = "Interpreter",
+    .tag = 1,
+    .incref = kind_incref,
+    .decref = kind_decref,
+    .wrap = kind_wrap,
+};
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                       */
+
+static int
+config_preset(const char *name, PyInterpreterConfig *cfg)
+{
+    if (strcmp(name, "isolated") == 0 || strcmp(name, "default") == 0) {
+        *cfg = (PyInterpreterConfig){
+            .use_main_obmalloc = 0,
+            .allow_fork = 0,
+            .allow_exec = 0,
+            .allow_threads = 1,
+            .allow_daemon_threads = 0,
+            .check_multi_interp_extensions = 1,
+            .gil = PyInterpreterConfig_OWN_GIL,
+        };
+        return 0;
+    }
+    if (strcmp(name, "legacy") == 0) {
+        *cfg = (PyInterpreterConfig){
+            .use_main_obmalloc = 1,
+            .allow_fork = 1,
+            .allow_exec = 1,
+            .allow_threads = 1,
+            .allow_daemon_threads = 1,
+            .check_multi_interp_extensions = 0,
+            .gil = PyInterpreterConfig_SHARED_GIL,
+        };
+        return 0;
+    }
+    return -1;
+}
+
+static int
+config_set_field(PyInterpreterConfig *cfg, PyObject *key, PyObject *value)
+{
+    if (!PyUnicode_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "config keys must be str, not %.200s",
+                     Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    if (PyUnicode_CompareWithASCIIString(key, "gil") == 0) {
+        if (PyUnicode_Check(value)) {
+            if (PyUnicode_CompareWithASCIIString(value, "own") == 0) {
+                cfg->gil = PyInterpreterConfig_OWN_GIL;
+                return 0;
+            }
+            if (PyUnicode_CompareWithASCIIString(value, "shared") == 0) {
+                cfg->gil = PyInterpreterConfig_SHARED_GIL;
+                return 0;
+            }
+            if (PyUnicode_CompareWithASCIIString(value, "default") == 0) {
+                cfg->gil = PyInterpreterConfig_DEFAULT_GIL;
+                return 0;
+            }
+        }
+        PyErr_Format(PyExc_ValueError,
+                     "gil must be 'own', 'shared' or 'default', not %R",
+                     value);
+        return -1;
+    }
+    int *field = NULL;
+    const char *names[] = {"use_main_obmalloc", "allow_fork", "allow_exec",
+                           "allow_threads", "allow_daemon_threads",
+                           "check_multi_interp_extensions"};
+    int *fields[] = {&cfg->use_main_obmalloc, &cfg->allow_fork,
+                     &cfg->allow_exec, &cfg->allow_threads,
+                     &cfg->allow_daemon_threads,
+                     &cfg->check_multi_interp_extensions};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+            field = fields[i];
+        }
+    }
+    if (field == NULL) {
+        PyErr_Format(PyExc_ValueError,
+                     "unknown interpreter config field %R (known: "
+                     "use_main_obmalloc, allow_fork, allow_exec, "
+                     "allow_threads, allow_daemon_threads, "
+                     "check_multi_interp_extensions, gil)", key);
+        return -1;
+    }
+    if (!PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "config field %U must be a bool, not "
+                     "%.200s", key, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    *field = value == Py_True;
+    return 0;
+}
+
+static int
+config_update(PyInterpreterConfig *cfg, PyObject *mapping)
+{
+    PyObject *items = PyMapping_Items(mapping);
+    if (items == NULL) {
+        return -1;
+    }
+    int res = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && res == 0; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        res = config_set_field(cfg, PyTuple_GET_ITEM(item, 0),
+                               PyTuple_GET_ITEM(item, 1));
+    }
+    Py_DECREF(items);
+    return res;
+}
+
+/* CPython checks these too, with less helpful messages. */
+static int
+config_check(const PyInterpreterConfig *cfg)
+{
+    if (cfg->gil == PyInterpreterConfig_OWN_GIL && cfg->use_main_obmalloc) {
+        PyErr_SetString(PyExc_ValueError,
+                        "invalid interpreter config: an own GIL "
+                        "(gil='own') needs its own allocator "
+                        "(use_main_obmalloc=False)");
+        return -1;
+    }
+    if (!cfg->use_main_obmalloc && !cfg->check_multi_interp_extensions) {
+        PyErr_SetString(PyExc_ValueError,
+                        "invalid interpreter config: an own allocator "
+                        "(use_main_obmalloc=False) needs "
+                        "check_multi_interp_extensions=True (single-phase "
+                        "init extension modules cannot be isolated)");
+        return -1;
+    }
+    if (cfg->allow_daemon_threads && !cfg->allow_threads) {
+        PyErr_SetString(PyExc_ValueError,
+                        "invalid interpreter config: allow_daemon_threads "
+                        "needs allow_threads");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_from_args(PyObject *config, PyObject *overrides,
+                 PyInterpreterConfig *cfg)
+{
+    if (config == NULL || config == Py_None) {
+        config_preset("isolated", cfg);
+    }
+    else if (PyUnicode_Check(config)) {
+        const char *name = PyUnicode_AsUTF8(config);
+        if (name == NULL) {
+            return -1;
+        }
+        if (config_preset(name, cfg) < 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "unknown interpreter config %R (use 'isolated' or "
+                         "'legacy', or a mapping of fields)", config);
+            return -1;
+        }
+    }
+    else if (PyMapping_Check(config)) {
+        config_preset("isolated", cfg);
+        if (config_update(cfg, config) < 0) {
+            return -1;
+        }
+    }
+    else {
+        /* an object with the fields as attributes, like the stdlib's
+           types.SimpleNamespace configs */
+        PyObject *ns = PyObject_GenericGetDict(config, NULL);
+        if (ns == NULL) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "config must be a str, a mapping or a namespace, "
+                         "not %.200s", Py_TYPE(config)->tp_name);
+            return -1;
+        }
+        config_preset("isolated", cfg);
+        int res = config_update(cfg, ns);
+        Py_DECREF(ns);
+        if (res < 0) {
+            return -1;
+        }
+    }
+    if (overrides != NULL && config_update(cfg, overrides) < 0) {
+        return -1;
+    }
+    return config_check(cfg);
+}
+
+/* ------------------------------------------------------------------ */
+/* module functions                                                    */
+
+/* sys.path of the creator, as raw UTF-8 strings, so the new interpreter
+ * can import subinterp (and the caller's modules) before anything else. */
+typedef struct {
+    Py_ssize_t n;
+    char **items;
+    Py_ssize_t *sizes;
+    int failed;
+} path_copy;
+
+static void
+path_copy_free(path_copy *p)
+{
+    for (Py_ssize_t i = 0; i < p->n; i++) {
+        PyMem_RawFree(p->items[i]);
+    }
+    PyMem_RawFree(p->items);
+    PyMem_RawFree(p->sizes);
+}
+
+static int
+path_copy_take(path_copy *p)
+{
+    PyObject *path = PySys_GetObject("path"); /* borrowed */
+    memset(p, 0, sizeof(*p));
+    if (path == NULL || !PyList_Check(path)) {
+        return 0;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(path);
+    p->items = PyMem_RawCalloc(n ? n : 1, sizeof(char *));
+    p->sizes = PyMem_RawCalloc(n ? n : 1, sizeof(Py_ssize_t));
+    if (p->items == NULL || p->sizes == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(path, i);
+        if (!PyUnicode_Check(item)) {
+            continue;
+        }
+        PyObject *b = PyUnicode_AsEncodedString(item, "utf-8",
+                                                "surrogatepass");
+        if (b == NULL) {
+            return -1;
+        }
+        Py_ssize_t size = PyBytes_GET_SIZE(b);
+        char *copy = PyMem_RawMalloc(size + 1);
+        if (copy == NULL) {
+            Py_DECREF(b);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(copy, PyBytes_AS_STRING(b), size + 1);
+        Py_DECREF(b);
+        p->items[p->n] = copy;
+        p->sizes[p->n] = size;
+        p->n++;
+    }
+    return 0;
+}
+
+/* Inside the new interpreter: install the path, import _core. */
+static void
+init_new_interp(void *arg)
+{
+    path_copy *p = (path_copy *)arg;
+    PyObject *list = PyList_New(p->n);
+    if (list == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < p->n; i++) {
+        PyObject *s = PyUnicode_DecodeUTF8(p->items[i], p->sizes[i],
+                                           "surrogatepass");
+        if (s == NULL) {
+            Py_DECREF(list);
+            goto error;
+        }
+        PyList_SET_ITEM(list, i, s);
+    }
+    int res = PySys_SetObject("path", list);
+    Py_DECREF(list);
+    if (res < 0) {
+        goto error;
+    }
+    if (get_current_state() == NULL) {
+        goto error;
+    }
+    return;
+error:
+    /* The interpreter exists; report the problem where it is first used. */
+    p->failed = 1;
+    PyErr_Print();
+}
+
+static PyObject *
+coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    module_state *st = get_mod_state(mod);
+    PyObject *config = NULL;
+    PyInterpreterConfig cfg;
+    path_copy path;
+    interp_entry *e = NULL;
+    PyObject *res = NULL;
+
+    if (!PyArg_ParseTuple(args, "|O:create", &config)) {
+        return NULL;
+    }
+    if (config_from_args(config, kwargs, &cfg) < 0) {
+        return NULL;
+    }
+    if (runtime_is_shutting_down()) {
+        PyErr_SetString(st->InterpreterError,
+                        "cannot create interpreters at exit");
+        return NULL;
+    }
+    runtime_close_orphans();
+    if (path_copy_take(&path) < 0) {
+        path_copy_free(&path);
+        return NULL;
+    }
+    int err = runtime_create(&cfg, init_new_interp, &path, &e);
+    path_copy_free(&path);
+    if (err < 0) {
+        return NULL;
+    }
+    res = interp_object_new(st, e);
+    entry_decref(e);
+    return res;
+}
+
+static PyObject *
+coremod_get_current(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    interp_entry *e = runtime_current();
+    if (e == NULL) {
+        return NULL;
+    }
+    PyObject *res = interp_object_new(get_mod_state(mod), e);
+    entry_decref(e);
+    return res;
+}
+
+static PyObject *
+coremod_get_main(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    interp_entry *e = runtime_main();
+    if (e == NULL) {
+        return NULL;
+    }
+    PyObject *res = interp_object_new(get_mod_state(mod), e);
+    entry_decref(e);
+    return res;
+}
+
+static PyObject *
+coremod_interpreter(PyObject *mod, PyObject *arg)
+{
+    module_state *st = get_mod_state(mod);
+    int err = 0;
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    interp_entry *e = runtime_lookup(id, &err);
+    if (e == NULL) {
+        PyErr_Format(st->InterpreterNotFoundError,
+                     "interpreter %lld not found", id);
+        return NULL;
+    }
+    PyObject *res = interp_object_new(st, e);
+    entry_decref(e);
+    return res;
+}
+
+static PyObject *
+coremod_list_all(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *ids = runtime_list_ids();
+    if (ids == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyList_New(0);
+    for (Py_ssize_t i = 0; res != NULL && i < PyList_GET_SIZE(ids); i++) {
+        PyObject *obj = coremod_interpreter(mod, PyList_GET_ITEM(ids, i));
+        if (obj == NULL) {
+            /* closed in the meantime */
+            PyErr_Clear();
+            continue;
+        }
+        if (PyList_Append(res, obj) < 0) {
+            Py_CLEAR(res);
+        }
+        Py_DECREF(obj);
+    }
+    Py_DECREF(ids);
+    return res;
+}
+
+static PyMethodDef interp_module_methods[] = {
+    {"create", _PyCFunction_CAST(coremod_create),
+     METH_VARARGS | METH_KEYWORDS,
+     "create(config='isolated', /, **fields)\n--\n\n"
+     "Create an interpreter and return its Interpreter handle."},
+    {"get_current", coremod_get_current, METH_NOARGS,
+     "get_current()\n--\n\nThe interpreter running this code."},
+    {"get_main", coremod_get_main, METH_NOARGS,
+     "get_main()\n--\n\nThe main interpreter."},
+    {"list_all", coremod_list_all, METH_NOARGS,
+     "list_all()\n--\n\n"
+     "The live interpreters subinterp knows: the main one, the current "
+     "one and every one it created, oldest first."},
+    {"_interpreter", coremod_interpreter, METH_O,
+     "_interpreter(id)\n--\n\nThe Interpreter with that id."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+interp_init(PyObject *mod, module_state *st)
+{
+    st->InterpreterType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &interp_spec, NULL);
+    if (st->InterpreterType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(mod, st->InterpreterType) < 0) {
+        return -1;
+    }
+    if (codec_register_handle_type(st, st->InterpreterType) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(mod, interp_module_methods);
+}

@@ -1,0 +1,220 @@
+/* module.c - the subinterp._core module: definition, slots, module state
+ * and the exception classes.
+ *
+ * The module uses multi-phase initialisation (PEP 489) so that every
+ * interpreter that imports it gets its own module object, its own heap
+ * types and its own exception classes (module_state).  Nothing here is
+ * shared between interpreters; process-wide state lives in runtime.c and
+ * the other components, as plain C.
+ */
+#include "subinterp.h"
+
+/* ------------------------------------------------------------------ */
+/* error codes -> exceptions                                           */
+
+int
+set_err(module_state *st, int err)
+{
+    switch (err) {
+    case ERR_OK:
+        return 0;
+    case ERR_PYEXC:
+        assert(PyErr_Occurred());
+        break;
+    case ERR_NO_MEMORY:
+        PyErr_NoMemory();
+        break;
+    case ERR_INTERP_NOT_FOUND:
+        PyErr_SetString(st->InterpreterNotFoundError,
+                        "interpreter not found (closed or never existed)");
+        break;
+    case ERR_INTERP_RUNNING:
+        PyErr_SetString(st->InterpreterError,
+                        "interpreter already running code in another "
+                        "thread");
+        break;
+    case ERR_INTERP_CURRENT:
+        PyErr_SetString(st->InterpreterError,
+                        "cannot do this to the current interpreter");
+        break;
+    case ERR_INTERP_NOT_OWNED:
+        PyErr_SetString(st->InterpreterError,
+                        "interpreter was not created by subinterp");
+        break;
+    case ERR_INTERP_THREADS:
+        PyErr_SetString(st->InterpreterError,
+                        "interpreter still has threads running (daemon "
+                        "threads cannot be waited for); stop them first");
+        break;
+    case ERR_INTERP_CLOSING:
+        PyErr_SetString(st->InterpreterNotFoundError,
+                        "interpreter is being closed");
+        break;
+    case ERR_INTERP_CREATE:
+        PyErr_SetString(st->InterpreterError,
+                        "interpreter creation failed");
+        break;
+    default:
+        PyErr_Format(PyExc_SystemError, "subinterp: unknown error %d", err);
+        break;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* exceptions                                                          */
+
+static int
+add_exception(PyObject *mod, PyObject **slot, const char *name,
+              PyObject *bases, const char *doc)
+{
+    int res = -1;
+    PyObject *exc = PyErr_NewExceptionWithDoc(name, doc, bases, NULL);
+    if (exc == NULL) {
+        goto done;
+    }
+    if (PyModule_AddObjectRef(mod, strrchr(name, '.') + 1, exc) < 0) {
+        goto done;
+    }
+    *slot = Py_NewRef(exc);
+    res = 0;
+done:
+    Py_XDECREF(exc);
+    return res;
+}
+
+static int
+exceptions_init(PyObject *mod, module_state *st)
+{
+    int res = -1;
+    PyObject *bases = NULL;
+
+    if (add_exception(mod, &st->InterpreterError, "subinterp.InterpreterError",
+                      PyExc_Exception,
+                      "A cross-interpreter operation failed.") < 0) {
+        goto done;
+    }
+    if (add_exception(mod, &st->InterpreterNotFoundError,
+                      "subinterp.InterpreterNotFoundError",
+                      st->InterpreterError,
+                      "The interpreter was closed or never existed.") < 0) {
+        goto done;
+    }
+    if (add_exception(mod, &st->ExecutionFailed, "subinterp.ExecutionFailed",
+                      st->InterpreterError,
+                      "Code raised an uncaught exception in another "
+                      "interpreter.\n\n"
+                      "``excinfo`` describes the original exception: type "
+                      "(with __name__, __qualname__, __module__), msg, "
+                      "formatted (the traceback text).") < 0) {
+        goto done;
+    }
+    /* A TypeError like the issue's contract asks, and a ValueError like
+       the stdlib's own NotShareableError, so either except clause works. */
+    bases = PyTuple_Pack(2, PyExc_TypeError, PyExc_ValueError);
+    if (bases == NULL) {
+        goto done;
+    }
+    if (add_exception(mod, &st->NotShareableError,
+                      "subinterp.NotShareableError", bases,
+                      "The object cannot be passed to another "
+                      "interpreter.") < 0) {
+        goto done;
+    }
+    res = 0;
+done:
+    Py_XDECREF(bases);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* module slots                                                        */
+
+static int
+coremodule_exec(PyObject *mod)
+{
+    module_state *st = get_mod_state(mod);
+
+    if (exceptions_init(mod, st) < 0) {
+        return -1;
+    }
+    /* component inits */
+    if (runtime_init(mod, st) < 0) {
+        return -1;
+    }
+    if (codec_init(mod, st) < 0) {
+        return -1;
+    }
+    if (interp_init(mod, st) < 0) {
+        return -1;
+    }
+    /* end of component inits */
+    return 0;
+}
+
+static int
+coremodule_traverse(PyObject *mod, visitproc visit, void *arg)
+{
+    module_state *st = get_mod_state(mod);
+    Py_VISIT(st->InterpreterError);
+    Py_VISIT(st->InterpreterNotFoundError);
+    Py_VISIT(st->ExecutionFailed);
+    Py_VISIT(st->NotShareableError);
+    Py_VISIT(st->InterpreterType);
+    Py_VISIT(st->call_in_thread);
+    if (st->codec != NULL && codec_traverse(st, visit, arg) < 0) {
+        return -1;
+    }
+    /* component traverse */
+    return 0;
+}
+
+static int
+coremodule_clear(PyObject *mod)
+{
+    module_state *st = get_mod_state(mod);
+    /* component clear */
+    if (st->codec != NULL) {
+        codec_clear(st);
+    }
+    Py_CLEAR(st->InterpreterError);
+    Py_CLEAR(st->InterpreterNotFoundError);
+    Py_CLEAR(st->ExecutionFailed);
+    Py_CLEAR(st->NotShareableError);
+    Py_CLEAR(st->InterpreterType);
+    Py_CLEAR(st->call_in_thread);
+    return 0;
+}
+
+static void
+coremodule_free(void *mod)
+{
+    runtime_module_freed();
+    (void)coremodule_clear((PyObject *)mod);
+}
+
+static PyModuleDef_Slot coremodule_slots[] = {
+    {Py_mod_exec, coremodule_exec},
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#if SUBINTERP_HAS_MOD_GIL
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+PyModuleDef coremodule_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "subinterp._core",
+    .m_doc = "C core of subinterp: interpreters, codec, queues, pools.",
+    .m_size = sizeof(module_state),
+    .m_slots = coremodule_slots,
+    .m_traverse = coremodule_traverse,
+    .m_clear = coremodule_clear,
+    .m_free = coremodule_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&coremodule_def);
+}

@@ -1,0 +1,1186 @@
+/* runtime.c - the process-wide registry of interpreters.
+ *
+ * Design
+ * ------
+ * Every interpreter subinterp knows about has one interp_entry, found by
+ * the interpreter's own id (PyInterpreterState_GetID, so ids match the
+ * standard library's).  Entries are plain C: no PyObject * lives here.
+ * One mutex, `runtime.mutex`, protects the registry and every field of
+ * every entry; it is a leaf lock: nothing calls into Python, waits for a
+ * GIL or takes another lock while holding it.
+ *
+ *     runtime.head -> entry(id 0, main) -> entry(id 3, owned) -> ...
+ *                                            |
+ *                                   tstates: slot(thread A) -> slot(B)
+ *
+ * Entering an interpreter from a thread (runtime_run_in) needs a thread
+ * state of that interpreter for that OS thread.  Making one costs a few
+ * microseconds, so one is cached per (thread, interpreter): a `slot`.
+ * Each slot is on two lists, its entry's and its thread's (the thread's
+ * list hangs off a pthread key whose destructor runs when the OS thread
+ * exits).  CPython refuses to end an interpreter that still has other
+ * thread states ("not the last thread" is a fatal error), so:
+ *
+ *   - a thread that exits marks its slots orphaned; the next thread that
+ *     enters the interpreter (holding its GIL) clears and deletes them;
+ *   - closing an interpreter first clears and deletes every cached slot.
+ *
+ * Lifetimes: an entry is kept alive by a C reference count (Interpreter
+ * objects in any interpreter, handles inside messages, running calls).
+ * When the last reference to an interpreter this package created goes,
+ * the entry is marked orphaned and closed by runtime_close_orphans() the
+ * next time a thread with a GIL passes by (the decref itself may run
+ * without any GIL).  At exit, an atexit callback in the main interpreter
+ * closes everything that is left (runtime_shutdown).
+ */
+#include "subinterp.h"
+
+#include <string.h>
+
+typedef struct thread_rec thread_rec;
+
+/* One cached thread state for (thread, interpreter). */
+typedef struct slot {
+    PyThreadState *tstate;     /* owned; deleted by whoever unlinks the
+                                  slot while holding the target's GIL */
+    thread_rec *thread;        /* NULL once the OS thread exited */
+    interp_entry *entry;       /* borrowed: the entry owns the slot */
+    struct slot *next_in_entry;
+    struct slot *next_in_thread;
+} slot;
+
+struct thread_rec {
+    slot *slots;               /* runtime.mutex */
+};
+
+struct interp_entry {
+    int64_t id;                 /* immutable */
+    int owned;                  /* immutable: created by subinterp */
+    int is_main;                /* immutable */
+    /* All fields below: runtime.mutex. */
+    PyInterpreterState *interp; /* NULL once destroyed */
+    int64_t refcount;
+    unsigned long running;      /* thread running code in it, 0 if none */
+    int closing;                /* being destroyed: no new entries */
+    int orphaned;               /* refcount reached 0: close it */
+    int has_dead_slots;         /* some slot's thread has exited */
+    int exit_tried;             /* the exit handler tried to close it */
+    module_state *modstate;     /* _core's state in that interpreter, NULL
+                                   until imported there (a plain pointer:
+                                   only used from inside it) */
+    slot *slots;
+    interp_entry *next;
+};
+
+#define MAX_HOOKS 8
+
+static struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t idle;        /* broadcast when an entry stops running */
+    interp_entry *head;
+    interp_closed_hook closed_hooks[MAX_HOOKS];
+    int n_closed_hooks;
+    interp_closing_hook closing_hooks[MAX_HOOKS];
+    int n_closing_hooks;
+    int shutting_down;          /* atexit callback started */
+    int shut_down;              /* atexit callback finished */
+} runtime = {
+    .mutex = PTHREAD_MUTEX_INITIALIZER,
+    .idle = PTHREAD_COND_INITIALIZER,
+};
+
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;
+
+#define LOCK() pthread_mutex_lock(&runtime.mutex)
+#define UNLOCK() pthread_mutex_unlock(&runtime.mutex)
+
+/* ------------------------------------------------------------------ */
+/* threads                                                             */
+
+/* pthread key destructor: the OS thread is exiting.  We cannot take a
+ * GIL here safely (the runtime may be finalizing), so the slots are only
+ * marked; runtime_run_in and close delete them later. */
+static void
+thread_rec_destroy(void *ptr)
+{
+    thread_rec *rec = (thread_rec *)ptr;
+    LOCK();
+    slot *s = rec->slots;
+    while (s != NULL) {
+        slot *next = s->next_in_thread;
+        s->thread = NULL;
+        s->next_in_thread = NULL;
+        s->entry->has_dead_slots = 1;
+        s = next;
+    }
+    rec->slots = NULL;
+    UNLOCK();
+    PyMem_RawFree(rec);
+}
+
+static void
+thread_key_create(void)
+{
+    (void)pthread_key_create(&thread_key, thread_rec_destroy);
+}
+
+static thread_rec *
+current_thread_rec(void)
+{
+    (void)pthread_once(&thread_key_once, thread_key_create);
+    thread_rec *rec = pthread_getspecific(thread_key);
+    if (rec == NULL) {
+        rec = PyMem_RawCalloc(1, sizeof(thread_rec));
+        if (rec == NULL) {
+            return NULL;
+        }
+        if (pthread_setspecific(thread_key, rec) != 0) {
+            PyMem_RawFree(rec);
+            return NULL;
+        }
+    }
+    return rec;
+}
+
+/* Unlink s from its thread's list.  runtime.mutex held. */
+static void
+slot_unlink_thread(slot *s)
+{
+    if (s->thread == NULL) {
+        return;
+    }
+    slot **pp = &s->thread->slots;
+    while (*pp != NULL) {
+        if (*pp == s) {
+            *pp = s->next_in_thread;
+            break;
+        }
+        pp = &(*pp)->next_in_thread;
+    }
+    s->thread = NULL;
+    s->next_in_thread = NULL;
+}
+
+/* Unlink s from its entry's list.  runtime.mutex held. */
+static void
+slot_unlink_entry(slot *s)
+{
+    slot **pp = &s->entry->slots;
+    while (*pp != NULL) {
+        if (*pp == s) {
+            *pp = s->next_in_entry;
+            break;
+        }
+        pp = &(*pp)->next_in_entry;
+    }
+    s->next_in_entry = NULL;
+}
+
+/* The slot of (rec, e), or NULL.  runtime.mutex held. */
+static slot *
+slot_find(thread_rec *rec, interp_entry *e)
+{
+    for (slot *s = rec->slots; s != NULL; s = s->next_in_thread) {
+        if (s->entry == e) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* Cache tstate as the slot of (rec, e).  runtime.mutex held. */
+static int
+slot_add(thread_rec *rec, interp_entry *e, PyThreadState *tstate)
+{
+    slot *s = PyMem_RawCalloc(1, sizeof(slot));
+    if (s == NULL) {
+        return ERR_NO_MEMORY;
+    }
+    s->tstate = tstate;
+    s->entry = e;
+    s->thread = rec;
+    s->next_in_entry = e->slots;
+    e->slots = s;
+    s->next_in_thread = rec->slots;
+    rec->slots = s;
+    return 0;
+}
+
+/* Clear and delete the thread states of a detached list of slots.  The
+ * GIL of their interpreter is held by the calling thread, through a thread
+ * state that is not on the list. */
+static void
+slots_delete(slot *list)
+{
+    while (list != NULL) {
+        slot *next = list->next_in_entry;
+        PyThreadState_Clear(list->tstate);
+        PyThreadState_Delete(list->tstate);
+        PyMem_RawFree(list);
+        list = next;
+    }
+}
+
+/* Take the slots of threads that have exited off e's list.
+ * runtime.mutex held. */
+static slot *
+take_dead_slots(interp_entry *e)
+{
+    slot *dead = NULL;
+    slot **pp = &e->slots;
+    while (*pp != NULL) {
+        slot *s = *pp;
+        if (s->thread == NULL) {
+            *pp = s->next_in_entry;
+            s->next_in_entry = dead;
+            dead = s;
+        }
+        else {
+            pp = &s->next_in_entry;
+        }
+    }
+    e->has_dead_slots = 0;
+    return dead;
+}
+
+/* Take every slot but keep off e's list (and off their threads').
+ * runtime.mutex held. */
+static slot *
+take_all_slots(interp_entry *e, slot *keep)
+{
+    slot *all = NULL;
+    slot *s = e->slots;
+    while (s != NULL) {
+        slot *next = s->next_in_entry;
+        if (s != keep) {
+            slot_unlink_thread(s);
+            s->next_in_entry = all;
+            all = s;
+        }
+        s = next;
+    }
+    e->slots = keep;
+    if (keep != NULL) {
+        keep->next_in_entry = NULL;
+    }
+    e->has_dead_slots = 0;
+    return all;
+}
+
+/* ------------------------------------------------------------------ */
+/* entries                                                             */
+
+static interp_entry *
+entry_find(int64_t id)
+{
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->id == id && e->interp != NULL) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* A new entry for a live interpreter.  runtime.mutex held. */
+static interp_entry *
+entry_new(PyInterpreterState *interp, int owned)
+{
+    interp_entry *e = PyMem_RawCalloc(1, sizeof(interp_entry));
+    if (e == NULL) {
+        return NULL;
+    }
+    e->id = PyInterpreterState_GetID(interp);
+    e->interp = interp;
+    e->owned = owned;
+    e->is_main = (interp == PyInterpreterState_Main());
+    e->next = runtime.head;
+    runtime.head = e;
+    return e;
+}
+
+/* Free e if nothing refers to it any more.  runtime.mutex held. */
+static void
+entry_maybe_free(interp_entry *e)
+{
+    if (e->refcount > 0 || e->slots != NULL ||
+        (e->interp != NULL && (e->owned || e->is_main ||
+                               e->modstate != NULL))) {
+        return;
+    }
+    interp_entry **pp = &runtime.head;
+    while (*pp != NULL) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+        pp = &(*pp)->next;
+    }
+    PyMem_RawFree(e);
+}
+
+void
+entry_incref(interp_entry *e)
+{
+    LOCK();
+    e->refcount++;
+    UNLOCK();
+}
+
+void
+entry_decref(interp_entry *e)
+{
+    LOCK();
+    assert(e->refcount > 0);
+    e->refcount--;
+    if (e->refcount == 0) {
+        if (e->owned && e->interp != NULL) {
+            e->orphaned = 1;
+        }
+        else {
+            entry_maybe_free(e);
+        }
+    }
+    UNLOCK();
+}
+
+int64_t
+entry_id(const interp_entry *e)
+{
+    return e->id;
+}
+
+interp_entry *
+runtime_lookup(int64_t id, int *err)
+{
+    LOCK();
+    interp_entry *e = entry_find(id);
+    if (e == NULL || e->closing) {
+        UNLOCK();
+        *err = ERR_INTERP_NOT_FOUND;
+        return NULL;
+    }
+    e->refcount++;
+    e->orphaned = 0;
+    UNLOCK();
+    return e;
+}
+
+static interp_entry *
+lookup_or_add(PyInterpreterState *interp)
+{
+    LOCK();
+    interp_entry *e = entry_find(PyInterpreterState_GetID(interp));
+    if (e == NULL) {
+        e = entry_new(interp, 0);
+    }
+    if (e != NULL) {
+        e->refcount++;
+        e->orphaned = 0;
+    }
+    UNLOCK();
+    if (e == NULL) {
+        PyErr_NoMemory();
+    }
+    return e;
+}
+
+interp_entry *
+runtime_current(void)
+{
+    return lookup_or_add(PyInterpreterState_Get());
+}
+
+interp_entry *
+runtime_main(void)
+{
+    return lookup_or_add(PyInterpreterState_Main());
+}
+
+/* ------------------------------------------------------------------ */
+/* queries                                                             */
+
+int
+runtime_entry_state(interp_entry *e, int *running, int *owned)
+{
+    int err = 0;
+    LOCK();
+    if (e->interp == NULL) {
+        err = ERR_INTERP_NOT_FOUND;
+    }
+    else {
+        /* The main interpreter always runs its main thread. */
+        *running = e->running != 0 || e->closing || e->is_main;
+        *owned = e->owned;
+    }
+    UNLOCK();
+    return err;
+}
+
+int
+runtime_entry_alive(interp_entry *e)
+{
+    LOCK();
+    int alive = e->interp != NULL && !e->closing;
+    UNLOCK();
+    return alive;
+}
+
+/* New list of the ids of live interpreters subinterp knows about: the
+ * main one, the current one, every one it created. */
+PyObject *
+runtime_list_ids(void)
+{
+    PyObject *res = NULL;
+    interp_entry *tmp = runtime_main();
+    if (tmp == NULL) {
+        return NULL;
+    }
+    entry_decref(tmp);
+    tmp = runtime_current();
+    if (tmp == NULL) {
+        return NULL;
+    }
+    entry_decref(tmp);
+
+    res = PyList_New(0);
+    if (res == NULL) {
+        return NULL;
+    }
+    LOCK();
+    size_t n = 0;
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->interp != NULL && !e->closing) {
+            n++;
+        }
+    }
+    int64_t *ids = PyMem_RawMalloc((n ? n : 1) * sizeof(int64_t));
+    if (ids == NULL) {
+        UNLOCK();
+        Py_DECREF(res);
+        return PyErr_NoMemory();
+    }
+    size_t i = 0;
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->interp != NULL && !e->closing) {
+            ids[i++] = e->id;
+        }
+    }
+    UNLOCK();
+    /* oldest first, like the stdlib's list_all() */
+    for (size_t j = n; j > 0; j--) {
+        PyObject *id = PyLong_FromLongLong(ids[j - 1]);
+        if (id == NULL || PyList_Append(res, id) < 0) {
+            Py_XDECREF(id);
+            Py_CLEAR(res);
+            break;
+        }
+        Py_DECREF(id);
+    }
+    PyMem_RawFree(ids);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* hooks                                                               */
+
+int
+runtime_add_closed_hook(interp_closed_hook hook)
+{
+    int res = -1;
+    LOCK();
+    if (runtime.n_closed_hooks < MAX_HOOKS) {
+        runtime.closed_hooks[runtime.n_closed_hooks++] = hook;
+        res = 0;
+    }
+    UNLOCK();
+    if (res < 0) {
+        PyErr_SetString(PyExc_SystemError, "too many closed hooks");
+    }
+    return res;
+}
+
+int
+runtime_add_closing_hook(interp_closing_hook hook)
+{
+    int res = -1;
+    LOCK();
+    if (runtime.n_closing_hooks < MAX_HOOKS) {
+        runtime.closing_hooks[runtime.n_closing_hooks++] = hook;
+        res = 0;
+    }
+    UNLOCK();
+    if (res < 0) {
+        PyErr_SetString(PyExc_SystemError, "too many closing hooks");
+    }
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* entering an interpreter                                             */
+
+/* Claim e for running from this thread and find (or make) this thread's
+ * thread state for it.  On success e->running is this thread. */
+static int
+claim(interp_entry *e, int for_close, PyThreadState **tstate_p,
+      slot **dead_p)
+{
+    int err = 0;
+    PyThreadState *tstate = NULL;
+    unsigned long me = PyThread_get_thread_ident();
+    thread_rec *rec = current_thread_rec();
+    if (rec == NULL) {
+        return ERR_NO_MEMORY;
+    }
+
+    LOCK();
+    if (e->interp == NULL || e->closing) {
+        err = ERR_INTERP_NOT_FOUND;
+        goto done;
+    }
+    if (e->interp == PyInterpreterState_Get()) {
+        err = ERR_INTERP_CURRENT;
+        goto done;
+    }
+    if (e->running != 0 || (e->is_main && !for_close)) {
+        err = ERR_INTERP_RUNNING;
+        goto done;
+    }
+    if (for_close && !e->owned) {
+        err = ERR_INTERP_NOT_OWNED;
+        goto done;
+    }
+    slot *s = slot_find(rec, e);
+    if (s != NULL) {
+        tstate = s->tstate;
+    }
+    else {
+        /* PyThreadState_New needs no GIL; it only allocates and links
+           the thread state into the interpreter's list. */
+        tstate = PyThreadState_New(e->interp);
+        if (tstate == NULL) {
+            err = ERR_NO_MEMORY;
+            goto done;
+        }
+        err = slot_add(rec, e, tstate);
+        if (err < 0) {
+            /* never attached: clearing it runs no Python code */
+            PyThreadState_Clear(tstate);
+            PyThreadState_Delete(tstate);
+            goto done;
+        }
+    }
+    e->running = me;
+    if (for_close) {
+        e->closing = 1;
+    }
+    *dead_p = e->has_dead_slots ? take_dead_slots(e) : NULL;
+    *tstate_p = tstate;
+done:
+    UNLOCK();
+    return err;
+}
+
+static void
+release_claim(interp_entry *e)
+{
+    LOCK();
+    e->running = 0;
+    e->closing = 0;
+    pthread_cond_broadcast(&runtime.idle);
+    UNLOCK();
+}
+
+int
+runtime_run_in(interp_entry *e, interp_fn fn, void *arg)
+{
+    PyThreadState *tstate = NULL;
+    slot *dead = NULL;
+    int err = claim(e, 0, &tstate, &dead);
+    if (err < 0) {
+        return err;
+    }
+    PyThreadState *save = PyEval_SaveThread();
+    PyEval_RestoreThread(tstate);
+    slots_delete(dead);
+    fn(arg);
+    (void)PyEval_SaveThread();
+    release_claim(e);
+    PyEval_RestoreThread(save);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* creating and closing                                                */
+
+int
+runtime_create(const PyInterpreterConfig *config, interp_fn init,
+               void *arg, interp_entry **entry_p)
+{
+    int err = 0;
+    PyThreadState *tstate = NULL;
+    interp_entry *e = NULL;
+    thread_rec *rec = current_thread_rec();
+    if (rec == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+
+    PyThreadState *save = PyThreadState_Get();
+    PyStatus status = Py_NewInterpreterFromConfig(&tstate, config);
+    if (PyStatus_Exception(status) || tstate == NULL) {
+        /* CPython put the calling thread state back. */
+        assert(PyThreadState_Get() == save);
+        if (!PyErr_Occurred()) {
+            module_state *st = get_current_state();
+            if (st != NULL) {
+                PyErr_Format(st->InterpreterError,
+                             "interpreter creation failed: %s",
+                             status.err_msg ? status.err_msg : "unknown");
+            }
+        }
+        return -1;
+    }
+
+    /* The new interpreter is current, with its GIL held.  Its first
+       thread state becomes this thread's cached one. */
+    LOCK();
+    e = entry_new(PyThreadState_GetInterpreter(tstate), 1);
+    if (e != NULL) {
+        err = slot_add(rec, e, tstate);
+        e->refcount = 1;
+        e->running = PyThread_get_thread_ident();
+    }
+    UNLOCK();
+    if (e == NULL || err < 0) {
+        /* Out of memory with no entry to remember it by: end it now. */
+        if (e != NULL) {
+            LOCK();
+            e->refcount = 0;
+            e->interp = NULL;
+            e->running = 0;
+            entry_maybe_free(e);
+            UNLOCK();
+        }
+        Py_EndInterpreter(tstate);
+        PyEval_RestoreThread(save);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (init != NULL) {
+        init(arg);
+    }
+    (void)PyEval_SaveThread();
+    release_claim(e);
+    PyEval_RestoreThread(save);
+    *entry_p = e;
+    return 0;
+}
+
+/* Inside the interpreter being closed (its GIL held): refuse when daemon
+ * threads started by the threading module are still alive, since
+ * Py_EndInterpreter cannot wait for them and aborts the process when any
+ * thread state but its own is left.  Non-daemon threads are fine:
+ * Py_EndInterpreter joins them, as the main interpreter does at exit. */
+static int
+check_daemon_threads(void)
+{
+    static const char code[] =
+        "def _check():\n"
+        "    import sys\n"
+        "    threading = sys.modules.get('threading')\n"
+        "    if threading is None:\n"
+        "        return False\n"
+        "    me = threading.current_thread()\n"
+        "    for t in threading.enumerate():\n"
+        "        if t is me or isinstance(t, threading._DummyThread):\n"
+        "            continue\n"
+        "        if t is threading.main_thread():\n"
+        "            continue\n"
+        "        if t.daemon and t.is_alive():\n"
+        "            return True\n"
+        "    return False\n"
+        "result = _check()\n";
+    int err = 0;
+    PyObject *ns = PyDict_New();
+    if (ns == NULL) {
+        goto error;
+    }
+    if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
+        goto error;
+    }
+    PyObject *res = PyRun_String(code, Py_file_input, ns, ns);
+    if (res == NULL) {
+        goto error;
+    }
+    Py_DECREF(res);
+    PyObject *flag = PyDict_GetItemString(ns, "result"); /* borrowed */
+    if (flag != NULL && PyObject_IsTrue(flag) == 1) {
+        err = ERR_INTERP_THREADS;
+    }
+    Py_DECREF(ns);
+    return err;
+error:
+    /* Could not look: let Py_EndInterpreter decide. */
+    PyErr_Clear();
+    Py_XDECREF(ns);
+    return 0;
+}
+
+static void
+run_closed_hooks(int64_t id)
+{
+    interp_closed_hook hooks[MAX_HOOKS];
+    LOCK();
+    int n = runtime.n_closed_hooks;
+    memcpy(hooks, runtime.closed_hooks, sizeof(hooks));
+    UNLOCK();
+    for (int i = 0; i < n; i++) {
+        hooks[i](id);
+    }
+}
+
+static void
+run_closing_hooks(void)
+{
+    interp_closing_hook hooks[MAX_HOOKS];
+    LOCK();
+    int n = runtime.n_closing_hooks;
+    memcpy(hooks, runtime.closing_hooks, sizeof(hooks));
+    UNLOCK();
+    for (int i = 0; i < n; i++) {
+        hooks[i]();
+    }
+}
+
+int
+runtime_close(interp_entry *e)
+{
+    PyThreadState *tstate = NULL;
+    slot *dead = NULL;
+    int err = claim(e, 1, &tstate, &dead);
+    if (err < 0) {
+        return err;
+    }
+    PyThreadState *save = PyEval_SaveThread();
+    PyEval_RestoreThread(tstate);
+
+    /* Every other cached thread state goes first: Py_EndInterpreter
+       insists on being the last thread.  Threads that still hold a slot
+       of e find it closing and never use it again. */
+    LOCK();
+    slot *mine = NULL;
+    for (slot *s = e->slots; s != NULL; s = s->next_in_entry) {
+        if (s->tstate == tstate) {
+            mine = s;
+        }
+    }
+    slot *others = take_all_slots(e, mine);
+    UNLOCK();
+    slots_delete(dead);
+    slots_delete(others);
+
+    err = check_daemon_threads();
+    if (err < 0) {
+        (void)PyEval_SaveThread();
+        release_claim(e);
+        PyEval_RestoreThread(save);
+        return err;
+    }
+    run_closing_hooks();
+
+    LOCK();
+    if (mine != NULL) {
+        slot_unlink_thread(mine);
+        slot_unlink_entry(mine);
+        PyMem_RawFree(mine);
+    }
+    UNLOCK();
+    int64_t id = e->id;
+    Py_EndInterpreter(tstate);
+
+    LOCK();
+    e->interp = NULL;
+    e->orphaned = 0;
+    e->running = 0;
+    e->closing = 0;
+    pthread_cond_broadcast(&runtime.idle);
+    entry_maybe_free(e);  /* e may be gone after this */
+    UNLOCK();
+    run_closed_hooks(id);
+    PyEval_RestoreThread(save);
+    return 0;
+}
+
+void
+runtime_close_orphans(void)
+{
+    PyInterpreterState *current = PyInterpreterState_Get();
+    /* Not after the exit handler, nor from inside an interpreter that is
+       itself being closed. */
+    LOCK();
+    if (runtime.shut_down) {
+        UNLOCK();
+        return;
+    }
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->interp == current && e->closing) {
+            UNLOCK();
+            return;
+        }
+    }
+    UNLOCK();
+    for (;;) {
+        interp_entry *e;
+        LOCK();
+        for (e = runtime.head; e != NULL; e = e->next) {
+            if (e->orphaned && e->interp != NULL && e->interp != current &&
+                !e->running && !e->closing) {
+                break;
+            }
+        }
+        if (e != NULL) {
+            e->orphaned = 0;
+            e->refcount++;
+        }
+        UNLOCK();
+        if (e == NULL) {
+            return;
+        }
+        int err = runtime_close(e);
+        LOCK();
+        e->refcount--;
+        if (err < 0) {
+            /* still alive (e.g. daemon threads): the exit handler tries
+               again */
+        }
+        else {
+            entry_maybe_free(e);
+        }
+        UNLOCK();
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* exit                                                                */
+
+/* Make the code running in e (in another thread) raise SystemExit, by
+ * entering e beside it.  Waiting for e's GIL makes the running thread let
+ * go of it at its next check (the switch interval). */
+static void
+interrupt_running(interp_entry *e)
+{
+    thread_rec *rec = current_thread_rec();
+    if (rec == NULL) {
+        return;
+    }
+    PyThreadState *tstate = NULL;
+    unsigned long target = 0;
+    LOCK();
+    if (e->interp != NULL && e->running != 0) {
+        target = e->running;
+        slot *s = slot_find(rec, e);
+        if (s != NULL) {
+            tstate = s->tstate;
+        }
+        else {
+            tstate = PyThreadState_New(e->interp);
+            if (tstate != NULL && slot_add(rec, e, tstate) < 0) {
+                PyThreadState_Clear(tstate);
+                PyThreadState_Delete(tstate);
+                tstate = NULL;
+            }
+        }
+    }
+    UNLOCK();
+    if (tstate == NULL) {
+        return;
+    }
+    PyThreadState *save = PyEval_SaveThread();
+    PyEval_RestoreThread(tstate);
+    (void)PyThreadState_SetAsyncExc(target, PyExc_SystemExit);
+    (void)PyEval_SaveThread();
+    PyEval_RestoreThread(save);
+}
+
+/* Wait (GIL released) until e stops running or the deadline passes. */
+static void
+wait_idle(interp_entry *e, double seconds)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)seconds;
+    deadline.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    LOCK();
+    while (e->running != 0 && e->interp != NULL) {
+        if (pthread_cond_timedwait(&runtime.idle, &runtime.mutex,
+                                   &deadline) != 0) {
+            break;
+        }
+    }
+    UNLOCK();
+    Py_END_ALLOW_THREADS
+}
+
+/* The atexit callback of the main interpreter: close every interpreter
+ * this package created, before the runtime finalizes.  Threads the
+ * threading module started have been joined by then, so what still runs
+ * code in one of ours is a daemon thread: it gets SystemExit and a grace
+ * period (docs/design.md, "Exit"). */
+PyObject *
+runtime_shutdown(double grace)
+{
+    LOCK();
+    runtime.shutting_down = 1;
+    UNLOCK();
+    runtime_close_orphans();
+    for (;;) {
+        interp_entry *e;
+        LOCK();
+        for (e = runtime.head; e != NULL; e = e->next) {
+            if (e->owned && e->interp != NULL && !e->closing &&
+                !e->exit_tried) {
+                break;
+            }
+        }
+        if (e != NULL) {
+            /* hold it, and mark it so a failure is not retried */
+            e->refcount++;
+            e->exit_tried = 1;
+        }
+        int running = e != NULL && e->running != 0;
+        UNLOCK();
+        if (e == NULL) {
+            break;
+        }
+        if (running) {
+            interrupt_running(e);
+            wait_idle(e, grace);
+        }
+        int err = runtime_close(e);
+        if (err < 0) {
+            PySys_WriteStderr(
+                "subinterp: interpreter %lld could not be closed at exit "
+                "(%s)\n", (long long)e->id,
+                err == ERR_INTERP_RUNNING ? "still running code"
+                                          : "threads still running");
+        }
+        LOCK();
+        e->refcount--;
+        if (err >= 0) {
+            entry_maybe_free(e);
+        }
+        UNLOCK();
+    }
+    LOCK();
+    runtime.shut_down = 1;
+    UNLOCK();
+    Py_RETURN_NONE;
+}
+
+int
+runtime_is_shutting_down(void)
+{
+    LOCK();
+    int res = runtime.shutting_down;
+    UNLOCK();
+    return res;
+}
+
+/* The module of an interpreter subinterp did not create is being freed:
+ * that interpreter is going away, so forget it. */
+void
+runtime_module_freed(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    LOCK();
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->interp != interp) {
+            continue;
+        }
+        e->modstate = NULL;
+        if (!e->owned && !e->is_main) {
+            e->interp = NULL;
+            /* Its thread states die with it. */
+            slot *s = e->slots;
+            while (s != NULL) {
+                slot *next = s->next_in_entry;
+                slot_unlink_thread(s);
+                PyMem_RawFree(s);
+                s = next;
+            }
+            e->slots = NULL;
+            entry_maybe_free(e);
+        }
+        break;
+    }
+    UNLOCK();
+}
+
+/* The module state of the current interpreter, remembered per thread for
+ * the last interpreter asked about (the id guards against a new
+ * interpreter at the address of a freed one). */
+static _Thread_local struct {
+    PyInterpreterState *interp;
+    int64_t id;
+    module_state *st;
+} state_cache;
+
+module_state *
+get_current_state(void)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    int64_t id = PyInterpreterState_GetID(interp);
+    if (state_cache.interp == interp && state_cache.id == id &&
+        state_cache.st != NULL) {
+        return state_cache.st;
+    }
+    module_state *st = NULL;
+    LOCK();
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->interp == interp) {
+            st = e->modstate;
+            break;
+        }
+    }
+    UNLOCK();
+    if (st == NULL) {
+        PyObject *mod = PyImport_ImportModule("subinterp._core");
+        if (mod == NULL) {
+            return NULL;
+        }
+        /* sys.modules keeps it, and its state, alive */
+        st = get_mod_state(mod);
+        Py_DECREF(mod);
+    }
+    state_cache.interp = interp;
+    state_cache.id = id;
+    state_cache.st = st;
+    return st;
+}
+
+/* Remember the module state of the current interpreter (module exec). */
+static int
+register_state(module_state *st)
+{
+    interp_entry *e = runtime_current();
+    if (e == NULL) {
+        return -1;
+    }
+    LOCK();
+    e->modstate = st;
+    UNLOCK();
+    entry_decref(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* fork                                                                */
+
+static void
+atfork_prepare(void)
+{
+    LOCK();
+}
+
+static void
+atfork_parent(void)
+{
+    UNLOCK();
+}
+
+/* In the child only this thread exists and CPython has deleted every
+ * interpreter but the main one; forget them. */
+static void
+atfork_child(void)
+{
+    pthread_mutex_init(&runtime.mutex, NULL);
+    pthread_cond_init(&runtime.idle, NULL);
+    thread_rec *rec = pthread_getspecific(thread_key);
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        slot *s = e->slots;
+        while (s != NULL) {
+            slot *next = s->next_in_entry;
+            if (!e->is_main) {
+                if (rec != NULL && s->thread == rec) {
+                    slot_unlink_thread(s);
+                }
+                PyMem_RawFree(s);
+            }
+            s = next;
+        }
+        if (!e->is_main) {
+            e->slots = NULL;
+            e->interp = NULL;
+            e->running = 0;
+            e->closing = 0;
+            e->orphaned = 0;
+        }
+    }
+    /* Thread records of other threads are gone with their threads;
+       their slots were freed above (main's slots stay, but only this
+       thread can use them and it keeps its record). */
+}
+
+/* ------------------------------------------------------------------ */
+/* init                                                                */
+
+static PyObject *
+coremod_shutdown(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    (void)mod;
+    return runtime_shutdown(2.0);
+}
+
+static PyMethodDef runtime_methods[] = {
+    {"_shutdown", coremod_shutdown, METH_NOARGS,
+     "Close every interpreter subinterp created (run at exit)."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+runtime_init(PyObject *mod, module_state *st)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, thread_key_create);
+    static int atfork_done = 0;
+    if (PyModule_AddFunctions(mod, runtime_methods) < 0) {
+        return -1;
+    }
+    if (register_state(st) < 0) {
+        return -1;
+    }
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        return 0;
+    }
+    if (!atfork_done) {
+        /* Only ever set from the main interpreter's import. */
+        atfork_done = 1;
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    }
+    /* Close our interpreters before the runtime finalizes: a Python
+       atexit callback runs after threading's non-daemon threads were
+       joined and before subinterpreters are torn down. */
+    PyObject *shutdown = PyObject_GetAttrString(mod, "_shutdown");
+    if (shutdown == NULL) {
+        return -1;
+    }
+    PyObject *res = NULL;
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    if (atexit != NULL) {
+        res = PyObject_CallMethod(atexit, "register", "O", shutdown);
+        Py_DECREF(atexit);
+    }
+    Py_DECREF(shutdown);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}

@@ -1,0 +1,221 @@
+/* subinterp.h - declarations shared by the components of subinterp._core.
+ *
+ * The core has two kinds of state (docs/design.md has the long version):
+ *
+ *   process-wide   plain C structs, no PyObject *, protected by our own
+ *                  mutexes: the registry of interpreters (runtime.c), the
+ *                  queues, channels, pools and shared buffers.
+ *   per-interp     module_state below: heap types, exception classes and
+ *                  cached objects of one interpreter's copy of the module.
+ *
+ * A Python object never crosses between interpreters.  What crosses is a
+ * message (codec.c): bytes in raw memory plus counted references to
+ * process-wide objects.
+ */
+#ifndef SUBINTERP_H
+#define SUBINTERP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+/* ------------------------------------------------------------------ */
+/* Error codes of internal functions.  Functions return 0 on success,  */
+/* -1 when a Python exception is already set, or one of these.  Each   */
+/* component turns its codes into exceptions in one place.             */
+
+typedef enum {
+    ERR_OK = 0,
+    ERR_PYEXC = -1,           /* a Python exception is set */
+    ERR_NO_MEMORY = -2,
+    ERR_INTERP_NOT_FOUND = -10,
+    ERR_INTERP_RUNNING = -11, /* running code in another thread */
+    ERR_INTERP_CURRENT = -12, /* the operation is not allowed on the current
+                                 interpreter */
+    ERR_INTERP_NOT_OWNED = -13, /* not created by subinterp */
+    ERR_INTERP_THREADS = -14, /* other threads still run in it */
+    ERR_INTERP_CLOSING = -15,
+    ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed */
+} err_code;
+
+/* ------------------------------------------------------------------ */
+/* Per-interpreter module state                                        */
+
+typedef struct module_state {
+    /* exception classes */
+    PyObject *InterpreterError;
+    PyObject *InterpreterNotFoundError;
+    PyObject *ExecutionFailed;
+    PyObject *NotShareableError;
+
+    /* heap types */
+    PyTypeObject *InterpreterType;
+
+    /* per-component state, owned by that component (NULL until its init
+       ran); each component frees its own in its clear function */
+    struct codec_state *codec;
+    struct queue_state *queue;
+
+    /* lazily imported helpers (may be NULL) */
+    PyObject *call_in_thread; /* subinterp._thread.call_in_thread */
+} module_state;
+
+extern PyModuleDef coremodule_def;
+
+static inline module_state *
+get_mod_state(PyObject *mod)
+{
+    return (module_state *)PyModule_GetState(mod);
+}
+
+static inline module_state *
+get_mod_state_by_type(PyTypeObject *tp)
+{
+    /* works for subclasses defined in C by this module */
+    PyObject *mod = PyType_GetModuleByDef(tp, &coremodule_def);
+    if (mod == NULL) {
+        return NULL;
+    }
+    return get_mod_state(mod);
+}
+
+/* The module state of the current interpreter's copy of _core; imports
+ * the module if this interpreter has not done so yet.  New exception on
+ * failure (NULL). */
+module_state *get_current_state(void);
+
+/* ------------------------------------------------------------------ */
+/* runtime.c: process-wide registry of interpreters                    */
+
+typedef struct interp_entry interp_entry;
+
+/* Look up (and create, for an interpreter made elsewhere) the entry of a
+ * live interpreter; returns a new C reference or NULL with
+ * ERR_INTERP_NOT_FOUND in *err.  No GIL needed. */
+interp_entry *runtime_lookup(int64_t id, int *err);
+/* The entry of the current interpreter (new reference); GIL held. */
+interp_entry *runtime_current(void);
+void entry_incref(interp_entry *e);
+/* Any thread, no GIL needed.  When the last reference to an interpreter
+ * this package created goes, the interpreter is queued for closing by
+ * runtime_close_orphans(). */
+void entry_decref(interp_entry *e);
+int64_t entry_id(const interp_entry *e);
+
+/* Run fn(arg) inside the interpreter of entry `e`, from the calling
+ * thread: leaves the current interpreter (releasing its GIL), enters the
+ * target with a thread state cached for (this thread, target), calls fn,
+ * and comes back.  Marks the target as running for the duration; returns
+ * ERR_INTERP_RUNNING when another thread already runs code there.  fn runs
+ * with the target's GIL held and must not let a Python exception escape
+ * (it reports failure through arg).  Returns 0 or an err_code; never sets
+ * a Python exception in the caller. */
+typedef void (*interp_fn)(void *arg);
+int runtime_run_in(interp_entry *e, interp_fn fn, void *arg);
+
+/* Hooks run (in registration order) after an interpreter with that id
+ * was destroyed, with no GIL held and no lock of ours held: queues use it
+ * for unbound items, locks to release what the interpreter held.  Register
+ * once per process (from a component's init, guarded by a static flag). */
+typedef void (*interp_closed_hook)(int64_t interp_id);
+int runtime_add_closed_hook(interp_closed_hook hook);
+
+/* Hooks run inside an interpreter (its GIL held, it is the current one)
+ * just before it is destroyed, by whichever thread closes it: the codec
+ * uses it to release buffers pinned there.  Must not fail; may run Python
+ * code of that interpreter. */
+typedef void (*interp_closing_hook)(void);
+int runtime_add_closing_hook(interp_closing_hook hook);
+
+/* Close interpreters whose last reference went away (entry_decref never
+ * closes by itself, so that it can run without a GIL).  Call with the GIL
+ * of the current interpreter held, at a point where leaving it briefly is
+ * safe. */
+void runtime_close_orphans(void);
+
+/* ------------------------------------------------------------------ */
+/* Handles: Python objects that refer to a process-wide C object        */
+/* (Interpreter, Queue, channel ends, Lock, ...).  The codec carries    */
+/* them by kind and pointer, holding a C reference while in a message,  */
+/* and the receiver gets a new handle to the same C object.             */
+
+typedef struct handle_kind {
+    const char *name;           /* e.g. "Queue" */
+    uint8_t tag;                /* stable number used in messages */
+    void (*incref)(void *ref);  /* any thread, no GIL needed */
+    void (*decref)(void *ref);  /* any thread, no GIL needed */
+    /* A new handle object in the current interpreter (takes its own new
+       C reference).  NULL with an exception on failure. */
+    PyObject *(*wrap)(module_state *st, void *ref);
+} handle_kind;
+
+/* Every handle object starts like this. */
+typedef struct {
+    PyObject_HEAD
+    const handle_kind *kind;
+    void *ref;                  /* one C reference, owned */
+} HandleObject;
+
+/* Make exact instances of tp travel as handles (called from each
+ * component's init; tp's instances must start with HandleObject). */
+int codec_register_handle_type(module_state *st, PyTypeObject *tp);
+
+/* ------------------------------------------------------------------ */
+/* codec.c: object graph <-> message                                   */
+
+/* A message: bytes in raw memory (PyMem_RawMalloc) plus the process-wide
+ * references it holds (handles, shared buffers).  Valid in every
+ * interpreter of the process; may be freed from any thread, with or
+ * without a GIL. */
+typedef struct msg msg;
+
+/* Encode obj in the current interpreter.  Returns a new message, or NULL
+ * with an exception set (NotShareableError for objects that cannot
+ * cross, ValueError for too deep nesting, MemoryError). */
+msg *codec_encode(module_state *st, PyObject *obj);
+/* Decode m in the current interpreter; m is not consumed.  New reference,
+ * or NULL with an exception set (ValueError for a corrupt message). */
+PyObject *codec_decode(module_state *st, const msg *m);
+void msg_free(msg *m);
+/* Size of the encoded bytes (not counting shared buffers). */
+Py_ssize_t msg_size(const msg *m);
+
+/* ------------------------------------------------------------------ */
+/* interp.c: the Interpreter type                                      */
+
+/* New Interpreter object of the current interpreter for entry e (takes a
+ * new C reference to e). */
+PyObject *interp_object_new(module_state *st, interp_entry *e);
+/* The entry behind an Interpreter object (borrowed), or NULL without an
+ * exception when obj is not one. */
+interp_entry *interp_object_entry(module_state *st, PyObject *obj);
+
+/* ------------------------------------------------------------------ */
+/* component init functions, called from the module's exec slot        */
+
+int runtime_init(PyObject *mod, module_state *st);
+int interp_init(PyObject *mod, module_state *st);
+int codec_init(PyObject *mod, module_state *st);
+
+/* per-component GC support for module state (codec, queue, ...) */
+int codec_traverse(module_state *st, visitproc visit, void *arg);
+void codec_clear(module_state *st);
+
+/* runtime.c, for interp.c and module.c */
+interp_entry *runtime_main(void);
+int runtime_create(const PyInterpreterConfig *config, interp_fn init,
+                   void *arg, interp_entry **entry_p);
+int runtime_close(interp_entry *e);
+int runtime_entry_state(interp_entry *e, int *running, int *owned);
+int runtime_entry_alive(interp_entry *e);
+PyObject *runtime_list_ids(void);
+int runtime_is_shutting_down(void);
+void runtime_module_freed(void);
+
+/* Raise the exception for an err_code (one place for every component's
+ * shared codes). */
+int set_err(module_state *st, int err);
+
+#endif /* SUBINTERP_H */

@@ -51,15 +51,19 @@ main_dict(void)
     return PyModule_GetDict(main); /* borrowed */
 }
 
-/* Turn the exception being raised into a message describing it.  Inside
- * the target; clears the exception. */
-static void
-job_capture_exception(module_state *st, job *j)
+/* Describe the exception being raised as a message: a tuple (exc or None,
+ * type name, qualified name, module, str(exc), formatted traceback).  With
+ * with_object the exception itself goes first when it can be encoded (the
+ * pool re-raises it as itself).  Clears the exception; NULL when even the
+ * description could not be made. */
+msg *
+interp_capture_exception(module_state *st, int with_object)
 {
     PyObject *exc = PyErr_GetRaisedException();
-    PyObject *info = NULL;
     PyObject *formatted = NULL;
     PyObject *tb_lines = NULL;
+    PyObject *info = NULL;
+    msg *m = NULL;
     PyObject *type = (PyObject *)Py_TYPE(exc);
 
     PyObject *name = PyType_GetName((PyTypeObject *)type);
@@ -82,21 +86,23 @@ job_capture_exception(module_state *st, job *j)
         }
     }
     PyErr_Clear();
-    if (!PyUnicode_Check(module)) {
+    if (module != NULL && !PyUnicode_Check(module)) {
         Py_CLEAR(module);
     }
-    info = Py_BuildValue("(OOOOO)", name ? name : Py_None,
-                         qualname ? qualname : Py_None,
-                         module ? module : Py_None, text ? text : Py_None,
-                         formatted ? formatted : Py_None);
-    if (info != NULL && st != NULL) {
-        j->exc = codec_encode(st, info);
+    for (int attempt = with_object ? 0 : 1; attempt < 2 && m == NULL;
+         attempt++) {
+        info = Py_BuildValue("(OOOOOO)", attempt == 0 ? exc : Py_None,
+                             name ? name : Py_None,
+                             qualname ? qualname : Py_None,
+                             module ? module : Py_None,
+                             text ? text : Py_None,
+                             formatted ? formatted : Py_None);
+        if (info != NULL && st != NULL) {
+            m = codec_encode(st, info);
+        }
+        Py_CLEAR(info);
+        PyErr_Clear();
     }
-    if (j->exc == NULL) {
-        j->lost = 1;
-    }
-    PyErr_Clear();
-    Py_XDECREF(info);
     Py_XDECREF(name);
     Py_XDECREF(qualname);
     Py_XDECREF(module);
@@ -104,6 +110,16 @@ job_capture_exception(module_state *st, job *j)
     Py_XDECREF(tb_lines);
     Py_XDECREF(formatted);
     Py_DECREF(exc);
+    return m;
+}
+
+static void
+job_capture_exception(module_state *st, job *j)
+{
+    j->exc = interp_capture_exception(st, 0);
+    if (j->exc == NULL) {
+        j->lost = 1;
+    }
 }
 
 static PyObject *
@@ -224,68 +240,75 @@ done:
     assert(!PyErr_Occurred());
 }
 
-/* Raise ExecutionFailed in the caller from the description in j->exc. */
-static void
-raise_execution_failed(module_state *st, job *j)
+static PyObject *
+new_namespace(PyObject *kw)
+{
+    PyObject *res = NULL;
+    PyObject *ns_type = compat_import_attr("types", "SimpleNamespace");
+    PyObject *empty = PyTuple_New(0);
+    if (ns_type != NULL && empty != NULL) {
+        res = PyObject_Call(ns_type, empty, kw);
+    }
+    Py_XDECREF(ns_type);
+    Py_XDECREF(empty);
+    return res;
+}
+
+/* The exception to raise in this interpreter for a description made by
+ * interp_capture_exception: with original, the exception itself when it
+ * crossed (its __cause__ a RemoteTraceback with the traceback text),
+ * otherwise ExecutionFailed with excinfo.  New reference, or NULL with an
+ * exception set. */
+PyObject *
+interp_exception_from_info(module_state *st, const msg *m, int original)
 {
     PyObject *info = NULL;
-    PyObject *ns_type = NULL;
     PyObject *type = NULL;
     PyObject *excinfo = NULL;
     PyObject *exc = NULL;
+    PyObject *kw = NULL;
+    PyObject *text = NULL;
 
-    if (j->lost || j->exc == NULL) {
-        PyErr_SetString(st->ExecutionFailed,
-                        "code in the other interpreter raised an exception "
-                        "that could not be described");
-        return;
+    if (m == NULL) {
+        return PyObject_CallFunction(
+            st->ExecutionFailed, "s",
+            "code in the other interpreter raised an exception that could "
+            "not be described");
     }
-    info = codec_decode(st, j->exc);
+    info = codec_decode(st, m);
     if (info == NULL) {
-        return;
+        return NULL;
     }
-    if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 5) {
+    if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 6) {
         PyErr_SetString(PyExc_SystemError, "bad exception description");
         goto done;
     }
-    ns_type = compat_import_attr("types", "SimpleNamespace");
-    if (ns_type == NULL) {
+    PyObject *orig = PyTuple_GET_ITEM(info, 0);
+    PyObject *qual = PyTuple_GET_ITEM(info, 2);
+    PyObject *mod = PyTuple_GET_ITEM(info, 3);
+    PyObject *msgtext = PyTuple_GET_ITEM(info, 4);
+    PyObject *formatted = PyTuple_GET_ITEM(info, 5);
+    if (original && PyExceptionInstance_Check(orig)) {
+        PyObject *cause = PyObject_CallOneArg(st->RemoteTraceback,
+                                              formatted);
+        if (cause == NULL) {
+            goto done;
+        }
+        PyException_SetCause(orig, cause); /* steals cause */
+        exc = Py_NewRef(orig);
         goto done;
     }
-    PyObject *kw = Py_BuildValue(
-        "{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 0), "__qualname__",
-        PyTuple_GET_ITEM(info, 1), "__module__", PyTuple_GET_ITEM(info, 2));
-    if (kw == NULL) {
+    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 1),
+                       "__qualname__", qual, "__module__", mod);
+    if (kw == NULL || (type = new_namespace(kw)) == NULL) {
         goto done;
     }
-    PyObject *empty = PyTuple_New(0);
-    if (empty != NULL) {
-        type = PyObject_Call(ns_type, empty, kw);
-        Py_DECREF(empty);
-    }
-    Py_DECREF(kw);
-    if (type == NULL) {
-        goto done;
-    }
-    PyObject *msgtext = PyTuple_GET_ITEM(info, 3);
-    PyObject *formatted = PyTuple_GET_ITEM(info, 4);
+    Py_CLEAR(kw);
     kw = Py_BuildValue("{sOsOsOsO}", "type", type, "msg", msgtext,
                        "formatted", formatted, "errdisplay", formatted);
-    if (kw == NULL) {
+    if (kw == NULL || (excinfo = new_namespace(kw)) == NULL) {
         goto done;
     }
-    empty = PyTuple_New(0);
-    if (empty != NULL) {
-        excinfo = PyObject_Call(ns_type, empty, kw);
-        Py_DECREF(empty);
-    }
-    Py_DECREF(kw);
-    if (excinfo == NULL) {
-        goto done;
-    }
-    PyObject *qual = PyTuple_GET_ITEM(info, 1);
-    PyObject *mod = PyTuple_GET_ITEM(info, 2);
-    PyObject *text;
     if (PyUnicode_Check(mod) &&
         PyUnicode_CompareWithASCIIString(mod, "builtins") != 0) {
         text = PyUnicode_FromFormat("%S.%S: %S", mod, qual, msgtext);
@@ -297,20 +320,16 @@ raise_execution_failed(module_state *st, job *j)
         goto done;
     }
     exc = PyObject_CallOneArg(st->ExecutionFailed, text);
-    Py_DECREF(text);
-    if (exc == NULL) {
-        goto done;
+    if (exc != NULL && PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
+        Py_CLEAR(exc);
     }
-    if (PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
-        goto done;
-    }
-    PyErr_SetRaisedException(Py_NewRef(exc));
 done:
     Py_XDECREF(info);
-    Py_XDECREF(ns_type);
     Py_XDECREF(type);
     Py_XDECREF(excinfo);
-    Py_XDECREF(exc);
+    Py_XDECREF(kw);
+    Py_XDECREF(text);
+    return exc;
 }
 
 /* Run a job whose input is already encoded; returns the decoded result
@@ -329,7 +348,10 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
         res = codec_decode(st, j.out);
     }
     else if (j.exc != NULL || j.lost) {
-        raise_execution_failed(st, &j);
+        PyObject *exc = interp_exception_from_info(st, j.exc, 0);
+        if (exc != NULL) {
+            PyErr_SetRaisedException(exc);
+        }
     }
     else {
         res = Py_NewRef(Py_None);
@@ -1014,8 +1036,8 @@ config_check(const PyInterpreterConfig *cfg)
     return 0;
 }
 
-static int
-config_from_args(PyObject *config, PyObject *overrides,
+int
+interp_config_from_args(PyObject *config, PyObject *overrides,
                  PyInterpreterConfig *cfg)
 {
     if (config == NULL || config == Py_None) {
@@ -1066,16 +1088,7 @@ config_from_args(PyObject *config, PyObject *overrides,
 /* ------------------------------------------------------------------ */
 /* module functions                                                    */
 
-/* sys.path of the creator, as raw UTF-8 strings, so the new interpreter
- * can import subinterp (and the caller's modules) before anything else. */
-typedef struct {
-    Py_ssize_t n;
-    char **items;
-    Py_ssize_t *sizes;
-    int failed;
-} path_copy;
-
-static void
+void
 path_copy_free(path_copy *p)
 {
     for (Py_ssize_t i = 0; i < p->n; i++) {
@@ -1085,7 +1098,7 @@ path_copy_free(path_copy *p)
     PyMem_RawFree(p->sizes);
 }
 
-static int
+int
 path_copy_take(path_copy *p)
 {
     PyObject *path = PySys_GetObject("path"); /* borrowed */
@@ -1127,8 +1140,8 @@ path_copy_take(path_copy *p)
 }
 
 /* Inside the new interpreter: install the path, import _core. */
-static void
-init_new_interp(void *arg)
+void
+interp_init_new(void *arg)
 {
     path_copy *p = (path_copy *)arg;
     PyObject *list = PyList_New(p->n);
@@ -1172,7 +1185,7 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTuple(args, "|O:create", &config)) {
         return NULL;
     }
-    if (config_from_args(config, kwargs, &cfg) < 0) {
+    if (interp_config_from_args(config, kwargs, &cfg) < 0) {
         return NULL;
     }
     if (runtime_is_shutting_down()) {
@@ -1185,7 +1198,7 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
         path_copy_free(&path);
         return NULL;
     }
-    int err = runtime_create(&cfg, init_new_interp, &path, &e);
+    int err = runtime_create(&cfg, interp_init_new, &path, &e);
     path_copy_free(&path);
     if (err < 0) {
         return NULL;

@@ -121,6 +121,12 @@ exceptions_init(PyObject *mod, module_state *st)
                       "interpreter.") < 0) {
         goto done;
     }
+    if (add_exception(mod, &st->RemoteTraceback, "subinterp.RemoteTraceback",
+                      PyExc_Exception,
+                      "The traceback text of an exception raised in another "
+                      "interpreter (set as its __cause__).") < 0) {
+        goto done;
+    }
     res = 0;
 done:
     Py_XDECREF(bases);
@@ -145,7 +151,14 @@ coremodule_exec(PyObject *mod)
     if (codec_init(mod, st) < 0) {
         return -1;
     }
+    if (queue_init(mod, st) < 0 || channel_init(mod, st) < 0 ||
+        select_init(mod, st) < 0 || sync_init(mod, st) < 0) {
+        return -1;
+    }
     if (interp_init(mod, st) < 0) {
+        return -1;
+    }
+    if (pool_init(mod, st) < 0) {
         return -1;
     }
     /* end of component inits */
@@ -160,12 +173,17 @@ coremodule_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->InterpreterNotFoundError);
     Py_VISIT(st->ExecutionFailed);
     Py_VISIT(st->NotShareableError);
+    Py_VISIT(st->RemoteTraceback);
     Py_VISIT(st->InterpreterType);
+    Py_VISIT(st->PoolType);
     Py_VISIT(st->call_in_thread);
     if (st->codec != NULL && codec_traverse(st, visit, arg) < 0) {
         return -1;
     }
     /* component traverse */
+    if (st->queue != NULL && queue_traverse(st, visit, arg) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -174,6 +192,9 @@ coremodule_clear(PyObject *mod)
 {
     module_state *st = get_mod_state(mod);
     /* component clear */
+    if (st->queue != NULL) {
+        queue_clear(st);
+    }
     if (st->codec != NULL) {
         codec_clear(st);
     }
@@ -181,7 +202,9 @@ coremodule_clear(PyObject *mod)
     Py_CLEAR(st->InterpreterNotFoundError);
     Py_CLEAR(st->ExecutionFailed);
     Py_CLEAR(st->NotShareableError);
+    Py_CLEAR(st->RemoteTraceback);
     Py_CLEAR(st->InterpreterType);
+    Py_CLEAR(st->PoolType);
     Py_CLEAR(st->call_in_thread);
     return 0;
 }

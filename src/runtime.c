@@ -903,6 +903,49 @@ interrupt_running(interp_entry *e)
     PyEval_RestoreThread(save);
 }
 
+/* Last resort at exit, for an interpreter that is still running code in a
+ * daemon thread after the grace period: take its GIL with a fresh thread
+ * state, delete every other thread state (the running one included) and
+ * end it.  This is what CPython 3.13+ does itself to subinterpreters left
+ * at exit; 3.12 would abort instead.  The daemon thread must never come
+ * back: like any daemon thread at exit, it is stopped abruptly (it would
+ * only notice if it woke up before the process is gone). */
+static void
+force_close(interp_entry *e)
+{
+    LOCK();
+    PyInterpreterState *interp = e->closing ? NULL : e->interp;
+    if (interp != NULL) {
+        e->closing = 1;
+    }
+    UNLOCK();
+    if (interp == NULL) {
+        return;
+    }
+    PyThreadState *tstate = PyThreadState_New(interp);
+    if (tstate == NULL) {
+        return;
+    }
+    PyThreadState *save = PyEval_SaveThread();
+    PyEval_RestoreThread(tstate);
+    LOCK();
+    slot *all = take_all_slots(e, NULL);
+    UNLOCK();
+    slots_delete(all);
+    run_closing_hooks();
+    int64_t id = e->id;
+    Py_EndInterpreter(tstate);
+    LOCK();
+    e->interp = NULL;
+    e->orphaned = 0;
+    e->running = 0;
+    e->closing = 0;
+    pthread_cond_broadcast(&runtime.idle);
+    UNLOCK();
+    run_closed_hooks(id);
+    PyEval_RestoreThread(save);
+}
+
 /* Wait (GIL released) until e stops running or the deadline passes. */
 static void
 wait_idle(interp_entry *e, double seconds)
@@ -963,18 +1006,17 @@ runtime_shutdown(double grace)
             wait_idle(e, grace);
         }
         int err = runtime_close(e);
-        if (err < 0) {
+        if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS) {
             PySys_WriteStderr(
-                "subinterp: interpreter %lld could not be closed at exit "
-                "(%s)\n", (long long)e->id,
-                err == ERR_INTERP_RUNNING ? "still running code"
-                                          : "threads still running");
+                "subinterp: interpreter %lld was stopped at exit with %s\n",
+                (long long)e->id,
+                err == ERR_INTERP_RUNNING ? "code still running in it"
+                                          : "daemon threads still running");
+            force_close(e);
         }
         LOCK();
         e->refcount--;
-        if (err >= 0) {
-            entry_maybe_free(e);
-        }
+        entry_maybe_free(e);
         UNLOCK();
     }
     LOCK();

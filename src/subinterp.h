@@ -49,9 +49,11 @@ typedef struct module_state {
     PyObject *InterpreterNotFoundError;
     PyObject *ExecutionFailed;
     PyObject *NotShareableError;
+    PyObject *RemoteTraceback;
 
     /* heap types */
     PyTypeObject *InterpreterType;
+    PyTypeObject *PoolType;
 
     /* per-component state, owned by that component (NULL until its init
        ran); each component frees its own in its clear function */
@@ -192,16 +194,48 @@ PyObject *interp_object_new(module_state *st, interp_entry *e);
  * exception when obj is not one. */
 interp_entry *interp_object_entry(module_state *st, PyObject *obj);
 
+/* Describe the exception being raised (clears it) / turn a description
+ * back into an exception to raise; see interp.c. */
+msg *interp_capture_exception(module_state *st, int with_object);
+PyObject *interp_exception_from_info(module_state *st, const msg *m,
+                                     int original);
+/* "isolated", "legacy", a mapping or namespace, plus keyword overrides */
+int interp_config_from_args(PyObject *config, PyObject *overrides,
+                            PyInterpreterConfig *cfg);
+
+/* sys.path of the creator, as raw UTF-8 strings, so that a new interpreter
+ * can import subinterp (and the creator's modules) before anything can
+ * cross.  interp_init_new(path_copy *) runs inside the new interpreter:
+ * installs the path and imports _core; sets failed on error. */
+typedef struct {
+    Py_ssize_t n;
+    char **items;
+    Py_ssize_t *sizes;
+    int failed;
+} path_copy;
+int path_copy_take(path_copy *p);
+void path_copy_free(path_copy *p);
+void interp_init_new(void *arg);
+
 /* ------------------------------------------------------------------ */
 /* component init functions, called from the module's exec slot        */
 
 int runtime_init(PyObject *mod, module_state *st);
 int interp_init(PyObject *mod, module_state *st);
 int codec_init(PyObject *mod, module_state *st);
+int pool_init(PyObject *mod, module_state *st);
+/* queues, channels, select, locks (after codec_init: they register
+   handle types); they share st->queue */
+int queue_init(PyObject *mod, module_state *st);
+int channel_init(PyObject *mod, module_state *st);
+int select_init(PyObject *mod, module_state *st);
+int sync_init(PyObject *mod, module_state *st);
 
 /* per-component GC support for module state (codec, queue, ...) */
 int codec_traverse(module_state *st, visitproc visit, void *arg);
 void codec_clear(module_state *st);
+int queue_traverse(module_state *st, visitproc visit, void *arg);
+void queue_clear(module_state *st);  /* frees st->queue, sets it NULL */
 
 /* runtime.c, for interp.c and module.c */
 interp_entry *runtime_main(void);

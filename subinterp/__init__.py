@@ -22,26 +22,45 @@ from ._core import (
     InterpreterError,
     InterpreterNotFoundError,
     NotShareableError,
+    RemoteTraceback,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs an import in every new interpreter
     from typing import Any
 
+    from ._pool import BrokenInterpreterPool, Pool, default_pool, map, submit
     from ._thread import InterpreterThread
 
 __all__ = [
+    "BrokenInterpreterPool",
     "ExecutionFailed",
     "Interpreter",
     "InterpreterError",
     "InterpreterNotFoundError",
     "InterpreterThread",
     "NotShareableError",
+    "Pool",
+    "RemoteTraceback",
     "create",
+    "default_pool",
     "get_current",
     "get_main",
     "list_all",
+    "map",
+    "submit",
 ]
+
+# Imported on first use, not in every new interpreter: the pool needs
+# concurrent.futures and threading.
+_LAZY = {
+    "InterpreterThread": "_thread",
+    "Pool": "_pool",
+    "BrokenInterpreterPool": "_pool",
+    "default_pool": "_pool",
+    "map": "_pool",
+    "submit": "_pool",
+}
 
 __version__ = "0.1.0"
 
@@ -68,12 +87,14 @@ def create(*, config: Any = "isolated", **fields: Any) -> Interpreter:
 
 
 def __getattr__(name: str) -> Any:
-    # threading is imported on first use, not in every new interpreter
-    if name == "InterpreterThread":
-        from ._thread import InterpreterThread
+    modname = _LAZY.get(name)
+    if modname is None:
+        raise AttributeError(f"module 'subinterp' has no attribute {name!r}")
+    import importlib
 
-        return InterpreterThread
-    raise AttributeError(f"module 'subinterp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"subinterp.{modname}"), name)
+    globals()[name] = value
+    return value
 
 
 def list_all() -> list[Interpreter]:

@@ -1,0 +1,1126 @@
+/* pool.c - worker threads that each own an interpreter; the task and
+ * result transport of subinterp.Pool.
+ *
+ * Design
+ * ------
+ * A pool is a plain C struct shared by the interpreter that created it
+ * (the *owner*) and N native worker threads.  Each worker makes its own
+ * interpreter and stays inside it, waiting for tasks with that
+ * interpreter's GIL released.
+ *
+ *    owner interpreter                      worker threads (own GILs)
+ *    -----------------                      -------------------------
+ *    submit: encode (fn, args, kwargs)
+ *            -> task, queue, wake a worker -> take task, decode, call,
+ *                                             encode result -> task
+ *    Future.result(): spin, then park  <---- fire the task's waiter
+ *       on the task's waiter; decode,         (or, when nobody waits,
+ *       complete the Future                    put it on the done list)
+ *    collector thread: parks on the     <---- wake the collector
+ *       done list; completes Futures in
+ *       batches with the owner's GIL
+ *
+ * Workers never take the owner's GIL on the task path: a worker that had
+ * to would wait for the owner's switch interval whenever the owner runs
+ * Python.  Results are handed over in one of two ways, chosen per task by
+ * one atomic word (task.notify):
+ *
+ *   - a thread waiting in Future.result() registers on the task first
+ *     (NOTIFY_WAITER); the worker fires its waiter directly and that thread
+ *     completes the Future itself: one hand-off, no extra thread woken;
+ *   - otherwise the task goes on the pool's done list and the collector (a
+ *     thread of the owner interpreter) completes the Futures of everything
+ *     on the list at once, so callbacks, wait() and as_completed() work.
+ *
+ * Exactly one of the two finalizes a task (task.state DONE -> DELIVERED).
+ *
+ * Waiting uses the waiters of wait.c: a short adaptive spin, then a futex.
+ *
+ * Lifetimes: the pool struct is reference counted (the owner's PoolCore
+ * object, and each live worker).  A task is reference counted: the owner's
+ * token, one reference dropped by whoever finalizes it, and one while it
+ * is on the done list.  task.future is a strong
+ * reference to an object of the owner interpreter: only touched with the
+ * owner's GIL, cleared when the task is finalized.
+ */
+#include "subinterp.h"
+#include "wait.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* tasks                                                               */
+
+enum {
+    T_PENDING = 0,
+    T_RUNNING = 1,
+    T_DONE = 2,       /* outcome written */
+    T_DELIVERED = 3,  /* finalized in the owner */
+    T_CANCELLED = 4,  /* cancelled before it ran */
+};
+
+enum {
+    NOTIFY_NONE = 0,
+    NOTIFY_WAITER = 1,  /* a thread waits in result(): fire task.w */
+    NOTIFY_DONE = 2,    /* the worker is through with the task */
+};
+
+enum {
+    OUTCOME_RESULT = 0,
+    OUTCOME_EXCEPTION = 1,
+    OUTCOME_BROKEN = 2,
+    OUTCOME_CANCELLED = 3,
+};
+
+typedef struct task {
+    _Atomic int refcnt;
+    _Atomic int state;
+    _Atomic int notify;
+    msg *in;             /* owned: (fn, args, kwargs) */
+    msg *out;            /* owned, written before T_DONE: the result, or
+                            an exception description when failed */
+    int failed;          /* written before T_DONE */
+    int broken;          /* written before T_DONE: never ran */
+    PyObject *future;    /* owner's object; owner's GIL only */
+    waiter w;            /* result() fast path */
+    struct task *next;   /* pool.mutex: queue or done list */
+} task;
+
+static void
+task_decref(task *t)
+{
+    if (atomic_fetch_sub(&t->refcnt, 1) == 1) {
+        assert(t->future == NULL);
+        if (t->in != NULL) {
+            msg_free(t->in);
+        }
+        if (t->out != NULL) {
+            msg_free(t->out);
+        }
+        waiter_fini(&t->w);
+        PyMem_RawFree(t);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* pools                                                               */
+
+typedef struct pool pool;
+
+typedef struct {
+    pool *pool;
+    int index;
+    waiter w;            /* idle wait */
+    int replace;         /* leave the loop to get a new interpreter */
+} worker;
+
+struct pool {
+    pthread_mutex_t mutex;
+    /* All below: mutex, unless said otherwise. */
+    int refcnt;
+    task *head, *tail;          /* queued tasks */
+    task *done_head, *done_tail;
+    waiter **idle;              /* parked workers, n_workers slots */
+    int n_idle;
+    waiter *collector;          /* parked collector, or NULL */
+    waiter *joiner;             /* a thread waiting for workers to exit */
+    int shutdown;
+    int broken;
+    char *broken_msg;           /* PyMem_RawMalloc, UTF-8 */
+    int n_alive;                /* workers not exited */
+    int n_ready;                /* workers that made their interpreter */
+    int64_t outstanding;        /* submitted, not finalized */
+
+    /* Immutable after start. */
+    int n_workers;
+    worker *workers;
+    PyInterpreterState *owner;
+    PyInterpreterConfig cfg;
+    path_copy path;
+    msg *initializer;           /* (fn, args) or NULL */
+    long max_tasks;             /* 0: no limit */
+    char name[16];              /* OS thread name prefix */
+};
+
+static void
+pool_decref(pool *p)
+{
+    pthread_mutex_lock(&p->mutex);
+    int last = --p->refcnt == 0;
+    pthread_mutex_unlock(&p->mutex);
+    if (!last) {
+        return;
+    }
+    assert(p->head == NULL && p->done_head == NULL);
+    for (int i = 0; i < p->n_workers; i++) {
+        waiter_fini(&p->workers[i].w);
+    }
+    PyMem_RawFree(p->workers);
+    PyMem_RawFree(p->idle);
+    PyMem_RawFree(p->broken_msg);
+    if (p->initializer != NULL) {
+        msg_free(p->initializer);
+    }
+    path_copy_free(&p->path);
+    pthread_mutex_destroy(&p->mutex);
+    PyMem_RawFree(p);
+}
+
+static void
+fire(waiter *w)
+{
+    uint32_t prev;
+    if (waiter_claim(w, &prev)) {
+        waiter_publish(w, prev);
+    }
+}
+
+/* The collector may have something to do.  mutex held. */
+static void
+kick_collector(pool *p)
+{
+    if (p->collector != NULL) {
+        fire(p->collector);
+        p->collector = NULL;
+    }
+}
+
+static void
+kick_joiner(pool *p)
+{
+    if (p->joiner != NULL) {
+        fire(p->joiner);
+        p->joiner = NULL;
+    }
+}
+
+static void
+wake_all_idle(pool *p)
+{
+    for (int i = 0; i < p->n_idle; i++) {
+        fire(p->idle[i]);
+    }
+    p->n_idle = 0;
+}
+
+/* The worker is through with t (ran it, or skipped it): hand it to a
+ * thread waiting in result(), or to the collector.  No lock held. */
+static void
+to_collector(pool *p, task *t)
+{
+    /* The done list holds a reference of its own. */
+    atomic_fetch_add(&t->refcnt, 1);
+    pthread_mutex_lock(&p->mutex);
+    t->next = NULL;
+    if (p->done_tail != NULL) {
+        p->done_tail->next = t;
+    }
+    else {
+        p->done_head = t;
+    }
+    p->done_tail = t;
+    kick_collector(p);
+    pthread_mutex_unlock(&p->mutex);
+}
+
+static void
+task_finish(pool *p, task *t)
+{
+    int prev = atomic_exchange(&t->notify, NOTIFY_DONE);
+    uint32_t wprev;
+    if (prev == NOTIFY_WAITER && waiter_claim(&t->w, &wprev)) {
+        waiter_publish(&t->w, wprev);
+        return;
+    }
+    /* Nobody waits (or the waiter gave up just now and will see
+       NOTIFY_DONE): the collector finalizes it. */
+    to_collector(p, t);
+}
+
+/* Mark the pool broken and fail every queued task.  mutex held. */
+static task *
+break_pool(pool *p, const char *why)
+{
+    if (!p->broken) {
+        p->broken = 1;
+        size_t n = strlen(why);
+        p->broken_msg = PyMem_RawMalloc(n + 1);
+        if (p->broken_msg != NULL) {
+            memcpy(p->broken_msg, why, n + 1);
+        }
+    }
+    task *list = p->head;
+    p->head = p->tail = NULL;
+    wake_all_idle(p);
+    return list;
+}
+
+static void
+fail_tasks(pool *p, task *list)
+{
+    while (list != NULL) {
+        task *next = list->next;
+        int expect = T_PENDING;
+        if (atomic_compare_exchange_strong(&list->state, &expect,
+                                           T_RUNNING)) {
+            list->broken = 1;
+            atomic_store(&list->state, T_DONE);
+        }
+        task_finish(p, list);
+        list = next;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* workers                                                             */
+
+/* Take the next task, waiting with this interpreter's GIL released.  NULL
+ * when the pool shuts down (and the queue is empty) or broke. */
+static task *
+worker_take(pool *p, worker *wk)
+{
+    task *t = NULL;
+    static const deadline forever = {.forever = 1};
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        pthread_mutex_lock(&p->mutex);
+        if (p->head != NULL) {
+            t = p->head;
+            p->head = t->next;
+            if (p->head == NULL) {
+                p->tail = NULL;
+            }
+            pthread_mutex_unlock(&p->mutex);
+            break;
+        }
+        if (p->shutdown || p->broken) {
+            pthread_mutex_unlock(&p->mutex);
+            break;
+        }
+        waiter_init(&wk->w);
+        p->idle[p->n_idle++] = &wk->w;
+        pthread_mutex_unlock(&p->mutex);
+        (void)waiter_wait(&wk->w, &forever, 0, 0);
+    }
+    Py_END_ALLOW_THREADS
+    return t;
+}
+
+/* Run one task inside the worker's interpreter. */
+static void
+worker_run(module_state *st, task *t)
+{
+    PyObject *in = NULL;
+    PyObject *res = NULL;
+    in = codec_decode(st, t->in);
+    if (in == NULL) {
+        goto error;
+    }
+    if (!PyTuple_Check(in) || PyTuple_GET_SIZE(in) != 3) {
+        PyErr_SetString(PyExc_SystemError, "bad pool task");
+        goto error;
+    }
+    PyObject *kwargs = PyTuple_GET_ITEM(in, 2);
+    res = PyObject_Call(PyTuple_GET_ITEM(in, 0), PyTuple_GET_ITEM(in, 1),
+                        kwargs == Py_None ? NULL : kwargs);
+    if (res == NULL) {
+        goto error;
+    }
+    t->out = codec_encode(st, res);
+    if (t->out == NULL) {
+        goto error;
+    }
+    goto done;
+error:
+    t->failed = 1;
+    t->out = interp_capture_exception(st, 1);
+done:
+    Py_XDECREF(in);
+    Py_XDECREF(res);
+}
+
+/* Run the initializer; on failure the pool is broken. */
+static int
+worker_initialize(module_state *st, pool *p)
+{
+    PyObject *init = NULL;
+    PyObject *res = NULL;
+    if (p->initializer == NULL) {
+        return 0;
+    }
+    init = codec_decode(st, p->initializer);
+    if (init == NULL || !PyTuple_Check(init) || PyTuple_GET_SIZE(init) != 2) {
+        goto error;
+    }
+    res = PyObject_CallObject(PyTuple_GET_ITEM(init, 0),
+                              PyTuple_GET_ITEM(init, 1));
+    if (res == NULL) {
+        goto error;
+    }
+    Py_DECREF(res);
+    Py_DECREF(init);
+    return 0;
+error:
+    Py_XDECREF(init);
+    {
+        PyObject *exc = PyErr_GetRaisedException();
+        PyObject *text = exc ? PyObject_Repr(exc) : NULL;
+        const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
+        char why[512];
+        PyOS_snprintf(why, sizeof(why),
+                      "the pool's initializer failed: %s",
+                      s ? s : "(unknown error)");
+        PyErr_Clear();
+        Py_XDECREF(text);
+        Py_XDECREF(exc);
+        pthread_mutex_lock(&p->mutex);
+        task *list = break_pool(p, why);
+        pthread_mutex_unlock(&p->mutex);
+        fail_tasks(p, list);
+    }
+    return -1;
+}
+
+/* Inside the worker's interpreter (interp_fn): serve tasks until the pool
+ * shuts down, breaks, or this interpreter did max_tasks. */
+static void
+worker_loop(void *arg)
+{
+    worker *wk = (worker *)arg;
+    pool *p = wk->pool;
+    long done = 0;
+    module_state *st = get_current_state();
+    if (st == NULL) {
+        PyErr_Clear();
+        pthread_mutex_lock(&p->mutex);
+        task *list = break_pool(p, "subinterp could not be imported in a "
+                                   "worker interpreter");
+        pthread_mutex_unlock(&p->mutex);
+        fail_tasks(p, list);
+        return;
+    }
+    if (worker_initialize(st, p) < 0) {
+        return;
+    }
+    for (;;) {
+        task *t = worker_take(p, wk);
+        if (t == NULL) {
+            return;
+        }
+        int expect = T_PENDING;
+        if (atomic_compare_exchange_strong(&t->state, &expect, T_RUNNING)) {
+            worker_run(st, t);
+            atomic_store(&t->state, T_DONE);
+        }
+        task_finish(p, t);
+        if (p->max_tasks > 0 && ++done >= p->max_tasks) {
+            wk->replace = 1;
+            return;
+        }
+    }
+}
+
+static void
+worker_main(void *arg)
+{
+    worker *wk = (worker *)arg;
+    pool *p = wk->pool;
+    char name[16];
+    PyOS_snprintf(name, sizeof(name), "%s%d", p->name, wk->index);
+    (void)pthread_setname_np(pthread_self(), name);
+
+    /* A thread state of the owner: Py_NewInterpreterFromConfig needs a
+       current one, and closing needs one to come back to. */
+    PyThreadState *tstate = PyThreadState_New(p->owner);
+    if (tstate == NULL) {
+        goto exit;
+    }
+    PyEval_RestoreThread(tstate);
+    for (;;) {
+        interp_entry *e = NULL;
+        path_copy path = p->path;  /* shared strings, own flag */
+        path.failed = 0;
+        wk->replace = 0;
+        if (runtime_create(&p->cfg, interp_init_new, &path, &e) < 0) {
+            PyObject *exc = PyErr_GetRaisedException();
+            PyObject *text = exc ? PyObject_Str(exc) : NULL;
+            const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
+            char why[512];
+            PyOS_snprintf(why, sizeof(why),
+                          "a worker could not create its interpreter: %s",
+                          s ? s : "(unknown error)");
+            PyErr_Clear();
+            Py_XDECREF(text);
+            Py_XDECREF(exc);
+            pthread_mutex_lock(&p->mutex);
+            task *list = break_pool(p, why);
+            pthread_mutex_unlock(&p->mutex);
+            fail_tasks(p, list);
+            break;
+        }
+        pthread_mutex_lock(&p->mutex);
+        p->n_ready++;
+        pthread_mutex_unlock(&p->mutex);
+        int err = runtime_run_in(e, worker_loop, wk);
+        (void)err;
+        /* Its own threads are joined there; daemon threads (legacy
+           config) would keep it alive until exit. */
+        (void)runtime_close(e);
+        entry_decref(e);
+        if (!wk->replace) {
+            break;
+        }
+    }
+    PyThreadState_Clear(tstate);
+    PyThreadState_DeleteCurrent();
+exit:
+    pthread_mutex_lock(&p->mutex);
+    p->n_alive--;
+    if (p->n_alive == 0) {
+        /* nobody is left to run what is queued */
+        task *list = p->head;
+        p->head = p->tail = NULL;
+        kick_joiner(p);
+        kick_collector(p);
+        pthread_mutex_unlock(&p->mutex);
+        fail_tasks(p, list);
+    }
+    else {
+        pthread_mutex_unlock(&p->mutex);
+    }
+    pool_decref(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* the PoolCore type (one per Pool, in the owner interpreter)           */
+
+typedef struct {
+    PyObject_HEAD
+    pool *pool;
+    PyObject *broken_cls;   /* raised by submit() once the pool broke */
+} PoolObject;
+
+static module_state *
+pool_state(PyObject *self)
+{
+    return get_mod_state_by_type(Py_TYPE(self));
+}
+
+static void
+task_capsule_free(PyObject *capsule)
+{
+    task *t = PyCapsule_GetPointer(capsule, "subinterp.task");
+    if (t != NULL) {
+        task_decref(t);
+    }
+}
+
+static task *
+task_from_capsule(PyObject *capsule)
+{
+    return PyCapsule_GetPointer(capsule, "subinterp.task");
+}
+
+static PyObject *
+poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"max_workers", "broken_cls", "config",
+                             "initializer", "initargs",
+                             "max_tasks_per_worker", "thread_name_prefix",
+                             NULL};
+    PyObject *broken_cls;
+    int n_workers;
+    PyObject *config = Py_None;
+    PyObject *initializer = Py_None;
+    PyObject *initargs = NULL;
+    PyObject *max_tasks = Py_None;
+    const char *prefix = "";
+    PoolObject *self = NULL;
+    pool *p = NULL;
+    module_state *st = get_mod_state_by_type(type);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO!Os:PoolCore",
+                                     kwlist, &n_workers, &broken_cls,
+                                     &config,
+                                     &initializer, &PyTuple_Type, &initargs,
+                                     &max_tasks, &prefix)) {
+        return NULL;
+    }
+    if (n_workers <= 0 || n_workers > 4096) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_workers must be between 1 and 4096");
+        return NULL;
+    }
+    long max_t = 0;
+    if (max_tasks != Py_None) {
+        max_t = PyLong_AsLong(max_tasks);
+        if (max_t == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (max_t <= 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "max_tasks_per_worker must be a positive int");
+            return NULL;
+        }
+    }
+    p = PyMem_RawCalloc(1, sizeof(pool));
+    if (p == NULL) {
+        return PyErr_NoMemory();
+    }
+    pthread_mutex_init(&p->mutex, NULL);
+    p->refcnt = 1;
+    p->n_workers = n_workers;
+    p->max_tasks = max_t;
+    p->owner = PyInterpreterState_Get();
+    PyOS_snprintf(p->name, sizeof(p->name), "%.10s",
+                  prefix[0] ? prefix : "subinterp-");
+    p->workers = PyMem_RawCalloc(n_workers, sizeof(worker));
+    p->idle = PyMem_RawCalloc(n_workers, sizeof(waiter *));
+    if (p->workers == NULL || p->idle == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (interp_config_from_args(config, NULL, &p->cfg) < 0) {
+        goto error;
+    }
+    if (path_copy_take(&p->path) < 0) {
+        goto error;
+    }
+    if (initializer != Py_None) {
+        if (!PyCallable_Check(initializer)) {
+            PyErr_SetString(PyExc_TypeError, "initializer must be callable");
+            goto error;
+        }
+        PyObject *pair = PyTuple_Pack(2, initializer,
+                                      initargs ? initargs : Py_None);
+        if (pair == NULL) {
+            goto error;
+        }
+        if (initargs == NULL) {
+            PyObject *empty = PyTuple_New(0);
+            if (empty == NULL) {
+                Py_DECREF(pair);
+                goto error;
+            }
+            Py_SETREF(pair, PyTuple_Pack(2, initializer, empty));
+            Py_DECREF(empty);
+            if (pair == NULL) {
+                goto error;
+            }
+        }
+        p->initializer = codec_encode(st, pair);
+        Py_DECREF(pair);
+        if (p->initializer == NULL) {
+            goto error;
+        }
+    }
+    self = (PoolObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        goto error;
+    }
+    self->pool = p;
+    self->broken_cls = Py_NewRef(broken_cls);
+    /* Start every worker now; they make their interpreters in parallel. */
+    for (int i = 0; i < n_workers; i++) {
+        worker *wk = &p->workers[i];
+        wk->pool = p;
+        wk->index = i;
+        waiter_init(&wk->w);
+        pthread_mutex_lock(&p->mutex);
+        p->refcnt++;
+        p->n_alive++;
+        pthread_mutex_unlock(&p->mutex);
+        if (PyThread_start_new_thread(worker_main, wk) == PYTHREAD_INVALID_THREAD_ID) {
+            pthread_mutex_lock(&p->mutex);
+            p->refcnt--;
+            p->n_alive--;
+            p->shutdown = 1;
+            wake_all_idle(p);
+            pthread_mutex_unlock(&p->mutex);
+            PyErr_SetString(PyExc_RuntimeError,
+                            "could not start a worker thread");
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+error:
+    if (p != NULL) {
+        pool_decref(p);
+    }
+    return NULL;
+}
+
+static void
+poolobj_dealloc(PyObject *op)
+{
+    PoolObject *self = (PoolObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    if (self->pool != NULL) {
+        /* Workers finish what is queued, then leave; nobody waits. */
+        pthread_mutex_lock(&self->pool->mutex);
+        self->pool->shutdown = 1;
+        wake_all_idle(self->pool);
+        kick_collector(self->pool);
+        pthread_mutex_unlock(&self->pool->mutex);
+        pool_decref(self->pool);
+        self->pool = NULL;
+    }
+    Py_CLEAR(self->broken_cls);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    module_state *st = pool_state(op);
+    PyObject *packed = NULL;
+    PyObject *capsule = NULL;
+    task *t = NULL;
+    if (st == NULL) {
+        return NULL;
+    }
+    if (nargs != 4 || !PyTuple_Check(args[2]) ||
+        (args[3] != Py_None && !PyDict_Check(args[3]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "submit(future, fn, args, kwargs or None)");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "submit() expected a callable, got "
+                     "%.200s", Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
+    packed = PyTuple_Pack(3, args[1], args[2], args[3]);
+    if (packed == NULL) {
+        return NULL;
+    }
+    t = PyMem_RawCalloc(1, sizeof(task));
+    if (t == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    atomic_init(&t->refcnt, 2); /* the token and the pool */
+    atomic_init(&t->state, T_PENDING);
+    atomic_init(&t->notify, NOTIFY_NONE);
+    waiter_init(&t->w);
+    /* Encoding first: an unshareable callable or argument fails here, at
+       the call site, and nothing half-enters the queue. */
+    t->in = codec_encode(st, packed);
+    if (t->in == NULL) {
+        goto error;
+    }
+    capsule = PyCapsule_New(t, "subinterp.task", task_capsule_free);
+    if (capsule == NULL) {
+        goto error;
+    }
+    pthread_mutex_lock(&p->mutex);
+    if (p->shutdown || p->broken) {
+        int broken = p->broken;
+        pthread_mutex_unlock(&p->mutex);
+        if (broken) {
+            PyErr_SetString(self->broken_cls, p->broken_msg
+                                                  ? p->broken_msg
+                                                  : "the pool is broken");
+        }
+        else {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "cannot schedule new futures after shutdown");
+        }
+        Py_DECREF(capsule); /* drops the token's reference */
+        capsule = NULL;
+        atomic_store(&t->refcnt, 1);
+        goto error;
+    }
+    t->future = Py_NewRef(args[0]);
+    t->next = NULL;
+    if (p->tail != NULL) {
+        p->tail->next = t;
+    }
+    else {
+        p->head = t;
+    }
+    p->tail = t;
+    p->outstanding++;
+    if (p->n_idle > 0) {
+        fire(p->idle[--p->n_idle]);
+    }
+    pthread_mutex_unlock(&p->mutex);
+    Py_DECREF(packed);
+    return capsule;
+error:
+    Py_XDECREF(packed);
+    if (t != NULL && capsule == NULL) {
+        atomic_store(&t->refcnt, 1);
+        task_decref(t);
+    }
+    return NULL;
+}
+
+/* Finalize a task in the owner: the outcome as (kind, value), and the
+ * Future in *future_p (a new reference).  Exactly one caller gets it
+ * (state DONE or CANCELLED -> DELIVERED); the others get NULL without an
+ * exception. */
+static PyObject *
+task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
+{
+    PyObject *value = NULL;
+    int kind;
+    int state = atomic_load(&t->state);
+    if (state != T_DONE && state != T_CANCELLED) {
+        return NULL;
+    }
+    if (!atomic_compare_exchange_strong(&t->state, &state, T_DELIVERED)) {
+        return NULL;
+    }
+    if (state == T_CANCELLED) {
+        kind = OUTCOME_CANCELLED;
+        value = Py_NewRef(Py_None);
+    }
+    else if (t->broken) {
+        kind = OUTCOME_BROKEN;
+        pthread_mutex_lock(&p->mutex);
+        value = PyUnicode_FromString(p->broken_msg ? p->broken_msg
+                                                   : "pool is broken");
+        pthread_mutex_unlock(&p->mutex);
+    }
+    else if (t->failed) {
+        kind = OUTCOME_EXCEPTION;
+        value = interp_exception_from_info(st, t->out, 1);
+    }
+    else {
+        kind = OUTCOME_RESULT;
+        value = codec_decode(st, t->out);
+    }
+    if (value == NULL) {
+        /* what went wrong while decoding is the task's exception */
+        kind = OUTCOME_EXCEPTION;
+        value = PyErr_GetRaisedException();
+    }
+    *future_p = t->future;
+    t->future = NULL;
+    pthread_mutex_lock(&p->mutex);
+    p->outstanding--;
+    if (p->shutdown) {
+        kick_collector(p);
+    }
+    pthread_mutex_unlock(&p->mutex);
+    task_decref(t); /* the finalizer's reference; the caller has another */
+    return Py_BuildValue("(iN)", kind, value);
+}
+
+/* wait(token, timeout) -> (kind, value) | None
+ * Waits for the task with the GIL released; returns its outcome when this
+ * thread finalizes it, None when another thread does (then the Future is
+ * completed through its condition), raises TimeoutError. */
+static PyObject *
+poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    PoolObject *self = (PoolObject *)op;
+    module_state *st = pool_state(op);
+    deadline dl;
+    if (st == NULL) {
+        return NULL;
+    }
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "wait(token, timeout)");
+        return NULL;
+    }
+    task *t = task_from_capsule(args[0]);
+    if (t == NULL || deadline_from_timeout(args[1], 0, &dl) < 0) {
+        return NULL;
+    }
+    int check_signals = wait_is_signal_thread();
+    for (;;) {
+        int state = atomic_load(&t->state);
+        if (state == T_DELIVERED) {
+            Py_RETURN_NONE;
+        }
+        int notify = atomic_load(&t->notify);
+        if (notify == NOTIFY_DONE) {
+            break;
+        }
+        int expect = NOTIFY_NONE;
+        if (notify == NOTIFY_WAITER ||
+            !atomic_compare_exchange_strong(&t->notify, &expect,
+                                            NOTIFY_WAITER)) {
+            if (expect == NOTIFY_DONE) {
+                break;
+            }
+            /* another thread waits on it: let the Future's condition
+               tell us */
+            Py_RETURN_NONE;
+        }
+        wait_result r;
+        Py_BEGIN_ALLOW_THREADS
+        r = waiter_wait(&t->w, &dl, check_signals, 1);
+        Py_END_ALLOW_THREADS
+        if (r == WAIT_FIRED) {
+            break;
+        }
+        /* Withdraw; if the worker finished meanwhile it saw our waiter
+           cancelled and left the task to us. */
+        expect = NOTIFY_WAITER;
+        int withdrawn = atomic_compare_exchange_strong(&t->notify, &expect,
+                                                       NOTIFY_NONE);
+        if (withdrawn) {
+            waiter_init(&t->w);
+        }
+        if (r == WAIT_INTERRUPTED && PyErr_CheckSignals() < 0) {
+            if (!withdrawn) {
+                /* done meanwhile and left to us: let the collector
+                   complete the Future instead */
+                to_collector(self->pool, t);
+            }
+            return NULL;
+        }
+        if (!withdrawn) {
+            break;
+        }
+        if (r == WAIT_TIMEOUT) {
+            PyErr_SetNone(PyExc_TimeoutError);
+            return NULL;
+        }
+    }
+    PyObject *fut = NULL;
+    PyObject *res = task_outcome(st, self->pool, t, &fut);
+    if (res == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_XDECREF(fut); /* the caller holds the Future */
+    return res;
+}
+
+/* collect() -> [(future, (kind, value)), ...] | None
+ * The collector thread's wait: blocks with the GIL released until tasks
+ * are done that nobody waits for; None when the pool is shut down and
+ * every task is finalized. */
+static PyObject *
+poolobj_collect(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    module_state *st = pool_state(op);
+    task *list = NULL;
+    int finished = 0;
+    waiter w;
+    static const deadline forever = {.forever = 1};
+    if (st == NULL) {
+        return NULL;
+    }
+    waiter_init(&w);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&p->mutex);
+    for (;;) {
+        if (p->done_head != NULL) {
+            list = p->done_head;
+            p->done_head = p->done_tail = NULL;
+            break;
+        }
+        if (p->shutdown && p->n_alive == 0 && p->outstanding == 0) {
+            finished = 1;
+            break;
+        }
+        waiter_init(&w);
+        p->collector = &w;
+        pthread_mutex_unlock(&p->mutex);
+        (void)waiter_wait(&w, &forever, 0, 0);
+        pthread_mutex_lock(&p->mutex);
+        if (p->collector == &w) {
+            p->collector = NULL;
+        }
+    }
+    pthread_mutex_unlock(&p->mutex);
+    Py_END_ALLOW_THREADS
+    waiter_fini(&w);
+    if (finished) {
+        Py_RETURN_NONE;
+    }
+    PyObject *res = PyList_New(0);
+    while (list != NULL) {
+        task *t = list;
+        list = t->next;
+        PyObject *fut = NULL;
+        PyObject *out = task_outcome(st, p, t, &fut);
+        if (out != NULL && res != NULL) {
+            PyObject *pair = PyTuple_Pack(2, fut, out);
+            if (pair == NULL || PyList_Append(res, pair) < 0) {
+                Py_CLEAR(res);
+            }
+            Py_XDECREF(pair);
+        }
+        if (out == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(out);
+        Py_XDECREF(fut);
+        task_decref(t);
+    }
+    return res;
+}
+
+/* cancel(token) -> bool: True when the task will not run. */
+static PyObject *
+poolobj_cancel(PyObject *op, PyObject *token)
+{
+    (void)op;
+    task *t = task_from_capsule(token);
+    if (t == NULL) {
+        return NULL;
+    }
+    int expect = T_PENDING;
+    if (atomic_compare_exchange_strong(&t->state, &expect, T_CANCELLED)) {
+        Py_RETURN_TRUE;
+    }
+    return PyBool_FromLong(expect == T_CANCELLED);
+}
+
+/* shutdown(cancel_futures): no new tasks; workers leave once the queue is
+ * empty.  Returns the Futures of the tasks it cancelled. */
+static PyObject *
+poolobj_shutdown(PyObject *op, PyObject *cancel)
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    int do_cancel = PyObject_IsTrue(cancel);
+    if (do_cancel < 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&p->mutex);
+    p->shutdown = 1;
+    task *list = NULL;
+    if (do_cancel) {
+        list = p->head;
+        p->head = p->tail = NULL;
+    }
+    wake_all_idle(p);
+    kick_collector(p);
+    pthread_mutex_unlock(&p->mutex);
+    /* cancelled ones go through the collector like the rest */
+    while (list != NULL) {
+        task *next = list->next;
+        int expect = T_PENDING;
+        (void)atomic_compare_exchange_strong(&list->state, &expect,
+                                             T_CANCELLED);
+        task_finish(p, list);
+        list = next;
+    }
+    Py_RETURN_NONE;
+}
+
+/* join(timeout=None) -> bool: wait (GIL released) for every worker to
+ * exit. */
+static PyObject *
+poolobj_join(PyObject *op, PyObject *timeout)
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    deadline dl;
+    waiter w;
+    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    int check_signals = wait_is_signal_thread();
+    for (;;) {
+        wait_result r = WAIT_FIRED;
+        waiter_init(&w);
+        pthread_mutex_lock(&p->mutex);
+        if (p->n_alive == 0) {
+            pthread_mutex_unlock(&p->mutex);
+            waiter_fini(&w);
+            Py_RETURN_TRUE;
+        }
+        if (p->joiner != NULL) {
+            /* one joiner at a time: take over */
+            fire(p->joiner);
+        }
+        p->joiner = &w;
+        pthread_mutex_unlock(&p->mutex);
+        Py_BEGIN_ALLOW_THREADS
+        r = waiter_wait(&w, &dl, check_signals, 1);
+        Py_END_ALLOW_THREADS
+        pthread_mutex_lock(&p->mutex);
+        if (p->joiner == &w) {
+            p->joiner = NULL;
+        }
+        pthread_mutex_unlock(&p->mutex);
+        waiter_fini(&w);
+        if (r == WAIT_TIMEOUT) {
+            Py_RETURN_FALSE;
+        }
+        if (r == WAIT_INTERRUPTED && PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+    }
+}
+
+static PyObject *
+poolobj_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    pthread_mutex_lock(&p->mutex);
+    PyObject *res = Py_BuildValue(
+        "{sisisisisLsisi}", "workers", p->n_workers, "alive", p->n_alive,
+        "ready", p->n_ready, "idle", p->n_idle, "outstanding",
+        (long long)p->outstanding, "shutdown", p->shutdown, "broken",
+        p->broken);
+    pthread_mutex_unlock(&p->mutex);
+    return res;
+}
+
+static PyMethodDef poolobj_methods[] = {
+    {"submit", _PyCFunction_CAST(poolobj_submit), METH_FASTCALL,
+     "submit(future, fn, args, kwargs) -> token"},
+    {"wait", _PyCFunction_CAST(poolobj_wait), METH_FASTCALL,
+     "wait(token, timeout) -> (kind, value) or None"},
+    {"collect", poolobj_collect, METH_NOARGS,
+     "collect() -> [(future, (kind, value))] or None when finished"},
+    {"cancel", poolobj_cancel, METH_O, "cancel(token) -> bool"},
+    {"shutdown", poolobj_shutdown, METH_O, "shutdown(cancel_futures)"},
+    {"join", poolobj_join, METH_O, "join(timeout) -> bool"},
+    {"stats", poolobj_stats, METH_NOARGS, "counters, for tests"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot poolobj_slots[] = {
+    {Py_tp_doc, "The C side of a subinterp.Pool (internal)."},
+    {Py_tp_new, poolobj_new},
+    {Py_tp_dealloc, poolobj_dealloc},
+    {Py_tp_methods, poolobj_methods},
+    {0, NULL},
+};
+
+static PyType_Spec poolobj_spec = {
+    .name = "subinterp._core.PoolCore",
+    .basicsize = sizeof(PoolObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = poolobj_slots,
+};
+
+int
+pool_init(PyObject *mod, module_state *st)
+{
+    st->PoolType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &poolobj_spec, NULL);
+    if (st->PoolType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(mod, st->PoolType) < 0) {
+        return -1;
+    }
+    return PyModule_AddIntConstant(mod, "OUTCOME_RESULT", OUTCOME_RESULT) ||
+           PyModule_AddIntConstant(mod, "OUTCOME_EXCEPTION",
+                                   OUTCOME_EXCEPTION) ||
+           PyModule_AddIntConstant(mod, "OUTCOME_BROKEN", OUTCOME_BROKEN) ||
+           PyModule_AddIntConstant(mod, "OUTCOME_CANCELLED",
+                                   OUTCOME_CANCELLED);
+}

@@ -1,0 +1,312 @@
+"""subinterp.Pool: a concurrent.futures executor on warm interpreters.
+
+The C core (``_core.PoolCore``) owns the workers, the task queue and the
+results; this module adapts it to ``concurrent.futures``: a real ``Future``
+per task, ``map`` with automatic chunking, ``shutdown``, and shutdown at
+exit with ``ThreadPoolExecutor``'s rules.  docs/design.md ("Pool") has the
+design.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import threading
+import time
+import weakref
+from concurrent.futures import BrokenExecutor, Executor, Future
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+
+from . import _core
+from ._chunk import run_chunk
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator
+
+__all__ = ["BrokenInterpreterPool", "Pool", "default_pool", "map", "submit"]
+
+
+class BrokenInterpreterPool(BrokenExecutor):
+    """The pool cannot run tasks: its initializer failed, or a worker could
+    not create its interpreter."""
+
+
+def _cpu_count() -> int:
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        n = count()
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            n = os.cpu_count()
+    return n or 1
+
+
+def _deliver(fut: Future, outcome: tuple) -> None:
+    kind, value = outcome
+    if kind == _core.OUTCOME_CANCELLED:
+        return
+    if not fut.set_running_or_notify_cancel():
+        return
+    if kind == _core.OUTCOME_RESULT:
+        fut.set_result(value)
+    elif kind == _core.OUTCOME_EXCEPTION:
+        fut.set_exception(value)
+    else:
+        fut.set_exception(BrokenInterpreterPool(value))
+
+
+class _PoolFuture(Future):
+    """A concurrent.futures.Future whose result() waits in C: a short spin,
+    then a futex, woken by the worker itself."""
+
+    __slots__ = ("_pool_core", "_token")
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            self._wait_fast(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if not self.done():
+            self._wait_fast(timeout)
+        return super().exception(timeout)
+
+    def _wait_fast(self, timeout: float | None) -> None:
+        try:
+            outcome = self._pool_core.wait(self._token, timeout)
+        except TimeoutError:
+            raise FuturesTimeoutError() from None
+        if outcome is not None:
+            _deliver(self, outcome)
+
+    def cancel(self) -> bool:
+        if self.done():
+            return super().cancel()
+        if not self._pool_core.cancel(self._token):
+            return False  # running or finished
+        return super().cancel()
+
+
+_live_pools: weakref.WeakSet = weakref.WeakSet()
+_exiting = False
+
+
+def _python_exit() -> None:
+    # ThreadPoolExecutor's rule: at exit, queued and running tasks finish,
+    # then the workers stop.
+    global _exiting
+    _exiting = True
+    for pool in list(_live_pools):
+        pool.shutdown(wait=True)
+
+
+threading._register_atexit(_python_exit)
+
+
+class Pool(Executor):
+    """An executor whose workers are native threads that each own an
+    interpreter (with its own GIL), started and kept warm.
+
+    ``submit`` returns a real ``concurrent.futures.Future``; ``map`` chunks
+    its input automatically.  Callables and arguments cross with the codec
+    (by reference, or by value), so an unshareable one raises
+    ``NotShareableError`` from ``submit``.  An exception raised by a task is
+    re-raised by ``Future.result()`` as itself when it can cross, with the
+    remote traceback as its ``__cause__`` (a ``RemoteTraceback``), else as
+    ``ExecutionFailed``.
+
+    max_workers: number of workers (default: the usable CPUs).
+    initializer, initargs: called in each new worker interpreter; if it
+        raises, the pool is broken (``BrokenInterpreterPool``).
+    config: the interpreters' config, as for ``subinterp.create``.
+    max_tasks_per_worker: replace a worker's interpreter after that many
+        tasks.
+    thread_name_prefix: prefix of the workers' OS thread names.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple = (),
+        config: Any = "isolated",
+        max_tasks_per_worker: int | None = None,
+        thread_name_prefix: str = "",
+    ) -> None:
+        if max_workers is None:
+            max_workers = _cpu_count()
+        if not isinstance(max_workers, int) or isinstance(max_workers, bool):
+            raise TypeError("max_workers must be an int")
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_worker is not None:
+            if not isinstance(max_tasks_per_worker, int):
+                raise TypeError("max_tasks_per_worker must be an int")
+            if max_tasks_per_worker <= 0:
+                raise ValueError("max_tasks_per_worker must be >= 1")
+        self._max_workers = max_workers
+        self._shutdown_lock = threading.Lock()
+        self._shutdown = False
+        self._core = _core.PoolCore(
+            max_workers,
+            BrokenInterpreterPool,
+            config,
+            initializer,
+            tuple(initargs),
+            max_tasks_per_worker,
+            thread_name_prefix or "subinterp-",
+        )
+        self._collector = threading.Thread(
+            target=self._collect,
+            args=(self._core,),
+            name=f"{thread_name_prefix or 'subinterp'}-collector",
+            daemon=True,
+        )
+        self._collector.start()
+        _live_pools.add(self)
+
+    @staticmethod
+    def _collect(core: Any) -> None:
+        # Completes the Futures nobody waits for in result(), in batches.
+        while True:
+            batch = core.collect()
+            if batch is None:
+                return
+            for fut, outcome in batch:
+                _deliver(fut, outcome)
+
+    @property
+    def max_workers(self) -> int:
+        """The number of workers."""
+        return self._max_workers
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)`` and return its Future."""
+        fut = _PoolFuture()
+        fut._pool_core = self._core
+        fut._token = self._core.submit(fut, fn, args, kwargs or None)
+        return fut
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        """Like ``map(fn, *iterables)``, in the workers; results in order.
+
+        Input is consumed lazily (a bounded number of chunks is in flight).
+        With ``chunksize=None`` the chunk size is chosen from the input's
+        length when it has one (about four chunks per worker, at most
+        4096 items), else 256.
+        """
+        if timeout is not None:
+            end_time = timeout + time.monotonic()
+        if chunksize is None:
+            chunksize = self._auto_chunksize(iterables)
+        elif not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError("chunksize must be an int >= 1")
+        args_iter = zip(*iterables)
+        window = max(2 * self._max_workers, 4)
+        pending: collections.deque[Future] = collections.deque()
+
+        def submit_next() -> None:
+            chunk = list(itertools.islice(args_iter, chunksize))
+            if not chunk:
+                return
+            if chunksize == 1:
+                pending.append(self.submit(fn, *chunk[0]))
+            else:
+                pending.append(self.submit(run_chunk, fn, chunk))
+
+        # the first chunks go now, like Executor.map: errors surface here
+        for _ in range(window):
+            submit_next()
+
+        def results() -> Iterator[Any]:
+            try:
+                while pending:
+                    fut = pending.popleft()
+                    if timeout is None:
+                        value = fut.result()
+                    else:
+                        value = fut.result(end_time - time.monotonic())
+                    submit_next()
+                    if chunksize == 1:
+                        yield value
+                    else:
+                        yield from value
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+        return results()
+
+    def _auto_chunksize(self, iterables: tuple) -> int:
+        try:
+            n = min(len(it) for it in iterables)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 256
+        return max(1, min(4096, n // (4 * self._max_workers)))
+
+    def shutdown(self, wait: bool = True, *,
+                 cancel_futures: bool = False) -> None:
+        """Stop taking tasks; with wait, return once every worker (and the
+        collector) has finished.  cancel_futures cancels what is queued."""
+        with self._shutdown_lock:
+            self._shutdown = True
+            self._core.shutdown(cancel_futures)
+        if wait:
+            self._core.join(None)
+            if self._collector is not threading.current_thread():
+                self._collector.join()
+
+    def stats(self) -> dict:
+        """Counters of the pool (workers alive, ready, idle; tasks
+        outstanding), for monitoring and tests."""
+        return self._core.stats()
+
+
+_default_pool: Pool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> Pool:
+    """The process-wide pool behind ``subinterp.map`` and
+    ``subinterp.submit``: made on first use, with one worker per usable
+    CPU, and shut down at exit."""
+    global _default_pool
+    pool = _default_pool
+    if pool is not None and not pool._shutdown:
+        return pool
+    with _default_lock:
+        if _default_pool is None or _default_pool._shutdown:
+            if _exiting:
+                raise RuntimeError("cannot use the default pool at exit")
+            _default_pool = Pool()
+        return _default_pool
+
+
+def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    """``default_pool().submit(fn, *args, **kwargs)``."""
+    return default_pool().submit(fn, *args, **kwargs)
+
+
+def map(  # noqa: A001 - the executor's name
+    fn: Callable[..., Any],
+    *iterables: Iterable[Any],
+    timeout: float | None = None,
+    chunksize: int | None = None,
+) -> Iterator[Any]:
+    """``default_pool().map(fn, *iterables, ...)``."""
+    return default_pool().map(fn, *iterables, timeout=timeout,
+                              chunksize=chunksize)

@@ -677,30 +677,41 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     return 0;
 }
 
-/* Inside the interpreter being closed (its GIL held): refuse when daemon
- * threads started by the threading module are still alive, since
- * Py_EndInterpreter cannot wait for them and aborts the process when any
- * thread state but its own is left.  Non-daemon threads are fine:
- * Py_EndInterpreter joins them, as the main interpreter does at exit. */
+/* Inside the interpreter being closed (its GIL held), just before
+ * Py_EndInterpreter:
+ *
+ * - refuse when daemon threads started by the threading module are still
+ *   alive: Py_EndInterpreter cannot wait for them and aborts the process
+ *   when any thread state but its own is left.  Non-daemon threads are
+ *   fine: Py_EndInterpreter joins them, as the main interpreter does.
+ * - drop the closing thread's _DummyThread now, while the threading module
+ *   is intact: CPython 3.13.0 otherwise prints "Exception ignored in
+ *   _DeleteDummyThreadOnDel.__del__" when the thread state is cleared
+ *   after the module's globals are gone.
+ */
 static int
-check_daemon_threads(void)
+prepare_close(void)
 {
     static const char code[] =
-        "def _check():\n"
+        "def _prepare():\n"
         "    import sys\n"
         "    threading = sys.modules.get('threading')\n"
         "    if threading is None:\n"
         "        return False\n"
         "    me = threading.current_thread()\n"
+        "    main = threading.main_thread()\n"
         "    for t in threading.enumerate():\n"
-        "        if t is me or isinstance(t, threading._DummyThread):\n"
+        "        if t is me or t is main:\n"
         "            continue\n"
-        "        if t is threading.main_thread():\n"
+        "        if isinstance(t, threading._DummyThread):\n"
         "            continue\n"
         "        if t.daemon and t.is_alive():\n"
         "            return True\n"
+        "    info = getattr(threading, '_thread_local_info', None)\n"
+        "    if info is not None:\n"
+        "        info.__dict__.pop('_track_dummy_thread_ref', None)\n"
         "    return False\n"
-        "result = _check()\n";
+        "result = _prepare()\n";
     int err = 0;
     PyObject *ns = PyDict_New();
     if (ns == NULL) {
@@ -780,7 +791,7 @@ runtime_close(interp_entry *e)
     slots_delete(dead);
     slots_delete(others);
 
-    err = check_daemon_threads();
+    err = prepare_close();
     if (err < 0) {
         (void)PyEval_SaveThread();
         release_claim(e);

@@ -48,6 +48,8 @@ def _cpu_count() -> int:
 def _deliver(fut: Future, outcome: tuple) -> None:
     kind, value = outcome
     if kind == _core.OUTCOME_CANCELLED:
+        # cancelled in C (shutdown with cancel_futures): tell the Future
+        Future.cancel(fut)
         return
     if not fut.set_running_or_notify_cancel():
         return

@@ -1,0 +1,485 @@
+"""subinterp.Pool: a concurrent.futures executor on warm interpreters."""
+
+import asyncio
+import concurrent.futures as cf
+import gc
+import itertools
+import mmap
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import subinterp
+from subinterp import BrokenInterpreterPool, NotShareableError, Pool
+from subinterp.futures import InterpreterPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---------------------------------------------------------------------------
+# task functions (resolved by reference in the workers)
+
+_initialized = []
+
+
+def interp_id():
+    return subinterp.get_current().id
+
+
+def add(a, b=0):
+    return a + b
+
+
+def fail(kind, text="boom"):
+    raise {"value": ValueError, "key": KeyError, "exit": SystemExit,
+           "kbd": KeyboardInterrupt}[kind](text)
+
+
+class Unpicklable(Exception):
+    def __init__(self, lock):
+        super().__init__("has a lock")
+        self.lock = lock
+
+    def __reduce__(self):
+        raise TypeError("no")
+
+
+def fail_unpicklable():
+    raise Unpicklable(threading.Lock())
+
+
+def init_worker(value):
+    _initialized.append(value)
+
+
+def initialized():
+    return list(_initialized)
+
+
+def init_fails():
+    raise RuntimeError("initializer says no")
+
+
+def sleep_return(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def touch_then_sleep(path, seconds, value):
+    open(path, "w").close()
+    time.sleep(seconds)
+    return value
+
+
+def wait_for_file(path, timeout=60.0):
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def spin_pingpong(path, me, rounds, deadline):
+    """Take turns with another worker through a shared file mapping,
+    spinning in pure Python with a 100 s switch interval: finishes only if
+    the two workers run at the same time."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        with open(path, "r+b") as f:
+            m = mmap.mmap(f.fileno(), 8)
+            try:
+                end = time.monotonic() + deadline
+                for i in range(rounds):
+                    v = (i % 250) + 1
+                    if me == 0:
+                        m[0] = v
+                        while m[1] != v:
+                            if time.monotonic() > end:
+                                return False
+                    else:
+                        while m[0] != v:
+                            if time.monotonic() > end:
+                                return False
+                        m[1] = v
+                return True
+            finally:
+                m.close()
+    finally:
+        sys.setswitchinterval(old)
+
+
+def close_own_interpreter():
+    subinterp.get_current().close()
+
+
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool():
+    p = Pool(2)
+    yield p
+    p.shutdown(wait=True, cancel_futures=True)
+
+
+def test_submit_returns_real_future(pool):
+    fut = pool.submit(add, 1, b=2)
+    assert isinstance(fut, cf.Future)
+    assert fut.result(timeout=30) == 3
+    assert fut.done() and not fut.cancelled()
+
+
+def test_workers_are_interpreters(pool):
+    ids = {pool.submit(interp_id).result() for _ in range(50)}
+    assert 0 not in ids
+    assert 1 <= len(ids) <= 2
+
+
+def test_two_workers_run_in_parallel(pool, tmp_path):
+    path = tmp_path / "shared"
+    path.write_bytes(b"\0" * 8)
+    a = pool.submit(spin_pingpong, str(path), 0, 200, 60.0)
+    b = pool.submit(spin_pingpong, str(path), 1, 200, 60.0)
+    assert a.result() is True
+    assert b.result() is True
+
+
+def test_exceptions_keep_their_type_and_remote_traceback(pool):
+    with pytest.raises(ValueError, match="boom") as info:
+        pool.submit(fail, "value").result()
+    cause = info.value.__cause__
+    assert isinstance(cause, subinterp.RemoteTraceback)
+    assert "Traceback" in str(cause) and "in fail" in str(cause)
+    with pytest.raises(KeyError):
+        pool.submit(fail, "key").result()
+    assert isinstance(pool.submit(fail, "key").exception(), KeyError)
+
+
+def test_unpicklable_exception_becomes_execution_failed(pool):
+    with pytest.raises(subinterp.ExecutionFailed) as info:
+        pool.submit(fail_unpicklable).result()
+    assert info.value.excinfo.type.__name__ == "Unpicklable"
+    assert "has a lock" in str(info.value)
+
+
+def test_system_exit_and_keyboard_interrupt_fail_only_the_task(pool):
+    with pytest.raises(SystemExit):
+        pool.submit(fail, "exit").result()
+    with pytest.raises(KeyboardInterrupt):
+        pool.submit(fail, "kbd").result()
+    assert pool.stats()["alive"] == 2
+    assert pool.submit(add, 2, 2).result() == 4
+
+
+def test_task_cannot_close_its_interpreter(pool):
+    with pytest.raises(subinterp.InterpreterError):
+        pool.submit(close_own_interpreter).result()
+    assert pool.submit(add, 1).result() == 1
+
+
+def test_unshareable_raises_from_submit(pool):
+    y = 1
+    with pytest.raises(NotShareableError):
+        pool.submit(lambda: y)
+    with pytest.raises(NotShareableError):
+        pool.submit(add, threading.Lock())
+    with pytest.raises(TypeError):
+        pool.submit(42)
+    assert pool.stats()["outstanding"] == 0
+
+
+def test_result_that_cannot_cross(pool):
+    with pytest.raises(NotShareableError):
+        pool.submit(threading.Lock).result()
+
+
+def test_map_in_order(pool):
+    assert list(pool.map(add, range(10))) == list(range(10))
+    assert list(pool.map(add, range(5), range(10, 20))) == [10, 12, 14, 16, 18]
+    for chunksize in (1, 3, 1000):
+        assert list(pool.map(add, range(100), chunksize=chunksize)) == list(
+            range(100)
+        )
+    assert list(pool.map(add, [])) == []
+    with pytest.raises(ValueError):
+        pool.map(add, range(3), chunksize=0)
+
+
+def test_map_consumes_input_lazily(pool):
+    consumed = itertools.count()
+
+    def gen():
+        for i in range(10**9):
+            next(consumed)
+            yield i
+
+    it = pool.map(add, gen(), chunksize=10)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert next(consumed) < 200
+
+
+def test_map_exception_and_timeout(pool):
+    it = pool.map(fail, ["value"])
+    with pytest.raises(ValueError):
+        next(it)
+    it = pool.map(sleep_return, [5.0], timeout=0.05)
+    with pytest.raises(cf.TimeoutError):
+        next(it)
+
+
+def test_callbacks_wait_and_as_completed(pool):
+    got = []
+    done = threading.Event()
+    fut = pool.submit(add, 40, 2)
+    fut.add_done_callback(lambda f: (got.append(f.result()), done.set()))
+    assert done.wait(30)
+    assert got == [42]
+    futs = [pool.submit(add, i) for i in range(200)]
+    assert sorted(f.result() for f in cf.as_completed(futs, timeout=60)) == list(
+        range(200)
+    )
+    futs = [pool.submit(add, i) for i in range(20)]
+    done_set, not_done = cf.wait(futs, timeout=60)
+    assert len(done_set) == 20 and not not_done
+
+
+def test_asyncio_run_in_executor(pool):
+    async def main():
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(
+            *(loop.run_in_executor(pool, add, i, 1) for i in range(10))
+        )
+
+    assert asyncio.run(main()) == list(range(1, 11))
+
+
+def test_result_timeout(pool):
+    fut = pool.submit(sleep_return, 0.3, "late")
+    with pytest.raises(cf.TimeoutError):
+        fut.result(timeout=0.01)
+    assert fut.result(timeout=30) == "late"
+
+
+def test_cancel_queued_task():
+    with Pool(1) as pool:
+        flag = os.path.join(HERE, f".flag-{os.getpid()}")
+        try:
+            blocker = pool.submit(wait_for_file, flag)
+            queued = pool.submit(add, 1)
+            assert queued.cancel()
+            assert queued.cancelled()
+            with pytest.raises(cf.CancelledError):
+                queued.result()
+            open(flag, "w").close()
+            assert blocker.result(timeout=60) is True
+            assert not blocker.cancel()
+        finally:
+            if os.path.exists(flag):
+                os.remove(flag)
+
+
+def test_shutdown(pool):
+    futs = [pool.submit(sleep_return, 0.01, i) for i in range(10)]
+    pool.shutdown(wait=True)
+    assert [f.result() for f in futs] == list(range(10))
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(add, 1)
+    assert pool.stats()["alive"] == 0
+    pool.shutdown()  # again: nothing
+
+
+def test_shutdown_cancel_futures(tmp_path):
+    pool = Pool(1)
+    started = str(tmp_path / "started")
+    first = pool.submit(touch_then_sleep, started, 0.2, "first")
+    assert wait_for_file(started)
+    rest = [pool.submit(add, i) for i in range(20)]
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert first.result() == "first"
+    assert any(f.cancelled() for f in rest)
+    for f in rest:
+        assert f.done()
+        if f.cancelled():
+            with pytest.raises(cf.CancelledError):
+                f.result()
+
+
+def test_shutdown_cancel_futures_before_workers_start():
+    pool = Pool(1)
+    futs = [pool.submit(add, i) for i in range(20)]
+    pool.shutdown(wait=True, cancel_futures=True)
+    for i, f in enumerate(futs):
+        assert f.cancelled() or f.result() == i
+
+
+def test_initializer_runs_in_each_worker():
+    with Pool(2, initializer=init_worker, initargs=(7,)) as pool:
+        for f in [pool.submit(initialized) for _ in range(20)]:
+            assert f.result() == [7]
+
+
+def test_failing_initializer_breaks_pool():
+    pool = Pool(2, initializer=init_fails)
+    try:
+        fut = pool.submit(add, 1)
+        with pytest.raises(BrokenInterpreterPool, match="initializer"):
+            fut.result(timeout=60)
+        assert issubclass(BrokenInterpreterPool, cf.BrokenExecutor)
+        deadline = time.monotonic() + 60
+        while pool.stats()["broken"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(BrokenInterpreterPool):
+            pool.submit(add, 1)
+    finally:
+        pool.shutdown()
+
+
+def test_max_tasks_per_worker_replaces_interpreter():
+    with Pool(1, max_tasks_per_worker=2) as pool:
+        ids = [pool.submit(interp_id).result() for _ in range(6)]
+    assert len(set(ids)) == 3
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[4] == ids[5]
+
+
+def test_workers_see_caller_sys_path(tmp_path):
+    (tmp_path / "pool_probe_mod.py").write_text("def f():\n    return 'ok'\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import pool_probe_mod
+
+        with Pool(1) as pool:
+            assert pool.submit(pool_probe_mod.f).result() == "ok"
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("pool_probe_mod", None)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        Pool(0)
+    with pytest.raises(TypeError):
+        Pool("2")
+    with pytest.raises(TypeError):
+        Pool(1, initializer=42)
+    with pytest.raises(ValueError):
+        Pool(1, max_tasks_per_worker=0)
+    with pytest.raises(ValueError):
+        Pool(1, config="nonsense")
+
+
+def test_default_pool_and_module_functions():
+    assert subinterp.submit(add, 1, 2).result() == 3
+    assert list(subinterp.map(add, range(5))) == list(range(5))
+    assert subinterp.default_pool() is subinterp.default_pool()
+
+
+def test_interpreter_pool_executor_signature():
+    with InterpreterPoolExecutor(2, "named-", init_worker, (3,)) as ex:
+        assert ex.submit(initialized).result() == [3]
+        assert isinstance(ex, cf.Executor)
+
+
+def test_no_leaks_on_success_and_error_paths(pool):
+    def cycle(n):
+        for _ in range(n):
+            pool.submit(add, "x" * 50, "y").result()
+            try:
+                pool.submit(fail, "value").result()
+            except ValueError:
+                pass
+        list(pool.map(add, range(100)))
+
+    cycle(200)
+    gc.collect()
+    blocks = sys.getallocatedblocks()
+    cycle(1000)
+    gc.collect()
+    assert sys.getallocatedblocks() - blocks < 1000
+
+
+# --- signals, exit, fork ------------------------------------------------------
+
+
+def run_script(code, timeout=120):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_ctrl_c_interrupts_result_promptly(pool):
+    fut = pool.submit(sleep_return, 3.0, "done")
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fut.result()
+    elapsed = time.monotonic() - t0
+    timer.join()
+    assert elapsed < 2.0, elapsed  # the task itself takes 3 s
+    # the Future still completes (through the collector)
+    assert fut.result(timeout=30) == "done"
+
+
+def test_exit_with_queued_and_running_tasks():
+    res = run_script(
+        """
+        import subinterp, test_pool
+        pool = subinterp.Pool(2)
+        futs = [pool.submit(test_pool.sleep_return, 0.05, i) for i in range(8)]
+        futs[0].add_done_callback(lambda f: print("first", f.result()))
+        print("bye")
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert "bye" in res.stdout and "first 0" in res.stdout
+    assert res.stderr == ""
+
+
+def test_exit_with_default_pool_in_use():
+    res = run_script(
+        """
+        import subinterp, test_pool
+        print(sum(subinterp.map(test_pool.add, range(1000))))
+        subinterp.submit(test_pool.sleep_return, 0.1)
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "499500\n"
+
+
+def test_fork_after_shutdown_can_make_new_pool():
+    res = run_script(
+        """
+        import os, subinterp, test_pool
+        with subinterp.Pool(1) as pool:
+            assert pool.submit(test_pool.add, 1).result() == 1
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with subinterp.Pool(1) as pool:
+                    assert pool.submit(test_pool.add, 2).result() == 2
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "0\n", res.stderr

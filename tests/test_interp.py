@@ -319,8 +319,13 @@ def test_call_exceptions(interp):
 def test_call_unshareable(interp):
     with pytest.raises(NotShareableError):
         interp.call(add, threading.Lock())
+    y = 1
     with pytest.raises(NotShareableError):
-        interp.call(lambda: 1)
+        interp.call(lambda: y)  # a closure
+    with pytest.raises(NotShareableError):
+        interp.call(lambda: threading.get_ident())  # needs globals
+    # a function with no globals, defaults or closure crosses as code
+    assert interp.call(lambda: 41 + 1) == 42
     with pytest.raises(TypeError):
         interp.call(42)
     with pytest.raises(TypeError):
@@ -367,8 +372,9 @@ def test_call_in_thread_exception(interp):
 
 
 def test_call_in_thread_unshareable_raises_at_call_site(interp):
+    y = 1
     with pytest.raises(NotShareableError):
-        interp.call_in_thread(lambda: 1)
+        interp.call_in_thread(lambda: y)
 
 
 def test_call_in_thread_timeout(interp):

@@ -1,28 +1,33 @@
 """One variant of one task, in a process of its own.
 
 ``python -m subinterp._bench.runner CONFIG`` (CONFIG is JSON, written by
-``subinterp._bench.cli``) runs the warm-up and the samples of one variant and
-reports each as one JSON line on its original standard output:
+``subinterp._bench.cli``) prepares one variant and then runs one sample per
+command line it reads on standard input (``warmup`` or ``sample``), until
+``quit`` or end of file.  It reports each step as one JSON line on its
+original standard output:
 
-    {"event": "start", "label": "..."}
-    {"event": "sample", "warmup": false, "seconds": 0.0731}
-    {"event": "done"}                      or
+    {"event": "ready", "label": "..."}     or
     {"event": "unavailable", "label": "...", "reason": "..."}
+    {"event": "sample", "warmup": false, "seconds": 0.0731}
+    {"event": "done"}
     {"event": "error", "error": "...", "traceback": "..."}
     {"event": "interrupted"}
 
 Anything else the variant prints goes to standard error (file descriptor 1
-is pointed at 2), so it cannot garble the report.  A process per variant
-keeps the variants apart: a crash (a segfault in a backport, say) fails one
-row, ``fork`` in the process pool never copies another variant's threads or
-interpreters, and every variant starts from the same clean state.
+is pointed at 2), so it cannot garble the report.
 
-The process exits when its standard input reaches end of file, which is when
-the benchmark that started it is gone.
+A process per variant keeps the variants apart: a crash (a segfault in a
+backport, say) fails one row, ``fork`` in the process pool never copies
+another variant's threads or interpreters, and every variant starts from the
+same clean state.  The orchestrator keeps all of a task's variants alive and
+asks them for samples in turns (round-robin), so a disturbance of the
+machine (another program, a frequency change) spreads over all variants
+instead of spoiling one of them.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -55,15 +60,27 @@ def _inject(what: str) -> None:
     raise RuntimeError(f"failure injected by {INJECT_ENV}")
 
 
-def _watch_parent() -> None:
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(3)  # the benchmark is gone: stop at once
+def _prepare(cfg: dict):
+    """(function, argument tuples, server or None) of the task."""
+    if cfg["task"] == "cpu":
+        return (
+            workloads.cpu_worker,
+            workloads.scaled(workloads.CPU_WORKLOADS, cfg["scale"]),
+            None,
+        )
+    server = None
+    port = cfg["port"]
+    if cfg.get("server") == "same-process":
+        server = DelayServer(cfg["delay"]).start()
+        port = server.port
+    argsets = [
+        (a, b, port, cfg["client"])
+        for a, b in workloads.scaled(workloads.IO_WORKLOADS, cfg["scale"])
+    ]
+    return workloads.io_worker, argsets, server
 
 
-def run(cfg: dict, emit) -> int:
+def run(cfg: dict, emit, commands) -> int:
     variant = variants.BY_KEY[cfg["variant"]](cfg["workers"])
     server = None
     try:
@@ -72,28 +89,20 @@ def run(cfg: dict, emit) -> int:
         except variants.Unavailable as exc:
             emit(event="unavailable", label=variant.describe(), reason=str(exc))
             return 0
-        emit(event="start", label=variant.describe())
-        if cfg["task"] == "cpu":
-            fn = workloads.cpu_worker
-            argsets = workloads.scaled(workloads.CPU_WORKLOADS, cfg["scale"])
-        else:
-            port = cfg["port"]
-            if cfg.get("server") == "same-process":
-                server = DelayServer(cfg["delay"]).start()
-                port = server.port
-            fn = workloads.io_worker
-            argsets = [
-                (a, b, port, cfg["client"])
-                for a, b in workloads.scaled(workloads.IO_WORKLOADS, cfg["scale"])
-            ]
+        fn, argsets, server = _prepare(cfg)
+        emit(event="ready", label=variant.describe())
         inject = _injected(variant.key)
-        for i in range(cfg["warmup"] + cfg["samples"]):
+        while True:
+            command = commands.readline().strip()
+            if command not in (b"warmup", b"sample"):
+                break  # quit, or end of file: the orchestrator is gone
             if inject:
                 _inject(inject)
             t0 = time.perf_counter()
             variant.sample(fn, argsets)
             dt = time.perf_counter() - t0
-            emit(event="sample", warmup=i < cfg["warmup"], seconds=dt)
+            emit(event="sample", warmup=command == b"warmup", seconds=dt)
+        variant.close()
         emit(event="done")
         return 0
     except KeyboardInterrupt:
@@ -113,6 +122,7 @@ def run(cfg: dict, emit) -> int:
 
 
 def main() -> int:
+    faulthandler.enable()  # a crash leaves a Python traceback on stderr
     cfg = json.loads(sys.argv[1])
     report = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -121,8 +131,7 @@ def main() -> int:
         report.write(json.dumps(event) + "\n")
         report.flush()
 
-    threading.Thread(target=_watch_parent, daemon=True).start()
-    return run(cfg, emit)
+    return run(cfg, emit, sys.stdin.buffer)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ import time
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: one connection per client
+    # TCP_NODELAY.  The headers and the body leave in two writes; with
+    # Nagle's algorithm the second waits for the client's delayed ACK
+    # (40 ms on Linux), which turned a 20 ms delay into 55 ms per request.
+    disable_nagle_algorithm = True
 
     server: _Server
 
@@ -52,6 +56,14 @@ class _Server(http.server.ThreadingHTTPServer):
         self.requests = 0
         self.count_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that goes away mid-request (a variant stopped by Ctrl-C
+        # or killed after a timeout) is not news: no traceback on stderr.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class DelayServer:

@@ -72,9 +72,10 @@ class Sequential(Variant):
 
 class Threads(Variant):
     key = "threads"
+    label = "Threading (ThreadPoolExecutor)"
 
     def describe(self):
-        return f"Threading (ThreadPoolExecutor, {self.workers} threads)"
+        return "Threading (ThreadPoolExecutor)"
 
     def sample(self, fn, argsets):
         with concurrent.futures.ThreadPoolExecutor(self.workers) as ex:
@@ -83,12 +84,12 @@ class Threads(Variant):
 
 class Processes(Variant):
     key = "processes"
+    label = "Multiprocessing (ProcessPoolExecutor)"
 
     def describe(self):
         import multiprocessing
 
-        method = multiprocessing.get_start_method()
-        return f"Multiprocessing (ProcessPoolExecutor, {method}, {self.workers} processes)"
+        return f"Multiprocessing (ProcessPoolExecutor, {multiprocessing.get_start_method()})"
 
     def sample(self, fn, argsets):
         with concurrent.futures.ProcessPoolExecutor(self.workers) as ex:
@@ -109,14 +110,14 @@ def stdlib_interpreter_pool() -> tuple[str, type]:
             InterpreterPoolExecutor,
         )
     except ImportError as exc:
+        pip = "interpreters-pep-734"
+        if sys.version_info < (3, 13):
+            pip += " interpreters-3-12"
+        why = "" if getattr(exc, "name", None) == "interpreters_backport" else f" ({exc})"
         raise Unavailable(
-            f"not available: Python {sys.version_info[0]}.{sys.version_info[1]} "
-            "has no concurrent.futures.InterpreterPoolExecutor (3.14+) and the "
-            "backport is not installed (pip install interpreters-pep-734"
-            + (" interpreters-3-12" if sys.version_info < (3, 13) else "")
-            + f"): {exc}"
+            "needs Python 3.14+ or the backport: pip install " + pip + why
         ) from None
-    return "InterpreterPoolExecutor (interpreters-pep-734 backport)", InterpreterPoolExecutor
+    return "InterpreterPoolExecutor (backport)", InterpreterPoolExecutor
 
 
 class StdlibInterpreters(Variant):
@@ -127,8 +128,7 @@ class StdlibInterpreters(Variant):
         self._what, self._cls = stdlib_interpreter_pool()
 
     def describe(self):
-        what = getattr(self, "_what", self.label)
-        return f"{what}, {self.workers} interpreters"
+        return getattr(self, "_what", self.label)
 
     def sample(self, fn, argsets):
         with self._cls(self.workers) as ex:
@@ -214,9 +214,10 @@ def _fallback_note() -> str:
 
 class SubinterpPool(Variant):
     key = "subinterp-pool"
+    label = "subinterp.Pool, new per sample"
 
     def describe(self):
-        return f"subinterp.Pool, new per sample, {self.workers} interpreters" + _fallback_note()
+        return "subinterp.Pool, new per sample" + _fallback_note()
 
     def sample(self, fn, argsets):
         import subinterp
@@ -231,17 +232,17 @@ class SubinterpPool(Variant):
 
 class SubinterpDefault(Variant):
     key = "subinterp-default"
+    label = "subinterp default pool, reused"
 
     def __init__(self, workers: int) -> None:
         super().__init__(workers)
         self._fallback: FallbackPool | None = None
 
     def describe(self):
-        # The default pool's size is fixed by subinterp: the usable CPUs.
-        return (
-            f"subinterp default pool (subinterp.map), reused, {usable_cpus()} interpreters"
-            + _fallback_note()
-        )
+        # The default pool's size is subinterp's choice: the usable CPUs.
+        n = usable_cpus()
+        size = "" if n == self.workers else f", {n} workers"
+        return f"subinterp default pool, reused{size}" + _fallback_note()
 
     def sample(self, fn, argsets):
         import subinterp

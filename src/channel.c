@@ -1,0 +1,565 @@
+/* channel.c - channels: a FIFO core (queue.c) seen through two ends.
+ *
+ * create_channel(maxsize) makes one process-wide channel object and two
+ * handles on it: a RecvChannel and a SendChannel.  Both cross to other
+ * interpreters like queues do (the handle kind, not the object, says
+ * which end arrives).
+ *
+ *   maxsize 0   rendezvous: send() returns once a receiver has the item
+ *               (handed over directly, or taken from the blocked sender);
+ *   maxsize N   buffered: send() returns once the item is in the buffer.
+ *
+ * Closing is two-phase.  SendChannel.close() stops sends: blocked and
+ * later senders get ChannelClosedError; receivers drain the buffer, then
+ * get ChannelClosedError (iteration stops).  close(force=True) -- and
+ * RecvChannel.close(), since nobody would receive any more -- also drops
+ * what is buffered.  Either way every blocked sender and receiver, in
+ * every interpreter, wakes up at once.
+ *
+ * Items on a channel are self-contained messages; unlike queue items they
+ * stay valid when the sending interpreter is destroyed (UNBOUND_KEEP).
+ */
+#include "wait.h"
+
+typedef struct {
+    sobj base;
+    fifo f;
+    Py_ssize_t maxsize;  /* immutable */
+} channel_obj;
+
+static void
+channel_destroy(sobj *o)
+{
+    channel_obj *ch = (channel_obj *)o;
+    fifo_fini(&ch->f);
+    PyMem_RawFree(ch);
+}
+
+static sub_mutex *
+channel_mutex(sobj *o)
+{
+    return &((channel_obj *)o)->f.mutex;
+}
+
+static void
+channel_after_fork(sobj *o)
+{
+    fifo *f = &((channel_obj *)o)->f;
+    wlist_reset(&f->receivers);
+    wlist_reset(&f->senders);
+}
+
+static PyObject *recv_wrap(module_state *st, void *ref);
+static PyObject *send_wrap(module_state *st, void *ref);
+
+static const handle_kind recv_kind = {
+    .name = "RecvChannel",
+    .tag = TAG_RECV_CHANNEL,
+    .incref = (void (*)(void *))sobj_incref,
+    .decref = (void (*)(void *))sobj_decref,
+    .wrap = recv_wrap,
+};
+
+static const handle_kind send_kind = {
+    .name = "SendChannel",
+    .tag = TAG_SEND_CHANNEL,
+    .incref = (void (*)(void *))sobj_incref,
+    .decref = (void (*)(void *))sobj_decref,
+    .wrap = send_wrap,
+};
+
+static const sobj_type channel_type = {
+    .name = "Channel",
+    .destroy = channel_destroy,
+    .interp_closed = NULL,
+    .mutex = channel_mutex,
+    .after_fork = channel_after_fork,
+    .kinds = {&recv_kind, &send_kind},
+};
+
+static PyObject *
+recv_wrap(module_state *st, void *ref)
+{
+    return handle_new(st->queue->RecvChannelType, &recv_kind, (sobj *)ref);
+}
+
+static PyObject *
+send_wrap(module_state *st, void *ref)
+{
+    return handle_new(st->queue->SendChannelType, &send_kind, (sobj *)ref);
+}
+
+static channel_obj *
+channel_of(PyObject *self)
+{
+    return (channel_obj *)((HandleObject *)self)->ref;
+}
+
+fifo *
+channel_fifo_of(module_state *st, PyObject *obj, int *is_send)
+{
+    struct queue_state *qs = st->queue;
+    if (Py_TYPE(obj) == qs->RecvChannelType) {
+        *is_send = 0;
+    }
+    else if (Py_TYPE(obj) == qs->SendChannelType) {
+        *is_send = 1;
+    }
+    else {
+        return NULL;
+    }
+    return &channel_of(obj)->f;
+}
+
+/* ------------------------------------------------------------------ */
+/* errors: one place                                                   */
+
+typedef enum {
+    CERR_CLOSED,
+    CERR_EMPTY,
+    CERR_FULL,
+    CERR_TIMEOUT,
+} channel_err;
+
+static PyObject *
+channel_error(module_state *st, channel_err err, PyObject *source)
+{
+    struct queue_state *qs = st->queue;
+    if (queue_exceptions_ensure(st) < 0) {
+        return NULL;
+    }
+    switch (err) {
+    case CERR_CLOSED:
+        channel_raise_closed(st, source);
+        break;
+    case CERR_EMPTY:
+        PyErr_SetString(qs->ChannelEmptyError, "nothing to receive");
+        break;
+    case CERR_FULL:
+        PyErr_SetString(qs->ChannelFullError,
+                        "cannot send without waiting (no receiver is "
+                        "waiting and the buffer is full)");
+        break;
+    case CERR_TIMEOUT:
+        PyErr_SetString(PyExc_TimeoutError, "timed out");
+        break;
+    }
+    return NULL;
+}
+
+void
+channel_raise_closed(module_state *st, PyObject *source)
+{
+    PyObject *exc = NULL;
+    if (queue_exceptions_ensure(st) < 0) {
+        return;
+    }
+    exc = PyObject_CallFunction(st->queue->ChannelClosedError, "s",
+                                "the channel is closed");
+    if (exc == NULL) {
+        return;
+    }
+    if (PyObject_SetAttrString(exc, "source",
+                               source != NULL ? source : Py_None) == 0) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    }
+    Py_DECREF(exc);
+}
+
+/* ------------------------------------------------------------------ */
+/* creation                                                            */
+
+static PyObject *
+coremod_create_channel(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"maxsize", NULL};
+    module_state *st = get_mod_state(mod);
+    PyObject *maxsize_obj = NULL, *recv = NULL, *send = NULL, *res = NULL;
+    Py_ssize_t maxsize = 0;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:create_channel",
+                                     kwlist, &maxsize_obj)) {
+        return NULL;
+    }
+    if (maxsize_obj != NULL) {
+        if (!PyLong_Check(maxsize_obj)) {
+            PyErr_Format(PyExc_TypeError,
+                         "maxsize must be an int, not %.100s",
+                         Py_TYPE(maxsize_obj)->tp_name);
+            return NULL;
+        }
+        maxsize = PyLong_AsSsize_t(maxsize_obj);
+        if (maxsize == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (maxsize < 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "maxsize must be >= 0 (0: rendezvous)");
+            return NULL;
+        }
+    }
+    channel_obj *ch = PyMem_RawCalloc(1, sizeof(channel_obj));
+    if (ch == NULL) {
+        return PyErr_NoMemory();
+    }
+    fifo_init(&ch->f, maxsize);
+    ch->maxsize = maxsize;
+    (void)sobj_register(&ch->base, &channel_type);
+    recv = recv_wrap(st, ch);
+    if (recv != NULL) {
+        send = send_wrap(st, ch);
+    }
+    sobj_decref(&ch->base);
+    if (send != NULL) {
+        res = PyTuple_Pack(2, recv, send);
+    }
+    Py_XDECREF(recv);
+    Py_XDECREF(send);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* both ends                                                           */
+
+static PyObject *
+channel_close(PyObject *self, int force)
+{
+    fifo *f = &channel_of(self)->f;
+    Py_BEGIN_ALLOW_THREADS
+    fifo_close(f, force);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+channel_get_closed(PyObject *self, void *Py_UNUSED(closure))
+{
+    fifo *f = &channel_of(self)->f;
+    sub_mutex_lock(&f->mutex);
+    int closed = f->closed != FIFO_OPEN;
+    sub_mutex_unlock(&f->mutex);
+    return PyBool_FromLong(closed);
+}
+
+static PyObject *
+channel_get_maxsize(PyObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(channel_of(self)->maxsize);
+}
+
+static PyObject *
+channel_qsize(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    fifo *f = &channel_of(self)->f;
+    sub_mutex_lock(&f->mutex);
+    Py_ssize_t n = f->count;
+    sub_mutex_unlock(&f->mutex);
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+channel_repr(PyObject *self)
+{
+    channel_obj *ch = channel_of(self);
+    return PyUnicode_FromFormat("subinterp.%s(id=%lld, maxsize=%zd)",
+                                ((HandleObject *)self)->kind->name,
+                                (long long)ch->base.id, ch->maxsize);
+}
+
+/* ------------------------------------------------------------------ */
+/* RecvChannel                                                         */
+
+static PyObject *
+recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
+{
+    module_state *st = handle_state(self);
+    sel_case c = {.f = &channel_of(self)->f, .kind = CASE_RECV};
+    int index;
+    item got = {.m = NULL};
+
+    int r = select_blocking(&c, 1, 0, dl, &index, &got);
+    switch (r) {
+    case SEL_DONE:
+        return queue_item_to_object(st, &got);
+    case SEL_NO_MEMORY:
+        return PyErr_NoMemory();
+    case SEL_CLOSED:
+        if (iterating) {
+            return NULL;  /* StopIteration */
+        }
+        return channel_error(st, CERR_CLOSED, self);
+    case SEL_TIMEOUT:
+        if (dl == NULL) {
+            if (dflt != NULL) {
+                return Py_NewRef(dflt);
+            }
+            return channel_error(st, CERR_EMPTY, self);
+        }
+        return channel_error(st, CERR_TIMEOUT, self);
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *
+recvchannel_recv(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    deadline dl;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recv", kwlist,
+                                     &timeout)) {
+        return NULL;
+    }
+    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    return recv_impl(self, &dl, NULL, 0);
+}
+
+static PyObject *
+recvchannel_recv_nowait(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"default", NULL};
+    PyObject *dflt = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recv_nowait", kwlist,
+                                     &dflt)) {
+        return NULL;
+    }
+    return recv_impl(self, NULL, dflt, 0);
+}
+
+static PyObject *
+recvchannel_iternext(PyObject *self)
+{
+    static const deadline forever = {.forever = 1};
+    return recv_impl(self, &forever, NULL, 1);
+}
+
+static PyObject *
+recvchannel_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return channel_close(self, 1);
+}
+
+static PyMethodDef recv_methods[] = {
+    {"recv", _PyCFunction_CAST(recvchannel_recv),
+     METH_VARARGS | METH_KEYWORDS,
+     "recv($self, timeout=None)\n--\n\n"
+     "Return the next object, waiting for one at most timeout seconds "
+     "(TimeoutError then).  Raises ChannelClosedError once the channel is "
+     "closed and drained."},
+    {"recv_nowait", _PyCFunction_CAST(recvchannel_recv_nowait),
+     METH_VARARGS | METH_KEYWORDS,
+     "recv_nowait($self, default=<unset>)\n--\n\n"
+     "Return the next object if one can be had without waiting, else "
+     "default (ChannelEmptyError when no default is given).  Raises "
+     "ChannelClosedError once the channel is closed and drained."},
+    {"close", recvchannel_close, METH_NOARGS,
+     "close($self, /)\n--\n\n"
+     "Close the channel for everybody: what is buffered is dropped, and "
+     "every sender and receiver gets ChannelClosedError."},
+    {"qsize", channel_qsize, METH_NOARGS,
+     "qsize($self, /)\n--\n\nNumber of buffered objects."},
+    {"__reduce__", handle_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef channel_getset[] = {
+    {"id", handle_get_id, NULL, "The channel's id, unique in the process.",
+     NULL},
+    {"closed", channel_get_closed, NULL,
+     "True once close() was called on either end.", NULL},
+    {"maxsize", channel_get_maxsize, NULL,
+     "Buffer size (0: rendezvous).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot recv_slots[] = {
+    {Py_tp_doc,
+     "The receiving end of a channel (see create_channel()).\n\n"
+     "Iterating over it receives until the channel is closed and "
+     "drained."},
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_repr, channel_repr},
+    {Py_tp_richcompare, handle_richcompare},
+    {Py_tp_hash, handle_hash},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, recvchannel_iternext},
+    {Py_tp_methods, recv_methods},
+    {Py_tp_getset, channel_getset},
+    {0, NULL},
+};
+
+static PyType_Spec recv_spec = {
+    .name = "subinterp.RecvChannel",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = recv_slots,
+};
+
+/* ------------------------------------------------------------------ */
+/* SendChannel                                                         */
+
+static PyObject *
+send_impl(PyObject *self, PyObject *obj, const deadline *dl)
+{
+    module_state *st = handle_state(self);
+    PyObject *res = NULL;
+    sel_case c = {.f = &channel_of(self)->f, .kind = CASE_SEND};
+    int index;
+
+    if (item_encode(st, obj, UNBOUND_KEEP, &c.send_item) < 0) {
+        return NULL;
+    }
+    switch (select_blocking(&c, 1, 0, dl, &index, NULL)) {
+    case SEL_DONE:
+        res = Py_NewRef(Py_None);
+        break;
+    case SEL_CLOSED:
+        channel_error(st, CERR_CLOSED, self);
+        break;
+    case SEL_TIMEOUT:
+        channel_error(st, dl == NULL ? CERR_FULL : CERR_TIMEOUT, self);
+        break;
+    case SEL_NO_MEMORY:
+        PyErr_NoMemory();
+        break;
+    default:
+        break;
+    }
+    item_clear(&c.send_item);
+    return res;
+}
+
+static PyObject *
+sendchannel_send(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"obj", "timeout", NULL};
+    PyObject *obj, *timeout = Py_None;
+    deadline dl;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:send", kwlist, &obj,
+                                     &timeout)) {
+        return NULL;
+    }
+    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    return send_impl(self, obj, &dl);
+}
+
+static PyObject *
+sendchannel_send_nowait(PyObject *self, PyObject *obj)
+{
+    return send_impl(self, obj, NULL);
+}
+
+static PyObject *
+sendchannel_send_buffer(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"obj", "timeout", NULL};
+    PyObject *obj, *timeout = Py_None, *view = NULL, *res = NULL;
+    deadline dl;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:send_buffer", kwlist,
+                                     &obj, &timeout)) {
+        return NULL;
+    }
+    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    /* The codec carries a memoryview without copying its memory. */
+    view = PyMemoryView_FromObject(obj);
+    if (view == NULL) {
+        return NULL;
+    }
+    res = send_impl(self, view, &dl);
+    Py_DECREF(view);
+    return res;
+}
+
+static PyObject *
+sendchannel_close(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"force", NULL};
+    int force = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:close", kwlist,
+                                     &force)) {
+        return NULL;
+    }
+    return channel_close(self, force);
+}
+
+static PyMethodDef send_methods[] = {
+    {"send", _PyCFunction_CAST(sendchannel_send),
+     METH_VARARGS | METH_KEYWORDS,
+     "send($self, obj, timeout=None)\n--\n\n"
+     "Send a copy of obj.  On a rendezvous channel (maxsize 0) returns "
+     "once a receiver has it; otherwise once it is buffered.  Waits at "
+     "most timeout seconds (TimeoutError then; obj was not sent).  Raises "
+     "ChannelClosedError when the channel is closed."},
+    {"send_nowait", sendchannel_send_nowait, METH_O,
+     "send_nowait($self, obj, /)\n--\n\n"
+     "Send obj if that needs no waiting (a receiver is waiting, or the "
+     "buffer has room); else raise ChannelFullError."},
+    {"send_buffer", _PyCFunction_CAST(sendchannel_send_buffer),
+     METH_VARARGS | METH_KEYWORDS,
+     "send_buffer($self, obj, timeout=None)\n--\n\n"
+     "Send a buffer (bytes-like object) without copying it: the receiver "
+     "gets a memoryview on the same memory."},
+    {"close", _PyCFunction_CAST(sendchannel_close),
+     METH_VARARGS | METH_KEYWORDS,
+     "close($self, *, force=False)\n--\n\n"
+     "Stop sending.  Receivers still get what is buffered, then "
+     "ChannelClosedError; blocked senders get ChannelClosedError now.  "
+     "force=True also drops what is buffered."},
+    {"qsize", channel_qsize, METH_NOARGS,
+     "qsize($self, /)\n--\n\nNumber of buffered objects."},
+    {"__reduce__", handle_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot send_slots[] = {
+    {Py_tp_doc, "The sending end of a channel (see create_channel())."},
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_repr, channel_repr},
+    {Py_tp_richcompare, handle_richcompare},
+    {Py_tp_hash, handle_hash},
+    {Py_tp_methods, send_methods},
+    {Py_tp_getset, channel_getset},
+    {0, NULL},
+};
+
+static PyType_Spec send_spec = {
+    .name = "subinterp.SendChannel",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = send_slots,
+};
+
+/* ------------------------------------------------------------------ */
+/* init                                                                */
+
+static PyMethodDef channel_functions[] = {
+    {"create_channel", _PyCFunction_CAST(coremod_create_channel),
+     METH_VARARGS | METH_KEYWORDS,
+     "create_channel(maxsize=0)\n--\n\n"
+     "Return (recv, send): the two ends of a new channel.  maxsize 0 "
+     "makes a rendezvous channel (send returns once received), N a "
+     "channel buffering up to N objects."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+channel_init(PyObject *mod, module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    if (handle_type_add(mod, st, &recv_spec, &qs->RecvChannelType) < 0) {
+        return -1;
+    }
+    if (handle_type_add(mod, st, &send_spec, &qs->SendChannelType) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(mod, channel_functions);
+}

@@ -1,0 +1,1018 @@
+/* codec.c - cross-interpreter data: object graph <-> message.
+ *
+ * Design
+ * ======
+ *
+ * A Python object belongs to one interpreter and never crosses.  What
+ * crosses is a message (struct msg): bytes in raw memory that any
+ * interpreter can read, plus counted references to the few process-wide
+ * C objects a message may carry (handles of queues, interpreters, locks;
+ * blobs of zero-copy buffers).  The sender encodes its objects into a
+ * message while holding its own GIL; the receiver decodes the message
+ * into new objects while holding its own.  msg_free() works in any
+ * thread, with or without a GIL, because a message holds no PyObject.
+ *
+ *     sender interpreter            process                receiver
+ *     ------------------            -------                --------
+ *     objects --codec_encode--> [ header | body | pickle ] --codec_decode-->
+ *                                 refs[]: handles, blobs      new objects
+ *                                    |
+ *                                    +--> blob: pinned memory of the sender
+ *                                         (memoryview, share(), big bytes)
+ *
+ * The body is a pre-order stream of one-byte opcodes (codec_impl.h has
+ * the table) with varint lengths.  Exact built-in types are encoded
+ * natively: ints as zigzag varints (one byte for -64..63), floats as 8
+ * bytes, str as its own internal representation (kind + code units, no
+ * UTF-8 round trip), containers as a count followed by their items.
+ * Subclasses and every other type go through pickle protocol 5 (see
+ * codec_enc.c), so anything picklable can cross; functions and classes
+ * cross by reference, like pickle does, with two additions: functions of
+ * the main script (receivers import the script as __mp_main__, like
+ * multiprocessing's spawn start method, so the `if __name__ ==
+ * "__main__":` guard holds), and functions that need no state (no
+ * closure, no globals but builtins) cross as marshalled code.
+ *
+ * Why it is faster than pickle (bench/bench_codec.py has the numbers):
+ * one pass with pointer-compare type dispatch; no memo work for objects
+ * that have one reference (most values); no UTF-8 encoding or decoding
+ * of str; dicts that repeat the previous dict's keys are rebuilt by
+ * copying it (no hashing, no resizes); bytes of 64 KiB and more are not
+ * copied into the message at all (the receiver makes the only copy).
+ *
+ * Memo and cycles: codec_enc.c.  Hostile input: codec_dec.c.  Zero-copy
+ * buffers, their lifetimes and what happens when an owner closes:
+ * codec_buf.c.
+ *
+ * Process-local messages.  A message with references (handles, blobs)
+ * only means something in the process that made it.  dumps() of such a
+ * message returns a bytes subclass (Message) whose header carries this
+ * process's nonce and pid and a token; the references stay in a
+ * process-wide table for as long as that Message object lives, and
+ * loads() finds them by token - or raises ValueError when the bytes came
+ * from another process or the Message is gone.  Messages without
+ * references are plain, portable bytes (between processes running the
+ * same Python version).
+ *
+ * datetime, Decimal, UUID.  Exact instances of the classes the sending
+ * interpreter's own `datetime`, `decimal` and `uuid` modules define are
+ * encoded by value (their compact pickle state), and rebuilt with the
+ * classes of the receiver's modules.  On 3.12 `_datetime` and `_decimal`
+ * cannot be imported in an isolated interpreter; there `import datetime`
+ * gives the pure-Python implementation, and that is what such a
+ * receiver gets: equal values, of the receiver's own classes.
+ *
+ * Limits: nesting deeper than CODEC_MAX_DEPTH (1000) raises ValueError
+ * at either end; a message holds at most 2**32 memoized objects.
+ */
+#include "codec_impl.h"
+
+#include <marshal.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* messages                                                            */
+
+void
+refs_release(msg_ref *refs, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (refs[i].what == REF_HANDLE) {
+            refs[i].kind->decref(refs[i].ptr);
+        }
+        else {
+            blob_decref((blob *)refs[i].ptr);
+        }
+    }
+}
+
+void
+msg_free(msg *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    refs_release(m->refs, m->nrefs);
+    PyMem_RawFree(m->refs);
+    PyMem_RawFree(m->data);
+    PyMem_RawFree(m);
+}
+
+Py_ssize_t
+msg_size(const msg *m)
+{
+    return m->size;
+}
+
+PyObject *
+codec_corrupt(codec_state *cs, const char *fmt, ...)
+{
+    va_list va;
+    va_start(va, fmt);
+    PyObject *text = PyUnicode_FromFormatV(fmt, va);
+    va_end(va);
+    if (text != NULL) {
+        PyErr_Format(cs->CorruptMessageError, "corrupt message: %U", text);
+        Py_DECREF(text);
+    }
+    return NULL;
+}
+
+PyObject *
+codec_helpers(codec_state *cs)
+{
+    if (cs->helpers == NULL) {
+        cs->helpers = PyImport_ImportModule("subinterp._codec");
+    }
+    return cs->helpers;
+}
+
+/* ------------------------------------------------------------------ */
+/* datetime, Decimal, UUID classes                                     */
+
+static const struct {
+    int group;
+    const char *module;
+    const char *name;
+} known_types[RT_N] = {
+    {0, "datetime", "date"},
+    {0, "datetime", "time"},
+    {0, "datetime", "datetime"},
+    {0, "datetime", "timedelta"},
+    {0, "datetime", "timezone"},
+    {1, "decimal", "Decimal"},
+    {2, "uuid", "UUID"},
+    {2, "uuid", "SafeUUID"},
+};
+
+#define TYPE_GROUPS 3
+
+/* Fill the classes of one group from mod.  0 or -1. */
+static int
+load_group(codec_state *cs, int group, PyObject *mod)
+{
+    for (int k = 0; k < RT_N; k++) {
+        if (known_types[k].group != group) {
+            continue;
+        }
+        PyObject *t = PyObject_GetAttrString(mod, known_types[k].name);
+        if (t == NULL) {
+            return -1;
+        }
+        Py_XSETREF(cs->types[k], t);
+    }
+    cs->types_loaded |= 1 << group;
+    return 0;
+}
+
+void
+codec_lookup_sender_types(codec_state *cs)
+{
+    if (cs->types_loaded == (1 << TYPE_GROUPS) - 1) {
+        return;
+    }
+    for (int g = 0; g < TYPE_GROUPS; g++) {
+        if (cs->types_loaded & (1 << g)) {
+            continue;
+        }
+        const char *name = NULL;
+        for (int k = 0; k < RT_N; k++) {
+            if (known_types[k].group == g) {
+                name = known_types[k].module;
+                break;
+            }
+        }
+        PyObject *modname = PyUnicode_FromString(name);
+        PyObject *mod = modname ? PyImport_GetModule(modname) : NULL;
+        Py_XDECREF(modname);
+        if (mod != NULL) {
+            (void)load_group(cs, g, mod);
+            Py_DECREF(mod);
+        }
+        PyErr_Clear();
+    }
+}
+
+PyObject *
+codec_recv_type(codec_state *cs, int which)
+{
+    if (cs->types[which] != NULL) {
+        return cs->types[which];
+    }
+    int group = known_types[which].group;
+    PyObject *mod = PyImport_ImportModule(known_types[which].module);
+    if (mod == NULL || load_group(cs, group, mod) < 0) {
+        Py_XDECREF(mod);
+        PyObject *exc = PyErr_GetRaisedException();
+        PyErr_Format(PyExc_ImportError,
+                     "cannot rebuild a %s.%s sent by another interpreter: "
+                     "module %s cannot be imported in this interpreter",
+                     known_types[which].module, known_types[which].name,
+                     known_types[which].module);
+        PyObject *newexc = PyErr_GetRaisedException();
+        PyException_SetCause(newexc, Py_NewRef(exc));
+        PyException_SetContext(newexc, exc);
+        PyErr_SetRaisedException(newexc);
+        return NULL;
+    }
+    Py_DECREF(mod);
+    return cs->types[which];
+}
+
+/* ------------------------------------------------------------------ */
+/* functions and classes, receiver side                                */
+
+/* Add a note to the exception being raised (best effort). */
+static void
+add_note(codec_state *cs, PyObject *note)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *r = PyObject_CallMethodOneArg(exc, cs->s_add_note, note);
+    if (r == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+    PyErr_SetRaisedException(exc);
+}
+
+static void
+cache_store(codec_state *cs, PyObject *key, PyObject *obj)
+{
+    if (cs->ref_cache == NULL) {
+        cs->ref_cache = PyDict_New();
+        if (cs->ref_cache == NULL) {
+            PyErr_Clear();
+            return;
+        }
+    }
+    if (PyDict_GET_SIZE(cs->ref_cache) >= 4096) {
+        PyDict_Clear(cs->ref_cache);
+    }
+    if (PyDict_SetItem(cs->ref_cache, key, obj) < 0) {
+        PyErr_Clear();
+    }
+}
+
+static PyObject *
+cache_lookup(codec_state *cs, PyObject *key)
+{
+    if (cs->ref_cache == NULL) {
+        return NULL;
+    }
+    PyObject *obj = PyDict_GetItemWithError(cs->ref_cache, key);
+    if (obj == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return Py_NewRef(obj);
+}
+
+PyObject *
+codec_resolve_global(codec_state *cs, PyObject *key, int trusted)
+{
+    PyObject *obj = cache_lookup(cs, key);
+    PyObject *modname = NULL, *qualname = NULL, *parts = NULL;
+    PyObject *dot = NULL;
+    if (obj != NULL) {
+        return obj;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+    Py_ssize_t colon = PyUnicode_FindChar(key, ':', 0, len, 1);
+    if (colon < 0) {
+        if (colon == -1) {
+            codec_corrupt(cs, "bad global reference %R", key);
+        }
+        return NULL;
+    }
+    modname = PyUnicode_Substring(key, 0, colon);
+    qualname = PyUnicode_Substring(key, colon + 1, len);
+    if (modname == NULL || qualname == NULL) {
+        goto done;
+    }
+    if (trusted) {
+        obj = PyImport_Import(modname);
+    }
+    else {
+        obj = PyImport_GetModule(modname);
+        if (obj == NULL && !PyErr_Occurred()) {
+            codec_corrupt(cs, "refusing to import module %R for an "
+                          "untrusted message", modname);
+            goto done;
+        }
+    }
+    if (obj == NULL) {
+        goto error;
+    }
+    dot = PyUnicode_FromOrdinal('.');
+    parts = dot ? PyUnicode_Split(qualname, dot, -1) : NULL;
+    if (parts == NULL) {
+        Py_CLEAR(obj);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        Py_SETREF(obj, PyObject_GetAttr(obj, PyList_GET_ITEM(parts, i)));
+        if (obj == NULL) {
+            goto error;
+        }
+    }
+    cache_store(cs, key, obj);
+    goto done;
+error:
+    {
+        PyObject *note = PyUnicode_FromFormat(
+            "subinterp: while looking up %U.%U, which another interpreter "
+            "sent by reference (is that module importable here? new "
+            "interpreters start with their creator's sys.path)",
+            modname, qualname);
+        if (note != NULL) {
+            add_note(cs, note);
+            Py_DECREF(note);
+        }
+        else {
+            PyErr_Clear();
+        }
+    }
+done:
+    Py_XDECREF(modname);
+    Py_XDECREF(qualname);
+    Py_XDECREF(parts);
+    Py_XDECREF(dot);
+    return obj;
+}
+
+PyObject *
+codec_resolve_main(codec_state *cs, PyObject *path, PyObject *spec,
+                   PyObject *qualname)
+{
+    PyObject *key = PyTuple_Pack(3, path, spec, qualname);
+    PyObject *obj = NULL;
+    if (key == NULL) {
+        return NULL;
+    }
+    obj = cache_lookup(cs, key);
+    if (obj == NULL) {
+        PyObject *helpers = codec_helpers(cs);
+        if (helpers != NULL) {
+            obj = PyObject_CallMethod(helpers, "resolve_main", "OOO", path,
+                                      spec, qualname);
+        }
+        if (obj != NULL) {
+            cache_store(cs, key, obj);
+        }
+    }
+    Py_DECREF(key);
+    return obj;
+}
+
+PyObject *
+codec_make_code_func(codec_state *cs, PyObject *modname,
+                     PyObject *code_bytes, PyObject *defaults,
+                     PyObject *kwdefaults)
+{
+    PyObject *code = NULL, *globals = NULL, *func = NULL;
+    PyObject *freevars = NULL;
+    code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(code_bytes),
+                                          PyBytes_GET_SIZE(code_bytes));
+    if (code == NULL) {
+        goto done;
+    }
+    if (!PyCode_Check(code)) {
+        codec_corrupt(cs, "function code is not a code object");
+        goto done;
+    }
+    freevars = PyCode_GetFreevars((PyCodeObject *)code);
+    if (freevars == NULL) {
+        goto done;
+    }
+    if (PyTuple_GET_SIZE(freevars) != 0) {
+        codec_corrupt(cs, "function code needs a closure");
+        goto done;
+    }
+    if (cs->builtins_mod == NULL) {
+        cs->builtins_mod = PyImport_ImportModule("builtins");
+        if (cs->builtins_mod == NULL) {
+            goto done;
+        }
+    }
+    /* The function had no globals but builtins: give it fresh ones. */
+    globals = PyDict_New();
+    if (globals == NULL ||
+        PyDict_SetItem(globals, cs->s_builtins, cs->builtins_mod) < 0 ||
+        PyDict_SetItem(globals, cs->s___name__,
+                       modname != Py_None ? modname : cs->s_main) < 0) {
+        goto done;
+    }
+    func = PyFunction_New(code, globals);
+    if (func == NULL) {
+        goto done;
+    }
+    if ((defaults != Py_None && PyFunction_SetDefaults(func, defaults) < 0) ||
+        (kwdefaults != Py_None &&
+         PyFunction_SetKwDefaults(func, kwdefaults) < 0)) {
+        Py_CLEAR(func);
+    }
+done:
+    Py_XDECREF(code);
+    Py_XDECREF(globals);
+    Py_XDECREF(freevars);
+    return func;
+}
+
+/* ------------------------------------------------------------------ */
+/* dumps() output: Message, a bytes subclass                           */
+
+static void
+message_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    const char *p = PyBytes_AS_STRING(self);
+    if (PyBytes_GET_SIZE(self) >= MSG_LOCAL_HEADER &&
+        (p[4] & MSGF_LOCAL)) {
+        token_unregister(get_le64(p + 40));
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot message_slots[] = {
+    {Py_tp_dealloc, message_dealloc},
+    {Py_tp_doc,
+     "What subinterp.dumps() returns for objects holding handles or "
+     "shared buffers: bytes that keep those alive, and that loads() "
+     "accepts only in this process while this object exists."},
+    {0, NULL},
+};
+
+static PyType_Spec message_spec = {
+    .name = "subinterp.Message",
+    .basicsize = 0,
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = message_slots,
+};
+
+static PyObject *
+dumps_local(codec_state *cs, msg *m)
+{
+    PyObject *plain = NULL, *args = NULL, *res = NULL;
+    uint64_t token;
+    Py_ssize_t body = m->size - MSG_HEADER;
+    plain = PyBytes_FromStringAndSize(NULL, MSG_LOCAL_HEADER + body);
+    if (plain == NULL) {
+        msg_free(m);
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(plain);
+    memcpy(p, m->data, MSG_HEADER);
+    p[4] |= MSGF_LOCAL;
+    memcpy(p + MSG_LOCAL_HEADER, m->data + MSG_HEADER, (size_t)body);
+    /* the table keeps the references, not the bytes */
+    PyMem_RawFree(m->data);
+    m->data = NULL;
+    m->size = 0;
+    if (token_register(m, &token) < 0) {
+        goto done;
+    }
+    put_le64(p + 24, codec_process_nonce());
+    put_le64(p + 32, (uint64_t)getpid());
+    put_le64(p + 40, token);
+    args = PyTuple_Pack(1, plain);
+    if (args == NULL) {
+        token_unregister(token);
+        goto done;
+    }
+    /* bytes.__new__ of the subclass (which users cannot call) */
+    res = PyBytes_Type.tp_new(cs->MessageType, args, NULL);
+    if (res == NULL) {
+        token_unregister(token);
+    }
+done:
+    Py_XDECREF(plain);
+    Py_XDECREF(args);
+    return res;
+}
+
+/* dumps(obj, /) */
+static PyObject *
+coremod_dumps(PyObject *mod, PyObject *obj)
+{
+    module_state *st = get_mod_state(mod);
+    msg *m = codec_encode_mode(st, obj, ENC_DUMPS);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (m->nrefs > 0) {
+        return dumps_local(codec_get(st), m);
+    }
+    PyObject *res = PyBytes_FromStringAndSize(m->data, m->size);
+    msg_free(m);
+    return res;
+}
+
+/* loads(data, /, *, trusted=True) */
+static PyObject *
+coremod_loads(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"", "trusted", NULL};
+    module_state *st = get_mod_state(mod);
+    codec_state *cs = codec_get(st);
+    Py_buffer view;
+    int trusted = 1;
+    PyObject *res = NULL;
+    msg *m = NULL;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$p:loads", kwlist,
+                                     &view, &trusted)) {
+        return NULL;
+    }
+    const char *p = view.buf;
+    Py_ssize_t n = view.len;
+    codec_drain_pending();
+    if (n >= MSG_HEADER && p[0] == MSG_MAGIC0 && p[1] == MSG_MAGIC1 &&
+        p[2] == MSG_MAGIC2 && (p[4] & MSGF_LOCAL)) {
+        if (n < MSG_LOCAL_HEADER) {
+            codec_corrupt(cs, "truncated header");
+            goto done;
+        }
+        if (get_le64(p + 24) != codec_process_nonce() ||
+            get_le64(p + 32) != (uint64_t)getpid()) {
+            PyErr_SetString(PyExc_ValueError,
+                            "this message holds handles or shared buffers "
+                            "of another process (or of the parent of a "
+                            "fork); such messages can only be loaded in "
+                            "the process that made them");
+            goto done;
+        }
+        m = token_pin(get_le64(p + 40));
+        if (m == NULL) {
+            PyErr_SetString(PyExc_ValueError,
+                            "the handles and shared buffers of this "
+                            "message were released: the object dumps() "
+                            "returned was garbage-collected; keep it alive "
+                            "until loads()");
+            goto done;
+        }
+        res = codec_decode_data(st, p, n, MSG_LOCAL_HEADER, m->refs,
+                                m->nrefs, trusted);
+        token_unpin(m);
+    }
+    else {
+        res = codec_decode_data(st, p, n, MSG_HEADER, NULL, 0, trusted);
+    }
+done:
+    PyBuffer_Release(&view);
+    codec_drain_pending();
+    return res;
+}
+
+/* is_shareable(obj, /) */
+static PyObject *
+coremod_is_shareable(PyObject *mod, PyObject *obj)
+{
+    module_state *st = get_mod_state(mod);
+    msg *m = codec_encode_mode(st, obj, ENC_CROSS);
+    if (m == NULL) {
+        if (PyErr_ExceptionMatches(st->NotShareableError) ||
+            PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            Py_RETURN_FALSE;
+        }
+        return NULL;
+    }
+    msg_free(m);
+    Py_RETURN_TRUE;
+}
+
+/* _roundtrip(obj, /): what crossing does, in one interpreter */
+static PyObject *
+coremod_roundtrip(PyObject *mod, PyObject *obj)
+{
+    module_state *st = get_mod_state(mod);
+    msg *m = codec_encode(st, obj);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = codec_decode(st, m);
+    msg_free(m);
+    return res;
+}
+
+/* _message_size(obj, /) */
+static PyObject *
+coremod_message_size(PyObject *mod, PyObject *obj)
+{
+    module_state *st = get_mod_state(mod);
+    msg *m = codec_encode(st, obj);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = Py_BuildValue("(nn)", msg_size(m), m->nrefs);
+    msg_free(m);
+    return res;
+}
+
+static PyObject *
+coremod_codec_debug(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    codec_counters c;
+    codec_drain_pending();
+    codec_get_counters(&c);
+    return Py_BuildValue("{snsnsnsnsn}", "live_blobs", c.live_blobs,
+                         "pending", c.pending, "leaked", c.leaked,
+                         "tokens", c.tokens, "owners", c.owners);
+}
+
+static PyObject *
+coremod_reducer_override(PyObject *mod, PyObject *obj)
+{
+    return codec_reducer_override(get_mod_state(mod), obj);
+}
+
+/* _main_ref(path, spec, qualname) */
+static PyObject *
+coremod_main_ref(PyObject *mod, PyObject *args)
+{
+    PyObject *path, *spec, *qualname;
+    if (!PyArg_ParseTuple(args, "OOU:_main_ref", &path, &spec, &qualname)) {
+        return NULL;
+    }
+    return codec_resolve_main(codec_get(get_mod_state(mod)), path, spec,
+                              qualname);
+}
+
+/* _code_func(modname, code, defaults, kwdefaults) */
+static PyObject *
+coremod_code_func(PyObject *mod, PyObject *args)
+{
+    PyObject *modname, *code, *defaults, *kwdefaults;
+    if (!PyArg_ParseTuple(args, "OSOO:_code_func", &modname, &code,
+                          &defaults, &kwdefaults)) {
+        return NULL;
+    }
+    if ((modname != Py_None && !PyUnicode_Check(modname)) ||
+        (defaults != Py_None && !PyTuple_Check(defaults)) ||
+        (kwdefaults != Py_None && !PyDict_Check(kwdefaults))) {
+        PyErr_SetString(PyExc_TypeError, "_code_func: bad arguments");
+        return NULL;
+    }
+    return codec_make_code_func(codec_get(get_mod_state(mod)), modname,
+                                code, defaults, kwdefaults);
+}
+
+/* _handle_ref(i) */
+static PyObject *
+coremod_handle_ref(PyObject *mod, PyObject *arg)
+{
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return codec_decode_ref(get_mod_state(mod), i, REF_HANDLE, NULL);
+}
+
+/* _buffer_ref(i, offset, nbytes, readonly, fmt, shape) */
+static PyObject *
+coremod_buffer_ref(PyObject *mod, PyObject *args)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 6) {
+        PyErr_SetString(PyExc_TypeError, "_buffer_ref takes 6 arguments");
+        return NULL;
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(args, 0));
+    if (i == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *rest = PyTuple_GetSlice(args, 1, 6);
+    if (rest == NULL) {
+        return NULL;
+    }
+    PyObject *res = codec_decode_ref(get_mod_state(mod), i, REF_BLOB, rest);
+    Py_DECREF(rest);
+    return res;
+}
+
+static PyMethodDef codec_methods[] = {
+    {"dumps", coremod_dumps, METH_O,
+     "dumps(obj, /)\n--\n\n"
+     "Encode obj as subinterp sends it to another interpreter.\n\n"
+     "The result is bytes.  If obj holds handles (interpreters, queues, "
+     "...) or zero-copy buffers (memoryview, share()), the result is a "
+     "Message, a bytes subclass that only loads() in this process, and "
+     "only while that Message object is alive."},
+    {"loads", _PyCFunction_CAST(coremod_loads), METH_VARARGS | METH_KEYWORDS,
+     "loads(data, /, *, trusted=True)\n--\n\n"
+     "Decode what dumps() returned.\n\n"
+     "Corrupt or truncated data raises CorruptMessageError (a "
+     "ValueError).  Messages may hold pickled objects, functions sent as "
+     "code and references to modules: for data from outside the program, "
+     "pass trusted=False, which refuses those (unpickling untrusted data "
+     "runs arbitrary code, as with pickle.loads)."},
+    {"is_shareable", coremod_is_shareable, METH_O,
+     "is_shareable(obj, /)\n--\n\n"
+     "True if obj can be sent to another interpreter (it tries to encode "
+     "it: objects that need pickle are pickled)."},
+    {"share", _PyCFunction_CAST(coremod_share), METH_FASTCALL | METH_KEYWORDS,
+     "share(obj, /, *, writable=False)\n--\n\n"
+     "Wrap a buffer so that it crosses to other interpreters without "
+     "being copied.\n\n"
+     "Receivers get a memoryview on the same memory, read-only unless "
+     "writable=True (which needs a writable, C-contiguous buffer; then "
+     "writes from any interpreter are visible to all, and synchronizing "
+     "them is up to you).  obj stays pinned (it cannot be resized) until "
+     "every view of it is gone."},
+    {"_roundtrip", coremod_roundtrip, METH_O,
+     "_roundtrip(obj, /)\n--\n\n"
+     "Encode and decode obj as a crossing would (tests, benchmarks)."},
+    {"_message_size", coremod_message_size, METH_O,
+     "_message_size(obj, /)\n--\n\n"
+     "(bytes, references) of the message obj encodes to."},
+    {"_codec_debug", coremod_codec_debug, METH_NOARGS,
+     "_codec_debug()\n--\n\nCounters of the codec's process-wide state."},
+    {"_reducer_override", coremod_reducer_override, METH_O,
+     "_reducer_override(obj, /)\n--\n\n"
+     "reducer_override of the codec's pickler."},
+    {"_main_ref", coremod_main_ref, METH_VARARGS,
+     "_main_ref(path, spec, qualname)\n--\n\n"
+     "Find an object of the main script (pickle reconstructor)."},
+    {"_code_func", coremod_code_func, METH_VARARGS,
+     "_code_func(modname, code, defaults, kwdefaults)\n--\n\n"
+     "Rebuild a function sent as code (pickle reconstructor)."},
+    {"_handle_ref", coremod_handle_ref, METH_O,
+     "_handle_ref(i)\n--\n\nA handle of the message being decoded."},
+    {"_buffer_ref", coremod_buffer_ref, METH_VARARGS,
+     "_buffer_ref(i, offset, nbytes, readonly, fmt, shape)\n--\n\n"
+     "A buffer of the message being decoded."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* handles                                                             */
+
+int
+codec_register_handle_type(module_state *st, PyTypeObject *tp)
+{
+    codec_state *cs = codec_get(st);
+    if (cs == NULL) {
+        PyErr_SetString(PyExc_SystemError,
+                        "codec_register_handle_type before codec_init");
+        return -1;
+    }
+    for (int i = 0; i < cs->nhandle_types; i++) {
+        if (cs->handle_types[i] == tp) {
+            return 0;
+        }
+    }
+    if (cs->nhandle_types >= CODEC_MAX_HANDLE_TYPES) {
+        PyErr_SetString(PyExc_SystemError, "too many handle types");
+        return -1;
+    }
+    cs->handle_types[cs->nhandle_types++] = (PyTypeObject *)Py_NewRef(tp);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* CPython 3.12.0-3.12.3: gh-119213                                    */
+/*
+ * Argument Clinic functions of extension modules (such as
+ * _pickle.Pickler.__init__) build the tuple of their keyword names the
+ * first time they are called with keywords, in whichever interpreter
+ * does so, and keep it in a static for the life of the process.  Made in
+ * a subinterpreter, it is freed by the wrong allocator later and the
+ * process crashes at exit.  The fix (3.12.4) builds it in the main
+ * interpreter.  On older 3.12 we make those first calls ourselves, from
+ * the main interpreter, when it imports us; until that has happened (a
+ * process whose main interpreter never imported subinterp) the pickle
+ * fallback avoids keywords: no out-of-band buffers.
+ */
+
+static atomic_int pickle_kw_ok;
+
+int
+codec_pickle_kw_ok(void)
+{
+    return atomic_load(&pickle_kw_ok);
+}
+
+static void
+pickle_kw_warm_up(void)
+{
+    if (Py_Version >= 0x030C04F0) {
+        atomic_store(&pickle_kw_ok, 1);
+        return;
+    }
+    if (PyInterpreterState_Get() != PyInterpreterState_Main() ||
+        atomic_load(&pickle_kw_ok)) {
+        return;
+    }
+    PyObject *pickle = PyImport_ImportModule("_pickle");
+    PyObject *io = PyImport_ImportModule("io");
+    PyObject *file = NULL, *args = NULL, *kw = NULL, *r1 = NULL, *r2 = NULL;
+    if (pickle == NULL || io == NULL) {
+        goto done;
+    }
+    file = PyObject_CallMethod(io, "BytesIO", NULL);
+    args = file ? PyTuple_Pack(1, file) : NULL;
+    kw = args ? Py_BuildValue("{sOsO}", "buffer_callback", Py_None,
+                              "fix_imports", Py_True) : NULL;
+    if (kw == NULL) {
+        goto done;
+    }
+    PyObject *cls = PyObject_GetAttrString(pickle, "Pickler");
+    if (cls != NULL) {
+        r1 = PyObject_Call(cls, args, kw);
+        Py_DECREF(cls);
+    }
+    Py_CLEAR(kw);
+    kw = Py_BuildValue("{sOsO}", "buffers", Py_None, "fix_imports",
+                       Py_True);
+    cls = kw ? PyObject_GetAttrString(pickle, "Unpickler") : NULL;
+    if (cls != NULL) {
+        r2 = PyObject_Call(cls, args, kw);
+        Py_DECREF(cls);
+    }
+    if (r1 != NULL && r2 != NULL) {
+        atomic_store(&pickle_kw_ok, 1);
+    }
+done:
+    PyErr_Clear();
+    Py_XDECREF(pickle);
+    Py_XDECREF(io);
+    Py_XDECREF(file);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    Py_XDECREF(r1);
+    Py_XDECREF(r2);
+}
+
+/* ------------------------------------------------------------------ */
+/* init, GC                                                            */
+
+static atomic_int closing_hook_added;
+
+static int
+intern(PyObject **slot, const char *s)
+{
+    *slot = PyUnicode_InternFromString(s);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int
+fn_attr(PyObject *mod, PyObject **slot, const char *name)
+{
+    *slot = PyObject_GetAttrString(mod, name);
+    return *slot == NULL ? -1 : 0;
+}
+
+int
+codec_init(PyObject *mod, module_state *st)
+{
+    codec_state *cs = PyMem_Calloc(1, sizeof(codec_state));
+    if (cs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    st->codec = cs;
+    if (codec_buf_global_init() < 0) {
+        return -1;
+    }
+    if (!atomic_exchange(&closing_hook_added, 1) &&
+        runtime_add_closing_hook(codec_interp_closing) < 0) {
+        return -1;
+    }
+    pickle_kw_warm_up();
+    if (intern(&cs->s_module, "__module__") < 0 ||
+        intern(&cs->s_qualname, "__qualname__") < 0 ||
+        intern(&cs->s_file, "__file__") < 0 ||
+        intern(&cs->s_spec, "__spec__") < 0 ||
+        intern(&cs->s_name, "name") < 0 ||
+        intern(&cs->s_reduce, "__reduce__") < 0 ||
+        intern(&cs->s_getinitargs, "__getinitargs__") < 0 ||
+        intern(&cs->s_dump, "dump") < 0 ||
+        intern(&cs->s_load, "load") < 0 ||
+        intern(&cs->s_getvalue, "getvalue") < 0 ||
+        intern(&cs->s_clear, "clear") < 0 ||
+        intern(&cs->s_cast, "cast") < 0 ||
+        intern(&cs->s_raw, "raw") < 0 ||
+        intern(&cs->s_main, "__main__") < 0 ||
+        intern(&cs->s_mp_main, "__mp_main__") < 0 ||
+        intern(&cs->s_builtins, "__builtins__") < 0 ||
+        intern(&cs->s___name__, "__name__") < 0 ||
+        intern(&cs->s_bytes, "bytes") < 0 ||
+        intern(&cs->s_is_safe, "is_safe") < 0 ||
+        intern(&cs->s_value, "value") < 0 ||
+        intern(&cs->s_add_note, "add_note") < 0) {
+        return -1;
+    }
+    cs->CorruptMessageError = PyErr_NewExceptionWithDoc(
+        "subinterp.CorruptMessageError",
+        "A message could not be decoded: it is truncated, corrupted, or "
+        "was not made by subinterp.", PyExc_ValueError, NULL);
+    if (cs->CorruptMessageError == NULL ||
+        PyModule_AddObjectRef(mod, "CorruptMessageError",
+                              cs->CorruptMessageError) < 0) {
+        return -1;
+    }
+    if (codec_buf_types_init(mod, cs) < 0) {
+        return -1;
+    }
+    cs->MessageType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &message_spec, (PyObject *)&PyBytes_Type);
+    if (cs->MessageType == NULL ||
+        PyModule_AddType(mod, cs->MessageType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(mod, codec_methods) < 0) {
+        return -1;
+    }
+    if (fn_attr(mod, &cs->fn_main_ref, "_main_ref") < 0 ||
+        fn_attr(mod, &cs->fn_code_func, "_code_func") < 0 ||
+        fn_attr(mod, &cs->fn_handle_ref, "_handle_ref") < 0 ||
+        fn_attr(mod, &cs->fn_buffer_ref, "_buffer_ref") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+codec_traverse(module_state *st, visitproc visit, void *arg)
+{
+    codec_state *cs = codec_get(st);
+    if (cs == NULL) {
+        return 0;
+    }
+    Py_VISIT(cs->CorruptMessageError);
+    Py_VISIT(cs->SharedBufferType);
+    Py_VISIT(cs->MessageType);
+    for (int i = 0; i < cs->nhandle_types; i++) {
+        Py_VISIT(cs->handle_types[i]);
+    }
+    Py_VISIT(cs->fn_main_ref);
+    Py_VISIT(cs->fn_code_func);
+    Py_VISIT(cs->fn_handle_ref);
+    Py_VISIT(cs->fn_buffer_ref);
+    Py_VISIT(cs->helpers);
+    Py_VISIT(cs->builtins_mod);
+    for (int i = 0; i < RT_N; i++) {
+        Py_VISIT(cs->types[i]);
+    }
+    Py_VISIT(cs->ref_cache);
+    Py_VISIT(cs->send_cache);
+    return 0;
+}
+
+void
+codec_clear(module_state *st)
+{
+    codec_state *cs = codec_get(st);
+    if (cs == NULL) {
+        return;
+    }
+    /* The module goes away with its interpreter (for interpreters that
+       subinterp did not create, this is the only chance to release what
+       the interpreter pinned). */
+    codec_drain_pending();
+    codec_interp_closing();
+    Py_CLEAR(cs->CorruptMessageError);
+    Py_CLEAR(cs->SharedBufferType);
+    Py_CLEAR(cs->MessageType);
+    for (int i = 0; i < cs->nhandle_types; i++) {
+        Py_CLEAR(cs->handle_types[i]);
+    }
+    cs->nhandle_types = 0;
+    Py_CLEAR(cs->fn_main_ref);
+    Py_CLEAR(cs->fn_code_func);
+    Py_CLEAR(cs->fn_handle_ref);
+    Py_CLEAR(cs->fn_buffer_ref);
+    Py_CLEAR(cs->helpers);
+    Py_CLEAR(cs->builtins_mod);
+    for (int i = 0; i < RT_N; i++) {
+        Py_CLEAR(cs->types[i]);
+    }
+    Py_CLEAR(cs->ref_cache);
+    Py_CLEAR(cs->send_cache);
+    Py_CLEAR(cs->s_module);
+    Py_CLEAR(cs->s_qualname);
+    Py_CLEAR(cs->s_file);
+    Py_CLEAR(cs->s_spec);
+    Py_CLEAR(cs->s_name);
+    Py_CLEAR(cs->s_reduce);
+    Py_CLEAR(cs->s_getinitargs);
+    Py_CLEAR(cs->s_dump);
+    Py_CLEAR(cs->s_load);
+    Py_CLEAR(cs->s_getvalue);
+    Py_CLEAR(cs->s_clear);
+    Py_CLEAR(cs->s_cast);
+    Py_CLEAR(cs->s_raw);
+    Py_CLEAR(cs->s_main);
+    Py_CLEAR(cs->s_mp_main);
+    Py_CLEAR(cs->s_builtins);
+    Py_CLEAR(cs->s___name__);
+    Py_CLEAR(cs->s_bytes);
+    Py_CLEAR(cs->s_is_safe);
+    Py_CLEAR(cs->s_value);
+    Py_CLEAR(cs->s_add_note);
+    PyMem_Free(cs);
+    st->codec = NULL;
+}

@@ -1,0 +1,2117 @@
+/* codec_enc.c - the encoder: object graph -> message.
+ *
+ * One recursive pass over the graph writes opcodes into a growable raw
+ * buffer (doubling, so appends are amortized O(1)).  The exact built-in
+ * types are tested with pointer compares before anything else, in the
+ * order they are most common in real payloads (str, int, float, None,
+ * bool, then containers).
+ *
+ * Memo.  An object whose reference count is 1 can be reached only once
+ * in the graph, so it never needs a memo entry; every other object that
+ * is not an int/float/bool/None gets one (a pointer-keyed open-addressing
+ * table holding strong references, so that a recycled address can never
+ * alias).  The first occurrence is written with OP_MEMO set on its
+ * opcode, later ones as OP_REF <index>.  Interned dict keys therefore
+ * cost one table probe and two bytes after their first use.
+ *
+ * Indices are handed out in pre-order: the decoder reserves a slot when
+ * it reads a memo-flagged opcode and fills it once the object exists -
+ * immediately for list/dict/set (so self-references work: a cycle through
+ * them round-trips), only after the children for tuple/frozenset/slice
+ * and the rest.  A reference to one of those while it is still being
+ * written is a cycle through an immutable object; the encoder then
+ * starts again and sends the whole graph through pickle, which knows how
+ * to rebuild such cycles.
+ *
+ * Dict shapes.  Lists of records (dicts with the same keys in the same
+ * order) are common.  Both sides keep the key lists of the last
+ * SHAPE_SLOTS distinct shapes of dicts written with OP_DICT, replaced
+ * first in, first out; a dict whose keys are exactly one of them (same
+ * objects, same order) is written as OP_DICT_SHAPE <slot> and its values
+ * only.  The decoder copies the dict that defined the slot (a memcpy of
+ * its hash table: no hashing, no resizes) and replaces the values.
+ *
+ * Pins.  With ENC_CROSS, bytes and str of CODEC_PIN_THRESHOLD bytes or
+ * more are not copied into the message: the message pins the object in
+ * this interpreter and the receiver copies it once (codec_buf.c).
+ * dumps() (ENC_DUMPS) copies them, so that its output is portable.
+ *
+ * Fallback.  Every other object goes through one pickle.Pickler per
+ * message (protocol 5), so pickled objects share one pickle memo; the
+ * pickle stream is appended after the body and each OP_PICKLE reads the
+ * next pickle from it.  Out-of-band buffers are written right after the
+ * opcode (copied once into raw memory when large).  The pickler's
+ * reducer_override sends functions of the main script, stateless
+ * functions, handles and zero-copy buffers inside pickled objects the
+ * way the native encoder does (codec_reducer_override).
+ */
+#include "codec_impl.h"
+
+#include <marshal.h>
+
+#define ENC_RESTART (-3)     /* cycle through an immutable: use pickle */
+
+typedef struct {
+    PyObject *obj;      /* strong, NULL = empty slot */
+    uint32_t index;
+    uint32_t ready;
+} memo_slot;
+
+typedef struct {
+    PyObject **keys;    /* strong */
+    Py_ssize_t n;
+    Py_ssize_t cap;
+} shape_slot;
+
+typedef struct encoder {
+    module_state *st;
+    codec_state *cs;
+    enc_mode mode;
+
+    char *buf;          /* PyMem_RawMalloc */
+    Py_ssize_t len;
+    Py_ssize_t cap;
+
+    msg_ref *refs;      /* PyMem_RawMalloc, one C reference each */
+    Py_ssize_t nrefs;
+    Py_ssize_t refcap;
+
+    memo_slot *memo;    /* PyMem_Malloc */
+    size_t memo_mask;
+    size_t memo_used;
+    uint32_t next_index;
+
+    shape_slot shapes[SHAPE_SLOTS];   /* see "Dict shapes" above */
+    int shape_next;                   /* slot the next new shape takes */
+
+    PyObject **kstack;  /* keys of the dicts being written (strong) */
+    Py_ssize_t nkstack;
+    Py_ssize_t kstack_cap;
+
+    int depth;
+
+    PyObject *pickler;  /* lazily, see enc_pickle */
+    PyObject *pickle_file;
+    PyObject *pickle_bufs;
+
+    PyObject *path;     /* on error: where in the graph, innermost first */
+
+    struct encoder *prev;   /* the encoder this one interrupted */
+} encoder;
+
+/* The encoder running in this thread: the pickler's reducer_override
+ * needs it.  Encoders nest (pickle may run code that encodes), so each
+ * remembers the one it interrupted. */
+static _Thread_local encoder *tls_enc;
+
+/* ------------------------------------------------------------------ */
+/* output buffer                                                       */
+
+static int
+enc_grow(encoder *e, Py_ssize_t need)
+{
+    if (need > PY_SSIZE_T_MAX - e->len - 64) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t want = e->len + need;
+    Py_ssize_t cap = e->cap;
+    while (cap < want) {
+        cap = cap < PY_SSIZE_T_MAX / 2 ? cap * 2 : want;
+    }
+    char *nb = PyMem_RawRealloc(e->buf, (size_t)cap);
+    if (nb == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    e->buf = nb;
+    e->cap = cap;
+    return 0;
+}
+
+static inline int
+enc_reserve(encoder *e, Py_ssize_t n)
+{
+    if (e->cap - e->len >= n) {
+        return 0;
+    }
+    return enc_grow(e, n);
+}
+
+/* Unchecked writers: call enc_reserve first. */
+static inline void
+w_byte(encoder *e, int b)
+{
+    e->buf[e->len++] = (char)b;
+}
+
+static inline void
+w_varint(encoder *e, uint64_t v)
+{
+    char *p = e->buf + e->len;
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    e->len = p - e->buf;
+}
+
+static inline void
+w_raw(encoder *e, const void *data, Py_ssize_t n)
+{
+    memcpy(e->buf + e->len, data, (size_t)n);
+    e->len += n;
+}
+
+static inline void
+w_double(encoder *e, double d)
+{
+#if PY_LITTLE_ENDIAN
+    memcpy(e->buf + e->len, &d, 8);
+#else
+    PyFloat_Pack8(d, e->buf + e->len, 1);
+#endif
+    e->len += 8;
+}
+
+static inline uint64_t
+zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* op + varint, reserving room */
+static inline int
+w_op_varint(encoder *e, int op, uint64_t v)
+{
+    if (enc_reserve(e, 11) < 0) {
+        return -1;
+    }
+    w_byte(e, op);
+    w_varint(e, v);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* references held by the message                                      */
+
+static Py_ssize_t
+enc_add_ref(encoder *e, ref_what what, const handle_kind *kind, void *ptr)
+{
+    if (e->nrefs == e->refcap) {
+        Py_ssize_t cap = e->refcap ? e->refcap * 2 : 4;
+        msg_ref *nr = PyMem_RawRealloc(e->refs, (size_t)cap * sizeof(msg_ref));
+        if (nr == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->refs = nr;
+        e->refcap = cap;
+    }
+    e->refs[e->nrefs].what = what;
+    e->refs[e->nrefs].kind = kind;
+    e->refs[e->nrefs].ptr = ptr;
+    return e->nrefs++;
+}
+
+/* Takes the blob reference; returns the ref index or -1 (blob released). */
+static Py_ssize_t
+enc_add_blob(encoder *e, blob *b)
+{
+    Py_ssize_t i = enc_add_ref(e, REF_BLOB, NULL, b);
+    if (i < 0) {
+        blob_decref(b);
+    }
+    return i;
+}
+
+/* ------------------------------------------------------------------ */
+/* memo                                                                */
+
+static inline size_t
+memo_hash(PyObject *obj)
+{
+    uint64_t h = (uint64_t)(uintptr_t)obj * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 32);
+}
+
+static int
+memo_grow(encoder *e)
+{
+    size_t newcap = e->memo == NULL ? 64 : (e->memo_mask + 1) * 2;
+    memo_slot *nm = PyMem_Calloc(newcap, sizeof(memo_slot));
+    if (nm == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (e->memo != NULL) {
+        for (size_t i = 0; i <= e->memo_mask; i++) {
+            memo_slot *s = &e->memo[i];
+            if (s->obj == NULL) {
+                continue;
+            }
+            size_t j = memo_hash(s->obj) & (newcap - 1);
+            while (nm[j].obj != NULL) {
+                j = (j + 1) & (newcap - 1);
+            }
+            nm[j] = *s;
+        }
+        PyMem_Free(e->memo);
+    }
+    e->memo = nm;
+    e->memo_mask = newcap - 1;
+    return 0;
+}
+
+/* Look obj up in the memo.  Returns 1 if it was there (an OP_REF was
+ * written), 0 if it was not (it is now, and *flag is OP_MEMO),
+ * ENC_RESTART for a reference to an object still being written that the
+ * decoder cannot hand out yet, -1 on error. */
+static int
+memo_check(encoder *e, PyObject *obj, int ready, int *flag)
+{
+    if (e->memo == NULL || (e->memo_used + 1) * 2 > e->memo_mask + 1) {
+        if (memo_grow(e) < 0) {
+            return -1;
+        }
+    }
+    size_t i = memo_hash(obj) & e->memo_mask;
+    for (;;) {
+        memo_slot *s = &e->memo[i];
+        if (s->obj == obj) {
+            if (!s->ready) {
+                return ENC_RESTART;
+            }
+            return w_op_varint(e, OP_REF, s->index) < 0 ? -1 : 1;
+        }
+        if (s->obj == NULL) {
+            if (e->next_index == UINT32_MAX) {
+                PyErr_SetString(PyExc_ValueError,
+                                "too many objects in one message");
+                return -1;
+            }
+            s->obj = Py_NewRef(obj);
+            s->index = e->next_index++;
+            s->ready = (uint32_t)ready;
+            e->memo_used++;
+            *flag = OP_MEMO;
+            return 0;
+        }
+        i = (i + 1) & e->memo_mask;
+    }
+}
+
+static void
+memo_set_ready(encoder *e, PyObject *obj)
+{
+    size_t i = memo_hash(obj) & e->memo_mask;
+    while (e->memo[i].obj != NULL) {
+        if (e->memo[i].obj == obj) {
+            e->memo[i].ready = 1;
+            return;
+        }
+        i = (i + 1) & e->memo_mask;
+    }
+}
+
+static void
+memo_clear(encoder *e)
+{
+    if (e->memo != NULL) {
+        for (size_t i = 0; i <= e->memo_mask; i++) {
+            Py_XDECREF(e->memo[i].obj);
+        }
+        PyMem_Free(e->memo);
+    }
+    e->memo = NULL;
+    e->memo_mask = 0;
+    e->memo_used = 0;
+    e->next_index = 0;
+}
+
+static void
+shape_clear(encoder *e)
+{
+    for (int s = 0; s < SHAPE_SLOTS; s++) {
+        shape_slot *sl = &e->shapes[s];
+        for (Py_ssize_t i = 0; i < sl->n; i++) {
+            Py_DECREF(sl->keys[i]);
+        }
+        sl->n = 0;
+    }
+    e->shape_next = 0;
+}
+
+static void
+shape_free(encoder *e)
+{
+    shape_clear(e);
+    for (int s = 0; s < SHAPE_SLOTS; s++) {
+        PyMem_Free(e->shapes[s].keys);
+        e->shapes[s].keys = NULL;
+        e->shapes[s].cap = 0;
+    }
+}
+
+/* The slot holding exactly the keys of d (in order), or -1. */
+static int
+shape_find(encoder *e, PyObject *d, Py_ssize_t n)
+{
+    Py_ssize_t pos = 0;
+    PyObject *first;
+    if (n == 0 || !PyDict_Next(d, &pos, &first, NULL)) {
+        return -1;
+    }
+    for (int s = 0; s < SHAPE_SLOTS; s++) {
+        shape_slot *sl = &e->shapes[s];
+        if (sl->n != n || sl->keys[0] != first) {
+            continue;
+        }
+        Py_ssize_t i = 1;
+        PyObject *k;
+        while (PyDict_Next(d, &pos, &k, NULL)) {
+            if (i >= n || sl->keys[i] != k) {
+                break;
+            }
+            i++;
+        }
+        if (i == n) {
+            return s;
+        }
+        pos = 0;
+        (void)PyDict_Next(d, &pos, &first, NULL);
+    }
+    return -1;
+}
+
+/* The keys kstack[base:] of a dict just written with OP_DICT become the
+ * next shape (the decoder does the same); their references move. */
+static int
+shape_take(encoder *e, Py_ssize_t base)
+{
+    Py_ssize_t n = e->nkstack - base;
+    shape_slot *sl = &e->shapes[e->shape_next];
+    e->shape_next = (e->shape_next + 1) % SHAPE_SLOTS;
+    for (Py_ssize_t i = 0; i < sl->n; i++) {
+        Py_DECREF(sl->keys[i]);
+    }
+    sl->n = 0;
+    if (n > sl->cap) {
+        PyObject **nk = PyMem_Realloc(sl->keys, (size_t)n * sizeof(PyObject *));
+        if (nk == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        sl->keys = nk;
+        sl->cap = n;
+    }
+    memcpy(sl->keys, e->kstack + base, (size_t)n * sizeof(PyObject *));
+    sl->n = n;
+    e->nkstack = base;
+    return 0;
+}
+
+static void
+kstack_pop(encoder *e, Py_ssize_t base)
+{
+    for (Py_ssize_t i = base; i < e->nkstack; i++) {
+        Py_DECREF(e->kstack[i]);
+    }
+    e->nkstack = base;
+}
+
+static int
+kstack_reserve(encoder *e, Py_ssize_t n)
+{
+    if (e->kstack_cap - e->nkstack >= n) {
+        return 0;
+    }
+    Py_ssize_t cap = e->kstack_cap ? e->kstack_cap : 64;
+    while (cap - e->nkstack < n) {
+        cap *= 2;
+    }
+    PyObject **ks = PyMem_Realloc(e->kstack, (size_t)cap * sizeof(PyObject *));
+    if (ks == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    e->kstack = ks;
+    e->kstack_cap = cap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* error paths                                                         */
+
+/* Note where in the graph an object that cannot cross sits: each
+ * container on the way up adds its part of the path. */
+static void
+enc_add_path(encoder *e, const char *fmt, PyObject *key, Py_ssize_t index)
+{
+    if (!PyErr_ExceptionMatches(e->st->NotShareableError)) {
+        return;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *seg = NULL;
+    if (e->path == NULL) {
+        e->path = PyList_New(0);
+    }
+    if (e->path != NULL && PyList_GET_SIZE(e->path) < 64) {
+        if (key != NULL) {
+            seg = PyUnicode_FromFormat(fmt, key);
+        }
+        else {
+            seg = PyUnicode_FromFormat(fmt, index);
+        }
+        if (seg != NULL) {
+            (void)PyList_Append(e->path, seg);
+            Py_DECREF(seg);
+        }
+    }
+    PyErr_Clear();
+    PyErr_SetRaisedException(exc);
+}
+
+/* Rewrite the NotShareableError being raised to say where it happened. */
+static void
+enc_finish_path(encoder *e)
+{
+    if (e->path == NULL || PyList_GET_SIZE(e->path) == 0 ||
+        !PyErr_ExceptionMatches(e->st->NotShareableError)) {
+        return;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *where = NULL, *text = NULL, *newexc = NULL;
+    if (PyList_Reverse(e->path) < 0) {
+        goto done;
+    }
+    PyObject *empty = PyUnicode_FromStringAndSize(NULL, 0);
+    if (empty == NULL) {
+        goto done;
+    }
+    where = PyUnicode_Join(empty, e->path);
+    Py_DECREF(empty);
+    if (where == NULL) {
+        goto done;
+    }
+    text = PyUnicode_FromFormat("%S (at obj%U)", exc, where);
+    if (text == NULL) {
+        goto done;
+    }
+    newexc = PyObject_CallOneArg((PyObject *)Py_TYPE(exc), text);
+    if (newexc == NULL) {
+        goto done;
+    }
+    PyObject *cause = PyException_GetCause(exc);
+    if (cause != NULL) {
+        PyException_SetCause(newexc, cause);
+    }
+    PyObject *ctx = PyException_GetContext(exc);
+    if (ctx != NULL) {
+        PyException_SetContext(newexc, ctx);
+    }
+    Py_SETREF(exc, newexc);
+done:
+    PyErr_Clear();
+    Py_XDECREF(where);
+    Py_XDECREF(text);
+    PyErr_SetRaisedException(exc);
+}
+
+static int
+enc_too_deep(encoder *e)
+{
+    (void)e;
+    PyErr_Format(PyExc_ValueError,
+                 "object nesting too deep to send to another interpreter "
+                 "(the limit is %d levels)", CODEC_MAX_DEPTH);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* scalars                                                             */
+
+static int
+enc_bigint(encoder *e, PyObject *v)
+{
+    int res = -1;
+#if PY_VERSION_HEX >= 0x030D0000
+    int flags = Py_ASNATIVEBYTES_LITTLE_ENDIAN;
+    Py_ssize_t n = PyLong_AsNativeBytes(v, NULL, 0, flags);
+    if (n < 0) {
+        return -1;
+    }
+    if (enc_reserve(e, 11 + n) < 0) {
+        return -1;
+    }
+    w_byte(e, OP_BIGINT);
+    w_varint(e, (uint64_t)n);
+    Py_ssize_t got = PyLong_AsNativeBytes(v, e->buf + e->len, n, flags);
+    if (got < 0) {
+        return -1;
+    }
+    if (got > n) {
+        PyErr_SetString(PyExc_SystemError, "int size changed");
+        return -1;
+    }
+    e->len += n;
+    res = 0;
+#else
+    /* 3.12 has no public bytes conversion in C: use int.to_bytes(). */
+    PyObject *bits = NULL, *bytes = NULL, *args[4] = {NULL};
+    PyObject *kwnames = NULL;
+    bits = PyObject_CallMethod(v, "bit_length", NULL);
+    if (bits == NULL) {
+        goto done;
+    }
+    Py_ssize_t nbits = PyLong_AsSsize_t(bits);
+    if (nbits < 0) {
+        goto done;
+    }
+    Py_ssize_t n = nbits / 8 + 1;   /* room for the sign bit */
+    args[0] = v;
+    args[1] = PyLong_FromSsize_t(n);
+    args[2] = PyUnicode_FromString("little");
+    args[3] = Py_True;
+    kwnames = Py_BuildValue("(s)", "signed");
+    if (args[1] == NULL || args[2] == NULL || kwnames == NULL) {
+        goto done;
+    }
+    PyObject *name = PyUnicode_FromString("to_bytes");
+    if (name == NULL) {
+        goto done;
+    }
+    bytes = PyObject_VectorcallMethod(
+        name, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+    Py_DECREF(name);
+    if (bytes == NULL) {
+        goto done;
+    }
+    if (enc_reserve(e, 11 + n) < 0) {
+        goto done;
+    }
+    w_byte(e, OP_BIGINT);
+    w_varint(e, (uint64_t)n);
+    w_raw(e, PyBytes_AS_STRING(bytes), n);
+    res = 0;
+done:
+    Py_XDECREF(bits);
+    Py_XDECREF(bytes);
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    Py_XDECREF(kwnames);
+#endif
+    return res;
+}
+
+static inline int
+enc_int(encoder *e, PyObject *v)
+{
+    int64_t x;
+    if (PyUnstable_Long_IsCompact((PyLongObject *)v)) {
+        x = PyUnstable_Long_CompactValue((PyLongObject *)v);
+    }
+    else {
+        int overflow = 0;
+        long long ll = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow) {
+            return enc_bigint(e, v);
+        }
+        if (ll == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        x = ll;
+    }
+    if (enc_reserve(e, 11) < 0) {
+        return -1;
+    }
+    if (x >= SMALLINT_MIN && x <= SMALLINT_MAX) {
+        w_byte(e, OP_SMALLINT + (int)(x - SMALLINT_MIN));
+    }
+    else {
+        w_byte(e, OP_INT);
+        w_varint(e, zigzag(x));
+    }
+    return 0;
+}
+
+static inline int
+enc_float(encoder *e, PyObject *v)
+{
+    if (enc_reserve(e, 9) < 0) {
+        return -1;
+    }
+    w_byte(e, OP_FLOAT);
+    w_double(e, PyFloat_AS_DOUBLE(v));
+    return 0;
+}
+
+static int
+enc_str_pinned(encoder *e, PyObject *s, int flag, int kind,
+               const void *data, Py_ssize_t n)
+{
+    blob *b = blob_pin_object(s, data, n * kind);
+    if (b == NULL) {
+        return -1;
+    }
+    Py_ssize_t ref = enc_add_blob(e, b);
+    if (ref < 0) {
+        return -1;
+    }
+    if (enc_reserve(e, 22) < 0) {
+        return -1;
+    }
+    w_byte(e, OP_STR_PIN | flag);
+    w_byte(e, PyUnicode_IS_ASCII(s) ? 0 : kind);
+    w_varint(e, (uint64_t)n);
+    w_varint(e, (uint64_t)ref);
+    return 0;
+}
+
+/* held: references to s the encoder itself holds (0 or 1), which do not
+ * count when deciding whether s may appear twice in the graph. */
+static int
+enc_str(encoder *e, PyObject *s, int held)
+{
+    int flag = 0;
+    if (Py_REFCNT(s) > 1 + held) {
+        int r = memo_check(e, s, 1, &flag);
+        if (r != 0) {
+            return r > 0 ? 0 : r;
+        }
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    int op;
+    if (PyUnicode_IS_ASCII(s)) {
+        op = OP_STR_ASCII;
+    }
+    else if (kind == PyUnicode_1BYTE_KIND) {
+        op = OP_STR_1;
+    }
+    else if (kind == PyUnicode_2BYTE_KIND) {
+        op = OP_STR_2;
+    }
+    else {
+        op = OP_STR_4;
+    }
+    Py_ssize_t nbytes = n * kind;
+    if (nbytes >= CODEC_PIN_THRESHOLD && e->mode == ENC_CROSS) {
+        return enc_str_pinned(e, s, flag, kind, data, n);
+    }
+    if (enc_reserve(e, 11 + 3 + nbytes) < 0) {
+        return -1;
+    }
+    w_byte(e, op | flag);
+    w_varint(e, (uint64_t)n);
+    if (kind > 1) {
+        /* align the code units (relative to the message start, which is
+           malloc-aligned) so the decoder can read them in place */
+        while (e->len & (kind - 1)) {
+            w_byte(e, 0);
+        }
+    }
+    w_raw(e, data, nbytes);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* containers                                                          */
+
+static int enc_obj_held(encoder *e, PyObject *obj, int held);
+
+static inline int
+enc_obj(encoder *e, PyObject *obj)
+{
+    return enc_obj_held(e, obj, 0);
+}
+
+static int
+enc_list(encoder *e, PyObject *list, int flag)
+{
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (w_op_varint(e, OP_LIST | flag, (uint64_t)n) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i >= PyList_GET_SIZE(list)) {
+            goto changed;
+        }
+        PyObject *item = PyList_GET_ITEM(list, i);
+        PyTypeObject *tp = Py_TYPE(item);
+        int rc;
+        /* these cannot run Python code, so the list cannot change under
+           them: no need to hold the item */
+        if (tp == &PyLong_Type) {
+            rc = enc_int(e, item);
+        }
+        else if (tp == &PyFloat_Type) {
+            rc = enc_float(e, item);
+        }
+        else if (tp == &PyUnicode_Type) {
+            rc = enc_str(e, item, 0);
+        }
+        else {
+            Py_INCREF(item);
+            rc = enc_obj_held(e, item, 1);
+            Py_DECREF(item);
+        }
+        if (rc < 0) {
+            if (rc == -1) {
+                enc_add_path(e, "[%zd]", NULL, i);
+            }
+            return rc;
+        }
+    }
+    if (PyList_GET_SIZE(list) != n) {
+        goto changed;
+    }
+    return 0;
+changed:
+    PyErr_SetString(PyExc_RuntimeError,
+                    "list changed size while it was being encoded");
+    return -1;
+}
+
+static int
+enc_tuple(encoder *e, PyObject *tup, int flag)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(tup);
+    if (w_op_varint(e, OP_TUPLE | flag, (uint64_t)n) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int rc = enc_obj(e, PyTuple_GET_ITEM(tup, i));
+        if (rc < 0) {
+            if (rc == -1) {
+                enc_add_path(e, "[%zd]", NULL, i);
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void kstack_pop(encoder *e, Py_ssize_t base);
+
+static int
+enc_dict(encoder *e, PyObject *d, int flag)
+{
+    Py_ssize_t n = PyDict_GET_SIZE(d);
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    int rc = 0;
+    int slot = shape_find(e, d, n);
+    if (slot >= 0) {
+        if (enc_reserve(e, 12) < 0) {
+            return -1;
+        }
+        w_byte(e, OP_DICT_SHAPE | flag);
+        w_byte(e, slot);
+        w_varint(e, (uint64_t)n);
+    }
+    else if (w_op_varint(e, OP_DICT | flag, (uint64_t)n) < 0) {
+        return -1;
+    }
+    /* The keys go on kstack as they are written: they become a shape
+       when the dict is complete, without another pass over it. */
+    Py_ssize_t base = e->nkstack;
+    if (kstack_reserve(e, n) < 0) {
+        return -1;
+    }
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        if (i >= n) {
+            goto changed;
+        }
+        /* hold both: encoding may run code (pickle) that changes d */
+        e->kstack[e->nkstack++] = Py_NewRef(k);
+        Py_INCREF(v);
+        if (slot < 0) {
+            rc = enc_obj_held(e, k, 1);
+        }
+        if (rc == 0) {
+            rc = enc_obj_held(e, v, 1);
+        }
+        if (rc == -1) {
+            enc_add_path(e, "[%R]", k, 0);
+        }
+        Py_DECREF(v);
+        if (rc < 0) {
+            kstack_pop(e, base);
+            return rc;
+        }
+        i++;
+    }
+    if (i != n || PyDict_GET_SIZE(d) != n) {
+        goto changed;
+    }
+    if (slot >= 0 || n == 0) {
+        kstack_pop(e, base);
+        return 0;
+    }
+    return shape_take(e, base);
+changed:
+    kstack_pop(e, base);
+    PyErr_SetString(PyExc_RuntimeError,
+                    "dict changed size while it was being encoded");
+    return -1;
+}
+
+static int
+enc_set(encoder *e, PyObject *s, int op)
+{
+    Py_ssize_t n = PySet_GET_SIZE(s);
+    Py_ssize_t i = 0;
+    PyObject *it = NULL, *item;
+    int rc = -1;
+    if (w_op_varint(e, op, (uint64_t)n) < 0) {
+        return -1;
+    }
+    it = PyObject_GetIter(s);
+    if (it == NULL) {
+        return -1;
+    }
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (i >= n) {
+            Py_DECREF(item);
+            goto changed;
+        }
+        rc = enc_obj_held(e, item, 1);
+        Py_DECREF(item);
+        if (rc < 0) {
+            goto done;
+        }
+        i++;
+    }
+    if (PyErr_Occurred()) {
+        rc = -1;
+        goto done;
+    }
+    if (i != n) {
+        goto changed;
+    }
+    rc = 0;
+    goto done;
+changed:
+    PyErr_SetString(PyExc_RuntimeError,
+                    "set changed size while it was being encoded");
+    rc = -1;
+done:
+    Py_DECREF(it);
+    return rc;
+}
+
+static int
+enc_bytes_data(encoder *e, int op, const char *data, Py_ssize_t n)
+{
+    if (enc_reserve(e, 11 + n) < 0) {
+        return -1;
+    }
+    w_byte(e, op);
+    w_varint(e, (uint64_t)n);
+    w_raw(e, data, n);
+    return 0;
+}
+
+static int
+enc_bytes(encoder *e, PyObject *obj, int flag)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(obj);
+    if (n < CODEC_PIN_THRESHOLD || e->mode != ENC_CROSS) {
+        return enc_bytes_data(e, OP_BYTES | flag, PyBytes_AS_STRING(obj), n);
+    }
+    blob *b = blob_pin_object(obj, PyBytes_AS_STRING(obj), n);
+    if (b == NULL) {
+        return -1;
+    }
+    Py_ssize_t ref = enc_add_blob(e, b);
+    if (ref < 0) {
+        return -1;
+    }
+    return w_op_varint(e, OP_BYTES_PIN | flag, (uint64_t)ref);
+}
+
+/* Where a memoryview or SharedBuffer points: a blob (one reference
+ * added to the message), the range in it, and how receivers see it. */
+typedef struct {
+    Py_ssize_t ref;
+    Py_ssize_t offset;
+    Py_ssize_t nbytes;
+    int readonly;
+    buf_layout lay;
+} bufref;
+
+static int
+enc_buffer_ref(encoder *e, PyObject *obj, bufref *r)
+{
+    codec_state *cs = e->cs;
+    Py_buffer view = {0};
+    blob *b = NULL;
+    int rc = -1;
+
+    memset(r, 0, sizeof(*r));
+    if (Py_IS_TYPE(obj, cs->SharedBufferType)) {
+        b = sharedbuf_blob(cs, obj, NULL, &r->offset, &r->readonly, &r->lay);
+        r->nbytes = PyObject_Length(obj);
+        blob_incref(b);
+        r->ref = enc_add_blob(e, b);
+        return r->ref < 0 ? -1 : 0;
+    }
+    /* a memoryview: receivers get it read-only */
+    if (PyObject_GetBuffer(obj, &view, PyBUF_FULL_RO) < 0) {
+        return -1;
+    }
+    r->nbytes = view.len;
+    r->readonly = 1;
+    if (PyBuffer_IsContiguous(&view, 'C')) {
+        buf_layout_from_view(&view, &r->lay);
+        /* a view of a shared buffer travels as that buffer, not as a pin
+           on a pin */
+        PyObject *base = PyMemoryView_GET_BASE(obj);
+        int ro;
+        if (base != NULL) {
+            b = sharedbuf_blob(cs, base, &view, &r->offset, &ro, NULL);
+        }
+        if (b != NULL) {
+            blob_incref(b);
+        }
+        else {
+            b = blob_pin_buffer(&view, 0);   /* takes the view */
+        }
+    }
+    else {
+        /* not contiguous: one copy, into raw memory */
+        char *tmp = PyMem_Malloc(view.len > 0 ? (size_t)view.len : 1);
+        if (tmp == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (PyBuffer_ToContiguous(tmp, &view, view.len, 'C') == 0) {
+            b = blob_raw_copy(tmp, view.len, 0);
+        }
+        PyMem_Free(tmp);
+    }
+    if (b == NULL) {
+        goto done;
+    }
+    r->ref = enc_add_blob(e, b);
+    rc = r->ref < 0 ? -1 : 0;
+done:
+    if (view.obj != NULL) {
+        PyBuffer_Release(&view);
+    }
+    return rc;
+}
+
+/* OP_BUFFER for bytes [offset, offset+nbytes) of the blob at ref. */
+static int
+enc_buffer_op(encoder *e, int flag, const bufref *r)
+{
+    const buf_layout *lay = &r->lay;
+    Py_ssize_t fmtlen = (Py_ssize_t)strlen(lay->fmt);
+    if (enc_reserve(e, 40 + fmtlen + 10 * CODEC_MAX_NDIM) < 0) {
+        return -1;
+    }
+    w_byte(e, OP_BUFFER | flag);
+    w_varint(e, (uint64_t)r->ref);
+    w_varint(e, (uint64_t)r->offset);
+    w_varint(e, (uint64_t)r->nbytes);
+    w_byte(e, r->readonly ? BUFF_READONLY : 0);
+    w_byte(e, (int)fmtlen);
+    w_raw(e, lay->fmt, fmtlen);
+    w_byte(e, fmtlen ? lay->ndim : 0);
+    if (fmtlen) {
+        for (int i = 0; i < lay->ndim; i++) {
+            w_varint(e, (uint64_t)lay->shape[i]);
+        }
+    }
+    return 0;
+}
+
+static int
+enc_buffer(encoder *e, PyObject *obj, int flag)
+{
+    bufref r;
+    if (enc_buffer_ref(e, obj, &r) < 0) {
+        return -1;
+    }
+    return enc_buffer_op(e, flag, &r);
+}
+
+static int
+enc_handle(encoder *e, PyObject *obj, int flag)
+{
+    HandleObject *h = (HandleObject *)obj;
+    const handle_kind *kind = h->kind;
+    if (kind == NULL || h->ref == NULL) {
+        PyErr_Format(e->st->NotShareableError,
+                     "cannot share %.200s object: it is closed",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    kind->incref(h->ref);
+    Py_ssize_t ref = enc_add_ref(e, REF_HANDLE, kind, h->ref);
+    if (ref < 0) {
+        kind->decref(h->ref);
+        return -1;
+    }
+    if (enc_reserve(e, 12) < 0) {
+        return -1;
+    }
+    w_byte(e, OP_HANDLE | flag);
+    w_byte(e, kind->tag);
+    w_varint(e, (uint64_t)ref);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* functions and classes                                               */
+
+static int
+names_in(PyObject *names, PyObject *globals, PyObject *found)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        int r = PyDict_Contains(globals, name);
+        if (r < 0) {
+            return -1;
+        }
+        if (r && !PySequence_Contains(found, name) &&
+            PyList_Append(found, name) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The global names code (and the code nested in it) may read from
+ * globals: every co_names entry defined there.  (co_names also holds
+ * attribute names, so this errs on the side of "uses globals".) */
+static int
+code_globals_used(PyObject *code, PyObject *globals, PyObject *found,
+                  int depth)
+{
+    int res = -1;
+    PyObject *names = NULL, *consts = NULL;
+    if (depth > 50) {
+        return 0;
+    }
+    names = PyObject_GetAttrString(code, "co_names");
+    consts = names ? PyObject_GetAttrString(code, "co_consts") : NULL;
+    if (consts == NULL || !PyTuple_Check(names) || !PyTuple_Check(consts)) {
+        goto done;
+    }
+    if (names_in(names, globals, found) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, i);
+        if (PyCode_Check(c) &&
+            code_globals_used(c, globals, found, depth + 1) < 0) {
+            goto done;
+        }
+    }
+    res = 0;
+done:
+    Py_XDECREF(names);
+    Py_XDECREF(consts);
+    return res;
+}
+
+/* getattr chain of "a.b.c" from mod; NULL (no error) if any step fails. */
+static PyObject *
+resolve_qualname(PyObject *mod, PyObject *qualname)
+{
+    PyObject *dot = PyUnicode_FromOrdinal('.');
+    PyObject *parts = dot ? PyUnicode_Split(qualname, dot, -1) : NULL;
+    PyObject *cur = NULL;
+    Py_XDECREF(dot);
+    if (parts == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    cur = Py_NewRef(mod);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *next = NULL;
+        if (codec_getattr_opt(cur, PyList_GET_ITEM(parts, i), &next) <= 0) {
+            PyErr_Clear();
+            Py_CLEAR(cur);
+            break;
+        }
+        Py_SETREF(cur, next);
+    }
+    Py_DECREF(parts);
+    return cur;
+}
+
+static PyObject *
+str_attr(PyObject *obj, PyObject *name)
+{
+    PyObject *v = NULL;
+    if (codec_getattr_opt(obj, name, &v) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (v != NULL && !PyUnicode_Check(v)) {
+        Py_CLEAR(v);
+    }
+    return v;
+}
+
+/* 1 if the script at path keeps its top-level code under the __main__
+ * guard, 0 if not, -1 on error (subinterp._codec.main_guarded). */
+static int
+main_script_guarded(codec_state *cs, PyObject *path)
+{
+    PyObject *helpers = codec_helpers(cs);
+    if (helpers == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethod(helpers, "main_guarded", "O", path);
+    if (r == NULL) {
+        return -1;
+    }
+    int res = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return res;
+}
+
+/* For a function of __main__ / __mp_main__: (path or None, spec name or
+ * None) of that module; both None when it cannot be imported elsewhere. */
+static int
+main_origin(codec_state *cs, PyObject *mod, PyObject **path,
+            PyObject **spec)
+{
+    *path = str_attr(mod, cs->s_file);
+    *spec = NULL;
+    PyObject *specobj = NULL;
+    if (codec_getattr_opt(mod, cs->s_spec, &specobj) < 0) {
+        PyErr_Clear();
+    }
+    if (specobj != NULL && specobj != Py_None) {
+        PyObject *name = str_attr(specobj, cs->s_name);
+        if (name != NULL &&
+            PyUnicode_CompareWithASCIIString(name, "__main__") != 0 &&
+            PyUnicode_CompareWithASCIIString(name, "__mp_main__") != 0) {
+            *spec = name;
+        }
+        else {
+            Py_XDECREF(name);
+        }
+    }
+    Py_XDECREF(specobj);
+    if (*path == NULL) {
+        *path = Py_NewRef(Py_None);
+    }
+    if (*spec == NULL) {
+        *spec = Py_NewRef(Py_None);
+    }
+    return 0;
+}
+
+int
+codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
+                   fref_kind *how, PyObject **a, PyObject **b, int raise)
+{
+    int res = -1;
+    PyObject *modname = NULL, *qualname = NULL, *mod = NULL;
+    PyObject *found = NULL, *cached = NULL, *globals_used = NULL;
+    PyObject *path = NULL, *spec = NULL;
+    const char *reason = NULL;
+    *a = *b = NULL;
+
+    /* sender cache: obj -> (kind, a, b) */
+    if (cs->send_cache != NULL) {
+        cached = PyDict_GetItemWithError(cs->send_cache, obj);
+        if (cached != NULL) {
+            *how = (fref_kind)PyLong_AsLong(PyTuple_GET_ITEM(cached, 0));
+            *a = Py_NewRef(PyTuple_GET_ITEM(cached, 1));
+            *b = Py_NewRef(PyTuple_GET_ITEM(cached, 2));
+            return 0;
+        }
+        PyErr_Clear();   /* unhashable: no caching */
+    }
+
+    modname = str_attr(obj, cs->s_module);
+    qualname = str_attr(obj, cs->s_qualname);
+    if (modname == NULL || qualname == NULL) {
+        reason = "it has no __module__ / __qualname__";
+        goto not_by_name;
+    }
+    if (PyUnicode_FindChar(qualname, '<', 0, PyUnicode_GET_LENGTH(qualname),
+                           1) >= 0) {
+        reason = PyUnicode_CompareWithASCIIString(qualname, "<lambda>") == 0
+            ? "it is a lambda"
+            : "it is defined inside a function";
+        goto not_by_name;
+    }
+    int is_main = PyUnicode_Compare(modname, cs->s_main) == 0 ||
+                  PyUnicode_Compare(modname, cs->s_mp_main) == 0;
+    mod = PyImport_GetModule(modname);
+    if (mod == NULL) {
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        if (is_main) {
+            reason = "its module is not loaded";
+            goto not_by_name;
+        }
+        /* not imported here (rare: made by a module since removed from
+           sys.modules); the receiver imports it */
+        mod = PyImport_Import(modname);
+        if (mod == NULL) {
+            PyErr_Clear();
+            reason = "its module cannot be imported";
+            goto not_by_name;
+        }
+    }
+    found = resolve_qualname(mod, qualname);
+    if (found != obj) {
+        reason = "its module has a different object under that name";
+        goto not_by_name;
+    }
+    if (is_main) {
+        main_origin(cs, mod, &path, &spec);
+        if (path == Py_None && spec == Py_None) {
+            reason = "it belongs to the __main__ module of an interactive "
+                     "session or of exec'd code, which other interpreters "
+                     "cannot import";
+            goto not_by_name;
+        }
+        if (path != Py_None) {
+            /* The receiver imports the script: its top-level code must
+               be under the __main__ guard, or it would run again there
+               (and again, if it starts interpreters). */
+            int guarded = main_script_guarded(cs, path);
+            if (guarded < 0) {
+                goto done;
+            }
+            if (!guarded) {
+                reason = "it belongs to the main script, which has no "
+                         "`if __name__ == \"__main__\":` block, so "
+                         "importing it in another interpreter would run "
+                         "all of the script's code again there; put the "
+                         "script's top-level code under that block, or "
+                         "move it into a module";
+                goto not_by_name;
+            }
+        }
+        *how = FREF_MAIN;
+        *a = PyTuple_Pack(3, path, spec, qualname);
+        *b = Py_NewRef(Py_None);
+    }
+    else {
+        *how = FREF_GLOBAL;
+        *a = PyUnicode_FromFormat("%U:%U", modname, qualname);
+        *b = Py_NewRef(Py_None);
+    }
+    if (*a == NULL) {
+        goto done;
+    }
+    res = 0;
+    goto cache;
+
+not_by_name:
+    PyErr_Clear();
+    if (!PyFunction_Check(obj) || !Py_IS_TYPE(obj, &PyFunction_Type)) {
+        if (PyType_Check(obj) && raise) {
+            PyErr_Format(st->NotShareableError,
+                         "cannot share class %R: other interpreters find "
+                         "classes by module and name, and this one cannot "
+                         "be found that way (%s); define it at module "
+                         "level in a module the other interpreter can "
+                         "import", obj, reason);
+            goto done;
+        }
+        *how = FREF_NONE;
+        res = 0;
+        goto done;
+    }
+    /* A function: maybe it can travel as plain code. */
+    PyObject *closure = PyFunction_GetClosure(obj);
+    PyObject *code = PyFunction_GetCode(obj);
+    if (closure != NULL && closure != Py_None) {
+        PyObject *freevars = PyCode_GetFreevars((PyCodeObject *)code);
+        if (freevars == NULL) {
+            goto done;
+        }
+        PyErr_Format(st->NotShareableError,
+                     "cannot share function %R: it cannot be found by name "
+                     "in another interpreter (%s), and it is a closure "
+                     "over %R, which cannot be sent; define it at module "
+                     "level and pass those values as arguments (e.g. with "
+                     "functools.partial)", obj, reason, freevars);
+        Py_DECREF(freevars);
+        goto done;
+    }
+    globals_used = PyList_New(0);
+    if (globals_used == NULL) {
+        goto done;
+    }
+    PyObject *globals = PyFunction_GetGlobals(obj);
+    if (code_globals_used(code, globals, globals_used, 0) < 0) {
+        goto done;
+    }
+    if (PyList_GET_SIZE(globals_used) > 0) {
+        PyErr_Format(st->NotShareableError,
+                     "cannot share function %R: it cannot be found by name "
+                     "in another interpreter (%s), and it uses the global "
+                     "names %R, so it cannot be sent as plain code either; "
+                     "define it with def at module level, in a module the "
+                     "other interpreter can import", obj, reason,
+                     globals_used);
+        goto done;
+    }
+    *how = FREF_CODE;
+    *a = PyMarshal_WriteObjectToString(code, Py_MARSHAL_VERSION);
+    if (*a == NULL) {
+        goto done;
+    }
+    *b = Py_NewRef(modname != NULL ? modname : Py_None);
+    res = 0;
+    /* not cached: such functions are often made on the fly */
+    goto done;
+
+cache:
+    if (cs->send_cache == NULL) {
+        cs->send_cache = PyDict_New();
+    }
+    if (cs->send_cache != NULL) {
+        if (PyDict_GET_SIZE(cs->send_cache) >= 4096) {
+            PyDict_Clear(cs->send_cache);
+        }
+        PyObject *k = PyLong_FromLong((long)*how);
+        PyObject *t = k ? PyTuple_Pack(3, k, *a, *b) : NULL;
+        if (t == NULL || PyDict_SetItem(cs->send_cache, obj, t) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(k);
+        Py_XDECREF(t);
+    }
+done:
+    if (res < 0) {
+        Py_CLEAR(*a);
+        Py_CLEAR(*b);
+    }
+    Py_XDECREF(modname);
+    Py_XDECREF(qualname);
+    Py_XDECREF(mod);
+    Py_XDECREF(found);
+    Py_XDECREF(globals_used);
+    Py_XDECREF(path);
+    Py_XDECREF(spec);
+    return res;
+}
+
+static int enc_pickle(encoder *e, PyObject *obj, int flag);
+
+static int
+enc_function(encoder *e, PyObject *obj, int flag)
+{
+    fref_kind how;
+    PyObject *a = NULL, *b = NULL;
+    int rc = -1;
+    if (codec_function_ref(e->cs, e->st, obj, &how, &a, &b, 1) < 0) {
+        return -1;
+    }
+    switch (how) {
+    case FREF_GLOBAL:
+        if (enc_reserve(e, 1) < 0) {
+            goto done;
+        }
+        w_byte(e, OP_GLOBAL | flag);
+        rc = enc_obj(e, a);
+        break;
+    case FREF_MAIN:
+        if (enc_reserve(e, 1) < 0) {
+            goto done;
+        }
+        w_byte(e, OP_MAIN_GLOBAL | flag);
+        rc = enc_obj(e, PyTuple_GET_ITEM(a, 0));
+        if (rc == 0) {
+            rc = enc_obj(e, PyTuple_GET_ITEM(a, 1));
+        }
+        if (rc == 0) {
+            rc = enc_obj(e, PyTuple_GET_ITEM(a, 2));
+        }
+        break;
+    case FREF_CODE: {
+        PyObject *defaults = PyFunction_GetDefaults(obj);
+        PyObject *kwdefaults = PyFunction_GetKwDefaults(obj);
+        if (enc_reserve(e, 1) < 0) {
+            goto done;
+        }
+        w_byte(e, OP_CODE_FUNC | flag);
+        rc = enc_obj(e, b);
+        if (rc == 0) {
+            rc = enc_obj(e, a);
+        }
+        if (rc == 0) {
+            rc = enc_obj(e, defaults ? defaults : Py_None);
+        }
+        if (rc == 0) {
+            rc = enc_obj(e, kwdefaults ? kwdefaults : Py_None);
+        }
+        break;
+    }
+    case FREF_NONE:
+        rc = enc_pickle(e, obj, flag);
+        break;
+    }
+done:
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return rc;
+}
+
+static int
+enc_module(encoder *e, PyObject *obj, int flag)
+{
+    PyObject *name = PyModule_GetNameObject(obj);
+    PyObject *same = NULL;
+    int rc = -1;
+    if (name == NULL) {
+        return -1;
+    }
+    same = PyImport_GetModule(name);
+    if (same != obj || PyUnicode_Compare(name, e->cs->s_main) == 0 ||
+        PyUnicode_Compare(name, e->cs->s_mp_main) == 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(e->st->NotShareableError,
+                         "cannot share module %R: only modules that other "
+                         "interpreters can import by name can be sent",
+                         obj);
+        }
+        goto done;
+    }
+    if (enc_reserve(e, 1) < 0) {
+        goto done;
+    }
+    w_byte(e, OP_MODULE | flag);
+    rc = enc_obj(e, name);
+done:
+    Py_XDECREF(same);
+    Py_DECREF(name);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* datetime, Decimal, UUID                                             */
+
+/* RT_* of a type that is exactly one of this interpreter's datetime,
+ * Decimal or UUID classes, else -1 */
+static int
+datetime_kind(codec_state *cs, PyTypeObject *tp)
+{
+    codec_lookup_sender_types(cs);
+    for (int k = 0; k < RT_N; k++) {
+        if ((PyObject *)tp == cs->types[k]) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+static int
+enc_datetime(encoder *e, PyObject *obj, int kind, int flag)
+{
+    PyObject *red = NULL;
+    int rc = -1;
+    if (kind == DT_TIMEZONE) {
+        red = PyObject_CallMethodNoArgs(obj, e->cs->s_getinitargs);
+    }
+    else {
+        /* protocol 4 state: the plain __reduce__ drops `fold` */
+        PyObject *r = PyObject_CallMethod(obj, "__reduce_ex__", "i", 4);
+        if (r == NULL) {
+            return -1;
+        }
+        if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) >= 2) {
+            red = Py_NewRef(PyTuple_GET_ITEM(r, 1));
+        }
+        Py_DECREF(r);
+    }
+    if (red == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "bad datetime reduce");
+        }
+        return -1;
+    }
+    if (!PyTuple_Check(red) || PyTuple_GET_SIZE(red) < 1 ||
+        PyTuple_GET_SIZE(red) > 3) {
+        PyErr_SetString(PyExc_SystemError, "bad datetime reduce");
+        goto done;
+    }
+    if (enc_reserve(e, 3) < 0) {
+        goto done;
+    }
+    w_byte(e, OP_DATETIME | flag);
+    w_byte(e, kind);
+    w_byte(e, (int)PyTuple_GET_SIZE(red));
+    rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(red); i++) {
+        rc = enc_obj(e, PyTuple_GET_ITEM(red, i));
+    }
+done:
+    Py_DECREF(red);
+    return rc;
+}
+
+static int
+enc_decimal(encoder *e, PyObject *obj, int flag)
+{
+    PyObject *s = PyObject_Str(obj);
+    if (s == NULL) {
+        return -1;
+    }
+    int rc = enc_reserve(e, 1);
+    if (rc == 0) {
+        w_byte(e, OP_DECIMAL | flag);
+        rc = enc_obj(e, s);
+    }
+    Py_DECREF(s);
+    return rc;
+}
+
+static int
+enc_uuid(encoder *e, PyObject *obj, int flag)
+{
+    PyObject *bytes = PyObject_GetAttr(obj, e->cs->s_bytes);
+    PyObject *safe = NULL, *val = NULL;
+    int rc = -1;
+    if (bytes == NULL) {
+        return -1;
+    }
+    if (!PyBytes_Check(bytes) || PyBytes_GET_SIZE(bytes) != 16) {
+        PyErr_SetString(PyExc_SystemError, "bad UUID.bytes");
+        goto done;
+    }
+    int is_safe = 0x7f;   /* unknown */
+    safe = PyObject_GetAttr(obj, e->cs->s_is_safe);
+    if (safe != NULL) {
+        val = PyObject_GetAttr(safe, e->cs->s_value);
+    }
+    if (val != NULL && PyLong_Check(val)) {
+        is_safe = (int)PyLong_AsLong(val) & 0xff;
+    }
+    PyErr_Clear();
+    if (enc_reserve(e, 18) < 0) {
+        goto done;
+    }
+    w_byte(e, OP_UUID | flag);
+    w_raw(e, PyBytes_AS_STRING(bytes), 16);
+    w_byte(e, is_safe);
+    rc = 0;
+done:
+    Py_DECREF(bytes);
+    Py_XDECREF(safe);
+    Py_XDECREF(val);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* pickle fallback                                                     */
+
+static int
+enc_pickler_init(encoder *e)
+{
+    PyObject *helpers = codec_helpers(e->cs);
+    if (helpers == NULL) {
+        return -1;
+    }
+    PyObject *t = PyObject_CallMethod(helpers, "new_pickler", "O",
+                                      codec_pickle_kw_ok() ? Py_True
+                                                           : Py_False);
+    if (t == NULL) {
+        return -1;
+    }
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3 ||
+        !PyList_Check(PyTuple_GET_ITEM(t, 2))) {
+        Py_DECREF(t);
+        PyErr_SetString(PyExc_SystemError, "bad new_pickler()");
+        return -1;
+    }
+    e->pickler = Py_NewRef(PyTuple_GET_ITEM(t, 0));
+    e->pickle_file = Py_NewRef(PyTuple_GET_ITEM(t, 1));
+    e->pickle_bufs = Py_NewRef(PyTuple_GET_ITEM(t, 2));
+    Py_DECREF(t);
+    return 0;
+}
+
+/* The exception being raised while pickling obj becomes a
+ * NotShareableError naming obj (MemoryError, interrupts and our own
+ * NotShareableError pass unchanged). */
+static void
+enc_pickle_error(encoder *e, PyObject *obj)
+{
+    if (PyErr_ExceptionMatches(e->st->NotShareableError) ||
+        PyErr_ExceptionMatches(PyExc_MemoryError) ||
+        !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyErr_Format(e->st->NotShareableError,
+                 "cannot share %.200s object: subinterp encodes it with "
+                 "pickle, and pickling failed (%.200s: %S); make it "
+                 "picklable (e.g. define __reduce__), or send the data it "
+                 "holds instead", Py_TYPE(obj)->tp_name,
+                 Py_TYPE(exc)->tp_name, exc);
+    PyObject *newexc = PyErr_GetRaisedException();
+    PyException_SetCause(newexc, Py_NewRef(exc));
+    PyException_SetContext(newexc, exc);
+    PyErr_SetRaisedException(newexc);
+}
+
+/* One out-of-band buffer of the pickle (a PickleBuffer). */
+static int
+enc_oob(encoder *e, PyObject *pb)
+{
+    const Py_buffer *view = PyPickleBuffer_GetBuffer(pb);
+    if (view == NULL) {
+        return -1;
+    }
+    if (view->len < CODEC_OOB_THRESHOLD || e->mode != ENC_CROSS) {
+        return enc_bytes_data(e, view->readonly ? OP_BYTES : OP_BYTEARRAY,
+                              view->buf, view->len);
+    }
+    blob *b = blob_raw_copy(view->buf, view->len, !view->readonly);
+    if (b == NULL) {
+        return -1;
+    }
+    Py_ssize_t ref = enc_add_blob(e, b);
+    if (ref < 0) {
+        return -1;
+    }
+    bufref r;
+    memset(&r, 0, sizeof(r));
+    r.ref = ref;
+    r.nbytes = view->len;
+    r.readonly = view->readonly;
+    return enc_buffer_op(e, 0, &r);
+}
+
+static int
+enc_pickle(encoder *e, PyObject *obj, int flag)
+{
+    int rc = -1;
+    if (e->pickler == NULL && enc_pickler_init(e) < 0) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(e->pickler, e->cs->s_dump, obj);
+    if (r == NULL) {
+        enc_pickle_error(e, obj);
+        goto done;
+    }
+    Py_DECREF(r);
+    Py_ssize_t n = PyList_GET_SIZE(e->pickle_bufs);
+    if (w_op_varint(e, OP_PICKLE | flag, (uint64_t)n) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (enc_oob(e, PyList_GET_ITEM(e->pickle_bufs, i)) < 0) {
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    /* let go of the PickleBuffers (they pin objects) */
+    if (PyList_GET_SIZE(e->pickle_bufs) > 0 &&
+        PyList_SetSlice(e->pickle_bufs, 0, PyList_GET_SIZE(e->pickle_bufs),
+                        NULL) < 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
+PyObject *
+codec_reducer_override(module_state *st, PyObject *obj)
+{
+    encoder *e = tls_enc;
+    codec_state *cs = codec_get(st);
+    PyTypeObject *tp = Py_TYPE(obj);
+    PyObject *res = NULL;
+    fref_kind how;
+    PyObject *a = NULL, *b = NULL;
+
+    if (e == NULL || e->st != st) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (tp == &PyFunction_Type || tp == &PyCFunction_Type ||
+        PyType_Check(obj)) {
+        if (codec_function_ref(cs, st, obj, &how, &a, &b,
+                               tp != &PyCFunction_Type) < 0) {
+            return NULL;
+        }
+        switch (how) {
+        case FREF_MAIN:
+            res = Py_BuildValue("(OO)", cs->fn_main_ref, a);
+            break;
+        case FREF_CODE: {
+            PyObject *defaults = PyFunction_GetDefaults(obj);
+            PyObject *kwdefaults = PyFunction_GetKwDefaults(obj);
+            res = Py_BuildValue("(O(OOOO))", cs->fn_code_func, b, a,
+                                defaults ? defaults : Py_None,
+                                kwdefaults ? kwdefaults : Py_None);
+            break;
+        }
+        default:
+            res = Py_NewRef(Py_NotImplemented);
+            break;
+        }
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return res;
+    }
+    for (int i = 0; i < cs->nhandle_types; i++) {
+        if (tp == cs->handle_types[i]) {
+            HandleObject *h = (HandleObject *)obj;
+            if (h->kind == NULL || h->ref == NULL) {
+                break;
+            }
+            h->kind->incref(h->ref);
+            Py_ssize_t ref = enc_add_ref(e, REF_HANDLE, h->kind, h->ref);
+            if (ref < 0) {
+                h->kind->decref(h->ref);
+                return NULL;
+            }
+            return Py_BuildValue("(O(n))", cs->fn_handle_ref, ref);
+        }
+    }
+    if (tp == &PyMemoryView_Type || tp == cs->SharedBufferType) {
+        /* rebuilt by _buffer_ref(ref, offset, nbytes, readonly, fmt,
+           shape) while the receiver decodes this message */
+        bufref r;
+        if (enc_buffer_ref(e, obj, &r) < 0) {
+            return NULL;
+        }
+        PyObject *shape = PyTuple_New(r.lay.fmt[0] ? r.lay.ndim : 0);
+        if (shape == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++) {
+            PyObject *d = PyLong_FromSsize_t(r.lay.shape[i]);
+            if (d == NULL) {
+                Py_DECREF(shape);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(shape, i, d);
+        }
+        return Py_BuildValue("(O(nnnisN))", cs->fn_buffer_ref, r.ref,
+                             r.offset, r.nbytes, r.readonly, r.lay.fmt,
+                             shape);
+    }
+    Py_RETURN_NOTIMPLEMENTED;
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch                                                            */
+
+static int
+enc_other(encoder *e, PyObject *obj, int held)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    codec_state *cs = e->cs;
+    int flag = 0;
+    int rc;
+
+    if (obj == Py_Ellipsis || obj == Py_NotImplemented) {
+        if (enc_reserve(e, 1) < 0) {
+            return -1;
+        }
+        w_byte(e, obj == Py_Ellipsis ? OP_ELLIPSIS : OP_NOTIMPLEMENTED);
+        return 0;
+    }
+    if (tp == &PyComplex_Type) {
+        if (enc_reserve(e, 17) < 0) {
+            return -1;
+        }
+        w_byte(e, OP_COMPLEX);
+        w_double(e, PyComplex_RealAsDouble(obj));
+        w_double(e, PyComplex_ImagAsDouble(obj));
+        return 0;
+    }
+
+    /* everything from here on may appear more than once */
+    int mutable_container = (tp == &PyList_Type || tp == &PyDict_Type ||
+                             tp == &PySet_Type || tp == &PyByteArray_Type);
+    if (Py_REFCNT(obj) > 1 + held) {
+        int r = memo_check(e, obj, mutable_container, &flag);
+        if (r != 0) {
+            return r > 0 ? 0 : r;
+        }
+    }
+    if (e->depth >= CODEC_MAX_DEPTH) {
+        return enc_too_deep(e);
+    }
+    e->depth++;
+
+    if (tp == &PyDict_Type) {
+        rc = enc_dict(e, obj, flag);
+    }
+    else if (tp == &PyList_Type) {
+        rc = enc_list(e, obj, flag);
+    }
+    else if (tp == &PyTuple_Type) {
+        rc = enc_tuple(e, obj, flag);
+    }
+    else if (tp == &PyBytes_Type) {
+        rc = enc_bytes(e, obj, flag);
+    }
+    else if (tp == &PySet_Type) {
+        rc = enc_set(e, obj, OP_SET | flag);
+    }
+    else if (tp == &PyFrozenSet_Type) {
+        rc = enc_set(e, obj, OP_FROZENSET | flag);
+    }
+    else if (tp == &PyByteArray_Type) {
+        rc = enc_bytes_data(e, OP_BYTEARRAY | flag,
+                            PyByteArray_AS_STRING(obj),
+                            PyByteArray_GET_SIZE(obj));
+    }
+    else if (tp == &PyMemoryView_Type || tp == cs->SharedBufferType) {
+        rc = enc_buffer(e, obj, flag);
+    }
+    else if (tp == &PyFunction_Type || tp == &PyCFunction_Type ||
+             PyType_Check(obj)) {
+        rc = enc_function(e, obj, flag);
+    }
+    else if (tp == &PyRange_Type || tp == &PySlice_Type) {
+        PyObject *parts[3] = {NULL, NULL, NULL};
+        if (tp == &PySlice_Type) {
+            PySliceObject *sl = (PySliceObject *)obj;
+            parts[0] = Py_NewRef(sl->start);
+            parts[1] = Py_NewRef(sl->stop);
+            parts[2] = Py_NewRef(sl->step);
+        }
+        else {
+            parts[0] = PyObject_GetAttrString(obj, "start");
+            parts[1] = PyObject_GetAttrString(obj, "stop");
+            parts[2] = PyObject_GetAttrString(obj, "step");
+        }
+        rc = -1;
+        if (parts[0] && parts[1] && parts[2] && enc_reserve(e, 1) == 0) {
+            w_byte(e, (tp == &PySlice_Type ? OP_SLICE : OP_RANGE) | flag);
+            rc = enc_obj(e, parts[0]);
+            if (rc == 0) {
+                rc = enc_obj(e, parts[1]);
+            }
+            if (rc == 0) {
+                rc = enc_obj(e, parts[2]);
+            }
+        }
+        Py_XDECREF(parts[0]);
+        Py_XDECREF(parts[1]);
+        Py_XDECREF(parts[2]);
+    }
+    else if (PyModule_CheckExact(obj)) {
+        rc = enc_module(e, obj, flag);
+    }
+    else {
+        rc = 1;   /* not yet handled */
+        for (int i = 0; i < cs->nhandle_types; i++) {
+            if (tp == cs->handle_types[i]) {
+                rc = enc_handle(e, obj, flag);
+                break;
+            }
+        }
+        if (rc == 1) {
+            int k = datetime_kind(cs, tp);
+            if (k >= 0 && k < DT_NKINDS) {
+                rc = enc_datetime(e, obj, k, flag);
+            }
+            else if (k == RT_DECIMAL) {
+                rc = enc_decimal(e, obj, flag);
+            }
+            else if (k == RT_UUID) {
+                rc = enc_uuid(e, obj, flag);
+            }
+            else {
+                rc = enc_pickle(e, obj, flag);
+            }
+        }
+    }
+    e->depth--;
+    if (rc == 0 && flag && !mutable_container) {
+        memo_set_ready(e, obj);
+    }
+    return rc;
+}
+
+static int
+enc_obj_held(encoder *e, PyObject *obj, int held)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp == &PyUnicode_Type) {
+        return enc_str(e, obj, held);
+    }
+    if (tp == &PyLong_Type) {
+        return enc_int(e, obj);
+    }
+    if (tp == &PyFloat_Type) {
+        return enc_float(e, obj);
+    }
+    if (obj == Py_None || tp == &PyBool_Type) {
+        if (enc_reserve(e, 1) < 0) {
+            return -1;
+        }
+        w_byte(e, obj == Py_None ? OP_NONE
+                  : obj == Py_True ? OP_TRUE : OP_FALSE);
+        return 0;
+    }
+    return enc_other(e, obj, held);
+}
+
+/* ------------------------------------------------------------------ */
+/* messages                                                            */
+
+static void
+enc_reset(encoder *e)
+{
+    refs_release(e->refs, e->nrefs);
+    e->nrefs = 0;
+    memo_clear(e);
+    shape_clear(e);
+    kstack_pop(e, 0);
+    Py_CLEAR(e->pickler);
+    Py_CLEAR(e->pickle_file);
+    Py_CLEAR(e->pickle_bufs);
+    Py_CLEAR(e->path);
+    e->len = MSG_HEADER;
+    e->depth = 0;
+}
+
+static void
+enc_free(encoder *e)
+{
+    enc_reset(e);
+    PyMem_RawFree(e->refs);
+    PyMem_RawFree(e->buf);
+    shape_free(e);
+    PyMem_Free(e->kstack);
+    e->kstack = NULL;
+    e->refs = NULL;
+    e->buf = NULL;
+}
+
+/* Append the pickle stream, fill the header, and move buffer and refs
+ * into a new message. */
+static msg *
+enc_finish(encoder *e)
+{
+    Py_ssize_t body_len = e->len - MSG_HEADER;
+    Py_ssize_t pickle_len = 0;
+    msg *m = NULL;
+    if (e->pickle_file != NULL) {
+        PyObject *view = PyObject_CallMethod(e->pickle_file, "getbuffer",
+                                             NULL);
+        if (view == NULL) {
+            return NULL;
+        }
+        Py_buffer pb;
+        int rc = PyObject_GetBuffer(view, &pb, PyBUF_SIMPLE);
+        if (rc == 0) {
+            pickle_len = pb.len;
+            rc = enc_reserve(e, pb.len);
+            if (rc == 0) {
+                w_raw(e, pb.buf, pb.len);
+            }
+            PyBuffer_Release(&pb);
+        }
+        /* release the export so the BytesIO can be freed */
+        PyObject *r = PyObject_CallMethod(view, "release", NULL);
+        Py_XDECREF(r);
+        Py_DECREF(view);
+        if (rc < 0 || r == NULL) {
+            return NULL;
+        }
+    }
+    char *h = e->buf;
+    h[0] = MSG_MAGIC0;
+    h[1] = MSG_MAGIC1;
+    h[2] = MSG_MAGIC2;
+    h[3] = MSG_VERSION;
+    h[4] = e->nrefs > 0 ? MSGF_LOCAL : 0;
+    h[5] = h[6] = h[7] = 0;
+    put_le64(h + 8, (uint64_t)body_len);
+    put_le64(h + 16, (uint64_t)pickle_len);
+
+    m = PyMem_RawMalloc(sizeof(msg));
+    if (m == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    /* give back what doubling over-allocated, when it is a lot */
+    if (e->cap - e->len > 4096 && e->cap - e->len > e->len / 2) {
+        char *nb = PyMem_RawRealloc(e->buf, (size_t)e->len);
+        if (nb != NULL) {
+            e->buf = nb;
+            e->cap = e->len;
+        }
+    }
+    m->data = e->buf;
+    m->size = e->len;
+    m->refs = e->refs;
+    m->nrefs = e->nrefs;
+    e->buf = NULL;
+    e->refs = NULL;
+    e->nrefs = 0;
+    e->refcap = 0;
+    return m;
+}
+
+msg *
+codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
+{
+    encoder e;
+    msg *m = NULL;
+    codec_state *cs = codec_get(st);
+    if (cs == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "subinterp codec used after module cleanup");
+        return NULL;
+    }
+    codec_drain_pending();
+    memset(&e, 0, sizeof(e));
+    e.st = st;
+    e.cs = cs;
+    e.mode = mode;
+    e.cap = 256;
+    e.buf = PyMem_RawMalloc((size_t)e.cap);
+    if (e.buf == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    e.len = MSG_HEADER;
+    e.prev = tls_enc;
+    tls_enc = &e;
+
+    int rc = enc_obj(&e, obj);
+    if (rc == ENC_RESTART) {
+        /* a cycle through a tuple (or another immutable): pickle the
+           whole graph, it can rebuild those */
+        enc_reset(&e);
+        rc = enc_pickle(&e, obj, 0);
+        if (rc == ENC_RESTART) {
+            PyErr_SetString(PyExc_SystemError, "codec restart loop");
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        m = enc_finish(&e);
+    }
+    else {
+        enc_finish_path(&e);
+    }
+    tls_enc = e.prev;
+    enc_free(&e);
+    codec_drain_pending();
+    return m;
+}
+
+msg *
+codec_encode(module_state *st, PyObject *obj)
+{
+    return codec_encode_mode(st, obj, ENC_CROSS);
+}

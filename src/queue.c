@@ -1,0 +1,1198 @@
+/* queue.c - the FIFO core shared by queues and channels, and the Queue.
+ *
+ * Design
+ * ------
+ * A queue is a process-wide C object (an `sobj`: id, C reference count)
+ * around a `fifo`: a linked list of items -- encoded messages plus the
+ * id of the interpreter that put them -- and two lists of blocked
+ * waiters, protected by one mutex:
+ *
+ *     fifo.mutex
+ *       head -> item -> item -> ... -> tail        (count, capacity)
+ *       receivers: node(waiter A) <-> node(select B) ...
+ *       senders:   node(waiter C) ...
+ *
+ * Invariants, under fifo.mutex:
+ *   - a live receiver node exists only while the buffer is empty: a
+ *     sender hands its item straight to the first live receiver (the item
+ *     never touches the buffer), and a receiver that finds an item takes
+ *     it without waiting;
+ *   - a live sender node exists only while the buffer is full (or, for a
+ *     rendezvous channel, always: capacity 0); a receiver that empties a
+ *     slot refills it from the first live sender and fires it.
+ * Nodes whose waiter is gone (cancelled, or fired through another
+ * source) are unlinked by whoever meets them.  A queue has capacity -1
+ * (unbounded, maxsize 0) or maxsize; a channel 0 (rendezvous) or maxsize.
+ *
+ * Items are encoded before the mutex is taken (an object that fails to
+ * encode never half-enters a queue) and decoded after it is released;
+ * messages are freed outside the mutex too (freeing one may drop the
+ * last reference to another object and take the registry mutex).
+ *
+ * Unbound items: when the interpreter that put an item is destroyed
+ * while the item waits in the buffer, the registry calls
+ * queue_interp_closed(): UNBOUND_REMOVE items are dropped, UNBOUND_ERROR
+ * and UNBOUND items lose their message and make get() raise
+ * ItemInterpreterDestroyed or return UNBOUND, as in the stdlib.
+ */
+#include "wait.h"
+
+/* ------------------------------------------------------------------ */
+/* the FIFO core                                                       */
+
+/* A buffer node.  Nodes are recycled through fifo.spare, up to
+ * MAX_SPARE of them, so steady traffic allocates nothing. */
+typedef struct inode {
+    struct inode *next;
+    item v;
+} inode;
+
+#define MAX_SPARE 64
+
+void
+fifo_init(fifo *f, Py_ssize_t capacity)
+{
+    wait_mutex_init(&f->mutex);
+    f->head = f->tail = NULL;
+    f->count = 0;
+    f->spare = NULL;
+    f->nspare = 0;
+    f->capacity = capacity;
+    f->closed = FIFO_OPEN;
+    wlist_init(&f->receivers);
+    wlist_init(&f->senders);
+}
+
+/* Free a chain of nodes and their messages (no lock held). */
+static void
+inode_free_chain(inode *n)
+{
+    while (n != NULL) {
+        inode *next = n->next;
+        item_clear(&n->v);
+        PyMem_RawFree(n);
+        n = next;
+    }
+}
+
+void
+fifo_fini(fifo *f)
+{
+    assert(wlist_empty(&f->receivers) && wlist_empty(&f->senders));
+    inode_free_chain(f->head);
+    inode_free_chain(f->spare);
+    f->head = f->tail = f->spare = NULL;
+    sub_mutex_destroy(&f->mutex);
+}
+
+/* A node from the spares, or a new one (NULL: no memory).  mutex held;
+ * malloc under it is rare (the spares are empty only while the buffer
+ * grows) and never waits for anything of ours. */
+static inode *
+node_get(fifo *f)
+{
+    inode *n = f->spare;
+    if (n != NULL) {
+        f->spare = n->next;
+        f->nspare--;
+        return n;
+    }
+    n = PyMem_RawMalloc(sizeof(inode));
+    if (n != NULL) {
+        n->v.m = NULL;
+    }
+    return n;
+}
+
+/* Recycle a node whose item was moved out.  mutex held. */
+static void
+node_put(fifo *f, inode *n)
+{
+    assert(n->v.m == NULL);
+    if (f->nspare < MAX_SPARE) {
+        n->next = f->spare;
+        f->spare = n;
+        f->nspare++;
+    }
+    else {
+        PyMem_RawFree(n);
+    }
+}
+
+/* Append node n holding *it (moved).  mutex held. */
+static void
+buf_push(fifo *f, inode *n, item *it)
+{
+    n->v = *it;
+    it->m = NULL;
+    n->next = NULL;
+    if (f->tail == NULL) {
+        f->head = n;
+    }
+    else {
+        f->tail->next = n;
+    }
+    f->tail = n;
+    f->count++;
+}
+
+/* Move the head item into *out.  mutex held, buffer not empty. */
+static void
+buf_pop(fifo *f, item *out)
+{
+    inode *n = f->head;
+    f->head = n->next;
+    if (f->head == NULL) {
+        f->tail = NULL;
+    }
+    f->count--;
+    *out = n->v;
+    n->v.m = NULL;
+    node_put(f, n);
+}
+
+static int
+buf_has_room(const fifo *f)
+{
+    return f->capacity < 0 || f->count < f->capacity;
+}
+
+/* Fire the claimed node's waiter, moving *got (if any) to it.  mutex
+ * held. */
+static void
+fire(wnode *n, uint32_t prev, int status, item *got)
+{
+    waiter *w = n->w;
+    w->fired_case = n->case_index;
+    w->status = status;
+    if (got != NULL) {
+        w->got = *got;
+        got->m = NULL;
+    }
+    waiter_publish(w, prev);
+}
+
+/* Let blocked senders fill the free slots.  mutex held. */
+static void
+refill(fifo *f)
+{
+    uint32_t prev;
+    while (f->closed == FIFO_OPEN && buf_has_room(f) &&
+           !wlist_empty(&f->senders)) {
+        inode *slot = node_get(f);
+        if (slot == NULL) {
+            break;  /* XXX no memory: the sender waits for the next get */
+        }
+        wnode *n = wlist_claim_first(&f->senders, &prev);
+        if (n == NULL) {
+            node_put(f, slot);
+            break;
+        }
+        buf_push(f, slot, &n->send_item);
+        fire(n, prev, WS_OK, NULL);
+    }
+}
+
+fifo_status
+fifo_try_send(fifo *f, item *it)
+{
+    uint32_t prev;
+    if (f->closed != FIFO_OPEN) {
+        return FIFO_IS_CLOSED;
+    }
+    wnode *n = wlist_claim_first(&f->receivers, &prev);
+    if (n != NULL) {
+        assert(f->head == NULL);
+        fire(n, prev, WS_OK, it);
+        return FIFO_DONE;
+    }
+    if (buf_has_room(f)) {
+        inode *slot = node_get(f);
+        if (slot == NULL) {
+            return FIFO_NO_MEMORY;
+        }
+        buf_push(f, slot, it);
+        return FIFO_DONE;
+    }
+    return FIFO_NOT_READY;
+}
+
+fifo_status
+fifo_try_recv(fifo *f, item *got)
+{
+    uint32_t prev;
+    if (f->head != NULL) {
+        buf_pop(f, got);
+        refill(f);
+        return FIFO_DONE;
+    }
+    wnode *n = wlist_claim_first(&f->senders, &prev);
+    if (n != NULL) {
+        *got = n->send_item;
+        n->send_item.m = NULL;
+        fire(n, prev, WS_OK, NULL);
+        return FIFO_DONE;
+    }
+    if (f->closed != FIFO_OPEN) {
+        return FIFO_IS_CLOSED;
+    }
+    return FIFO_NOT_READY;
+}
+
+void
+fifo_unget(fifo *f, item *it)
+{
+    uint32_t prev;
+    inode *slot = NULL;
+    sub_mutex_lock(&f->mutex);
+    wnode *n = wlist_claim_first(&f->receivers, &prev);
+    if (n != NULL) {
+        fire(n, prev, WS_OK, it);
+    }
+    else if (f->closed != FIFO_CLOSED && (slot = node_get(f)) != NULL) {
+        /* back at the head, even beyond capacity: it was taken once */
+        slot->v = *it;
+        it->m = NULL;
+        slot->next = f->head;
+        f->head = slot;
+        if (f->tail == NULL) {
+            f->tail = slot;
+        }
+        f->count++;
+    }
+    /* else force-closed meanwhile (dropped with the rest) or XXX no
+       memory: the item goes */
+    sub_mutex_unlock(&f->mutex);
+    item_clear(it);
+}
+
+void
+fifo_close(fifo *f, int force)
+{
+    uint32_t prev;
+    inode *dropped = NULL;
+    wnode *n;
+
+    sub_mutex_lock(&f->mutex);
+    if (force) {
+        dropped = f->head;
+        f->head = f->tail = NULL;
+        f->count = 0;
+        /* FIFO_CLOSED only when forced: fifo_unget drops items then */
+        f->closed = FIFO_CLOSED;
+    }
+    else if (f->closed == FIFO_OPEN) {
+        f->closed = FIFO_CLOSING;
+    }
+    /* Blocked senders keep their items and raise. */
+    while ((n = wlist_claim_first(&f->senders, &prev)) != NULL) {
+        fire(n, prev, WS_CLOSED, NULL);
+    }
+    /* Receivers wait only on an empty buffer: nothing left for them. */
+    while ((n = wlist_claim_first(&f->receivers, &prev)) != NULL) {
+        fire(n, prev, WS_CLOSED, NULL);
+    }
+    sub_mutex_unlock(&f->mutex);
+    inode_free_chain(dropped);
+}
+
+/* ------------------------------------------------------------------ */
+/* items                                                               */
+
+int
+item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
+{
+    out->m = codec_encode(st, obj);
+    if (out->m == NULL) {
+        return -1;
+    }
+    out->interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    out->unboundop = unboundop;
+    out->unbound = 0;
+    return 0;
+}
+
+PyObject *
+queue_item_to_object(module_state *st, item *it)
+{
+    PyObject *res = NULL;
+    struct queue_state *qs = st->queue;
+
+    if (!it->unbound) {
+        res = codec_decode(st, it->m);
+    }
+    else if (it->unboundop == UNBOUND_REPLACE) {
+        res = Py_NewRef(qs->UNBOUND);
+    }
+    else if (queue_exceptions_ensure(st) == 0) {
+        PyErr_Format(qs->ItemInterpreterDestroyed,
+                     "the interpreter that put this item (id %lld) was "
+                     "destroyed before it was taken",
+                     (long long)it->interp_id);
+    }
+    item_clear(it);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* the process-wide queue                                              */
+
+typedef struct {
+    sobj base;
+    fifo f;
+    Py_ssize_t maxsize;  /* immutable, as given */
+    int unboundop;       /* immutable: default for put() */
+} queue_obj;
+
+static void
+queue_destroy(sobj *o)
+{
+    queue_obj *q = (queue_obj *)o;
+    fifo_fini(&q->f);
+    PyMem_RawFree(q);
+}
+
+/* Interpreter `id` was destroyed: unbind its items (see the top). */
+static void
+queue_interp_closed(sobj *o, int64_t id)
+{
+    queue_obj *q = (queue_obj *)o;
+    fifo *f = &q->f;
+    inode *garbage = NULL;
+
+    sub_mutex_lock(&f->mutex);
+    inode **pp = &f->head;
+    inode *last = NULL;
+    while (*pp != NULL) {
+        inode *n = *pp;
+        item *it = &n->v;
+        if (it->interp_id != id || it->unbound ||
+            it->unboundop == UNBOUND_KEEP) {
+            last = n;
+            pp = &n->next;
+            continue;
+        }
+        if (it->unboundop == UNBOUND_REMOVE) {
+            *pp = n->next;
+            f->count--;
+            n->next = garbage;
+            garbage = n;
+            continue;
+        }
+        /* UNBOUND_ERROR / UNBOUND_REPLACE: keep a placeholder; its
+           message goes (in a carrier node, freed after unlocking). */
+        inode *carrier = node_get(f);
+        if (carrier != NULL) {
+            carrier->v = *it;   /* moved: it->m is cleared below */
+            carrier->next = garbage;
+            garbage = carrier;
+            it->m = NULL;
+        }
+        /* else XXX: the message stays until the item is taken */
+        it->unbound = 1;
+        last = n;
+        pp = &n->next;
+    }
+    f->tail = last;
+    refill(f);
+    sub_mutex_unlock(&f->mutex);
+    inode_free_chain(garbage);
+}
+
+static sub_mutex *
+queue_mutex(sobj *o)
+{
+    return &((queue_obj *)o)->f.mutex;
+}
+
+static void
+queue_after_fork(sobj *o)
+{
+    fifo *f = &((queue_obj *)o)->f;
+    wlist_reset(&f->receivers);
+    wlist_reset(&f->senders);
+}
+
+static PyObject *queue_wrap(module_state *st, void *ref);
+
+static const handle_kind queue_kind = {
+    .name = "Queue",
+    .tag = TAG_QUEUE,
+    .incref = (void (*)(void *))sobj_incref,
+    .decref = (void (*)(void *))sobj_decref,
+    .wrap = queue_wrap,
+};
+
+static const sobj_type queue_type = {
+    .name = "Queue",
+    .destroy = queue_destroy,
+    .interp_closed = queue_interp_closed,
+    .mutex = queue_mutex,
+    .after_fork = queue_after_fork,
+    .kinds = {&queue_kind, NULL},
+};
+
+static PyObject *
+queue_wrap(module_state *st, void *ref)
+{
+    return handle_new(st->queue->QueueType, &queue_kind, (sobj *)ref);
+}
+
+static queue_obj *
+queue_of(PyObject *self)
+{
+    return (queue_obj *)((HandleObject *)self)->ref;
+}
+
+fifo *
+queue_fifo_of(module_state *st, PyObject *obj)
+{
+    if (Py_TYPE(obj) != st->queue->QueueType) {
+        return NULL;
+    }
+    return &queue_of(obj)->f;
+}
+
+int
+queue_default_unboundop(PyObject *queue_handle)
+{
+    return queue_of(queue_handle)->unboundop;
+}
+
+/* ------------------------------------------------------------------ */
+/* errors: one place that turns the core's results into exceptions      */
+
+typedef enum {
+    QERR_EMPTY,
+    QERR_FULL,
+    QERR_NOT_FOUND,
+} queue_err;
+
+static PyObject *
+queue_error(module_state *st, queue_err err, int64_t id)
+{
+    struct queue_state *qs = st->queue;
+    if (queue_exceptions_ensure(st) < 0) {
+        return NULL;
+    }
+    switch (err) {
+    case QERR_EMPTY:
+        PyErr_SetString(qs->QueueEmpty, "the queue is empty");
+        break;
+    case QERR_FULL:
+        PyErr_SetString(qs->QueueFull, "the queue is full");
+        break;
+    case QERR_NOT_FOUND:
+        PyErr_Format(qs->QueueNotFoundError,
+                     "queue %lld not found (every handle to it was "
+                     "dropped)", (long long)id);
+        break;
+    }
+    return NULL;
+}
+
+/* The unbound op named by a sentinel; -1 with an exception otherwise.
+ * None gives `dflt`. */
+static int
+unboundop_from_object(module_state *st, PyObject *obj, int dflt)
+{
+    struct queue_state *qs = st->queue;
+    if (obj == NULL || obj == Py_None) {
+        return dflt;
+    }
+    if (obj == qs->UNBOUND) {
+        return UNBOUND_REPLACE;
+    }
+    if (obj == qs->UNBOUND_ERROR) {
+        return UNBOUND_ERROR;
+    }
+    if (obj == qs->UNBOUND_REMOVE) {
+        return UNBOUND_REMOVE;
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "unbounditems must be UNBOUND, UNBOUND_ERROR or "
+                 "UNBOUND_REMOVE, not %R", obj);
+    return -1;
+}
+
+static PyObject *
+unboundop_to_object(module_state *st, int op)
+{
+    struct queue_state *qs = st->queue;
+    switch (op) {
+    case UNBOUND_ERROR:
+        return Py_NewRef(qs->UNBOUND_ERROR);
+    case UNBOUND_REMOVE:
+        return Py_NewRef(qs->UNBOUND_REMOVE);
+    default:
+        return Py_NewRef(qs->UNBOUND);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* creating queues                                                     */
+
+static PyObject *
+queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
+{
+    PyObject *res = NULL;
+    Py_ssize_t maxsize = 0;
+
+    if (maxsize_obj != NULL) {
+        if (!PyLong_Check(maxsize_obj)) {
+            PyErr_Format(PyExc_TypeError,
+                         "maxsize must be an int, not %.100s",
+                         Py_TYPE(maxsize_obj)->tp_name);
+            return NULL;
+        }
+        maxsize = PyLong_AsSsize_t(maxsize_obj);
+        if (maxsize == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (maxsize < 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "maxsize must be >= 0 (0 means unbounded)");
+            return NULL;
+        }
+    }
+    int op = unboundop_from_object(st, unbound, UNBOUND_REPLACE);
+    if (op < 0) {
+        return NULL;
+    }
+    queue_obj *q = PyMem_RawCalloc(1, sizeof(queue_obj));
+    if (q == NULL) {
+        return PyErr_NoMemory();
+    }
+    fifo_init(&q->f, maxsize == 0 ? -1 : maxsize);
+    q->maxsize = maxsize;
+    q->unboundop = op;
+    (void)sobj_register(&q->base, &queue_type);
+    res = queue_wrap(st, q);
+    sobj_decref(&q->base);  /* the handle holds it now (or nobody) */
+    return res;
+}
+
+static PyObject *
+queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"maxsize", "unbounditems", NULL};
+    PyObject *maxsize = NULL, *unbound = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$O:Queue", kwlist,
+                                     &maxsize, &unbound)) {
+        return NULL;
+    }
+    module_state *st = PyType_GetModuleState(tp);
+    return queue_create(st, maxsize, unbound);
+}
+
+static PyObject *
+coremod_create_queue(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"maxsize", "unbounditems", NULL};
+    PyObject *maxsize = NULL, *unbound = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$O:create_queue",
+                                     kwlist, &maxsize, &unbound)) {
+        return NULL;
+    }
+    return queue_create(get_mod_state(mod), maxsize, unbound);
+}
+
+/* ------------------------------------------------------------------ */
+/* Queue methods                                                       */
+
+static PyObject *
+queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
+               PyObject *unbound)
+{
+    module_state *st = handle_state(self);
+    queue_obj *q = queue_of(self);
+    PyObject *res = NULL;
+    deadline dl;
+    sel_case c = {.f = &q->f, .kind = CASE_SEND};
+    int index;
+
+    int op = unboundop_from_object(st, unbound, q->unboundop);
+    if (op < 0) {
+        return NULL;
+    }
+    if (block && deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    if (item_encode(st, obj, op, &c.send_item) < 0) {
+        return NULL;
+    }
+    switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, NULL)) {
+    case SEL_DONE:
+        res = Py_NewRef(Py_None);
+        break;
+    case SEL_TIMEOUT:
+        queue_error(st, QERR_FULL, 0);
+        break;
+    case SEL_NO_MEMORY:
+        PyErr_NoMemory();
+        break;
+    default:
+        break;
+    }
+    item_clear(&c.send_item);
+    return res;
+}
+
+static PyObject *
+queue_put(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"obj", "block", "timeout", "unbounditems",
+                             NULL};
+    PyObject *obj, *timeout = Py_None, *unbound = Py_None;
+    int block = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$O:put", kwlist,
+                                     &obj, &block, &timeout, &unbound)) {
+        return NULL;
+    }
+    return queue_put_impl(self, obj, block, timeout, unbound);
+}
+
+static PyObject *
+queue_put_nowait(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"obj", "unbounditems", NULL};
+    PyObject *obj, *unbound = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait",
+                                     kwlist, &obj, &unbound)) {
+        return NULL;
+    }
+    return queue_put_impl(self, obj, 0, NULL, unbound);
+}
+
+static PyObject *
+queue_get_impl(PyObject *self, int block, PyObject *timeout)
+{
+    module_state *st = handle_state(self);
+    queue_obj *q = queue_of(self);
+    deadline dl;
+    sel_case c = {.f = &q->f, .kind = CASE_RECV};
+    int index;
+    item got = {.m = NULL};
+
+    if (block && deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, &got)) {
+    case SEL_DONE:
+        return queue_item_to_object(st, &got);
+    case SEL_TIMEOUT:
+        return queue_error(st, QERR_EMPTY, 0);
+    case SEL_NO_MEMORY:
+        return PyErr_NoMemory();
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *
+queue_get(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"block", "timeout", NULL};
+    PyObject *timeout = Py_None;
+    int block = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", kwlist,
+                                     &block, &timeout)) {
+        return NULL;
+    }
+    return queue_get_impl(self, block, timeout);
+}
+
+static PyObject *
+queue_get_nowait(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return queue_get_impl(self, 0, NULL);
+}
+
+static Py_ssize_t
+queue_count(PyObject *self)
+{
+    fifo *f = &queue_of(self)->f;
+    sub_mutex_lock(&f->mutex);
+    Py_ssize_t n = f->count;
+    sub_mutex_unlock(&f->mutex);
+    return n;
+}
+
+static PyObject *
+queue_qsize(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(queue_count(self));
+}
+
+static PyObject *
+queue_empty(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(queue_count(self) == 0);
+}
+
+static PyObject *
+queue_full(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    queue_obj *q = queue_of(self);
+    return PyBool_FromLong(q->maxsize > 0 && queue_count(self) >= q->maxsize);
+}
+
+static PyObject *
+queue_get_maxsize(PyObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(queue_of(self)->maxsize);
+}
+
+static PyObject *
+queue_get_unbounditems(PyObject *self, void *Py_UNUSED(closure))
+{
+    return unboundop_to_object(handle_state(self), queue_of(self)->unboundop);
+}
+
+static PyObject *
+queue_repr(PyObject *self)
+{
+    queue_obj *q = queue_of(self);
+    return PyUnicode_FromFormat("subinterp.Queue(id=%lld, maxsize=%zd)",
+                                (long long)q->base.id, q->maxsize);
+}
+
+static PyMethodDef queue_methods[] = {
+    {"put", _PyCFunction_CAST(queue_put), METH_VARARGS | METH_KEYWORDS,
+     "put($self, obj, block=True, timeout=None, *, unbounditems=None)\n--\n"
+     "\n"
+     "Add obj to the queue, waiting while it is full (unless block is "
+     "false), at most timeout seconds; raises QueueFull then.\n\n"
+     "obj is copied (handles, such as queues, refer to the same object).  "
+     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
+     "queue's default) says what get() does with obj if this interpreter "
+     "is destroyed before obj is taken."},
+    {"put_nowait", _PyCFunction_CAST(queue_put_nowait),
+     METH_VARARGS | METH_KEYWORDS,
+     "put_nowait($self, obj, *, unbounditems=None)\n--\n\n"
+     "put(obj, block=False): raises QueueFull if the queue is full."},
+    {"get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS,
+     "get($self, block=True, timeout=None)\n--\n\n"
+     "Remove and return the next object, waiting while the queue is empty "
+     "(unless block is false), at most timeout seconds; raises QueueEmpty "
+     "then."},
+    {"get_nowait", queue_get_nowait, METH_NOARGS,
+     "get_nowait($self, /)\n--\n\n"
+     "get(block=False): raises QueueEmpty if the queue is empty."},
+    {"qsize", queue_qsize, METH_NOARGS,
+     "qsize($self, /)\n--\n\nNumber of objects in the queue."},
+    {"empty", queue_empty, METH_NOARGS,
+     "empty($self, /)\n--\n\nTrue if the queue holds no object."},
+    {"full", queue_full, METH_NOARGS,
+     "full($self, /)\n--\n\nTrue if the queue holds maxsize objects."},
+    {"__reduce__", handle_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef queue_getset[] = {
+    {"id", handle_get_id, NULL, "The queue's id, unique in the process.",
+     NULL},
+    {"maxsize", queue_get_maxsize, NULL,
+     "The most objects the queue holds (0: unbounded).", NULL},
+    {"unbounditems", queue_get_unbounditems, NULL,
+     "The default of put()'s unbounditems.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot queue_slots[] = {
+    {Py_tp_doc,
+     "Queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
+     "A FIFO queue usable from every interpreter of the process.\n\n"
+     "The handle crosses to other interpreters (prepare_main, call "
+     "arguments, other queues) and refers to the same queue there.  "
+     "Blocking operations release the GIL and sleep until woken: no "
+     "polling.  maxsize 0 means unbounded."},
+    {Py_tp_new, queue_tp_new},
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_repr, queue_repr},
+    {Py_tp_richcompare, handle_richcompare},
+    {Py_tp_hash, handle_hash},
+    {Py_tp_methods, queue_methods},
+    {Py_tp_getset, queue_getset},
+    {0, NULL},
+};
+
+static PyType_Spec queue_spec = {
+    .name = "subinterp.Queue",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = queue_slots,
+};
+
+/* ------------------------------------------------------------------ */
+/* UNBOUND sentinels                                                   */
+
+typedef struct {
+    PyObject_HEAD
+    const char *name;
+} UnboundObject;
+
+static PyObject *
+unbound_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("subinterp.%s",
+                                ((UnboundObject *)self)->name);
+}
+
+static PyObject *
+unbound_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    /* pickle by name: the same sentinel in every interpreter */
+    return PyUnicode_FromString(((UnboundObject *)self)->name);
+}
+
+static void
+unbound_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef unbound_methods[] = {
+    {"__reduce__", unbound_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot unbound_slots[] = {
+    {Py_tp_doc, "A constant for what happens to a queued item whose "
+                "interpreter was destroyed (UNBOUND, UNBOUND_ERROR, "
+                "UNBOUND_REMOVE)."},
+    {Py_tp_repr, unbound_repr},
+    {Py_tp_dealloc, unbound_dealloc},
+    {Py_tp_methods, unbound_methods},
+    {0, NULL},
+};
+
+static PyType_Spec unbound_spec = {
+    .name = "subinterp._core.UnboundItem",
+    .basicsize = sizeof(UnboundObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = unbound_slots,
+};
+
+static int
+add_sentinel(PyObject *mod, PyTypeObject *tp, const char *name,
+             PyObject **slot)
+{
+    UnboundObject *obj = (UnboundObject *)tp->tp_alloc(tp, 0);
+    if (obj == NULL) {
+        return -1;
+    }
+    obj->name = name;
+    *slot = (PyObject *)obj;
+    return PyModule_AddObjectRef(mod, name, (PyObject *)obj);
+}
+
+/* ------------------------------------------------------------------ */
+/* exceptions, made on first use                                       */
+
+static int
+new_exception(PyObject *mod, PyObject **slot, const char *name,
+              PyObject *base1, PyObject *base2, const char *doc)
+{
+    int res = -1;
+    PyObject *bases = base2 == NULL ? PyTuple_Pack(1, base1)
+                                    : PyTuple_Pack(2, base1, base2);
+    if (bases == NULL) {
+        goto done;
+    }
+    *slot = PyErr_NewExceptionWithDoc(name, doc, bases, NULL);
+    if (*slot == NULL) {
+        goto done;
+    }
+    res = PyModule_AddObjectRef(mod, strrchr(name, '.') + 1, *slot);
+done:
+    Py_XDECREF(bases);
+    return res;
+}
+
+int
+queue_exceptions_ensure(module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    PyObject *mod = qs->module;
+    PyObject *empty = NULL, *full = NULL, *broken = NULL;
+    int res = -1;
+
+    if (qs->have_exceptions) {
+        return 0;
+    }
+    empty = compat_import_attr("queue", "Empty");
+    if (empty == NULL) {
+        goto done;
+    }
+    full = compat_import_attr("queue", "Full");
+    if (full == NULL) {
+        goto done;
+    }
+    broken = compat_import_attr("threading", "BrokenBarrierError");
+    if (broken == NULL) {
+        goto done;
+    }
+    if (qs->have_exceptions) {
+        /* the imports let another thread of this interpreter in */
+        res = 0;
+        goto done;
+    }
+#define NEW(slot, name, b1, b2, doc)                                       \
+    if (new_exception(mod, &qs->slot, "subinterp." name, b1, b2, doc) < 0) \
+        goto done;
+    NEW(QueueError, "QueueError", st->InterpreterError, NULL,
+        "A queue operation failed.");
+    NEW(QueueNotFoundError, "QueueNotFoundError", qs->QueueError, NULL,
+        "The queue no longer exists.");
+    NEW(QueueEmpty, "QueueEmpty", qs->QueueError, empty,
+        "Raised by get_nowait(), and by get() when it times out.");
+    NEW(QueueFull, "QueueFull", qs->QueueError, full,
+        "Raised by put_nowait(), and by put() when it times out.");
+    NEW(ItemInterpreterDestroyed, "ItemInterpreterDestroyed",
+        qs->QueueError, NULL,
+        "Raised by get() for an item put with UNBOUND_ERROR by an "
+        "interpreter that was destroyed before the item was taken.");
+    NEW(ChannelError, "ChannelError", st->InterpreterError, NULL,
+        "A channel operation failed.");
+    NEW(ChannelNotFoundError, "ChannelNotFoundError", qs->ChannelError,
+        NULL, "The channel no longer exists.");
+    NEW(ChannelClosedError, "ChannelClosedError", qs->ChannelError, NULL,
+        "The channel is closed (and, for receivers, drained).\n\n"
+        "From select(), ``source`` is the channel end of the case.");
+    NEW(ChannelEmptyError, "ChannelEmptyError", qs->ChannelError, empty,
+        "recv_nowait() found nothing to receive.");
+    NEW(ChannelFullError, "ChannelFullError", qs->ChannelError, full,
+        "send_nowait() could not send without waiting.");
+    NEW(BrokenBarrierError, "BrokenBarrierError", broken, NULL,
+        "The Barrier is broken (aborted, reset, or a wait timed out).");
+    NEW(AbandonedLockWarning, "AbandonedLockWarning", PyExc_RuntimeWarning,
+        NULL,
+        "The lock was held by an interpreter that was destroyed; it was "
+        "released and given to this acquirer.  What it protected may be "
+        "inconsistent.");
+#undef NEW
+    qs->have_exceptions = 1;
+    res = 0;
+done:
+    if (res < 0 && !qs->have_exceptions) {
+        Py_CLEAR(qs->QueueError);
+        Py_CLEAR(qs->QueueNotFoundError);
+        Py_CLEAR(qs->QueueEmpty);
+        Py_CLEAR(qs->QueueFull);
+        Py_CLEAR(qs->ItemInterpreterDestroyed);
+        Py_CLEAR(qs->ChannelError);
+        Py_CLEAR(qs->ChannelNotFoundError);
+        Py_CLEAR(qs->ChannelClosedError);
+        Py_CLEAR(qs->ChannelEmptyError);
+        Py_CLEAR(qs->ChannelFullError);
+        Py_CLEAR(qs->BrokenBarrierError);
+        Py_CLEAR(qs->AbandonedLockWarning);
+    }
+    Py_XDECREF(empty);
+    Py_XDECREF(full);
+    Py_XDECREF(broken);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* module functions                                                    */
+
+/* _exception(name): the named exception class, made on first use. */
+static PyObject *
+coremod_exception(PyObject *mod, PyObject *name)
+{
+    if (queue_exceptions_ensure(get_mod_state(mod)) < 0) {
+        return NULL;
+    }
+    return PyObject_GetAttr(mod, name);
+}
+
+/* Unpickle a handle: _handle_by_id(id, tag). */
+static PyObject *
+coremod_handle_by_id(PyObject *mod, PyObject *args)
+{
+    long long id;
+    int tag;
+    module_state *st = get_mod_state(mod);
+    PyObject *res = NULL;
+
+    if (!PyArg_ParseTuple(args, "Li:_handle_by_id", &id, &tag)) {
+        return NULL;
+    }
+    sobj *o = sobj_lookup(id, NULL);
+    if (o != NULL) {
+        for (int i = 0; i < 2; i++) {
+            const handle_kind *k = o->type->kinds[i];
+            if (k != NULL && k->tag == tag) {
+                res = k->wrap(st, o);
+                goto done;
+            }
+        }
+    }
+    if (queue_exceptions_ensure(st) < 0) {
+        goto done;
+    }
+    if (tag == TAG_QUEUE) {
+        queue_error(st, QERR_NOT_FOUND, id);
+    }
+    else if (tag == TAG_RECV_CHANNEL || tag == TAG_SEND_CHANNEL) {
+        PyErr_Format(st->queue->ChannelNotFoundError,
+                     "channel %lld not found", id);
+    }
+    else {
+        PyErr_Format(st->InterpreterError, "object %lld not found", id);
+    }
+done:
+    if (o != NULL) {
+        sobj_decref(o);
+    }
+    return res;
+}
+
+static PyObject *
+coremod_interrupt_waits(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    wait_interrupt_interp(id);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+coremod_list_queues(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    (void)mod;
+    return sobj_list_ids(&queue_type);
+}
+
+static PyMethodDef queue_functions[] = {
+    {"create_queue", _PyCFunction_CAST(coremod_create_queue),
+     METH_VARARGS | METH_KEYWORDS,
+     "create_queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
+     "Return a new Queue (the same as Queue(...))."},
+    {"_handle_by_id", coremod_handle_by_id, METH_VARARGS,
+     "_handle_by_id(id, tag, /)\n--\n\n"
+     "A new handle to a live queue, channel end or lock (unpickling)."},
+    {"_exception", coremod_exception, METH_O,
+     "_exception(name, /)\n--\n\n"
+     "The exception class `name` of queues, channels and locks; they are "
+     "made on first use (their bases live in the queue module)."},
+    {"_interrupt_waits", coremod_interrupt_waits, METH_O,
+     "_interrupt_waits(interp_id, /)\n--\n\n"
+     "Make every queue, channel, select and lock wait inside that "
+     "interpreter raise SystemExit, now and until it is destroyed."},
+    {"_list_queue_ids", coremod_list_queues, METH_NOARGS,
+     "_list_queue_ids()\n--\n\nIds of the live queues."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* init                                                                */
+
+int
+queue_init(PyObject *mod, module_state *st)
+{
+    struct queue_state *qs = PyMem_Calloc(1, sizeof(struct queue_state));
+    if (qs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    st->queue = qs;
+    qs->module = mod;
+    if (sobj_registry_init() < 0) {
+        return -1;
+    }
+    if (handle_type_add(mod, st, &queue_spec, &qs->QueueType) < 0) {
+        return -1;
+    }
+    qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &unbound_spec, NULL);
+    if (qs->UnboundType == NULL) {
+        return -1;
+    }
+    if (add_sentinel(mod, qs->UnboundType, "UNBOUND", &qs->UNBOUND) < 0 ||
+        add_sentinel(mod, qs->UnboundType, "UNBOUND_ERROR",
+                     &qs->UNBOUND_ERROR) < 0 ||
+        add_sentinel(mod, qs->UnboundType, "UNBOUND_REMOVE",
+                     &qs->UNBOUND_REMOVE) < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(mod, queue_functions) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+queue_traverse(module_state *st, visitproc visit, void *arg)
+{
+    struct queue_state *qs = st->queue;
+    Py_VISIT(qs->QueueType);
+    Py_VISIT(qs->RecvChannelType);
+    Py_VISIT(qs->SendChannelType);
+    Py_VISIT(qs->LockType);
+    Py_VISIT(qs->RLockType);
+    Py_VISIT(qs->EventType);
+    Py_VISIT(qs->SemaphoreType);
+    Py_VISIT(qs->BoundedSemaphoreType);
+    Py_VISIT(qs->BarrierType);
+    Py_VISIT(qs->UnboundType);
+    Py_VISIT(qs->UNBOUND);
+    Py_VISIT(qs->UNBOUND_ERROR);
+    Py_VISIT(qs->UNBOUND_REMOVE);
+    Py_VISIT(qs->QueueError);
+    Py_VISIT(qs->QueueNotFoundError);
+    Py_VISIT(qs->QueueEmpty);
+    Py_VISIT(qs->QueueFull);
+    Py_VISIT(qs->ItemInterpreterDestroyed);
+    Py_VISIT(qs->ChannelError);
+    Py_VISIT(qs->ChannelNotFoundError);
+    Py_VISIT(qs->ChannelClosedError);
+    Py_VISIT(qs->ChannelEmptyError);
+    Py_VISIT(qs->ChannelFullError);
+    Py_VISIT(qs->BrokenBarrierError);
+    Py_VISIT(qs->AbandonedLockWarning);
+    return 0;
+}
+
+void
+queue_clear(module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    Py_CLEAR(qs->QueueType);
+    Py_CLEAR(qs->RecvChannelType);
+    Py_CLEAR(qs->SendChannelType);
+    Py_CLEAR(qs->LockType);
+    Py_CLEAR(qs->RLockType);
+    Py_CLEAR(qs->EventType);
+    Py_CLEAR(qs->SemaphoreType);
+    Py_CLEAR(qs->BoundedSemaphoreType);
+    Py_CLEAR(qs->BarrierType);
+    Py_CLEAR(qs->UnboundType);
+    Py_CLEAR(qs->UNBOUND);
+    Py_CLEAR(qs->UNBOUND_ERROR);
+    Py_CLEAR(qs->UNBOUND_REMOVE);
+    Py_CLEAR(qs->QueueError);
+    Py_CLEAR(qs->QueueNotFoundError);
+    Py_CLEAR(qs->QueueEmpty);
+    Py_CLEAR(qs->QueueFull);
+    Py_CLEAR(qs->ItemInterpreterDestroyed);
+    Py_CLEAR(qs->ChannelError);
+    Py_CLEAR(qs->ChannelNotFoundError);
+    Py_CLEAR(qs->ChannelClosedError);
+    Py_CLEAR(qs->ChannelEmptyError);
+    Py_CLEAR(qs->ChannelFullError);
+    Py_CLEAR(qs->BrokenBarrierError);
+    Py_CLEAR(qs->AbandonedLockWarning);
+    PyMem_Free(qs);
+    st->queue = NULL;
+}

@@ -1,0 +1,357 @@
+/* select.c - wait on several queues and channel ends at once.
+ *
+ * Every blocking queue and channel operation goes through select_run():
+ * a get is a select with one receive case, a put one with one send case.
+ *
+ * One run (no GIL held):
+ *   1. lock the case's FIFOs, each once, in address order (the only
+ *      place where two of our object mutexes are held at once; the
+ *      fork handler takes them in the same order);
+ *   2. try the cases, starting at a random one (fairness: with two
+ *      always-ready sources each wins half of the time); the first that
+ *      can complete does, and the run ends;
+ *   3. otherwise link one node per case -- all sharing one waiter -- and
+ *      unlock; nobody could fire the waiter while the FIFOs were locked,
+ *      so no case can complete behind the run's back between 2 and 3;
+ *   4. wait; the first thread that makes a case possible claims the
+ *      waiter (a compare-and-swap: exactly one case fires) and completes
+ *      that case for us: a sender hands over its item, a receiver takes
+ *      ours;
+ *   5. unlink the other nodes, one FIFO at a time.
+ */
+#include "wait.h"
+
+#define STACK_CASES 8
+
+/* Insert f into the sorted set locks[0..*n). */
+static void
+lockset_add(fifo **locks, int *n, fifo *f)
+{
+    int i = *n;
+    for (int j = 0; j < *n; j++) {
+        if (locks[j] == f) {
+            return;
+        }
+    }
+    while (i > 0 && (uintptr_t)locks[i - 1] > (uintptr_t)f) {
+        locks[i] = locks[i - 1];
+        i--;
+    }
+    locks[i] = f;
+    (*n)++;
+}
+
+static fifo_status
+try_case(sel_case *c, item *got)
+{
+    if (c->kind == CASE_SEND) {
+        return fifo_try_send(c->f, &c->send_item);
+    }
+    return fifo_try_recv(c->f, got);
+}
+
+/* One run (see the top).  `locks` has room for n pointers.  No GIL
+ * needed (the poll of select_blocking holds one). */
+static sel_status
+run(sel_case *cases, int n, int start, const deadline *dl,
+    int check_signals, int64_t interp_id, fifo **locks, int *index,
+    item *got)
+{
+    sel_status res = SEL_TIMEOUT;
+    int nlocks = 0;
+    waiter w;
+
+    for (int i = 0; i < n; i++) {
+        lockset_add(locks, &nlocks, cases[i].f);
+    }
+    for (int j = 0; j < nlocks; j++) {
+        sub_mutex_lock(&locks[j]->mutex);
+    }
+    for (int k = 0; k < n; k++) {
+        int i = (start + k) % n;
+        fifo_status r = try_case(&cases[i], got);
+        if (r != FIFO_NOT_READY) {
+            *index = i;
+            res = r == FIFO_DONE        ? SEL_DONE
+                  : r == FIFO_IS_CLOSED ? SEL_CLOSED
+                                        : SEL_NO_MEMORY;
+            break;
+        }
+    }
+    if (res != SEL_TIMEOUT || deadline_remaining_ns(dl) == 0) {
+        for (int j = 0; j < nlocks; j++) {
+            sub_mutex_unlock(&locks[j]->mutex);
+        }
+        return res;
+    }
+
+    waiter_init(&w);
+    w.interp_id = interp_id;
+    for (int i = 0; i < n; i++) {
+        sel_case *c = &cases[i];
+        c->node.w = &w;
+        c->node.case_index = i;
+        if (c->kind == CASE_SEND) {
+            c->node.send_item = c->send_item;   /* on loan */
+            wlist_append(&c->f->senders, &c->node);
+        }
+        else {
+            c->node.send_item.m = NULL;
+            wlist_append(&c->f->receivers, &c->node);
+        }
+    }
+    for (int j = 0; j < nlocks; j++) {
+        sub_mutex_unlock(&locks[j]->mutex);
+    }
+
+    wait_result wr = waiter_wait(&w, dl, check_signals, 1);
+
+    int fired = wr == WAIT_FIRED ? w.fired_case : -1;
+    for (int i = 0; i < n; i++) {
+        /* The firer unlinked the fired node and is done with it. */
+        if (i != fired) {
+            sub_mutex_lock(&cases[i].f->mutex);
+            wnode_unlink(&cases[i].node);
+            sub_mutex_unlock(&cases[i].f->mutex);
+        }
+    }
+    switch (wr) {
+    case WAIT_FIRED:
+        *index = fired;
+        if (w.status == WS_OK) {
+            if (cases[fired].kind == CASE_RECV) {
+                *got = w.got;
+            }
+            else {
+                cases[fired].send_item.m = NULL;  /* delivered */
+            }
+            res = SEL_DONE;
+        }
+        else {
+            res = SEL_CLOSED;
+        }
+        break;
+    case WAIT_TIMEOUT:
+        res = SEL_TIMEOUT;
+        break;
+    case WAIT_INTERRUPTED:
+        res = SEL_INTERRUPTED;
+        break;
+    }
+    waiter_fini(&w);
+    return res;
+}
+
+int
+select_blocking(sel_case *cases, int n, int start, const deadline *dl,
+                int *index, item *got)
+{
+    static const deadline now = {.forever = 0};
+    fifo *stack_locks[STACK_CASES];
+    fifo **locks = stack_locks;
+    int res;
+
+    if (n > STACK_CASES) {
+        locks = PyMem_Malloc(n * sizeof(fifo *));
+        if (locks == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    /* First a poll with the GIL held: no hand-off of the GIL when the
+       case can complete at once (our mutexes are never held by a thread
+       that waits for anything, so taking them with a GIL is fine). */
+    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    res = run(cases, n, start, &now, 0, interp_id, locks, index, got);
+    if (res == SEL_TIMEOUT && dl != NULL && deadline_remaining_ns(dl) > 0) {
+        int check_signals = wait_is_signal_thread();
+        for (;;) {
+            Py_BEGIN_ALLOW_THREADS
+            res = run(cases, n, start, dl, check_signals, interp_id, locks,
+                      index, got);
+            Py_END_ALLOW_THREADS
+            if (res == SEL_DONE && check_signals &&
+                cases[*index].kind == CASE_RECV) {
+                /* A signal that arrived while the item was handed to us
+                   would make the eval loop raise right after we return,
+                   dropping the item: give it back instead and raise. */
+                if (PyErr_CheckSignals() < 0) {
+                    fifo_unget(cases[*index].f, got);
+                    res = -1;
+                }
+                break;
+            }
+            if (res != SEL_INTERRUPTED) {
+                break;
+            }
+            /* Nothing happened; run the handlers (KeyboardInterrupt...),
+               or stop (wait_interrupt_interp), or wait again for what is
+               left of the timeout. */
+            if (wait_after_interrupt() < 0) {
+                res = -1;
+                break;
+            }
+        }
+    }
+    if (locks != stack_locks) {
+        PyMem_Free(locks);
+    }
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* select()                                                            */
+
+static PyObject *
+coremod_select(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"cases", "timeout", NULL};
+    module_state *st = get_mod_state(mod);
+    PyObject *cases_obj, *timeout = Py_None;
+    PyObject *seq = NULL, *res = NULL;
+    PyObject **sources = NULL;
+    sel_case *cases = NULL;
+    Py_ssize_t n = 0;
+    deadline dl;
+    int index = -1, r = -1;
+    item got = {.m = NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:select", kwlist,
+                                     &cases_obj, &timeout)) {
+        return NULL;
+    }
+    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    seq = PySequence_Fast(cases_obj, "select() cases must be an iterable");
+    if (seq == NULL) {
+        goto done;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "select() needs at least one case");
+        goto done;
+    }
+    if (n > 1024 * 1024) {
+        PyErr_SetString(PyExc_ValueError, "select(): too many cases");
+        goto done;
+    }
+    cases = PyMem_Calloc((size_t)n, sizeof(sel_case));
+    sources = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    if (cases == NULL || sources == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
+        int is_send = 0;
+        fifo *f = NULL;
+        if (PyTuple_Check(c) && PyTuple_GET_SIZE(c) == 2) {
+            PyObject *target = PyTuple_GET_ITEM(c, 0);
+            int op = UNBOUND_KEEP;
+            f = queue_fifo_of(st, target);
+            if (f != NULL) {
+                op = queue_default_unboundop(target);
+            }
+            else {
+                f = channel_fifo_of(st, target, &is_send);
+                if (f != NULL && !is_send) {
+                    f = NULL;
+                }
+            }
+            if (f == NULL) {
+                PyErr_Format(PyExc_TypeError,
+                             "select() send case %zd: (target, obj) needs a "
+                             "Queue or a SendChannel as target, not "
+                             "%.100s", i, Py_TYPE(target)->tp_name);
+                goto done;
+            }
+            if (item_encode(st, PyTuple_GET_ITEM(c, 1), op,
+                            &cases[i].send_item) < 0) {
+                goto done;
+            }
+            cases[i].kind = CASE_SEND;
+            sources[i] = target;
+        }
+        else {
+            f = queue_fifo_of(st, c);
+            if (f == NULL) {
+                f = channel_fifo_of(st, c, &is_send);
+                if (f != NULL && is_send) {
+                    f = NULL;
+                }
+            }
+            if (f == NULL) {
+                PyErr_Format(PyExc_TypeError,
+                             "select() case %zd must be a Queue or a "
+                             "RecvChannel (receive), or a (Queue or "
+                             "SendChannel, obj) pair (send), not %.100s",
+                             i, Py_TYPE(c)->tp_name);
+                goto done;
+            }
+            cases[i].kind = CASE_RECV;
+            sources[i] = c;
+        }
+        cases[i].f = f;
+    }
+
+    r = select_blocking(cases, (int)n, (int)(wait_random() % (uint32_t)n),
+                        &dl, &index, &got);
+    switch (r) {
+    case SEL_DONE:
+        if (cases[index].kind == CASE_RECV) {
+            PyObject *value = queue_item_to_object(st, &got);
+            if (value != NULL) {
+                res = PyTuple_Pack(2, sources[index], value);
+                Py_DECREF(value);
+            }
+        }
+        else {
+            res = PyTuple_Pack(2, sources[index], Py_None);
+        }
+        break;
+    case SEL_NO_MEMORY:
+        PyErr_NoMemory();
+        break;
+    case SEL_CLOSED:
+        channel_raise_closed(st, sources[index]);
+        break;
+    case SEL_TIMEOUT:
+        res = Py_NewRef(Py_None);
+        break;
+    default:
+        break;
+    }
+done:
+    if (cases != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            item_clear(&cases[i].send_item);
+        }
+    }
+    PyMem_Free(cases);
+    PyMem_Free(sources);
+    Py_XDECREF(seq);
+    return res;
+}
+
+static PyMethodDef select_functions[] = {
+    {"select", _PyCFunction_CAST(coremod_select),
+     METH_VARARGS | METH_KEYWORDS,
+     "select(cases, timeout=None)\n--\n\n"
+     "Wait until one of several queue or channel operations can complete, "
+     "complete exactly that one, and return (source, item).\n\n"
+     "A case is a Queue or RecvChannel (receive: item is what was "
+     "received) or a (Queue or SendChannel, obj) pair (send obj: item is "
+     "None).  When several cases are ready one is chosen at random.  "
+     "Returns None when timeout seconds pass first (timeout=0 polls).  "
+     "A case on a closed channel raises ChannelClosedError with the "
+     "channel end as its ``source`` attribute."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+select_init(PyObject *mod, module_state *st)
+{
+    (void)st;
+    return PyModule_AddFunctions(mod, select_functions);
+}

@@ -1,0 +1,464 @@
+/* wait.h - waiting machinery and process-wide objects shared by queue.c,
+ * channel.c, select.c and sync.c.
+ *
+ * Three layers (docs/queues.md has the long version):
+ *
+ *   waiter    one blocked thread: an atomic state word that is also its
+ *             futex, plus the result a "firer" leaves for it.  Spins a
+ *             little, then parks; any thread may fire it, without a GIL.
+ *   wnode     one registration of a waiter on one source (a queue, a
+ *             channel, a lock...).  A select registers one waiter through
+ *             several nodes; whoever claims the waiter first wins, so
+ *             exactly one case fires.
+ *   sobj      the common head of every process-wide object (queue,
+ *             channel, lock, ...): id, C reference count, registry links.
+ *
+ * Lock order: registry.mutex -> one object mutex -> (select only) several
+ * object mutexes in address order.  Never the other way round: nothing
+ * takes registry.mutex (sobj_decref, msg_free) while holding an object
+ * mutex, and nothing calls into Python while holding any of them.
+ */
+#ifndef SUBINTERP_WAIT_H
+#define SUBINTERP_WAIT_H
+
+#include "subinterp.h"
+
+#include <stdatomic.h>
+#include <time.h>
+
+#if defined(__linux__)
+#  define SUBINTERP_FUTEX 1
+#else
+#  define SUBINTERP_FUTEX 0
+#endif
+
+/* ------------------------------------------------------------------ */
+/* deadlines                                                           */
+
+typedef struct {
+    int forever;            /* no deadline */
+    struct timespec at;     /* CLOCK_MONOTONIC */
+} deadline;
+
+/* Parse a Python timeout (None, int or float; seconds).  neg_forever: a
+ * value of -1 means "no timeout" (threading's convention for
+ * Lock.acquire); any other negative value raises ValueError.  Returns 0,
+ * or -1 with an exception set. */
+int deadline_from_timeout(PyObject *timeout, int neg_forever, deadline *dl);
+void deadline_from_seconds(double seconds, deadline *dl);
+/* Nanoseconds left (0 when passed); INT64_MAX when forever. */
+int64_t deadline_remaining_ns(const deadline *dl);
+int64_t monotonic_ns(void);
+
+/* Initialise an object mutex.  Critical sections under it are a few
+ * pointer moves, so where glibc offers it the mutex spins briefly before
+ * sleeping (PTHREAD_MUTEX_ADAPTIVE_NP) instead of going to the kernel at
+ * the first collision: 4 threads on 2 cores contend often. */
+void wait_mutex_init(sub_mutex *m);
+
+/* ------------------------------------------------------------------ */
+/* items: one message in a queue or channel, passed by value            */
+
+enum {
+    UNBOUND_KEEP = 0,     /* channels: the message outlives its sender */
+    UNBOUND_REMOVE = 1,   /* values match the stdlib's flags */
+    UNBOUND_ERROR = 2,
+    UNBOUND_REPLACE = 3,  /* get() returns UNBOUND */
+};
+
+/* Whoever holds an item owns its message; "moving" an item copies the
+ * struct and sets the source's m to NULL.  Items in a FIFO's buffer sit
+ * in nodes the FIFO recycles (no malloc per item in steady state: with
+ * producers and consumers on different threads, malloc's arena locks
+ * were a tenth of the time of a 2x2 run). */
+typedef struct item {
+    msg *m;                 /* owned; NULL once unbound (or moved) */
+    int64_t interp_id;      /* interpreter that put it */
+    int unboundop;
+    int unbound;            /* its interpreter was destroyed */
+} item;
+
+/* Free the message (if any).  Any thread, no lock of ours held. */
+void item_clear(item *it);
+
+/* ------------------------------------------------------------------ */
+/* waiters                                                             */
+
+typedef enum {
+    W_WAITING = 0,   /* owner registered, spinning */
+    W_PARKED = 1,    /* owner sleeps (or is about to) on the futex */
+    W_CLAIMED = 2,   /* a firer won and is writing the result */
+    W_FIRED = 3,     /* result ready */
+    W_CANCELLED = 4, /* owner gave up (timeout, signal) */
+} waiter_state;
+
+/* Result codes a firer leaves in waiter.status. */
+enum {
+    WS_OK = 0,
+    WS_CLOSED = 1,     /* channel closed while waiting */
+    WS_ABANDONED = 2,  /* lock handed over after its holder's interpreter
+                          was destroyed */
+    WS_BROKEN = 3,     /* barrier broken or reset */
+    WS_STOPPED = 4,    /* wait_interrupt_interp(): waiter_wait returns
+                          WAIT_INTERRUPTED, fired_case is -1 and nothing
+                          was handed over */
+};
+
+typedef struct waiter {
+    /* The owner moves it WAITING <-> PARKED and to CANCELLED; a firer
+       moves it WAITING/PARKED -> CLAIMED -> FIRED.  CLAIMED, FIRED and
+       CANCELLED are final for everybody but the claimer. */
+    _Atomic uint32_t state;
+    /* Written by the claimer before the release-store of W_FIRED, read by
+       the owner after an acquire-load sees it. */
+    int fired_case;
+    int status;
+    item got;               /* receive cases: the item, now the owner's */
+    Py_ssize_t value;       /* barrier index, ... */
+    /* Identity of the owner: the interpreter (set before waiting; locks
+       handed over on release and wait_interrupt_interp use it) and the
+       OS thread (RLock ownership). */
+    int64_t interp_id;
+    unsigned long thread_id;
+    /* While parked: on the list of parked waiters (parking.mutex). */
+    struct waiter *pprev, *pnext;
+#if !SUBINTERP_FUTEX
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+#endif
+} waiter;
+
+typedef enum {
+    WAIT_FIRED = 0,
+    WAIT_TIMEOUT = 1,
+    WAIT_INTERRUPTED = 2,  /* cancelled so that the caller can run the
+                              signal handlers with its GIL; retry after */
+} wait_result;
+
+void waiter_init(waiter *w);
+void waiter_fini(waiter *w);
+
+/* Firer side, under the lock of the source the node is linked on.
+ * Returns 1 when this caller won the waiter (it is now W_CLAIMED and the
+ * caller must fill in the result and call waiter_publish), 0 when the
+ * waiter is gone (fired by another source, or cancelled): then the node
+ * is dead for good and may be unlinked. */
+int waiter_claim(waiter *w, uint32_t *prev);
+void waiter_publish(waiter *w, uint32_t prev);
+
+/* Owner side, no GIL held, no lock of ours held.  check_signals: this is
+ * the main thread of the main interpreter, so a signal must interrupt the
+ * wait.  Returns WAIT_FIRED (result ready), WAIT_TIMEOUT or
+ * WAIT_INTERRUPTED.  With cancel, the waiter is W_CANCELLED in the last
+ * two (nobody fired it, nobody will) -- or W_FIRED with WS_STOPPED;
+ * without, the caller must call waiter_cancel() itself -- under the
+ * source's mutex, which settles the race with a firer there (sync.c does
+ * this) -- and treat a failed cancel with WS_STOPPED as interrupted. */
+wait_result waiter_wait(waiter *w, const deadline *dl, int check_signals,
+                        int cancel);
+/* Owner: give up unless already claimed.  1 if cancelled, 0 if fired
+ * (or being fired). */
+int waiter_cancel(waiter *w);
+
+/* Whether the current thread is the main thread of the main interpreter
+ * (the one that runs Python signal handlers).  GIL held. */
+int wait_is_signal_thread(void);
+
+/* Wake every thread blocked in one of our waits inside interpreter
+ * `interp_id`, and make every later wait there return at once, until the
+ * interpreter is destroyed: the operations raise SystemExit.  For whoever
+ * must stop an interpreter that runs code in another thread (at exit,
+ * pool shutdown): a thread parked on a futex with its GIL released never
+ * sees an asynchronous exception.  Any thread, no GIL needed. */
+void wait_interrupt_interp(int64_t interp_id);
+
+/* After WAIT_INTERRUPTED (GIL held): -1 with SystemExit set when the
+ * current interpreter is being stopped, -1 when a signal handler raised,
+ * 0 to wait again. */
+int wait_after_interrupt(void);
+
+/* ------------------------------------------------------------------ */
+/* registrations                                                       */
+
+typedef struct wnode {
+    struct wnode *prev, *next;  /* the source's mutex */
+    int linked;                 /* the source's mutex */
+    waiter *w;                  /* immutable while linked */
+    int case_index;             /* immutable */
+    item send_item;             /* send nodes: the item to deliver, on
+                                   loan from the owner; the claimer moves
+                                   it out */
+} wnode;
+
+/* A circular list with a sentinel; protected by its owner's mutex. */
+typedef struct {
+    wnode head;
+} wlist;
+
+static inline void
+wlist_init(wlist *l)
+{
+    l->head.prev = l->head.next = &l->head;
+    l->head.linked = 1;
+}
+
+static inline int
+wlist_empty(const wlist *l)
+{
+    return l->head.next == &l->head;
+}
+
+static inline void
+wlist_append(wlist *l, wnode *n)
+{
+    n->prev = l->head.prev;
+    n->next = &l->head;
+    l->head.prev->next = n;
+    l->head.prev = n;
+    n->linked = 1;
+}
+
+static inline void
+wnode_unlink(wnode *n)
+{
+    if (n->linked) {
+        n->prev->next = n->next;
+        n->next->prev = n->prev;
+        n->prev = n->next = NULL;
+        n->linked = 0;
+    }
+}
+
+/* Claim the first live waiter of l, unlinking dead nodes on the way and
+ * the claimed one.  Returns its node (still valid until the caller
+ * publishes) or NULL.  The list's mutex held. */
+wnode *wlist_claim_first(wlist *l, uint32_t *prev);
+
+/* Forget every node (after fork: their threads do not exist). */
+static inline void
+wlist_reset(wlist *l)
+{
+    wlist_init(l);
+}
+
+/* ------------------------------------------------------------------ */
+/* process-wide objects                                                */
+
+typedef struct sobj sobj;
+
+typedef struct {
+    const char *name;
+    /* Free everything.  Called once the last reference went, with no lock
+       held (the object is off the registry). */
+    void (*destroy)(sobj *o);
+    /* Interpreter `id` was destroyed (no GIL, no lock held; the object is
+       referenced by the caller for the duration).  May be NULL. */
+    void (*interp_closed)(sobj *o, int64_t id);
+    /* The object's own mutex, for fork; NULL if none. */
+    sub_mutex *(*mutex)(sobj *o);
+    /* In the child after fork: forget every waiter. */
+    void (*after_fork)(sobj *o);
+    /* The handle kinds that refer to it (channels have two ends). */
+    const handle_kind *kinds[2];
+} sobj_type;
+
+struct sobj {
+    const sobj_type *type;  /* immutable */
+    int64_t id;             /* immutable, unique in the process */
+    int64_t refcount;       /* registry.mutex */
+    sobj *prev, *next;      /* registry.mutex */
+};
+
+/* Register a new object with one reference.  Returns 0 or -1 with
+ * MemoryError set (GIL held then). */
+int sobj_register(sobj *o, const sobj_type *type);
+void sobj_incref(sobj *o);
+/* Any thread, no GIL needed, no object mutex held. */
+void sobj_decref(sobj *o);
+/* New reference to the live object with that id and type (any type when
+ * type is NULL), or NULL. */
+sobj *sobj_lookup(int64_t id, const sobj_type *type);
+/* Number of live objects of a type, and a new list of their ids. */
+PyObject *sobj_list_ids(const sobj_type *type);
+
+/* Register the at-fork and interpreter-closed hooks, once per process. */
+int sobj_registry_init(void);
+
+/* ------------------------------------------------------------------ */
+/* Per-interpreter state of the four components (st->queue).           */
+
+struct queue_state {
+    PyObject *module;  /* borrowed: the module owns this state */
+    /* heap types */
+    PyTypeObject *QueueType;
+    PyTypeObject *RecvChannelType;
+    PyTypeObject *SendChannelType;
+    PyTypeObject *LockType;
+    PyTypeObject *RLockType;
+    PyTypeObject *EventType;
+    PyTypeObject *SemaphoreType;
+    PyTypeObject *BoundedSemaphoreType;
+    PyTypeObject *BarrierType;
+    PyTypeObject *UnboundType;
+    /* sentinels for unbound items */
+    PyObject *UNBOUND;
+    PyObject *UNBOUND_ERROR;
+    PyObject *UNBOUND_REMOVE;
+    /* Exceptions, made on first use (queue.Full lives in queue.py, which
+       imports threading: ~3 ms that every new interpreter would pay). */
+    int have_exceptions;
+    PyObject *QueueError;
+    PyObject *QueueNotFoundError;
+    PyObject *QueueEmpty;
+    PyObject *QueueFull;
+    PyObject *ItemInterpreterDestroyed;
+    PyObject *ChannelError;
+    PyObject *ChannelNotFoundError;
+    PyObject *ChannelClosedError;
+    PyObject *ChannelEmptyError;
+    PyObject *ChannelFullError;
+    PyObject *BrokenBarrierError;
+    PyObject *AbandonedLockWarning;
+};
+
+/* Create the exception classes if not done yet.  0 or -1. */
+int queue_exceptions_ensure(module_state *st);
+
+/* The module state of a handle type of ours (exact types only). */
+static inline module_state *
+handle_state(PyObject *self)
+{
+    return (module_state *)PyType_GetModuleState(Py_TYPE(self));
+}
+
+/* Stable handle tags of this part (messages carry them; the lead's
+ * Interpreter is 1). */
+enum {
+    TAG_QUEUE = 10,
+    TAG_RECV_CHANNEL = 11,
+    TAG_SEND_CHANNEL = 12,
+    TAG_LOCK = 13,
+    TAG_RLOCK = 14,
+    TAG_EVENT = 15,
+    TAG_SEMAPHORE = 16,
+    TAG_BOUNDED_SEMAPHORE = 17,
+    TAG_BARRIER = 18,
+};
+
+/* A new handle of type tp on o (takes a new reference to o). */
+PyObject *handle_new(PyTypeObject *tp, const handle_kind *kind, sobj *o);
+/* Shared slots of every handle type. */
+void handle_dealloc(PyObject *self);
+PyObject *handle_richcompare(PyObject *a, PyObject *b, int op);
+Py_hash_t handle_hash(PyObject *self);
+PyObject *handle_reduce(PyObject *self, PyObject *Py_UNUSED(ignored));
+PyObject *handle_get_id(PyObject *self, void *Py_UNUSED(closure));
+/* Add a heap type to the module and let its handles cross in messages. */
+int handle_type_add(PyObject *mod, module_state *st, PyType_Spec *spec,
+                    PyTypeObject **slot);
+
+/* ------------------------------------------------------------------ */
+/* queues and channels: the FIFO core (queue.c)                        */
+
+enum {
+    FIFO_OPEN = 0,
+    FIFO_CLOSING = 1,   /* no more sends; receivers drain the buffer */
+    FIFO_CLOSED = 2,    /* force-closed: no sends, buffer dropped */
+};
+
+struct inode;
+
+typedef struct fifo {
+    sub_mutex mutex;
+    struct inode *head;     /* mutex */
+    struct inode *tail;     /* mutex */
+    Py_ssize_t count;       /* mutex: items in the buffer */
+    struct inode *spare;    /* mutex: recycled nodes */
+    int nspare;             /* mutex */
+    Py_ssize_t capacity;    /* immutable: -1 unbounded, 0 rendezvous */
+    int closed;             /* mutex: FIFO_* */
+    wlist receivers;        /* mutex: blocked receivers (buffer empty) */
+    wlist senders;          /* mutex: blocked senders (buffer full) */
+} fifo;
+
+void fifo_init(fifo *f, Py_ssize_t capacity);
+/* Free the buffer (no waiters may be left). */
+void fifo_fini(fifo *f);
+
+/* Results of one attempt, made under f->mutex. */
+typedef enum {
+    FIFO_DONE = 0,      /* sent, or received into *got */
+    FIFO_NOT_READY = 1,
+    FIFO_IS_CLOSED = 2,
+    FIFO_NO_MEMORY = 3,
+} fifo_status;
+
+/* f->mutex held.  A send moves *it to a waiting receiver or into the
+ * buffer (FIFO_DONE). */
+fifo_status fifo_try_send(fifo *f, item *it);
+/* f->mutex held.  A receive moves the buffer's head or a blocked
+ * sender's item into *got; it may also let a blocked sender refill the
+ * buffer. */
+fifo_status fifo_try_recv(fifo *f, item *got);
+/* Give back an item a receiver took (it must not be lost to a signal):
+ * to a waiting receiver, else at the head of the buffer.  Takes
+ * f->mutex; moves *it. */
+void fifo_unget(fifo *f, item *it);
+/* Close: force drops the buffer; every waiter is woken with WS_CLOSED.
+ * Takes f->mutex. */
+void fifo_close(fifo *f, int force);
+
+/* ------------------------------------------------------------------ */
+/* select engine (select.c), used by every blocking queue and channel   */
+/* operation: one case is a plain get/put, several a select.           */
+
+typedef enum { CASE_RECV = 0, CASE_SEND = 1 } case_kind;
+
+typedef struct sel_case {
+    fifo *f;              /* borrowed: the caller holds a reference */
+    case_kind kind;
+    item send_item;       /* CASE_SEND: the caller's until sent (then
+                             its m is NULL) */
+    wnode node;           /* engine private */
+} sel_case;
+
+typedef enum {
+    SEL_DONE = 0,         /* case *index done (recv: *got set) */
+    SEL_CLOSED = 1,       /* case *index is a closed channel */
+    SEL_TIMEOUT = 2,
+    SEL_INTERRUPTED = 3,  /* check signals (GIL) and retry */
+    SEL_NO_MEMORY = 4,
+} sel_status;
+
+/* Run the cases (GIL held): poll them, starting at `start`, and unless
+ * dl is NULL (no waiting) or has passed, wait for the first to become
+ * possible with the GIL released; runs the signal handlers when a signal
+ * interrupts the wait, and goes on waiting.  Exactly one case completes
+ * on SEL_DONE (*index; receive cases set *got); send items of the other
+ * cases stay the caller's.  Returns a sel_status (never
+ * SEL_INTERRUPTED), or -1 with an exception set (KeyboardInterrupt...). */
+int select_blocking(sel_case *cases, int n, int start, const deadline *dl,
+                    int *index, item *got);
+
+/* A cheap per-thread random number (fair starts). */
+uint32_t wait_random(void);
+
+/* ------------------------------------------------------------------ */
+/* glue between the components (queue.c, channel.c)                   */
+
+/* What a case refers to: a Queue handle, a channel end, or NULL with
+ * no exception when obj is none of ours.  *kind tells which end. */
+fifo *queue_fifo_of(module_state *st, PyObject *obj);
+fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
+/* Turn an item received from a queue into an object (handles
+ * unbound items); consumes the item.  New reference or NULL. */
+PyObject *queue_item_to_object(module_state *st, item *it);
+/* Encode obj into *out for a queue or channel (interpreter id and
+ * unbound op filled in).  0, or -1 with an exception set. */
+int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);
+/* Raise ChannelClosedError (with .source set when not NULL). */
+void channel_raise_closed(module_state *st, PyObject *source);
+/* Default unbound op of a queue. */
+int queue_default_unboundop(PyObject *queue_handle);
+
+#endif /* SUBINTERP_WAIT_H */

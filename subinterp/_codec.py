@@ -1,0 +1,146 @@
+"""Python helpers of the C codec (``src/codec*.c``), imported on first use.
+
+The codec encodes most objects itself; this module holds the parts that
+are Python by nature: the pickler it falls back to for every other object
+(pickle protocol 5 with out-of-band buffers), the matching unpickler, and
+finding the functions of the main script in an interpreter that did not
+run it.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+
+from . import _core
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class _Pickler(pickle.Pickler):
+    # Functions of the main script, functions sent as code, handles and
+    # zero-copy buffers inside pickled objects go the way the native
+    # encoder sends them; everything else is plain pickle.
+    reducer_override = staticmethod(_core._reducer_override)
+
+
+def new_pickler(oob: bool = True) -> tuple[pickle.Pickler, io.BytesIO, list[Any]]:
+    """A pickler for one message: (pickler, its stream, the list that
+    collects its out-of-band buffers).  *oob* False: no out-of-band
+    buffers, and no keyword arguments (see gh-119213 in codec.c)."""
+    stream = io.BytesIO()
+    buffers: list[Any] = []
+    if oob:
+        return (
+            _Pickler(stream, protocol=5, buffer_callback=buffers.append),
+            stream,
+            buffers,
+        )
+    return _Pickler(stream, 5), stream, buffers
+
+
+def new_unpickler(data: bytes, buffers: list[Any] | None) -> pickle.Unpickler:
+    """An unpickler for the pickle stream of one message.  The decoder
+    appends each pickle's out-of-band buffers to *buffers* before it loads
+    that pickle (the unpickler's iterator over the list sees them)."""
+    if buffers is None:
+        return pickle.Unpickler(io.BytesIO(data))
+    return pickle.Unpickler(io.BytesIO(data), buffers=buffers)
+
+
+_guarded: dict[str, bool] = {}
+
+
+def _is_main_guard(node: Any) -> bool:
+    import ast
+
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [
+        s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"
+    ]
+    return len(names) == 1 and len(consts) == 1
+
+
+def main_guarded(path: str) -> bool:
+    """Does the script at *path* keep its top-level code under
+    ``if __name__ == "__main__":``?  Importing it in another interpreter
+    would otherwise run that code again (cached per path)."""
+    res = _guarded.get(path)
+    if res is None:
+        import ast
+
+        try:
+            with open(path, "rb") as f:
+                tree = ast.parse(f.read(), path)
+        except (OSError, SyntaxError, ValueError):
+            res = False
+        else:
+            res = any(_is_main_guard(node) for node in tree.body)
+        _guarded[path] = res
+    return res
+
+
+def _main_module(path: str | None, spec: str | None) -> Any:
+    for name in ("__main__", "__mp_main__"):
+        mod = sys.modules.get(name)
+        if mod is None:
+            continue
+        if spec is not None:
+            mspec = getattr(mod, "__spec__", None)
+            if mspec is not None and getattr(mspec, "name", None) == spec:
+                return mod
+        elif path is not None and getattr(mod, "__file__", None) == path:
+            return mod
+    if spec is not None:
+        # `python -m pkg.mod`: import it under its own name, where its
+        # `if __name__ == "__main__":` block does not run.
+        import importlib
+
+        return importlib.import_module(spec)
+    if path is None:
+        raise LookupError("no script to import")
+    # `python script.py`: like multiprocessing's spawn start method, run
+    # the script under the name __mp_main__, so its
+    # `if __name__ == "__main__":` block does not run.
+    import importlib.util
+
+    mspec = importlib.util.spec_from_file_location("__mp_main__", path)
+    if mspec is None or mspec.loader is None:
+        raise ImportError(f"cannot import the main script {path!r}")
+    mod = importlib.util.module_from_spec(mspec)
+    sys.modules["__mp_main__"] = mod
+    try:
+        mspec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules["__mp_main__"]
+        raise
+    return mod
+
+
+def resolve_main(path: str | None, spec: str | None, qualname: str) -> Any:
+    """The object *qualname* of the main script (file *path*, or module
+    *spec* when it was run with ``-m``), importing the script in this
+    interpreter if it has not been yet."""
+    try:
+        obj = _main_module(path, spec)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        where = spec if spec is not None else path
+        exc.add_note(
+            f"subinterp: while looking up {qualname} of the main script "
+            f"({where}) in this interpreter; it imports the script as "
+            f"__mp_main__ (so code under `if __name__ == '__main__':` does "
+            f"not run), and the object must be defined at its top level"
+        )
+        raise
+    return obj

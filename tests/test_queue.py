@@ -1,0 +1,695 @@
+"""Queue: FIFO across interpreters, blocking without polling, unbound
+items, Ctrl-C, bad input, lifetimes."""
+
+import gc
+import os
+import pickle
+import queue as stdlib_queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import queue_helpers
+import subinterp
+from subinterp import _queues as sq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture
+def interp():
+    it = subinterp.create()
+    yield it
+    try:
+        it.close()
+    except subinterp.InterpreterError:
+        pass
+
+
+def interrupt_main_later(delay, how="thread"):
+    """SIGINT for the main thread after `delay` seconds: sent to the main
+    thread itself, or to the process (the kernel picks the main thread)."""
+
+    def fire():
+        time.sleep(delay)
+        if how == "thread":
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=fire)
+    t.start()
+    return t
+
+
+# ---------------------------------------------------------------------------
+# basics
+
+
+def test_fifo_order_and_sizes():
+    q = sq.Queue()
+    assert q.empty() and not q.full() and q.qsize() == 0
+    for i in range(10):
+        q.put(i)
+    assert q.qsize() == 10 and not q.empty()
+    assert [q.get() for _ in range(10)] == list(range(10))
+    assert q.empty()
+
+
+def test_create_queue_and_attributes():
+    q = sq.create_queue(3, unbounditems=sq.UNBOUND_ERROR)
+    assert q.maxsize == 3
+    assert q.unbounditems is sq.UNBOUND_ERROR
+    assert isinstance(q.id, int)
+    assert sq.Queue().unbounditems is sq.UNBOUND
+    assert repr(q) == f"subinterp.Queue(id={q.id}, maxsize=3)"
+
+
+def test_values_are_copies():
+    q = sq.Queue()
+    value = {"a": [1, 2, (3, "x")], "b": b"bytes", "c": None, "d": 1.5}
+    q.put(value)
+    got = q.get()
+    assert got == value and got is not value
+
+
+def test_bounded_full_and_nowait():
+    q = sq.Queue(2)
+    q.put_nowait(1)
+    q.put(2, block=False)
+    assert q.full()
+    with pytest.raises(sq.QueueFull):
+        q.put_nowait(3)
+    with pytest.raises(sq.QueueFull):
+        q.put(3, block=False)
+    assert q.get_nowait() == 1
+    q.put_nowait(3)
+    assert [q.get(), q.get()] == [2, 3]
+    with pytest.raises(sq.QueueEmpty):
+        q.get_nowait()
+    with pytest.raises(sq.QueueEmpty):
+        q.get(block=False)
+
+
+def test_timeouts():
+    q = sq.Queue(1)
+    t0 = time.monotonic()
+    with pytest.raises(sq.QueueEmpty):
+        q.get(timeout=0.05)
+    assert 0.04 <= time.monotonic() - t0 < 5
+    q.put(1)
+    t0 = time.monotonic()
+    with pytest.raises(sq.QueueFull):
+        q.put(2, timeout=0.05)
+    assert 0.04 <= time.monotonic() - t0 < 5
+    with pytest.raises(sq.QueueFull):
+        q.put(2, timeout=0)
+    assert q.get(timeout=0) == 1
+
+
+def test_exception_hierarchy():
+    assert issubclass(sq.QueueEmpty, stdlib_queue.Empty)
+    assert issubclass(sq.QueueFull, stdlib_queue.Full)
+    for exc in (sq.QueueEmpty, sq.QueueFull, sq.ItemInterpreterDestroyed,
+                sq.QueueNotFoundError):
+        assert issubclass(exc, sq.QueueError)
+    assert issubclass(sq.QueueError, subinterp.InterpreterError)
+    q = sq.Queue()
+    with pytest.raises(stdlib_queue.Empty):
+        q.get_nowait()
+
+
+def test_public_names():
+    if not hasattr(subinterp, "Queue"):
+        pytest.skip("subinterp/__init__.py does not re-export queues yet")
+    assert subinterp.Queue is sq.Queue
+    assert subinterp.QueueEmpty is sq.QueueEmpty
+    assert subinterp.UNBOUND is sq.UNBOUND
+
+
+def test_blocking_get_woken_by_thread():
+    q = sq.Queue()
+    t = threading.Timer(0.05, q.put, ("late",))
+    t.start()
+    assert q.get(timeout=10) == "late"
+    t.join()
+
+
+def test_blocking_put_woken_by_get():
+    q = sq.Queue(1)
+    q.put(1)
+    t = threading.Timer(0.05, q.get)
+    t.start()
+    q.put(2, timeout=10)
+    t.join()
+    assert q.get_nowait() == 2
+
+
+def test_many_threads_no_item_lost():
+    q = sq.Queue(4)
+    n_prod, n_items = 3, 2000
+    results = []
+    lock = threading.Lock()
+
+    def producer(k):
+        for i in range(n_items):
+            q.put((k, i))
+
+    def consumer():
+        got = []
+        while True:
+            item = q.get()
+            if item is None:
+                break
+            got.append(item)
+        with lock:
+            results.extend(got)
+
+    threads = [threading.Thread(target=producer, args=(k,))
+               for k in range(n_prod)]
+    consumers = [threading.Thread(target=consumer) for _ in range(2)]
+    for t in threads + consumers:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in consumers:
+        q.put(None)
+    for t in consumers:
+        t.join()
+    assert sorted(results) == sorted(
+        (k, i) for k in range(n_prod) for i in range(n_items))
+    # per producer, FIFO order is kept
+    for k in range(n_prod):
+        seen = [i for (kk, i) in results if kk == k]
+        assert sorted(seen) == list(range(n_items))
+
+
+# ---------------------------------------------------------------------------
+# across interpreters
+
+
+def test_handle_crosses_and_is_the_same_queue(interp):
+    q = sq.Queue()
+    assert interp.call(queue_helpers.queue_id, q) == q.id
+    assert interp.call(queue_helpers.same_queue, q, q)
+    interp.prepare_main(q=q)
+    interp.exec("q.put(('from', 'sub'))")
+    assert q.get_nowait() == ("from", "sub")
+    back = interp.call(queue_helpers.roundtrip, q)
+    assert back == q and hash(back) == hash(q) and back is not q
+
+
+def test_queue_inside_queue(interp):
+    outer, inner = sq.Queue(), sq.Queue()
+    outer.put(inner)
+    got = outer.get()
+    assert got == inner
+    got.put(5)
+    assert inner.get_nowait() == 5
+
+
+def test_get_blocks_until_other_interpreter_puts(interp):
+    q = sq.Queue()
+    t = interp.call_in_thread(queue_helpers.produce, q, 0, 100)
+    assert [q.get(timeout=30) for _ in range(100)] == list(range(100))
+    t.result(timeout=30)
+
+
+def test_ping_pong(interp):
+    a, b = sq.Queue(), sq.Queue()
+    n = 2000
+    t = interp.call_in_thread(queue_helpers.echo, a, b, n)
+    for i in range(n):
+        a.put(i)
+        assert b.get(timeout=30) == i
+    t.result(timeout=30)
+
+
+def test_two_producers_two_consumers():
+    q = sq.Queue(16)
+    out = sq.Queue()
+    interps = [subinterp.create() for _ in range(4)]
+    try:
+        n = 500
+        ts = [interps[0].call_in_thread(queue_helpers.produce, q, 0, n),
+              interps[1].call_in_thread(queue_helpers.produce, q, n, n)]
+        cs = [interps[2].call_in_thread(queue_helpers.consume, q, n),
+              interps[3].call_in_thread(queue_helpers.consume, q, n)]
+        for t in ts:
+            t.result(timeout=60)
+        total = sum(c.result(timeout=60) for c in cs)
+        assert total == sum(range(2 * n))
+        assert q.empty()
+    finally:
+        for it in interps:
+            it.close()
+    del out
+
+
+# ---------------------------------------------------------------------------
+# pickling by id
+
+
+def test_pickle_by_id():
+    q = sq.Queue()
+    data = pickle.dumps(q)
+    r = pickle.loads(data)
+    assert r == q and r is not q
+    r.put(1)
+    assert q.get_nowait() == 1
+
+
+def test_pickle_of_freed_queue():
+    q = sq.Queue()
+    data = pickle.dumps(q)
+    del q
+    gc.collect()
+    with pytest.raises(sq.QueueNotFoundError):
+        pickle.loads(data)
+
+
+def test_list_all_queues():
+    q = sq.Queue()
+    assert q in sq.list_all_queues()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14),
+                    reason="concurrent.interpreters is new in 3.14")
+def test_stdlib_interpreter_call_passes_queue():
+    from concurrent import interpreters
+
+    q = sq.Queue()
+    it = interpreters.create()
+    try:
+        # the queue crosses by pickle (by id) as an argument...
+        it.call(queue_helpers.put_stateless, q, 1)
+        # stdlib prepare_main takes natively shareable objects only (that
+        # registry is private API): pass the pickle, which refers by id
+        it.prepare_main(qdata=pickle.dumps(q))
+        it.exec("import pickle; pickle.loads(qdata).put(2)")
+    finally:
+        it.close()
+    assert [q.get_nowait() for _ in range(2)] == [1, 2]
+
+
+# ---------------------------------------------------------------------------
+# unbound items
+
+
+@pytest.mark.parametrize("default", [None, "UNBOUND", "UNBOUND_ERROR",
+                                     "UNBOUND_REMOVE"])
+def test_unbound_items_queue_default(default):
+    if default is None:
+        q = sq.Queue()
+        default = "UNBOUND"
+    else:
+        q = sq.Queue(unbounditems=getattr(sq, default))
+    q.put("main's")
+    it = subinterp.create()
+    it.call(queue_helpers.put_all, q, [1, 2])
+    q.put("main's again")
+    it.close()
+    assert q.get_nowait() == "main's"
+    if default == "UNBOUND":
+        assert q.qsize() == 3
+        assert q.get_nowait() is sq.UNBOUND
+        assert q.get_nowait() is sq.UNBOUND
+    elif default == "UNBOUND_ERROR":
+        assert q.qsize() == 3
+        for _ in range(2):
+            with pytest.raises(sq.ItemInterpreterDestroyed):
+                q.get_nowait()
+    else:
+        assert q.qsize() == 1
+    assert q.get_nowait() == "main's again"
+    assert q.empty()
+
+
+def test_unbound_per_put_override():
+    q = sq.Queue(unbounditems=sq.UNBOUND_REMOVE)
+    it = subinterp.create()
+    it.call(queue_helpers.put_all, q, [1], "UNBOUND_ERROR")
+    it.call(queue_helpers.put_all, q, [2], "UNBOUND")
+    it.call(queue_helpers.put_all, q, [3])            # queue default
+    it.close()
+    assert q.qsize() == 2
+    with pytest.raises(sq.ItemInterpreterDestroyed):
+        q.get_nowait()
+    assert q.get_nowait() is sq.UNBOUND
+    assert q.empty()
+
+
+def test_unbound_remove_makes_room_for_blocked_put():
+    q = sq.Queue(1, unbounditems=sq.UNBOUND_REMOVE)
+    it = subinterp.create()
+    it.call(queue_helpers.put_all, q, ["x"])
+    t = threading.Thread(target=q.put, args=("main",))
+    t.start()
+    time.sleep(0.05)
+    it.close()              # removes "x": the blocked put goes through
+    t.join(10)
+    assert not t.is_alive()
+    assert q.get_nowait() == "main"
+
+
+def test_unbound_sentinels_repr_and_pickle():
+    assert repr(sq.UNBOUND) == "subinterp.UNBOUND"
+    assert pickle.loads(pickle.dumps(sq.UNBOUND_ERROR)) is sq.UNBOUND_ERROR
+
+
+def test_items_of_live_interpreters_stay():
+    q = sq.Queue(unbounditems=sq.UNBOUND_REMOVE)
+    a, b = subinterp.create(), subinterp.create()
+    a.call(queue_helpers.put_all, q, ["a"])
+    b.call(queue_helpers.put_all, q, ["b"])
+    b.close()
+    assert q.get_nowait() == "a"
+    assert q.empty()
+    a.close()
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C
+
+
+@pytest.mark.parametrize("how", ["thread", "process"])
+def test_ctrl_c_interrupts_blocked_get(how):
+    q = sq.Queue()
+    t = interrupt_main_later(0.2, how)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        q.get()
+    elapsed = time.monotonic() - t0
+    t.join()
+    assert elapsed < 5
+    # nothing was lost: the queue still works and holds what comes later
+    q.put(1)
+    assert q.get_nowait() == 1
+
+
+def test_ctrl_c_interrupts_get_with_timeout_and_blocked_put():
+    q = sq.Queue(1)
+    t = interrupt_main_later(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        q.get(timeout=60)
+    t.join()
+    q.put(0)
+    t = interrupt_main_later(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        q.put(1)
+    t.join()
+    assert q.get_nowait() == 0
+    assert q.empty()
+
+
+def test_ctrl_c_latency_is_short():
+    q = sq.Queue()
+    lat = []
+    for _ in range(3):
+        sent = []
+
+        def fire():
+            time.sleep(0.1)
+            sent.append(time.monotonic())
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+        t = threading.Thread(target=fire)
+        t.start()
+        with pytest.raises(KeyboardInterrupt):
+            q.get()
+        lat.append(time.monotonic() - sent[0])
+        t.join()
+    # the issue asks for 100 ms; allow slack for a loaded machine
+    assert min(lat) < 0.1, lat
+
+
+def test_non_raising_signal_handler_keeps_waiting():
+    q = sq.Queue()
+    calls = []
+    old = signal.signal(signal.SIGUSR1, lambda *a: calls.append(1))
+    try:
+        def fire():
+            time.sleep(0.05)
+            signal.pthread_kill(threading.main_thread().ident,
+                                signal.SIGUSR1)
+            time.sleep(0.1)
+            q.put("after the signal")
+
+        t = threading.Thread(target=fire)
+        t.start()
+        assert q.get(timeout=30) == "after the signal"
+        t.join()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert calls == [1]
+
+
+def test_ctrl_c_racing_with_puts_loses_nothing():
+    """Items and SIGINTs arrive together; every item is received exactly
+    once.  The handler raises only while the main loop is inside a C-level
+    receive loop (list.extend over islice over iter(q.get, ...)), so an
+    interrupt raised by the eval loop between bytecodes cannot drop a
+    value that get() had already returned: what is left is get() itself."""
+    import itertools
+
+    q = sq.Queue()
+    n = 300
+    armed = [False]
+    interrupts = [0]
+
+    def handler(signum, frame):
+        if armed[0]:
+            raise KeyboardInterrupt
+
+    def producer():
+        main = threading.main_thread().ident
+        for i in range(n):
+            q.put(i)
+            if i % 3 == 0:
+                signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(0.0005)
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        got = []
+        t = threading.Thread(target=producer)
+        t.start()
+        while len(got) < n:
+            try:
+                armed[0] = True
+                got.extend(itertools.islice(iter(q.get, None),
+                                            n - len(got)))
+                armed[0] = False
+            except KeyboardInterrupt:
+                armed[0] = False
+                interrupts[0] += 1
+        t.join()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert got == list(range(n))
+    assert q.empty()
+    assert interrupts[0] > 0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_signal_pending_when_item_handed_over_keeps_item():
+    """A signal that is pending when get() is handed its item: the handler's
+    exception comes from get() itself and the item stays in the queue
+    (without that, the eval loop would raise right after get() returned and
+    the caller's `x = q.get()` would drop the item)."""
+    q = sq.Queue()
+    go = threading.Event()
+
+    def helper():
+        go.wait()
+        time.sleep(0.1)                  # main is blocked in get() by now
+        os.kill(os.getpid(), signal.SIGUSR1)   # lands here: main blocks it
+        q.put("precious")
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    t = threading.Thread(target=helper)
+    t.start()                            # before the mask: it can take it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        go.set()
+        with pytest.raises(Interrupted):
+            x = q.get(timeout=30)
+            del x
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        signal.signal(signal.SIGUSR1, old)
+        t.join()
+    assert q.get_nowait() == "precious"
+
+
+def test_interrupt_waits_stops_blocked_interpreter():
+    """What the exit handler and pools use: a thread parked in get() inside
+    another interpreter never sees an asynchronous exception, so
+    wait_interrupt_interp() wakes it with SystemExit."""
+    q = sq.Queue()
+    it = subinterp.create()
+    try:
+        t = it.call_in_thread(queue_helpers.get_n, q, 1)
+        time.sleep(0.2)                 # parked by now
+        subinterp._core._interrupt_waits(it.id)
+        with pytest.raises(subinterp.ExecutionFailed, match="SystemExit"):
+            t.result(timeout=30)
+        # later waits there stop at once, until the interpreter is gone
+        with pytest.raises(subinterp.ExecutionFailed, match="SystemExit"):
+            it.call(queue_helpers.get_n, q, 1, 30)
+        q.put("kept")                   # nothing was taken
+        assert q.get_nowait() == "kept"
+    finally:
+        it.close()
+
+
+# ---------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        sq.Queue(-1)
+    with pytest.raises(TypeError):
+        sq.Queue("3")
+    with pytest.raises(TypeError):
+        sq.Queue(1.5)
+    with pytest.raises(ValueError):
+        sq.Queue(unbounditems="nope")
+    with pytest.raises(TypeError):
+        sq.create_queue(0, sq.UNBOUND)   # keyword only
+    q = sq.Queue()
+    with pytest.raises(ValueError):
+        q.get(timeout=-1)
+    with pytest.raises(ValueError):
+        q.put(1, timeout=-0.5)
+    with pytest.raises(TypeError):
+        q.get(timeout="1")
+    with pytest.raises(ValueError):
+        q.get(timeout=float("nan"))
+    with pytest.raises(ValueError):
+        q.put(1, unbounditems=object())
+    assert q.empty()
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("no pickling for you")
+
+
+def test_unencodable_item_never_enters():
+    q = sq.Queue()
+    with pytest.raises(Exception):
+        q.put([1, 2, Unpicklable()])
+    with pytest.raises(Exception):
+        q.put_nowait({"k": (1, Unpicklable())})
+    assert q.qsize() == 0
+    q.put("fine")
+    assert q.get_nowait() == "fine"
+
+
+def test_not_instantiable_sentinels():
+    with pytest.raises(TypeError):
+        type(sq.UNBOUND)()
+
+
+# ---------------------------------------------------------------------------
+# lifetimes
+
+
+def test_freed_when_last_handle_goes(interp):
+    q = sq.Queue()
+    qid = q.id
+    interp.prepare_main(q=q)
+    del q
+    gc.collect()
+    assert qid in subinterp._core._list_queue_ids()   # held by interp
+    interp.exec("del q")
+    assert qid not in subinterp._core._list_queue_ids()
+
+
+def test_queue_held_only_by_a_message_stays_alive():
+    outer = sq.Queue()
+    inner = sq.Queue()
+    inner.put("kept")
+    iid = inner.id
+    outer.put(inner)
+    del inner
+    gc.collect()
+    assert iid in subinterp._core._list_queue_ids()
+    assert outer.get().get_nowait() == "kept"
+    gc.collect()
+    assert iid not in subinterp._core._list_queue_ids()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_with_blocked_waiter_leaves_usable_child():
+    code = textwrap.dedent("""
+        import os, threading, time, warnings
+        from subinterp import _queues as sq
+        warnings.simplefilter("ignore", DeprecationWarning)
+        q, lock = sq.Queue(), sq.Lock()
+        t = threading.Thread(target=q.get)   # blocked while we fork
+        t.start()
+        time.sleep(0.1)
+        pid = os.fork()
+        if pid == 0:
+            q.put(1)                 # no waiter in the child: buffered
+            assert q.get_nowait() == 1
+            with lock:
+                pass
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        q.put("wake")
+        t.join()
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120, cwd=os.path.dirname(HERE))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get("SUBINTERP_SANITIZER")),
+                    reason="ASan keeps freed memory in quarantine")
+def test_create_drop_cycles_keep_rss_flat():
+    code = textwrap.dedent("""
+        import gc, subinterp
+        from subinterp import _queues as sq
+        def rss():
+            with open('/proc/self/statm') as f:
+                return int(f.read().split()[1]) * 4096
+        def cycle(n):
+            for i in range(n):
+                q = sq.Queue(2)
+                q.put(i)
+                q.put((i, 'x' * 10))
+                q.get()
+                r, s = sq.create_channel(1)
+                s.send_nowait(i)
+                l = sq.Lock()
+                l.acquire()
+        cycle(10000)
+        gc.collect()
+        before = rss()
+        cycle(100000)
+        gc.collect()
+        print(rss() - before)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=600, cwd=os.path.dirname(HERE))
+    assert out.returncode == 0, out.stderr
+    growth = int(out.stdout.strip())
+    assert growth < 2 * 1024 * 1024, growth

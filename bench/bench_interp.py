@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

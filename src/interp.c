@@ -1172,6 +1172,18 @@ error:
     PyErr_Print();
 }
 
+/* A new Interpreter for e, which the caller's reference is moved into. */
+static PyObject *
+object_for_entry(PyObject *mod, interp_entry *e)
+{
+    if (e == NULL) {
+        return NULL;
+    }
+    PyObject *res = interp_object_new(get_mod_state(mod), e);
+    entry_decref(e);
+    return res;
+}
+
 static PyObject *
 coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
@@ -1180,7 +1192,6 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
     PyInterpreterConfig cfg;
     path_copy path;
     interp_entry *e = NULL;
-    PyObject *res = NULL;
 
     if (!PyArg_ParseTuple(args, "|O:create", &config)) {
         return NULL;
@@ -1203,33 +1214,19 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
     if (err < 0) {
         return NULL;
     }
-    res = interp_object_new(st, e);
-    entry_decref(e);
-    return res;
+    return object_for_entry(mod, e);
 }
 
 static PyObject *
 coremod_get_current(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
-    interp_entry *e = runtime_current();
-    if (e == NULL) {
-        return NULL;
-    }
-    PyObject *res = interp_object_new(get_mod_state(mod), e);
-    entry_decref(e);
-    return res;
+    return object_for_entry(mod, runtime_current());
 }
 
 static PyObject *
 coremod_get_main(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
-    interp_entry *e = runtime_main();
-    if (e == NULL) {
-        return NULL;
-    }
-    PyObject *res = interp_object_new(get_mod_state(mod), e);
-    entry_decref(e);
-    return res;
+    return object_for_entry(mod, runtime_main());
 }
 
 static PyObject *

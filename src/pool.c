@@ -271,6 +271,26 @@ fail_tasks(pool *p, task *list)
     }
 }
 
+/* Break the pool because of the exception being raised (cleared here):
+ * its text becomes the BrokenInterpreterPool message. */
+static void
+break_with_exception(pool *p, const char *what)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *text = exc ? PyObject_Repr(exc) : NULL;
+    const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
+    char why[512];
+    PyOS_snprintf(why, sizeof(why), "%s: %s", what,
+                  s ? s : "(unknown error)");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    pthread_mutex_lock(&p->mutex);
+    task *list = break_pool(p, why);
+    pthread_mutex_unlock(&p->mutex);
+    fail_tasks(p, list);
+}
+
 /* ------------------------------------------------------------------ */
 /* workers                                                             */
 
@@ -362,22 +382,7 @@ worker_initialize(module_state *st, pool *p)
     return 0;
 error:
     Py_XDECREF(init);
-    {
-        PyObject *exc = PyErr_GetRaisedException();
-        PyObject *text = exc ? PyObject_Repr(exc) : NULL;
-        const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
-        char why[512];
-        PyOS_snprintf(why, sizeof(why),
-                      "the pool's initializer failed: %s",
-                      s ? s : "(unknown error)");
-        PyErr_Clear();
-        Py_XDECREF(text);
-        Py_XDECREF(exc);
-        pthread_mutex_lock(&p->mutex);
-        task *list = break_pool(p, why);
-        pthread_mutex_unlock(&p->mutex);
-        fail_tasks(p, list);
-    }
+    break_with_exception(p, "the pool's initializer failed");
     return -1;
 }
 
@@ -391,12 +396,8 @@ worker_loop(void *arg)
     long done = 0;
     module_state *st = get_current_state();
     if (st == NULL) {
-        PyErr_Clear();
-        pthread_mutex_lock(&p->mutex);
-        task *list = break_pool(p, "subinterp could not be imported in a "
-                                   "worker interpreter");
-        pthread_mutex_unlock(&p->mutex);
-        fail_tasks(p, list);
+        break_with_exception(p, "subinterp could not be imported in a "
+                                "worker interpreter");
         return;
     }
     if (worker_initialize(st, p) < 0) {
@@ -442,20 +443,8 @@ worker_main(void *arg)
         path.failed = 0;
         wk->replace = 0;
         if (runtime_create(&p->cfg, interp_init_new, &path, &e) < 0) {
-            PyObject *exc = PyErr_GetRaisedException();
-            PyObject *text = exc ? PyObject_Str(exc) : NULL;
-            const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
-            char why[512];
-            PyOS_snprintf(why, sizeof(why),
-                          "a worker could not create its interpreter: %s",
-                          s ? s : "(unknown error)");
-            PyErr_Clear();
-            Py_XDECREF(text);
-            Py_XDECREF(exc);
-            pthread_mutex_lock(&p->mutex);
-            task *list = break_pool(p, why);
-            pthread_mutex_unlock(&p->mutex);
-            fail_tasks(p, list);
+            break_with_exception(p, "a worker could not create its "
+                                    "interpreter");
             break;
         }
         pthread_mutex_lock(&p->mutex);

@@ -78,9 +78,11 @@ static struct {
     pthread_mutex_t mutex;
     pthread_cond_t idle;        /* broadcast when an entry stops running */
     interp_entry *head;
-    interp_closed_hook closed_hooks[MAX_HOOKS];
+    /* interp_closed_hook / interp_closing_hook, stored as void * so one
+       function registers both */
+    void *closed_hooks[MAX_HOOKS];
     int n_closed_hooks;
-    interp_closing_hook closing_hooks[MAX_HOOKS];
+    void *closing_hooks[MAX_HOOKS];
     int n_closing_hooks;
     int shutting_down;          /* atexit callback started */
     int shut_down;              /* atexit callback finished */
@@ -484,36 +486,36 @@ runtime_list_ids(void)
 /* ------------------------------------------------------------------ */
 /* hooks                                                               */
 
-int
-runtime_add_closed_hook(interp_closed_hook hook)
+/* Append hook to a hook table (registration happens once per process,
+ * from component inits). */
+static int
+add_hook(void **table, int *n, void *hook)
 {
     int res = -1;
     LOCK();
-    if (runtime.n_closed_hooks < MAX_HOOKS) {
-        runtime.closed_hooks[runtime.n_closed_hooks++] = hook;
+    if (*n < MAX_HOOKS) {
+        table[(*n)++] = hook;
         res = 0;
     }
     UNLOCK();
     if (res < 0) {
-        PyErr_SetString(PyExc_SystemError, "too many closed hooks");
+        PyErr_SetString(PyExc_SystemError, "subinterp: too many hooks");
     }
     return res;
 }
 
 int
+runtime_add_closed_hook(interp_closed_hook hook)
+{
+    return add_hook(runtime.closed_hooks, &runtime.n_closed_hooks,
+                    (void *)hook);
+}
+
+int
 runtime_add_closing_hook(interp_closing_hook hook)
 {
-    int res = -1;
-    LOCK();
-    if (runtime.n_closing_hooks < MAX_HOOKS) {
-        runtime.closing_hooks[runtime.n_closing_hooks++] = hook;
-        res = 0;
-    }
-    UNLOCK();
-    if (res < 0) {
-        PyErr_SetString(PyExc_SystemError, "too many closing hooks");
-    }
-    return res;
+    return add_hook(runtime.closing_hooks, &runtime.n_closing_hooks,
+                    (void *)hook);
 }
 
 /* ------------------------------------------------------------------ */
@@ -741,26 +743,26 @@ error:
 static void
 run_closed_hooks(int64_t id)
 {
-    interp_closed_hook hooks[MAX_HOOKS];
+    void *hooks[MAX_HOOKS];
     LOCK();
     int n = runtime.n_closed_hooks;
     memcpy(hooks, runtime.closed_hooks, sizeof(hooks));
     UNLOCK();
     for (int i = 0; i < n; i++) {
-        hooks[i](id);
+        ((interp_closed_hook)hooks[i])(id);
     }
 }
 
 static void
 run_closing_hooks(void)
 {
-    interp_closing_hook hooks[MAX_HOOKS];
+    void *hooks[MAX_HOOKS];
     LOCK();
     int n = runtime.n_closing_hooks;
     memcpy(hooks, runtime.closing_hooks, sizeof(hooks));
     UNLOCK();
     for (int i = 0; i < n; i++) {
-        hooks[i]();
+        ((interp_closing_hook)hooks[i])();
     }
 }
 

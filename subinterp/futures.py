@@ -11,7 +11,7 @@ from ._pool import BrokenInterpreterPool, Pool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Callable
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor"]
 

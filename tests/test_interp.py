@@ -3,13 +3,13 @@
 import gc
 import mmap
 import os
-import subprocess
 import sys
 import textwrap
 import threading
 import types
 
 import pytest
+from script_helpers import run_script
 
 import subinterp
 from subinterp import (
@@ -569,20 +569,6 @@ def test_two_interpreters_run_at_the_same_time(tmp_path):
 
 
 # --- leaks and memory ---------------------------------------------------------------
-
-
-def run_script(code, timeout=120):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
-    )
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_no_reference_leaks_on_success_and_error_paths(interp):

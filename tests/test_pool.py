@@ -7,13 +7,12 @@ import itertools
 import mmap
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 
 import pytest
+from script_helpers import run_script
 
 import subinterp
 from subinterp import BrokenInterpreterPool, NotShareableError, Pool
@@ -409,20 +408,6 @@ def test_no_leaks_on_success_and_error_paths(pool):
 
 
 # --- signals, exit, fork ------------------------------------------------------
-
-
-def run_script(code, timeout=120):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
-    )
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_ctrl_c_interrupts_result_promptly(pool):

@@ -1,0 +1,24 @@
+"""Running a Python snippet in a fresh process of the Python under test."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_script(code, timeout=120):
+    """Run dedented *code* with ``python -c``; the repository and tests/ on
+    PYTHONPATH.  Returns the CompletedProcess (text output captured)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )

@@ -34,6 +34,7 @@
  * closes everything that is left (runtime_shutdown).
  */
 #include "subinterp.h"
+#include "wait.h"
 
 #include <string.h>
 
@@ -1015,6 +1016,10 @@ runtime_shutdown(double grace)
             break;
         }
         if (running) {
+            /* A thread parked in one of our waits (queue get, channel
+               recv, lock acquire) has no GIL to receive SystemExit with:
+               wake those first. */
+            wait_interrupt_interp(e->id);
             interrupt_running(e);
             wait_idle(e, grace);
         }

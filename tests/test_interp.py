@@ -733,6 +733,28 @@ def test_exit_while_daemon_thread_blocked_in_interpreter():
     assert "stopped at exit" in res.stderr
 
 
+def test_exit_while_daemon_thread_blocked_on_queue_in_interpreter():
+    # a thread parked in one of subinterp's waits is woken with SystemExit
+    # and the interpreter closes normally
+    res = run_script(
+        """
+        import subinterp, threading, time
+        q = subinterp.create_queue()
+        i = subinterp.create()
+        i.prepare_main(q=q)
+        t = threading.Thread(target=i.exec, args=("q.get()",), daemon=True)
+        t.start()
+        while not i.is_running():
+            time.sleep(0.001)
+        time.sleep(0.2)
+        print("bye")
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "bye\n"
+    assert "stopped at exit" not in res.stderr
+
+
 def test_exit_waits_for_non_daemon_call_in_thread():
     res = run_script(
         """

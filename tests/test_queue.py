@@ -511,7 +511,10 @@ def test_signal_pending_when_item_handed_over_keeps_item():
     def helper():
         go.wait()
         time.sleep(0.1)                  # main is blocked in get() by now
-        os.kill(os.getpid(), signal.SIGUSR1)   # lands here: main blocks it
+        # to this thread: its C handler trips the flag before pthread_kill
+        # returns (a process-directed signal could land on any thread and
+        # be handled only after the hand-off, which no C code can see)
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
         q.put("precious")
 
     def handler(signum, frame):

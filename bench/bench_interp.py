@@ -39,7 +39,7 @@ def stdlib_flavour():
         return "stdlib concurrent.interpreters", interpreters
     except ImportError:
         pass
-    for name in ("_interpreters", "_xxsubinterpreters"):
+    for name in ("_xxsubinterpreters", "_interpreters"):
         try:
             return f"stdlib private {name}", __import__(name)
         except ImportError:
@@ -94,9 +94,9 @@ else:
         make = mod.create
     except ImportError:
         try:
-            import _interpreters as mod
+            import _xxsubinterpreters as mod  # 3.12's own
         except ImportError:
-            import _xxsubinterpreters as mod
+            import _interpreters as mod
         make = mod.create
 keep = [make()]          # warm up: first one loads shared things
 gc.collect()

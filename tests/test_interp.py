@@ -656,9 +656,9 @@ measure(create_close, 1000)
         RSS_PROBE
         + """
 try:
-    import _interpreters as I
+    import _xxsubinterpreters as I  # 3.12's own
 except ImportError:
-    import _xxsubinterpreters as I
+    import _interpreters as I
 run = getattr(I, "run_string", None) or I.exec
 def create_close():
     i = I.create()

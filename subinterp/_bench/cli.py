@@ -34,6 +34,8 @@ TASKS = ("cpu", "io")
 # Samples per variant when --samples is not given: a CPU sample takes
 # ~0.1 s, an IO one ~0.4 s; `bench all` stays around two minutes.
 DEFAULT_SAMPLES = {"cpu": 20, "io": 10}
+# Seconds a variant's process may take to start (import, check, prepare).
+STARTUP_TIMEOUT = 120.0
 
 USAGE_EPILOG = """\
 what to run:
@@ -229,20 +231,45 @@ def _machine_cpu_seconds() -> float | None:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def _own_cpu_seconds() -> float:
-    """CPU-seconds of this process and of its children that were waited
-    for (every runner, and through them their process pools)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+def _process_cpu_seconds(sessions: set[int]) -> dict[int, float]:
+    """{pid: CPU-seconds} of this process and of every process in one of
+    *sessions*, children it reaped included (utime, stime, cutime, cstime).
+
+    The runners are session leaders, and what they start (process pools,
+    the forkserver and its workers) stays in their sessions.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    found: dict[int, float] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # after "pid (comm)": state ppid pgrp session ... utime stime cutime cstime
+        fields = stat[stat.rindex(")") + 2:].split()
+        pid = int(name)
+        if pid == me or int(fields[3]) in sessions:
+            found[pid] = sum(int(x) for x in fields[11:15]) / tick
+    return found
 
 
 class OtherLoad:
-    """How many CPUs other programs kept busy while a task ran: the figures
-    of a disturbed run are flagged in the report."""
+    """How many CPUs other programs kept busy during the rounds of a task:
+    the figures of a disturbed run are flagged in the report.
 
-    def __init__(self) -> None:
+    Other = what all CPUs spent (/proc/stat) minus what this process and
+    the variants' processes spent (/proc/PID/stat), between two snapshots
+    taken while all of them are alive.
+    """
+
+    def __init__(self, sessions: set[int]) -> None:
+        self.sessions = sessions
         self.machine = _machine_cpu_seconds()
-        self.own = _own_cpu_seconds()
+        self.own = _process_cpu_seconds(sessions) if self.machine is not None else {}
         self.wall = time.monotonic()
 
     def cpus(self) -> float | None:
@@ -250,8 +277,9 @@ class OtherLoad:
         wall = time.monotonic() - self.wall
         if machine is None or self.machine is None or wall <= 0:
             return None
-        others = (machine - self.machine) - (_own_cpu_seconds() - self.own)
-        return max(0.0, others / wall)
+        now = _process_cpu_seconds(self.sessions)
+        own = sum(t - self.own.get(pid, 0.0) for pid, t in now.items())
+        return max(0.0, ((machine - self.machine) - own) / wall)
 
 
 # --------------------------------------------------------------------------
@@ -408,13 +436,14 @@ class VariantProcess:
         if traceback:
             self.row["traceback"] = traceback
 
-    def _event(self, what: str) -> dict | None:
+    def _event(self, what: str, timeout: float | None = None) -> dict | None:
         """The next event; None (after _fail) on a timeout or a dead child."""
+        timeout = timeout or self.timeout
         while True:
             try:
-                line = self.child.next_line(self.timeout)
+                line = self.child.next_line(timeout)
             except queue.Empty:
-                self._fail(f"timed out: no answer within {self.timeout:g} s ({what})")
+                self._fail(f"timed out: no answer within {timeout:g} s ({what})")
                 self.child.dump_and_kill()
                 return None
             if line is None:
@@ -437,7 +466,9 @@ class VariantProcess:
             return event
 
     def wait_ready(self) -> None:
-        event = self._event("starting")
+        # Starting is not measured: on a slow build (ASan) or a loaded
+        # machine it may take longer than a sample may.
+        event = self._event("starting", max(self.timeout, STARTUP_TIMEOUT))
         if event is None:
             return
         self.row["label"] = event.get("label", self.key)
@@ -550,7 +581,7 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
 
     server = None
     procs: list[VariantProcess] = []
-    load = OtherLoad()
+    load: OtherLoad | None = None
     try:
         port = None
         if task == "io" and opts.server == "orchestrator":
@@ -584,6 +615,7 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
                      "  [not available: {}]" if p.row["status"] == "unavailable" else
                      "  [FAILED: {}]").format(p.row["error"])
             progress.line(f"[{task}] {i}: {p.row['label']}{state}")
+        load = OtherLoad({p.child.proc.pid for p in procs})
         rounds = opts.warmup + samples
         for r in range(rounds):
             warmup = r < opts.warmup
@@ -603,6 +635,7 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
             progress.end(" ms")
             for i, p in failed:
                 progress.line(f"[{task}] {i}: {p.row['label']} FAILED: {p.row['error']}")
+        info["other_load_cpus"] = load.cpus()
         for p in procs:
             p.finish()
         if server is not None:
@@ -627,7 +660,8 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
         for row in info["variants"]:
             report.add_stats(row)
         report.add_ratios(info)
-        info["other_load_cpus"] = load.cpus()
+        if load is not None and "other_load_cpus" not in info:
+            info["other_load_cpus"] = load.cpus()  # interrupted
         if server is not None:
             server.stop()
     return True
@@ -647,7 +681,6 @@ def _environment(argv: list[str]) -> dict:
         "machine": platform.machine(),
         "usable_cpus": variants.usable_cpus(),
         "subinterp": getattr(subinterp, "__version__", "?"),
-        "subinterp_pool": hasattr(subinterp, "Pool"),
     }
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import queue
 import sys
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,125 +137,33 @@ class StdlibInterpreters(Variant):
 # subinterp
 
 
-class FallbackPool(concurrent.futures.Executor):
-    """TEMPORARY stand-in for ``subinterp.Pool`` while it does not exist.
-
-    N threads, each creating and owning one interpreter, take tasks from one
-    ``queue.SimpleQueue`` and run them with ``Interpreter.call``.  Rows
-    measured with it are labelled "(fallback, no subinterp.Pool yet)"; the
-    benchmark uses the real ``subinterp.Pool`` whenever the package has it.
-    """
-
-    def __init__(self, max_workers: int) -> None:
-        import subinterp
-
-        self._subinterp = subinterp
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._ready = threading.Barrier(max_workers + 1)
-        self._errors: list[BaseException] = []
-        self._threads = [
-            threading.Thread(target=self._work, name=f"fallback-pool-{i}")
-            for i in range(max_workers)
-        ]
-        for t in self._threads:
-            t.start()
-        self._ready.wait()  # all interpreters created, in parallel
-        if self._errors:
-            self.shutdown()
-            raise self._errors[0]
-
-    def _work(self) -> None:
-        try:
-            interp = self._subinterp.create()
-        except BaseException as exc:
-            self._errors.append(exc)
-            self._ready.wait()
-            return
-        self._ready.wait()
-        try:
-            while True:
-                item = self._tasks.get()
-                if item is None:
-                    return
-                fut, fn, args, kwargs = item
-                if not fut.set_running_or_notify_cancel():
-                    continue
-                try:
-                    fut.set_result(interp.call(fn, *args, **kwargs))
-                except BaseException as exc:
-                    fut.set_exception(exc)
-        finally:
-            interp.close()
-
-    def submit(self, fn, /, *args, **kwargs):
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._tasks.put((fut, fn, args, kwargs))
-        return fut
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        for _ in self._threads:
-            self._tasks.put(None)
-        if wait:
-            for t in self._threads:
-                t.join()
-
-
-def _has_pool() -> bool:
-    import subinterp
-
-    return hasattr(subinterp, "Pool")
-
-
-def _fallback_note() -> str:
-    return "" if _has_pool() else " (fallback, no subinterp.Pool yet)"
-
-
 class SubinterpPool(Variant):
     key = "subinterp-pool"
     label = "subinterp.Pool, new per sample"
 
-    def describe(self):
-        return "subinterp.Pool, new per sample" + _fallback_note()
-
     def sample(self, fn, argsets):
         import subinterp
 
-        if _has_pool():
-            with subinterp.Pool(self.workers) as pool:
-                list(pool.map(fn, *_columns(argsets), chunksize=1))
-        else:
-            with FallbackPool(self.workers) as pool:
-                list(pool.map(fn, *_columns(argsets)))
+        # chunksize=1: one chunk per task, as the other executors hand out
+        # (the chunks differ in cost: automatic batching would unbalance)
+        with subinterp.Pool(self.workers) as pool:
+            list(pool.map(fn, *_columns(argsets), chunksize=1))
 
 
 class SubinterpDefault(Variant):
     key = "subinterp-default"
     label = "subinterp default pool, reused"
 
-    def __init__(self, workers: int) -> None:
-        super().__init__(workers)
-        self._fallback: FallbackPool | None = None
-
     def describe(self):
         # The default pool's size is subinterp's choice: the usable CPUs.
         n = usable_cpus()
         size = "" if n == self.workers else f", {n} workers"
-        return f"subinterp default pool, reused{size}" + _fallback_note()
+        return f"subinterp default pool, reused{size}"
 
     def sample(self, fn, argsets):
         import subinterp
 
-        if hasattr(subinterp, "map"):
-            list(subinterp.map(fn, *_columns(argsets), chunksize=1))
-            return
-        if self._fallback is None:
-            self._fallback = FallbackPool(usable_cpus())
-        list(self._fallback.map(fn, *_columns(argsets)))
-
-    def close(self):
-        if self._fallback is not None:
-            self._fallback.shutdown()
-            self._fallback = None
+        list(subinterp.map(fn, *_columns(argsets), chunksize=1))
 
 
 VARIANTS: list[type[Variant]] = [

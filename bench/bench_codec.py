@@ -42,7 +42,12 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The in-place build of this checkout, unless PYTHONPATH (or an install)
+# provides subinterp.
+try:
+    import subinterp  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from subinterp import _core  # noqa: E402
 
@@ -219,6 +224,14 @@ def codec_table(names, repeat):
 
 def echo_table(names, repeat):
     rows = []
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver (the default from 3.14 on): forking a process that has
+    # interpreters running is not safe
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+    pool.submit(echo, None).result()
+
     import subinterp
 
     interp = subinterp.create()
@@ -229,10 +242,6 @@ def echo_table(names, repeat):
         stdlib = stdlib_interps.create()
     except ImportError:
         pass
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(1)
-    pool.submit(echo, None).result()
     try:
         for name in names:
             obj = PAYLOADS[name]()

@@ -182,7 +182,8 @@ memo_reserve(decoder *d)
 {
     if (d->nmemo == d->memo_cap) {
         Py_ssize_t cap = d->memo_cap ? d->memo_cap * 2 : 64;
-        PyObject **nm = PyMem_Realloc(d->memo, (size_t)cap * sizeof(PyObject *));
+        PyObject **nm = PyMem_Realloc(d->memo,
+                                      (size_t)cap * sizeof(PyObject *));
         if (nm == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -564,30 +565,92 @@ dec_bigint(decoder *d)
     return res;
 }
 
-/* The items of containers: small ints and short ASCII strings (most
- * items of most payloads) without the call and switch of dec_obj. */
+/* The items of containers: the opcodes that make most items of most
+ * payloads (small ints, short ASCII strings, references to earlier
+ * strings, floats, None/True/False), without the call, the memo-flag
+ * handling and the big switch of dec_obj. */
 static inline PyObject *
 dec_item(decoder *d)
 {
-    if (d->p < d->end) {
-        unsigned int op = *d->p;
-        if (op >= OP_SMALLINT) {
-            d->p++;
-            return PyLong_FromLong((long)op - OP_SMALLINT + SMALLINT_MIN);
-        }
-        if (op == OP_STR_ASCII && d->end - d->p >= 2 && d->p[1] < 0x80 &&
-            d->p[1] <= d->end - d->p - 2) {
-            Py_ssize_t n = d->p[1];
-            const unsigned char *s = d->p + 2;
-            if (all_ascii(s, n)) {
+    const unsigned char *p = d->p;
+    if (p >= d->end) {
+        return dec_obj(d);
+    }
+    unsigned int op = *p;
+    if (op >= OP_SMALLINT) {
+        d->p++;
+        return PyLong_FromLong((long)op - OP_SMALLINT + SMALLINT_MIN);
+    }
+    switch (op) {
+    case OP_STR_ASCII:
+        if (d->end - p >= 2 && p[1] < 0x80 && p[1] <= d->end - p - 2) {
+            Py_ssize_t n = p[1];
+            if (all_ascii(p + 2, n)) {
                 PyObject *u = PyUnicode_New(n, 127);
                 if (u != NULL) {
-                    memcpy(PyUnicode_DATA(u), s, (size_t)n);
-                    d->p = s + n;
+                    memcpy(PyUnicode_DATA(u), p + 2, (size_t)n);
+                    d->p = p + 2 + n;
                 }
                 return u;
             }
         }
+        break;
+    case OP_REF:
+        if (d->end - p >= 3) {
+            Py_ssize_t i;
+            const unsigned char *next;
+            if (p[1] < 0x80) {
+                i = p[1];
+                next = p + 2;
+            }
+            else if (p[2] < 0x80) {
+                i = (p[1] & 0x7f) | ((Py_ssize_t)p[2] << 7);
+                next = p + 3;
+            }
+            else {
+                break;
+            }
+            if (i < d->nmemo && d->memo[i] != NULL) {
+                d->p = next;
+                return Py_NewRef(d->memo[i]);
+            }
+        }
+        break;
+    case OP_INT:
+        /* one- and two-byte varints: |value| below 8192 */
+        if (d->end - p >= 3) {
+            uint64_t v;
+            if (p[1] < 0x80) {
+                v = p[1];
+                d->p = p + 2;
+            }
+            else if (p[2] < 0x80) {
+                v = (p[1] & 0x7f) | ((uint64_t)p[2] << 7);
+                d->p = p + 3;
+            }
+            else {
+                break;
+            }
+            return PyLong_FromLong((long)(v >> 1) ^ -(long)(v & 1));
+        }
+        break;
+    case OP_FLOAT:
+        if (d->end - p >= 9) {
+            d->p++;
+            return PyFloat_FromDouble(rd_double(d));
+        }
+        break;
+    case OP_NONE:
+        d->p++;
+        return Py_NewRef(Py_None);
+    case OP_TRUE:
+        d->p++;
+        return Py_NewRef(Py_True);
+    case OP_FALSE:
+        d->p++;
+        return Py_NewRef(Py_False);
+    default:
+        break;
     }
     return dec_obj(d);
 }

@@ -398,7 +398,8 @@ shape_take(encoder *e, Py_ssize_t base)
     }
     sl->n = 0;
     if (n > sl->cap) {
-        PyObject **nk = PyMem_Realloc(sl->keys, (size_t)n * sizeof(PyObject *));
+        PyObject **nk = PyMem_Realloc(sl->keys,
+                                      (size_t)n * sizeof(PyObject *));
         if (nk == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -728,6 +729,44 @@ enc_obj(encoder *e, PyObject *obj)
     return enc_obj_held(e, obj, 0);
 }
 
+/* A run of ints below 2**30 (CPython's "compact" ints) from items[i],
+ * up to end: one reservation for the run, no calls.  Returns where the
+ * run stopped. */
+static Py_ssize_t
+enc_int_run(encoder *e, PyObject *list, Py_ssize_t i, Py_ssize_t end)
+{
+    if (end - i > 4096) {
+        end = i + 4096;
+    }
+    /* a compact int takes at most 1 + 5 bytes */
+    if (enc_reserve(e, (end - i) * 6) < 0) {
+        return -1;
+    }
+    char *p = e->buf + e->len;
+    for (; i < end; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!Py_IS_TYPE(item, &PyLong_Type) ||
+            !PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+            break;
+        }
+        Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)item);
+        if ((size_t)(x - SMALLINT_MIN) <= SMALLINT_MAX - SMALLINT_MIN) {
+            *p++ = (char)(OP_SMALLINT + (x - SMALLINT_MIN));
+        }
+        else {
+            uint64_t v = zigzag(x);
+            *p++ = OP_INT;
+            while (v >= 0x80) {
+                *p++ = (char)(v | 0x80);
+                v >>= 7;
+            }
+            *p++ = (char)v;
+        }
+    }
+    e->len = p - e->buf;
+    return i;
+}
+
 static int
 enc_list(encoder *e, PyObject *list, int flag)
 {
@@ -744,6 +783,15 @@ enc_list(encoder *e, PyObject *list, int flag)
         int rc;
         /* these cannot run Python code, so the list cannot change under
            them: no need to hold the item */
+        if (tp == &PyLong_Type &&
+            PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+            Py_ssize_t next = enc_int_run(e, list, i, n);
+            if (next < 0) {
+                return -1;
+            }
+            i = next - 1;
+            continue;
+        }
         if (tp == &PyLong_Type) {
             rc = enc_int(e, item);
         }
@@ -1222,16 +1270,24 @@ codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
     const char *reason = NULL;
     *a = *b = NULL;
 
-    /* sender cache: obj -> (kind, a, b) */
+    /* sender cache: id(obj) -> (kind, a, b, obj); by identity, since a
+       metaclass may define __eq__ and __hash__ */
     if (cs->send_cache != NULL) {
-        cached = PyDict_GetItemWithError(cs->send_cache, obj);
-        if (cached != NULL) {
+        PyObject *key = PyLong_FromVoidPtr(obj);
+        if (key == NULL) {
+            return -1;
+        }
+        cached = PyDict_GetItemWithError(cs->send_cache, key);
+        Py_DECREF(key);
+        if (cached != NULL && PyTuple_GET_ITEM(cached, 3) == obj) {
             *how = (fref_kind)PyLong_AsLong(PyTuple_GET_ITEM(cached, 0));
             *a = Py_NewRef(PyTuple_GET_ITEM(cached, 1));
             *b = Py_NewRef(PyTuple_GET_ITEM(cached, 2));
             return 0;
         }
-        PyErr_Clear();   /* unhashable: no caching */
+        if (PyErr_Occurred()) {
+            return -1;
+        }
     }
 
     modname = str_attr(obj, cs->s_module);
@@ -1383,12 +1439,14 @@ cache:
             PyDict_Clear(cs->send_cache);
         }
         PyObject *k = PyLong_FromLong((long)*how);
-        PyObject *t = k ? PyTuple_Pack(3, k, *a, *b) : NULL;
-        if (t == NULL || PyDict_SetItem(cs->send_cache, obj, t) < 0) {
+        PyObject *t = k ? PyTuple_Pack(4, k, *a, *b, obj) : NULL;
+        PyObject *id = t ? PyLong_FromVoidPtr(obj) : NULL;
+        if (id == NULL || PyDict_SetItem(cs->send_cache, id, t) < 0) {
             PyErr_Clear();
         }
         Py_XDECREF(k);
         Py_XDECREF(t);
+        Py_XDECREF(id);
     }
 done:
     if (res < 0) {

@@ -114,6 +114,27 @@ def test_containers(rt, obj):
     assert same(rt(obj), obj)
 
 
+def test_int_lists(rt):
+    """Lists of ints take a run loop in the encoder and a fast path in the
+    decoder: every size class, mixed with other items."""
+    edges = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, -8192, -8193, 2**29,
+             2**30 - 1, 2**30, -(2**30), 2**31, 2**62, 2**63, -(2**64), 10**30]
+    mixed = edges + [True, False, 1.0, None, "x", [1, 2]] + edges[::-1]
+    for obj in [edges, mixed, list(range(-5000, 5000, 7)),
+                [i * 2**20 for i in range(-3000, 3000)], [True] * 5]:
+        out = rt(obj)
+        assert out == obj and [type(x) for x in out] == [type(x) for x in obj]
+
+
+def test_many_shared_strings(rt):
+    """More memo entries than one varint byte holds."""
+    words = [f"word-{i}" for i in range(1000)]
+    obj = [words, list(reversed(words)), {w: w for w in words}]
+    out = rt(obj)
+    assert out == obj
+    assert all(a is b for a, b in zip(out[0], reversed(out[1])))
+
+
 def test_str_kinds_are_canonical(rt):
     for s in ["ascii", "latin\xe9", "bmp\u20ac", "astral\U0001f600",
               "\xe9" * 100, "\u20ac" * 100]:

@@ -66,6 +66,8 @@ class _PoolFuture(Future):
     then a futex, woken by the worker itself."""
 
     __slots__ = ("_pool_core", "_token")
+    _pool_core: Any  # the pool's _core.PoolCore
+    _token: object  # the task, for the core
 
     def result(self, timeout: float | None = None) -> Any:
         if not self.done():
@@ -106,7 +108,7 @@ def _python_exit() -> None:
         pool.shutdown(wait=True)
 
 
-threading._register_atexit(_python_exit)
+threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
 
 
 class Pool(Executor):

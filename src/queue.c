@@ -913,6 +913,24 @@ done:
     return res;
 }
 
+/* Drop the exception classes made on first use (all NULL if never). */
+static void
+clear_exceptions(struct queue_state *qs)
+{
+    Py_CLEAR(qs->QueueError);
+    Py_CLEAR(qs->QueueNotFoundError);
+    Py_CLEAR(qs->QueueEmpty);
+    Py_CLEAR(qs->QueueFull);
+    Py_CLEAR(qs->ItemInterpreterDestroyed);
+    Py_CLEAR(qs->ChannelError);
+    Py_CLEAR(qs->ChannelNotFoundError);
+    Py_CLEAR(qs->ChannelClosedError);
+    Py_CLEAR(qs->ChannelEmptyError);
+    Py_CLEAR(qs->ChannelFullError);
+    Py_CLEAR(qs->BrokenBarrierError);
+    Py_CLEAR(qs->AbandonedLockWarning);
+}
+
 int
 queue_exceptions_ensure(module_state *st)
 {
@@ -979,18 +997,7 @@ queue_exceptions_ensure(module_state *st)
     res = 0;
 done:
     if (res < 0 && !qs->have_exceptions) {
-        Py_CLEAR(qs->QueueError);
-        Py_CLEAR(qs->QueueNotFoundError);
-        Py_CLEAR(qs->QueueEmpty);
-        Py_CLEAR(qs->QueueFull);
-        Py_CLEAR(qs->ItemInterpreterDestroyed);
-        Py_CLEAR(qs->ChannelError);
-        Py_CLEAR(qs->ChannelNotFoundError);
-        Py_CLEAR(qs->ChannelClosedError);
-        Py_CLEAR(qs->ChannelEmptyError);
-        Py_CLEAR(qs->ChannelFullError);
-        Py_CLEAR(qs->BrokenBarrierError);
-        Py_CLEAR(qs->AbandonedLockWarning);
+        clear_exceptions(qs);
     }
     Py_XDECREF(empty);
     Py_XDECREF(full);
@@ -1181,18 +1188,7 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->UNBOUND);
     Py_CLEAR(qs->UNBOUND_ERROR);
     Py_CLEAR(qs->UNBOUND_REMOVE);
-    Py_CLEAR(qs->QueueError);
-    Py_CLEAR(qs->QueueNotFoundError);
-    Py_CLEAR(qs->QueueEmpty);
-    Py_CLEAR(qs->QueueFull);
-    Py_CLEAR(qs->ItemInterpreterDestroyed);
-    Py_CLEAR(qs->ChannelError);
-    Py_CLEAR(qs->ChannelNotFoundError);
-    Py_CLEAR(qs->ChannelClosedError);
-    Py_CLEAR(qs->ChannelEmptyError);
-    Py_CLEAR(qs->ChannelFullError);
-    Py_CLEAR(qs->BrokenBarrierError);
-    Py_CLEAR(qs->AbandonedLockWarning);
+    clear_exceptions(qs);
     PyMem_Free(qs);
     st->queue = NULL;
 }

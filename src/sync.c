@@ -845,43 +845,35 @@ sync_create(PyTypeObject *tp, sync_kind kind, Py_ssize_t initial,
     return res;
 }
 
+/* Lock(), RLock(), Event(): no arguments. */
+static PyObject *
+noargs_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs,
+           sync_kind kind, const char *name)
+{
+    if (PyTuple_GET_SIZE(args) > 0 ||
+        (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", name);
+        return NULL;
+    }
+    return sync_create(tp, kind, 0, -1);
+}
+
 static PyObject *
 lock_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
 {
-    if (!PyArg_ParseTuple(args, ":Lock") ||
-        (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "Lock() takes no arguments");
-        }
-        return NULL;
-    }
-    return sync_create(tp, SYNC_LOCK, 0, -1);
+    return noargs_new(tp, args, kwargs, SYNC_LOCK, "Lock");
 }
 
 static PyObject *
 rlock_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
 {
-    if (!PyArg_ParseTuple(args, ":RLock") ||
-        (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "RLock() takes no arguments");
-        }
-        return NULL;
-    }
-    return sync_create(tp, SYNC_RLOCK, 0, -1);
+    return noargs_new(tp, args, kwargs, SYNC_RLOCK, "RLock");
 }
 
 static PyObject *
 event_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
 {
-    if (!PyArg_ParseTuple(args, ":Event") ||
-        (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "Event() takes no arguments");
-        }
-        return NULL;
-    }
-    return sync_create(tp, SYNC_EVENT, 0, -1);
+    return noargs_new(tp, args, kwargs, SYNC_EVENT, "Event");
 }
 
 static PyObject *

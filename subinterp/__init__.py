@@ -15,7 +15,7 @@ Differences from the standard library are listed in docs/api.md.
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, _queues
 from ._core import (
     UNBOUND,
     UNBOUND_ERROR,
@@ -113,23 +113,14 @@ __all__ = [
 # concurrent.futures and threading.
 _LAZY = {
     "InterpreterThread": "_thread",
-    "AbandonedLockWarning": "_queues",
-    "BrokenBarrierError": "_queues",
-    "ChannelClosedError": "_queues",
-    "ChannelEmptyError": "_queues",
-    "ChannelError": "_queues",
-    "ChannelFullError": "_queues",
-    "ChannelNotFoundError": "_queues",
-    "ItemInterpreterDestroyed": "_queues",
-    "QueueEmpty": "_queues",
-    "QueueError": "_queues",
-    "QueueFull": "_queues",
-    "QueueNotFoundError": "_queues",
     "Pool": "_pool",
     "BrokenInterpreterPool": "_pool",
     "default_pool": "_pool",
     "map": "_pool",
     "submit": "_pool",
+    # exception classes made on first use (queue.Empty's module imports
+    # threading)
+    **dict.fromkeys(_queues.LAZY_NAMES, "_queues"),
 }
 
 __version__ = "0.1.0"

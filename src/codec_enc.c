@@ -27,8 +27,8 @@
  * order) are common.  Both sides keep the key lists of the last
  * SHAPE_SLOTS distinct shapes of dicts written with OP_DICT, replaced
  * first in, first out; a dict whose keys are exactly one of them (same
- * objects, same order) is written as OP_DICT_SHAPE <slot> and its values
- * only.  The decoder copies the dict that defined the slot (a memcpy of
+ * order; the same objects, or exact str of equal value) is written as
+ * OP_DICT_SHAPE <slot> and its values only.  The decoder copies the dict that defined the slot (a memcpy of
  * its hash table: no hashing, no resizes) and replaces the values.
  *
  * Pins.  With ENC_CROSS, bytes and str of CODEC_PIN_THRESHOLD bytes or
@@ -354,7 +354,30 @@ shape_free(encoder *e)
     }
 }
 
-/* The slot holding exactly the keys of d (in order), or -1. */
+/* Whether dict key k is the shape key sk: the same object, or two exact
+ * str of equal value (records built with f-strings or read from files
+ * have equal keys that are distinct objects).  Dict keys have their
+ * hash cached, so unequal strings are told apart without reading them. */
+static inline int
+shape_key_eq(PyObject *sk, PyObject *k)
+{
+    if (sk == k) {
+        return 1;
+    }
+    if (!PyUnicode_CheckExact(sk) || !PyUnicode_CheckExact(k)) {
+        return 0;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(k);
+    int kind = PyUnicode_KIND(k);
+    if (PyUnicode_GET_LENGTH(sk) != n || PyUnicode_KIND(sk) != kind ||
+        PyObject_Hash(sk) != PyObject_Hash(k)) {
+        return 0;
+    }
+    return memcmp(PyUnicode_DATA(sk), PyUnicode_DATA(k),
+                  (size_t)n * (size_t)kind) == 0;
+}
+
+/* The slot holding the keys of d (in order, see shape_key_eq), or -1. */
 static int
 shape_find(encoder *e, PyObject *d, Py_ssize_t n)
 {
@@ -365,13 +388,13 @@ shape_find(encoder *e, PyObject *d, Py_ssize_t n)
     }
     for (int s = 0; s < SHAPE_SLOTS; s++) {
         shape_slot *sl = &e->shapes[s];
-        if (sl->n != n || sl->keys[0] != first) {
+        if (sl->n != n || !shape_key_eq(sl->keys[0], first)) {
             continue;
         }
         Py_ssize_t i = 1;
         PyObject *k;
         while (PyDict_Next(d, &pos, &k, NULL)) {
-            if (i >= n || sl->keys[i] != k) {
+            if (i >= n || !shape_key_eq(sl->keys[i], k)) {
                 break;
             }
             i++;

@@ -95,8 +95,21 @@ class _PoolFuture(Future):
         return super().cancel()
 
 
-_live_pools: weakref.WeakSet = weakref.WeakSet()
+# Every pool not yet joined, by its core, with its collector thread.  The
+# cores are held here, not the Pools: a Pool dropped without shutdown() is
+# collected, which shuts its core down (see Pool.__init__), and its queued
+# tasks still finish before exit, as ThreadPoolExecutor's do.
+_live: dict[Any, threading.Thread] = {}
+_live_lock = threading.Lock()
 _exiting = False
+
+
+def _join(core: Any, collector: threading.Thread) -> None:
+    core.join(None)
+    if collector is not threading.current_thread():
+        collector.join()
+    with _live_lock:
+        _live.pop(core, None)
 
 
 def _python_exit() -> None:
@@ -104,8 +117,12 @@ def _python_exit() -> None:
     # then the workers stop.
     global _exiting
     _exiting = True
-    for pool in list(_live_pools):
-        pool.shutdown(wait=True)
+    with _live_lock:
+        items = list(_live.items())
+    for core, _ in items:
+        core.shutdown(False)
+    for core, collector in items:
+        _join(core, collector)
 
 
 threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
@@ -174,7 +191,12 @@ class Pool(Executor):
             daemon=True,
         )
         self._collector.start()
-        _live_pools.add(self)
+        with _live_lock:
+            _live[self._core] = self._collector
+        # dropped without shutdown(): stop taking tasks, finish the queued
+        # ones and let the workers go
+        self._finalizer = weakref.finalize(self, self._core.shutdown, False)
+        self._finalizer.atexit = False
 
     @staticmethod
     def _collect(core: Any) -> None:
@@ -270,9 +292,7 @@ class Pool(Executor):
             self._shutdown = True
             self._core.shutdown(cancel_futures)
         if wait:
-            self._core.join(None)
-            if self._collector is not threading.current_thread():
-                self._collector.join()
+            _join(self._core, self._collector)
 
     def stats(self) -> dict:
         """Counters of the pool (workers alive, ready, idle; tasks

@@ -176,6 +176,42 @@ def test_dict_order_and_keys_shared(rt):
     assert all(a is b for a, b in zip(out[0], out[-1]))
 
 
+class StrKey(str):
+    pass
+
+
+def test_dict_shapes_match_equal_keys(rt):
+    # keys built apart: equal str values, distinct objects
+    rows = [{f"key{j:02d}": f"v{i}-{j}" for j in range(32)} for i in range(40)]
+    assert len({id(k) for row in rows for k in row}) == 32 * 40
+    out = rt(rows)
+    assert out == rows
+    assert all(list(a) == list(b) for a, b in zip(out, rows))
+    # the records share one message-wide set of keys, so the message is
+    # smaller than one that spells every key out
+    size_fresh = _core._message_size(rows)[0]
+    shared = [dict(zip(list(rows[0]), row.values())) for row in rows]
+    assert size_fresh <= _core._message_size(shared)[0] + 64
+
+    # near misses are other shapes: equal hash or length is not enough,
+    # a str subclass or a non-str key never matches by value
+    near = [
+        {"ab": 1, "cd": 2},
+        {"ab": 3, "ce": 4},
+        {"ab": 5, StrKey("cd"): 6},
+        {"ab": 7, "cd": 8},
+        {"ab": 9, 1: 10},
+        {"ab": 11, 1.0: 12},
+        {"ab": 13, "é": 14},
+        {"ab": 15, "\u20ac": 16},
+    ]
+    out = rt(near)
+    assert out == near
+    for got, want in zip(out, near):
+        assert [type(k) for k in got] == [type(k) for k in want]
+        assert list(got) == list(want)
+
+
 def test_dict_shapes_many_and_nested(rt):
     shapes = [[f"s{s}_{i}" for i in range(s % 5 + 1)] for s in range(12)]
     data = []

@@ -439,6 +439,32 @@ def test_exit_with_queued_and_running_tasks():
     assert res.stderr == ""
 
 
+def test_pool_dropped_without_shutdown():
+    # The Pool object is collected with tasks queued: they still finish,
+    # the workers go, and nothing is stopped by force at exit.
+    res = run_script(
+        """
+        import gc, subinterp, test_pool
+
+        def start():
+            pool = subinterp.Pool(2)
+            return [pool.submit(test_pool.sleep_return, 0.02, i)
+                    for i in range(6)]
+
+        futs = start()
+        gc.collect()
+        print([f.result(timeout=30) for f in futs])
+        other = subinterp.create()
+        late = start()
+        gc.collect()
+        print("bye")
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "[0, 1, 2, 3, 4, 5]\nbye\n"
+    assert res.stderr == ""
+
+
 def test_exit_with_default_pool_in_use():
     res = run_script(
         """

@@ -36,6 +36,16 @@
  *
  * Waiting uses the waiters of wait.c: a short adaptive spin, then a futex.
  *
+ * Fork: CPython cannot fork while subinterpreters exist (the child
+ * crashes deleting them).  An os.register_at_fork "before" hook of the
+ * main interpreter pauses every pool: each worker finishes its running
+ * task, closes its interpreter and parks; the fork happens with no worker
+ * interpreter alive; "after in parent" lets the workers make new ones
+ * (running the initializer again) and go on with the queue.  In the
+ * child, where no worker thread exists, a pthread_atfork handler marks
+ * every pool broken, so its Futures and submit() fail instead of
+ * waiting for ever, and subinterp.Pool() makes new pools there.
+ *
  * Lifetimes: the pool struct is reference counted (the owner's PoolCore
  * object, and each live worker).  A task is reference counted: the owner's
  * token, one reference dropped by whoever finalizes it, and one while it
@@ -110,8 +120,9 @@ typedef struct pool pool;
 typedef struct {
     pool *pool;
     int index;
-    waiter w;            /* idle wait */
+    waiter w;            /* idle wait, and parked for a fork */
     int replace;         /* leave the loop to get a new interpreter */
+    int pause;           /* left the loop because a fork is coming */
 } worker;
 
 struct pool {
@@ -130,6 +141,11 @@ struct pool {
     int n_alive;                /* workers not exited */
     int n_ready;                /* workers that made their interpreter */
     int64_t outstanding;        /* submitted, not finalized */
+    int pausing;                /* a fork is coming: workers park */
+    int n_parked;               /* workers parked without interpreter */
+    waiter *forker;             /* the forking thread, waiting for them */
+
+    pool *all_prev, *all_next;  /* all_pools; pools_mutex */
 
     /* Immutable after start. */
     int n_workers;
@@ -142,15 +158,44 @@ struct pool {
     char name[16];              /* OS thread name prefix */
 };
 
+/* Every pool of the process, for fork.  pools_mutex is taken before any
+ * pool's mutex. */
+static pthread_mutex_t pools_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pool *all_pools;
+
 static void
-pool_decref(pool *p)
+pools_add(pool *p)
 {
-    pthread_mutex_lock(&p->mutex);
-    int last = --p->refcnt == 0;
-    pthread_mutex_unlock(&p->mutex);
-    if (!last) {
-        return;
+    pthread_mutex_lock(&pools_mutex);
+    p->all_prev = NULL;
+    p->all_next = all_pools;
+    if (all_pools != NULL) {
+        all_pools->all_prev = p;
     }
+    all_pools = p;
+    pthread_mutex_unlock(&pools_mutex);
+}
+
+static void
+pools_remove(pool *p)
+{
+    pthread_mutex_lock(&pools_mutex);
+    if (p->all_prev != NULL) {
+        p->all_prev->all_next = p->all_next;
+    }
+    else if (all_pools == p) {
+        all_pools = p->all_next;
+    }
+    if (p->all_next != NULL) {
+        p->all_next->all_prev = p->all_prev;
+    }
+    p->all_prev = p->all_next = NULL;
+    pthread_mutex_unlock(&pools_mutex);
+}
+
+static void
+pool_free(pool *p)
+{
     assert(p->head == NULL && p->done_head == NULL);
     for (int i = 0; i < p->n_workers; i++) {
         waiter_fini(&p->workers[i].w);
@@ -164,6 +209,18 @@ pool_decref(pool *p)
     path_copy_free(&p->path);
     pthread_mutex_destroy(&p->mutex);
     PyMem_RawFree(p);
+}
+
+static void
+pool_decref(pool *p)
+{
+    pthread_mutex_lock(&p->mutex);
+    int last = --p->refcnt == 0;
+    pthread_mutex_unlock(&p->mutex);
+    if (last) {
+        pools_remove(p);
+        pool_free(p);
+    }
 }
 
 static void
@@ -191,6 +248,15 @@ kick_joiner(pool *p)
     if (p->joiner != NULL) {
         fire(p->joiner);
         p->joiner = NULL;
+    }
+}
+
+static void
+kick_forker(pool *p)
+{
+    if (p->forker != NULL && p->n_parked >= p->n_alive) {
+        fire(p->forker);
+        p->forker = NULL;
     }
 }
 
@@ -295,7 +361,8 @@ break_with_exception(pool *p, const char *what)
 /* workers                                                             */
 
 /* Take the next task, waiting with this interpreter's GIL released.  NULL
- * when the pool shuts down (and the queue is empty) or broke. */
+ * when the pool shuts down (and the queue is empty) or broke, or (with
+ * wk->pause set) when a fork is coming. */
 static task *
 worker_take(pool *p, worker *wk)
 {
@@ -304,6 +371,11 @@ worker_take(pool *p, worker *wk)
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
         pthread_mutex_lock(&p->mutex);
+        if (p->pausing) {
+            wk->pause = 1;
+            pthread_mutex_unlock(&p->mutex);
+            break;
+        }
         if (p->head != NULL) {
             t = p->head;
             p->head = t->next;
@@ -421,6 +493,32 @@ worker_loop(void *arg)
     }
 }
 
+/* Parked for a fork, without an interpreter, holding no GIL, until the
+ * fork is over (in the parent: in the child this thread does not exist).
+ * 0: go on, with a new interpreter; -1: the pool has nothing more to do. */
+static int
+worker_park(pool *p, worker *wk)
+{
+    static const deadline forever = {.forever = 1};
+    int go_on;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&p->mutex);
+    p->n_parked++;
+    kick_forker(p);
+    while (p->pausing) {
+        waiter_init(&wk->w);
+        p->idle[p->n_idle++] = &wk->w;
+        pthread_mutex_unlock(&p->mutex);
+        (void)waiter_wait(&wk->w, &forever, 0, 0);
+        pthread_mutex_lock(&p->mutex);
+    }
+    p->n_parked--;
+    go_on = !p->broken && !(p->shutdown && p->head == NULL);
+    pthread_mutex_unlock(&p->mutex);
+    Py_END_ALLOW_THREADS
+    return go_on ? 0 : -1;
+}
+
 static void
 worker_main(void *arg)
 {
@@ -456,6 +554,13 @@ worker_main(void *arg)
            config) would keep it alive until exit. */
         (void)runtime_close(e);
         entry_decref(e);
+        if (wk->pause) {
+            wk->pause = 0;
+            if (worker_park(p, wk) < 0) {
+                break;
+            }
+            continue;
+        }
         if (!wk->replace) {
             break;
         }
@@ -465,6 +570,7 @@ worker_main(void *arg)
 exit:
     pthread_mutex_lock(&p->mutex);
     p->n_alive--;
+    kick_forker(p);
     if (p->n_alive == 0) {
         /* nobody is left to run what is queued */
         task *list = p->head;
@@ -611,6 +717,7 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->pool = p;
     self->broken_cls = Py_NewRef(broken_cls);
+    pools_add(p);
     /* Start every worker now; they make their interpreters in parallel. */
     for (int i = 0; i < n_workers; i++) {
         worker *wk = &p->workers[i];
@@ -1058,10 +1165,10 @@ poolobj_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
     pool *p = self->pool;
     pthread_mutex_lock(&p->mutex);
     PyObject *res = Py_BuildValue(
-        "{sisisisisLsisi}", "workers", p->n_workers, "alive", p->n_alive,
-        "ready", p->n_ready, "idle", p->n_idle, "outstanding",
+        "{sisisisisLsisisisi}", "workers", p->n_workers, "alive",
+        p->n_alive, "ready", p->n_ready, "idle", p->n_idle, "outstanding",
         (long long)p->outstanding, "shutdown", p->shutdown, "broken",
-        p->broken);
+        p->broken, "parked", p->n_parked, "pausing", p->pausing);
     pthread_mutex_unlock(&p->mutex);
     return res;
 }
@@ -1095,6 +1202,262 @@ static PyType_Spec poolobj_spec = {
     .slots = poolobj_slots,
 };
 
+/* ------------------------------------------------------------------ */
+/* fork (see the top of this file)                                      */
+
+/* The pools paused by the "before" hook, each with a reference, until
+ * "after in parent" resumes them.  Only the forking thread, holding the
+ * main interpreter's GIL, touches these. */
+static pool **paused;
+static int n_paused;
+
+static void
+resume_paused(void)
+{
+    for (int i = 0; i < n_paused; i++) {
+        pool *p = paused[i];
+        pthread_mutex_lock(&p->mutex);
+        p->pausing = 0;
+        wake_all_idle(p);
+        pthread_mutex_unlock(&p->mutex);
+        pool_decref(p);
+    }
+    PyMem_RawFree(paused);
+    paused = NULL;
+    n_paused = 0;
+}
+
+/* Interpreters that are not pool workers cannot be closed for a fork;
+ * the child would crash deleting them (CPython gh-101437). */
+static PyObject *
+fork_warn_subinterpreters(void)
+{
+    int n = runtime_count_subinterpreters();
+    if (n > 0 &&
+        PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                         "os.fork() with %d subinterpreter(s) alive: CPython "
+                         "cannot delete them in the child process, which "
+                         "may crash or hang; close them before forking "
+                         "(subinterp pools are paused for a fork and need "
+                         "nothing)", n) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* os.register_at_fork(before=...): every worker of every pool finishes its
+ * task, closes its interpreter and parks. */
+static PyObject *
+pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    (void)mod;
+    static const deadline forever = {.forever = 1};
+    if (paused != NULL) {
+        resume_paused();    /* a fork that failed before its after hooks */
+    }
+    pthread_mutex_lock(&pools_mutex);
+    int n = 0;
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        n++;
+    }
+    if (n > 0) {
+        paused = PyMem_RawMalloc((size_t)n * sizeof(pool *));
+        if (paused == NULL) {
+            pthread_mutex_unlock(&pools_mutex);
+            return PyErr_NoMemory();
+        }
+    }
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        pthread_mutex_lock(&p->mutex);
+        p->refcnt++;
+        p->pausing = 1;
+        wake_all_idle(p);
+        pthread_mutex_unlock(&p->mutex);
+        paused[n_paused++] = p;
+    }
+    pthread_mutex_unlock(&pools_mutex);
+    if (n_paused == 0) {
+        return fork_warn_subinterpreters();
+    }
+    /* The GIL is released: a worker comes back to its owner's thread
+       state (maybe this interpreter's) when it closes its interpreter. */
+    Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < n_paused; i++) {
+        pool *p = paused[i];
+        waiter w;
+        pthread_mutex_lock(&p->mutex);
+        while (p->n_parked < p->n_alive) {
+            waiter_init(&w);
+            p->forker = &w;
+            pthread_mutex_unlock(&p->mutex);
+            (void)waiter_wait(&w, &forever, 0, 0);
+            pthread_mutex_lock(&p->mutex);
+            if (p->forker == &w) {
+                p->forker = NULL;
+            }
+            waiter_fini(&w);
+        }
+        pthread_mutex_unlock(&p->mutex);
+    }
+    Py_END_ALLOW_THREADS
+    return fork_warn_subinterpreters();
+}
+
+/* os.register_at_fork(after_in_parent=...): the workers make new
+ * interpreters and go on. */
+static PyObject *
+pools_fork_after_parent(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    (void)mod;
+    resume_paused();
+    Py_RETURN_NONE;
+}
+
+static const char forked_msg[] =
+    "the pool's workers do not exist in this process: it was forked from "
+    "the process that made the pool (make a new pool here)";
+
+/* pthread_atfork: the pool mutexes are consistent in the child. */
+static void
+pools_atfork_prepare(void)
+{
+    pthread_mutex_lock(&pools_mutex);
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        pthread_mutex_lock(&p->mutex);
+    }
+}
+
+static void
+pools_atfork_parent(void)
+{
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        pthread_mutex_unlock(&p->mutex);
+    }
+    pthread_mutex_unlock(&pools_mutex);
+}
+
+/* In the child only the forking thread exists: no worker, no collector,
+ * nobody parked.  Every pool is broken; its queued tasks are failed and
+ * left on the done list, where Future.result() finds them. */
+static void
+pools_atfork_child(void)
+{
+    pthread_mutex_init(&pools_mutex, NULL);
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        pthread_mutex_init(&p->mutex, NULL);
+        if (!p->broken) {
+            p->broken = 1;
+            PyMem_RawFree(p->broken_msg);
+            p->broken_msg = PyMem_RawMalloc(sizeof(forked_msg));
+            if (p->broken_msg != NULL) {
+                memcpy(p->broken_msg, forked_msg, sizeof(forked_msg));
+            }
+        }
+        p->refcnt -= p->n_alive;   /* the workers' references */
+        p->n_alive = 0;
+        p->n_idle = 0;
+        p->n_parked = 0;
+        p->pausing = 0;
+        p->collector = p->joiner = p->forker = NULL;
+        task *t = p->head;
+        p->head = p->tail = NULL;
+        while (t != NULL) {
+            task *next = t->next;
+            int expect = T_PENDING;
+            if (atomic_compare_exchange_strong(&t->state, &expect,
+                                               T_RUNNING)) {
+                t->broken = 1;
+                atomic_store(&t->state, T_DONE);
+            }
+            atomic_store(&t->notify, NOTIFY_DONE);
+            /* the queue's reference becomes the done list's */
+            t->next = NULL;
+            if (p->done_tail != NULL) {
+                p->done_tail->next = t;
+            }
+            else {
+                p->done_head = t;
+            }
+            p->done_tail = t;
+            t = next;
+        }
+    }
+    /* the "before" hook's references: nobody resumes them here */
+    for (int i = 0; i < n_paused; i++) {
+        paused[i]->refcnt--;
+    }
+    PyMem_RawFree(paused);
+    paused = NULL;
+    n_paused = 0;
+    pool *p = all_pools;
+    while (p != NULL) {
+        pool *next = p->all_next;
+        if (p->refcnt == 0) {
+            pools_remove(p);
+            pool_free(p);
+        }
+        p = next;
+    }
+}
+
+static void
+pools_atfork_register(void)
+{
+    (void)pthread_atfork(pools_atfork_prepare, pools_atfork_parent,
+                         pools_atfork_child);
+}
+
+static PyMethodDef pool_functions[] = {
+    {"_pools_fork_before", pools_fork_before, METH_NOARGS,
+     "os.register_at_fork(before=...) hook: pause every pool."},
+    {"_pools_fork_after_parent", pools_fork_after_parent, METH_NOARGS,
+     "os.register_at_fork(after_in_parent=...) hook: resume them."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Forks of the main interpreter (the only one that may fork with
+ * subinterpreters around) pause the pools; registered once. */
+static int
+register_fork_hooks(PyObject *mod)
+{
+    static int registered = 0;
+    if (registered || PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        return 0;
+    }
+    PyObject *os = PyImport_ImportModule("os");
+    if (os == NULL) {
+        return -1;
+    }
+    PyObject *reg = PyObject_GetAttrString(os, "register_at_fork");
+    Py_DECREF(os);
+    if (reg == NULL) {
+        PyErr_Clear();      /* no fork here */
+        return 0;
+    }
+    PyObject *before = PyObject_GetAttrString(mod, "_pools_fork_before");
+    PyObject *after = PyObject_GetAttrString(mod, "_pools_fork_after_parent");
+    PyObject *kw = NULL, *args = NULL, *res = NULL;
+    if (before != NULL && after != NULL) {
+        kw = Py_BuildValue("{sOsO}", "before", before, "after_in_parent",
+                           after);
+        args = PyTuple_New(0);
+    }
+    if (kw != NULL && args != NULL) {
+        res = PyObject_Call(reg, args, kw);
+    }
+    Py_XDECREF(before);
+    Py_XDECREF(after);
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_DECREF(reg);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    registered = 1;
+    return 0;
+}
+
 int
 pool_init(PyObject *mod, module_state *st)
 {
@@ -1104,6 +1467,12 @@ pool_init(PyObject *mod, module_state *st)
         return -1;
     }
     if (PyModule_AddType(mod, st->PoolType) < 0) {
+        return -1;
+    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, pools_atfork_register);
+    if (PyModule_AddFunctions(mod, pool_functions) < 0 ||
+        register_fork_hooks(mod) < 0) {
         return -1;
     }
     return PyModule_AddIntConstant(mod, "OUTCOME_RESULT", OUTCOME_RESULT) ||

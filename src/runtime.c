@@ -1043,6 +1043,22 @@ runtime_shutdown(double grace)
     Py_RETURN_NONE;
 }
 
+/* How many interpreters other than the main one are alive (for the
+ * warning at fork). */
+int
+runtime_count_subinterpreters(void)
+{
+    int n = 0;
+    LOCK();
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (!e->is_main && e->interp != NULL) {
+            n++;
+        }
+    }
+    UNLOCK();
+    return n;
+}
+
 int
 runtime_is_shutting_down(void)
 {

@@ -246,6 +246,7 @@ int runtime_entry_state(interp_entry *e, int *running, int *owned);
 int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);
 int runtime_is_shutting_down(void);
+int runtime_count_subinterpreters(void);
 void runtime_module_freed(void);
 
 /* Raise the exception for an err_code (one place for every component's

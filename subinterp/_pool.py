@@ -320,6 +320,22 @@ def default_pool() -> Pool:
         return _default_pool
 
 
+def _after_fork_in_child() -> None:
+    # The pools of the parent are broken here (their workers are threads
+    # of the parent; the C core fails their Futures): forget them, so that
+    # the default pool is made anew on first use and exit has nothing to
+    # join.  Locks another thread held at the fork are made anew too.
+    global _default_pool, _default_lock, _live_lock
+    _default_pool = None
+    _default_lock = threading.Lock()
+    _live_lock = threading.Lock()
+    _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
     """``default_pool().submit(fn, *args, **kwargs)``."""
     return default_pool().submit(fn, *args, **kwargs)

@@ -477,6 +477,107 @@ def test_exit_with_default_pool_in_use():
     assert res.stdout == "499500\n"
 
 
+FORK_SCRIPT = """
+import os, sys, time, warnings
+import multiprocessing, concurrent.futures as cf
+import subinterp, test_pool
+warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+
+pool = subinterp.Pool(1, initializer=test_pool.init_worker, initargs=(7,))
+assert pool.submit(test_pool.initialized).result() == [7]
+assert sum(subinterp.map(test_pool.add, range(10))) == 45
+running = pool.submit(test_pool.sleep_return, 0.3, "ran")
+queued = pool.submit(test_pool.add, 40, 2)
+time.sleep(0.1)             # the first task is running
+pid = os.fork()             # waits for it, then forks
+if pid == 0:
+    code = 1
+    try:
+        assert running.result(timeout=5) == "ran"
+        try:
+            queued.result(timeout=5)
+        except subinterp.BrokenInterpreterPool as exc:
+            assert "forked" in str(exc), exc
+        else:
+            raise AssertionError("the parent's queued task ran in the child")
+        try:
+            pool.submit(test_pool.add, 1)
+        except subinterp.BrokenInterpreterPool:
+            pass
+        else:
+            raise AssertionError("the parent's pool took a task")
+        pool.shutdown()
+        with subinterp.Pool(2) as fresh:
+            assert fresh.submit(test_pool.add, 2, 3).result() == 5
+        assert sum(subinterp.map(test_pool.add, range(100))) == 4950
+        it = subinterp.create()
+        assert it.call(test_pool.add, 1, 1) == 2
+        code = 0
+    finally:
+        sys.stdout.flush()
+        if code:
+            os._exit(code)
+    sys.exit(0)             # a normal exit, with pools to shut down
+print("running", running.result(timeout=30), "queued", queued.result(timeout=30))
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+# the parent's pools go on, with their initializer run again
+assert pool.submit(test_pool.initialized).result() == [7]
+assert sum(subinterp.map(test_pool.add, range(10))) == 45
+# multiprocessing's fork start method, with pools alive
+ctx = multiprocessing.get_context("fork")
+with cf.ProcessPoolExecutor(2, mp_context=ctx) as procs:
+    print("procs", sum(procs.map(test_pool.add, range(10))))
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print("stats", pool.stats()["alive"], pool.stats()["pausing"])
+pool.shutdown()
+print("bye")
+"""
+
+
+def test_fork_with_live_pools():
+    res = run_script(FORK_SCRIPT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == (
+        "running ran queued 42\nchild 0\nprocs 45\nstats 1 0\nbye\n"
+    ), res.stderr
+    assert res.stderr == ""
+
+
+def test_fork_hooks_pause_pools_and_warn_of_interpreters():
+    # The os.register_at_fork hooks, called without a fork: the pool's
+    # worker closes its interpreter and parks, and comes back after.
+    from subinterp import _core
+
+    with Pool(1, initializer=init_worker, initargs=(3,)) as p:
+        first = p.submit(interp_id).result()
+        _core._pools_fork_before()
+        try:
+            st = p.stats()
+            assert st["pausing"] == 1 and st["parked"] == 1
+            queued = p.submit(add, 1, 2)
+            time.sleep(0.05)
+            assert not queued.done()
+        finally:
+            _core._pools_fork_after_parent()
+        assert queued.result(timeout=30) == 3
+        assert p.submit(interp_id).result() != first
+        assert p.submit(initialized).result() == [3]
+        assert p.stats()["parked"] == 0
+
+    it = subinterp.create()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"\d+ subinterpreter"):
+            _core._pools_fork_before()
+        _core._pools_fork_after_parent()
+    finally:
+        it.close()
+
+
 def test_fork_after_shutdown_can_make_new_pool():
     res = run_script(
         """

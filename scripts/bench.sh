@@ -32,5 +32,9 @@ fi
 log "bench: building for $ver ($py, $where)"
 in_env "$where" env -u SUBINTERP_CFLAGS -u SUBINTERP_LDFLAGS \
     "$py" setup.py build_ext --inplace --build-temp "build/temp-$ver-release" --force
+# Byte-compile the package, as installing it does: every new interpreter
+# imports subinterp, and without .pyc files (PYTHONDONTWRITEBYTECODE, a
+# read-only checkout) each would parse and compile its source again.
+in_env "$where" "$py" -m compileall -q subinterp >/dev/null
 log "bench: python$ver -m subinterp bench ${bench_args[*]}"
 in_env "$where" "$py" -m subinterp bench "${bench_args[@]}"

@@ -141,6 +141,7 @@ struct pool {
     int n_alive;                /* workers not exited */
     int n_ready;                /* workers that made their interpreter */
     int64_t outstanding;        /* submitted, not finalized */
+    int started;                /* start() was called */
     int pausing;                /* a fork is coming: workers park */
     int n_parked;               /* workers parked without interpreter */
     waiter *forker;             /* the forking thread, waiting for them */
@@ -717,36 +718,57 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->pool = p;
     self->broken_cls = Py_NewRef(broken_cls);
-    pools_add(p);
-    /* Start every worker now; they make their interpreters in parallel. */
     for (int i = 0; i < n_workers; i++) {
-        worker *wk = &p->workers[i];
-        wk->pool = p;
-        wk->index = i;
-        waiter_init(&wk->w);
-        pthread_mutex_lock(&p->mutex);
-        p->refcnt++;
-        p->n_alive++;
-        pthread_mutex_unlock(&p->mutex);
-        if (PyThread_start_new_thread(worker_main, wk) == PYTHREAD_INVALID_THREAD_ID) {
-            pthread_mutex_lock(&p->mutex);
-            p->refcnt--;
-            p->n_alive--;
-            p->shutdown = 1;
-            wake_all_idle(p);
-            pthread_mutex_unlock(&p->mutex);
-            PyErr_SetString(PyExc_RuntimeError,
-                            "could not start a worker thread");
-            Py_DECREF(self);
-            return NULL;
-        }
+        p->workers[i].pool = p;
+        p->workers[i].index = i;
+        waiter_init(&p->workers[i].w);
     }
+    pools_add(p);
     return (PyObject *)self;
 error:
     if (p != NULL) {
         pool_decref(p);
     }
     return NULL;
+}
+
+/* start(): start every worker; they make their interpreters in parallel.
+ * Separate from the constructor so that the owner can start its own
+ * threads first, while no worker competes for its GIL. */
+static PyObject *
+poolobj_start(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    pthread_mutex_lock(&p->mutex);
+    int started = p->started;
+    p->started = 1;
+    pthread_mutex_unlock(&p->mutex);
+    if (started) {
+        PyErr_SetString(PyExc_RuntimeError, "the pool was already started");
+        return NULL;
+    }
+    for (int i = 0; i < p->n_workers; i++) {
+        worker *wk = &p->workers[i];
+        pthread_mutex_lock(&p->mutex);
+        p->refcnt++;
+        p->n_alive++;
+        pthread_mutex_unlock(&p->mutex);
+        if (PyThread_start_new_thread(worker_main, wk) ==
+            PYTHREAD_INVALID_THREAD_ID) {
+            pthread_mutex_lock(&p->mutex);
+            p->refcnt--;
+            p->n_alive--;
+            p->shutdown = 1;
+            wake_all_idle(p);
+            kick_collector(p);
+            pthread_mutex_unlock(&p->mutex);
+            PyErr_SetString(PyExc_RuntimeError,
+                            "could not start a worker thread");
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
 }
 
 static void
@@ -1174,6 +1196,7 @@ poolobj_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef poolobj_methods[] = {
+    {"start", poolobj_start, METH_NOARGS, "start() the workers"},
     {"submit", _PyCFunction_CAST(poolobj_submit), METH_FASTCALL,
      "submit(future, fn, args, kwargs) -> token"},
     {"wait", _PyCFunction_CAST(poolobj_wait), METH_FASTCALL,

@@ -191,6 +191,7 @@ class Pool(Executor):
             daemon=True,
         )
         self._collector.start()
+        self._core.start()  # after our own thread: no worker wants our GIL yet
         with _live_lock:
             _live[self._core] = self._collector
         # dropped without shutdown(): stop taking tasks, finish the queued

@@ -2,7 +2,9 @@
 
 Measures, in one run of one Python, for subinterp.Pool, ThreadPoolExecutor,
 ProcessPoolExecutor and (3.14+) the standard library's
-InterpreterPoolExecutor, each with 2 workers:
+InterpreterPoolExecutor, each with 2 workers (ProcessPoolExecutor with the
+forkserver start method, the default from 3.14 on, and on Linux also with
+fork, the default before):
 
 * serial ``submit(noop).result()`` latency,
 * ``map(noop, range(N))`` throughput (default chunking of each executor;
@@ -64,6 +66,13 @@ def executors():
         ("ProcessPoolExecutor",
          lambda: cf.ProcessPoolExecutor(WORKERS, mp_context=ctx))
     )
+    if sys.platform == "linux":
+        # the default start method on Linux before 3.14: the cheapest start
+        fork = multiprocessing.get_context("fork")
+        out.append(
+            ("ProcessPoolExecutor (fork)",
+             lambda: cf.ProcessPoolExecutor(WORKERS, mp_context=fork))
+        )
     std = getattr(cf, "InterpreterPoolExecutor", None)
     if std is not None:
         out.append(("stdlib InterpreterPoolExecutor", lambda: std(WORKERS)))

@@ -12,6 +12,7 @@ root after building in place::
 Payloads (the issue's performance targets):
 
   dicts       1000 dicts of ~1 KB: 32 short str keys -> short str values
+  dicts_apart the same, each dict with its own (equal) key strings
   json        a ~1 MB JSON document as an API returns it (a page of user
               records with nested addresses, orders, items), from
               json.loads
@@ -65,6 +66,15 @@ def make_dicts():
     keys = [f"key_{i:02d}" for i in range(32)]
     return [
         {k: f"value-{j:05d}-{i:02d}-abcdefghijk" for i, k in enumerate(keys)}
+        for j in range(1000)
+    ]
+
+
+def make_dicts_apart():
+    # the same records, but every dict builds its own key strings (as
+    # f-strings, parsers and csv readers do): equal keys, distinct objects
+    return [
+        {f"key_{i:02d}": f"value-{j:05d}-{i:02d}-abcdefghijk" for i in range(32)}
         for j in range(1000)
     ]
 
@@ -157,6 +167,7 @@ def make_json_irregular(target=1_000_000):
 
 PAYLOADS = {
     "dicts": make_dicts,
+    "dicts_apart": make_dicts_apart,
     "json": make_json,
     "json_irregular": make_json_irregular,
     "ints": lambda: list(range(1_000_000)),

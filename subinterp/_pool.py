@@ -147,6 +147,10 @@ class Pool(Executor):
     max_tasks_per_worker: replace a worker's interpreter after that many
         tasks.
     thread_name_prefix: prefix of the workers' OS thread names.
+
+    ``os.fork()`` waits for the running tasks, and the workers replace
+    their interpreters after it (CPython cannot fork with subinterpreters
+    alive); in the child, inherited pools are broken and new ones work.
     """
 
     def __init__(

@@ -142,9 +142,10 @@ struct pool {
     int n_ready;                /* workers that made their interpreter */
     int64_t outstanding;        /* submitted, not finalized */
     int started;                /* start() was called */
-    int pausing;                /* a fork is coming: workers park */
+    int pausing;                /* forks coming (one per forking thread):
+                                   workers park while above 0 */
     int n_parked;               /* workers parked without interpreter */
-    waiter *forker;             /* the forking thread, waiting for them */
+    pthread_cond_t parked;      /* broadcast when a worker parks or exits */
 
     pool *all_prev, *all_next;  /* all_pools; pools_mutex */
 
@@ -208,6 +209,7 @@ pool_free(pool *p)
         msg_free(p->initializer);
     }
     path_copy_free(&p->path);
+    pthread_cond_destroy(&p->parked);
     pthread_mutex_destroy(&p->mutex);
     PyMem_RawFree(p);
 }
@@ -252,12 +254,13 @@ kick_joiner(pool *p)
     }
 }
 
+/* A worker parked or exited: wake the threads waiting to fork.  mutex
+ * held. */
 static void
 kick_forker(pool *p)
 {
-    if (p->forker != NULL && p->n_parked >= p->n_alive) {
-        fire(p->forker);
-        p->forker = NULL;
+    if (p->pausing > 0) {
+        pthread_cond_broadcast(&p->parked);
     }
 }
 
@@ -666,6 +669,7 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return PyErr_NoMemory();
     }
     pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->parked, NULL);
     p->refcnt = 1;
     p->n_workers = n_workers;
     p->max_tasks = max_t;
@@ -1229,10 +1233,11 @@ static PyType_Spec poolobj_spec = {
 /* fork (see the top of this file)                                      */
 
 /* The pools paused by the "before" hook, each with a reference, until
- * "after in parent" resumes them.  Only the forking thread, holding the
- * main interpreter's GIL, touches these. */
-static pool **paused;
-static int n_paused;
+ * "after in parent" resumes them: per thread, since two threads may fork
+ * at once (each pauses every pool; the workers go on when both are
+ * through). */
+static _Thread_local pool **paused;
+static _Thread_local int n_paused;
 
 static void
 resume_paused(void)
@@ -1240,8 +1245,9 @@ resume_paused(void)
     for (int i = 0; i < n_paused; i++) {
         pool *p = paused[i];
         pthread_mutex_lock(&p->mutex);
-        p->pausing = 0;
-        wake_all_idle(p);
+        if (--p->pausing == 0) {
+            wake_all_idle(p);
+        }
         pthread_mutex_unlock(&p->mutex);
         pool_decref(p);
     }
@@ -1269,12 +1275,13 @@ fork_warn_subinterpreters(void)
 }
 
 /* os.register_at_fork(before=...): every worker of every pool finishes its
- * task, closes its interpreter and parks. */
+ * task, closes its interpreter and parks.  The pools stay paused until
+ * "after in parent", even when the warning below raises (os.fork() reports
+ * a hook's exception and forks anyway). */
 static PyObject *
 pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
     (void)mod;
-    static const deadline forever = {.forever = 1};
     if (paused != NULL) {
         resume_paused();    /* a fork that failed before its after hooks */
     }
@@ -1292,11 +1299,13 @@ pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
     }
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
         pthread_mutex_lock(&p->mutex);
-        p->refcnt++;
-        p->pausing = 1;
-        wake_all_idle(p);
+        if (p->refcnt > 0) {    /* 0: being freed, gone in a moment */
+            p->refcnt++;
+            p->pausing++;
+            wake_all_idle(p);
+            paused[n_paused++] = p;
+        }
         pthread_mutex_unlock(&p->mutex);
-        paused[n_paused++] = p;
     }
     pthread_mutex_unlock(&pools_mutex);
     if (n_paused == 0) {
@@ -1307,18 +1316,9 @@ pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
     Py_BEGIN_ALLOW_THREADS
     for (int i = 0; i < n_paused; i++) {
         pool *p = paused[i];
-        waiter w;
         pthread_mutex_lock(&p->mutex);
         while (p->n_parked < p->n_alive) {
-            waiter_init(&w);
-            p->forker = &w;
-            pthread_mutex_unlock(&p->mutex);
-            (void)waiter_wait(&w, &forever, 0, 0);
-            pthread_mutex_lock(&p->mutex);
-            if (p->forker == &w) {
-                p->forker = NULL;
-            }
-            waiter_fini(&w);
+            pthread_cond_wait(&p->parked, &p->mutex);
         }
         pthread_mutex_unlock(&p->mutex);
     }
@@ -1368,6 +1368,7 @@ pools_atfork_child(void)
     pthread_mutex_init(&pools_mutex, NULL);
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
         pthread_mutex_init(&p->mutex, NULL);
+        pthread_cond_init(&p->parked, NULL);
         if (!p->broken) {
             p->broken = 1;
             PyMem_RawFree(p->broken_msg);
@@ -1381,7 +1382,7 @@ pools_atfork_child(void)
         p->n_idle = 0;
         p->n_parked = 0;
         p->pausing = 0;
-        p->collector = p->joiner = p->forker = NULL;
+        p->collector = p->joiner = NULL;
         task *t = p->head;
         p->head = p->tail = NULL;
         while (t != NULL) {
@@ -1405,7 +1406,8 @@ pools_atfork_child(void)
             t = next;
         }
     }
-    /* the "before" hook's references: nobody resumes them here */
+    /* the forking thread's "before" references: nobody resumes them
+       here (other threads' pauses are lost with those threads) */
     for (int i = 0; i < n_paused; i++) {
         paused[i]->refcnt--;
     }

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 from script_helpers import run_script
@@ -548,6 +549,43 @@ def test_fork_with_live_pools():
     assert res.stderr == ""
 
 
+def test_fork_from_two_threads_at_once():
+    # Each fork pauses every pool; the workers go on once both are through.
+    res = run_script(
+        """
+        import os, threading, warnings, subinterp, test_pool
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pool = subinterp.Pool(2)
+        assert pool.submit(test_pool.add, 1).result() == 1
+        running = pool.submit(test_pool.sleep_return, 0.2, "ran")
+        barrier = threading.Barrier(2)
+        codes = []
+
+        def fork():
+            barrier.wait()
+            pid = os.fork()
+            if pid == 0:
+                with subinterp.Pool(1) as p:
+                    os._exit(0 if p.submit(test_pool.add, 2).result() == 2
+                             else 1)
+            codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+        threads = [threading.Thread(target=fork) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(codes, running.result(timeout=30),
+              pool.submit(test_pool.add, 3).result(timeout=30),
+              pool.stats()["pausing"])
+        pool.shutdown()
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "[0, 0] ran 3 0\n", res.stderr
+    assert res.stderr == ""
+
+
 def test_fork_hooks_pause_pools_and_warn_of_interpreters():
     # The os.register_at_fork hooks, called without a fork: the pool's
     # worker closes its interpreter and parks, and comes back after.
@@ -555,8 +593,11 @@ def test_fork_hooks_pause_pools_and_warn_of_interpreters():
 
     with Pool(1, initializer=init_worker, initargs=(3,)) as p:
         first = p.submit(interp_id).result()
-        _core._pools_fork_before()
         try:
+            # (interpreters other tests left alive make it warn)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                _core._pools_fork_before()
             st = p.stats()
             assert st["pausing"] == 1 and st["parked"] == 1
             queued = p.submit(add, 1, 2)
@@ -572,8 +613,10 @@ def test_fork_hooks_pause_pools_and_warn_of_interpreters():
     it = subinterp.create()
     try:
         with pytest.warns(RuntimeWarning, match=r"\d+ subinterpreter"):
-            _core._pools_fork_before()
-        _core._pools_fork_after_parent()
+            try:
+                _core._pools_fork_before()
+            finally:
+                _core._pools_fork_after_parent()
     finally:
         it.close()
 

@@ -133,6 +133,9 @@ struct pool {
     task *done_head, *done_tail;
     waiter **idle;              /* parked workers, n_workers slots */
     int n_idle;
+    waiter **cold;              /* workers parked without an interpreter
+                                   after a fork, waiting for a task */
+    int n_cold;
     waiter *collector;          /* parked collector, or NULL */
     waiter *joiner;             /* a thread waiting for workers to exit */
     int shutdown;
@@ -204,6 +207,7 @@ pool_free(pool *p)
     }
     PyMem_RawFree(p->workers);
     PyMem_RawFree(p->idle);
+    PyMem_RawFree(p->cold);
     PyMem_RawFree(p->broken_msg);
     if (p->initializer != NULL) {
         msg_free(p->initializer);
@@ -271,6 +275,10 @@ wake_all_idle(pool *p)
         fire(p->idle[i]);
     }
     p->n_idle = 0;
+    for (int i = 0; i < p->n_cold; i++) {
+        fire(p->cold[i]);
+    }
+    p->n_cold = 0;
 }
 
 /* The worker is through with t (ran it, or skipped it): hand it to a
@@ -498,7 +506,10 @@ worker_loop(void *arg)
 }
 
 /* Parked for a fork, without an interpreter, holding no GIL, until the
- * fork is over (in the parent: in the child this thread does not exist).
+ * fork is over (in the parent: in the child this thread does not exist)
+ * and there is a task to run: a new interpreter is made on demand, so
+ * that forks in a row (multiprocessing starting its processes) find the
+ * workers parked already, and idle workers cost nothing meanwhile.
  * 0: go on, with a new interpreter; -1: the pool has nothing more to do. */
 static int
 worker_park(pool *p, worker *wk)
@@ -509,9 +520,10 @@ worker_park(pool *p, worker *wk)
     pthread_mutex_lock(&p->mutex);
     p->n_parked++;
     kick_forker(p);
-    while (p->pausing) {
+    while (p->pausing ||
+           (p->head == NULL && !p->shutdown && !p->broken)) {
         waiter_init(&wk->w);
-        p->idle[p->n_idle++] = &wk->w;
+        p->cold[p->n_cold++] = &wk->w;
         pthread_mutex_unlock(&p->mutex);
         (void)waiter_wait(&wk->w, &forever, 0, 0);
         pthread_mutex_lock(&p->mutex);
@@ -678,7 +690,8 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                   prefix[0] ? prefix : "subinterp-");
     p->workers = PyMem_RawCalloc(n_workers, sizeof(worker));
     p->idle = PyMem_RawCalloc(n_workers, sizeof(waiter *));
-    if (p->workers == NULL || p->idle == NULL) {
+    p->cold = PyMem_RawCalloc(n_workers, sizeof(waiter *));
+    if (p->workers == NULL || p->idle == NULL || p->cold == NULL) {
         PyErr_NoMemory();
         goto error;
     }
@@ -871,6 +884,10 @@ poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     p->outstanding++;
     if (p->n_idle > 0) {
         fire(p->idle[--p->n_idle]);
+    }
+    else if (p->n_cold > 0 && !p->pausing) {
+        /* no warm worker free: one without an interpreter makes one */
+        fire(p->cold[--p->n_cold]);
     }
     pthread_mutex_unlock(&p->mutex);
     Py_DECREF(packed);
@@ -1380,6 +1397,7 @@ pools_atfork_child(void)
         p->refcnt -= p->n_alive;   /* the workers' references */
         p->n_alive = 0;
         p->n_idle = 0;
+        p->n_cold = 0;
         p->n_parked = 0;
         p->pausing = 0;
         p->collector = p->joiner = NULL;

@@ -148,9 +148,10 @@ class Pool(Executor):
         tasks.
     thread_name_prefix: prefix of the workers' OS thread names.
 
-    ``os.fork()`` waits for the running tasks, and the workers replace
-    their interpreters after it (CPython cannot fork with subinterpreters
-    alive); in the child, inherited pools are broken and new ones work.
+    ``os.fork()`` waits for the running tasks and the workers close their
+    interpreters (CPython cannot fork with subinterpreters alive), making
+    new ones when tasks come; in the child, inherited pools are broken and
+    new ones work.
     """
 
     def __init__(

@@ -621,6 +621,30 @@ def test_fork_hooks_pause_pools_and_warn_of_interpreters():
         it.close()
 
 
+def test_after_a_fork_workers_make_interpreters_on_demand():
+    from subinterp import _core
+
+    with Pool(2) as p:
+        assert list(p.map(add, range(10))) == list(range(10))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                _core._pools_fork_before()
+        finally:
+            _core._pools_fork_after_parent()
+        time.sleep(0.05)
+        # nothing to do: no interpreter made, and another fork finds the
+        # workers parked already
+        assert p.stats()["parked"] == 2
+        assert p.submit(add, 2).result() == 2
+        assert p.stats()["parked"] <= 1
+        assert sum(p.map(add, range(1000))) == 499500
+        f = p.submit(sleep_return, 0.05, "late")
+        g = p.submit(sleep_return, 0.05, "later")
+        assert (f.result(), g.result()) == ("late", "later")
+        assert p.stats()["parked"] == 0
+
+
 def test_fork_after_shutdown_can_make_new_pool():
     res = run_script(
         """

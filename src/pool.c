@@ -56,7 +56,9 @@
 #include "subinterp.h"
 #include "wait.h"
 
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* tasks                                                               */
@@ -632,6 +634,8 @@ task_from_capsule(PyObject *capsule)
     return PyCapsule_GetPointer(capsule, "subinterp.task");
 }
 
+static int register_pool_fork_hooks(PyObject *mod);
+
 static PyObject *
 poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -728,6 +732,9 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         if (p->initializer == NULL) {
             goto error;
         }
+    }
+    if (register_pool_fork_hooks(PyType_GetModule(type)) < 0) {
+        goto error;
     }
     self = (PoolObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -1255,6 +1262,7 @@ static PyType_Spec poolobj_spec = {
  * through). */
 static _Thread_local pool **paused;
 static _Thread_local int n_paused;
+static _Thread_local int fork_interrupted;   /* see pools_fork_before */
 
 static void
 resume_paused(void)
@@ -1273,22 +1281,62 @@ resume_paused(void)
     n_paused = 0;
 }
 
-/* Interpreters that are not pool workers cannot be closed for a fork;
- * the child would crash deleting them (CPython gh-101437). */
+/* os.register_at_fork(before=...), run after the pools' hook: interpreters
+ * that are not pool workers cannot be closed for a fork, and the child
+ * cannot delete them (CPython gh-101437; runtime.c makes it exit). */
 static PyObject *
-fork_warn_subinterpreters(void)
+fork_warn_subinterpreters(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
+    (void)mod;
     int n = runtime_count_subinterpreters();
     if (n > 0 &&
         PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "os.fork() with %d subinterpreter(s) alive: CPython "
                          "cannot delete them in the child process, which "
-                         "may crash or hang; close them before forking "
-                         "(subinterp pools are paused for a fork and need "
-                         "nothing)", n) < 0) {
+                         "exits at once with status %d; close them before "
+                         "forking (subinterp pools are paused for a fork "
+                         "and need nothing)", n, SUBINTERP_FORK_EXIT) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* Wait until every worker of p is parked, with the GIL released (a worker
+ * comes back to its owner's thread state, maybe this interpreter's, when it
+ * closes its interpreter).  In the main thread, signal handlers run every
+ * 50 ms meanwhile: -1 with their exception set. */
+static int
+wait_parked(pool *p, int check_signals)
+{
+    for (;;) {
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&p->mutex);
+        if (p->n_parked < p->n_alive) {
+            if (check_signals) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000 * 1000 * 1000;
+                }
+                (void)pthread_cond_timedwait(&p->parked, &p->mutex, &ts);
+            }
+            else {
+                pthread_cond_wait(&p->parked, &p->mutex);
+            }
+        }
+        done = p->n_parked >= p->n_alive;
+        pthread_mutex_unlock(&p->mutex);
+        Py_END_ALLOW_THREADS
+        if (done) {
+            return 0;
+        }
+        if (check_signals && PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
 }
 
 /* os.register_at_fork(before=...): every worker of every pool finishes its
@@ -1326,21 +1374,25 @@ pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
     }
     pthread_mutex_unlock(&pools_mutex);
     if (n_paused == 0) {
-        return fork_warn_subinterpreters();
+        Py_RETURN_NONE;
     }
-    /* The GIL is released: a worker comes back to its owner's thread
-       state (maybe this interpreter's) when it closes its interpreter. */
-    Py_BEGIN_ALLOW_THREADS
+    int check_signals = wait_is_signal_thread();
     for (int i = 0; i < n_paused; i++) {
-        pool *p = paused[i];
-        pthread_mutex_lock(&p->mutex);
-        while (p->n_parked < p->n_alive) {
-            pthread_cond_wait(&p->parked, &p->mutex);
+        if (wait_parked(paused[i], check_signals) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                return NULL;
+            }
+            /* Ctrl-C while a task runs.  A hook cannot stop os.fork():
+               the fork goes ahead with that worker's interpreter alive,
+               so the child exits at once (runtime.c), and the parent gets
+               its KeyboardInterrupt back right after the fork (an
+               exception of a hook would only be printed). */
+            PyErr_Clear();
+            fork_interrupted = 1;
+            Py_RETURN_NONE;
         }
-        pthread_mutex_unlock(&p->mutex);
     }
-    Py_END_ALLOW_THREADS
-    return fork_warn_subinterpreters();
+    Py_RETURN_NONE;
 }
 
 /* os.register_at_fork(after_in_parent=...): the workers make new
@@ -1350,6 +1402,10 @@ pools_fork_after_parent(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
     (void)mod;
     resume_paused();
+    if (fork_interrupted) {
+        fork_interrupted = 0;
+        (void)PyErr_SetInterruptEx(SIGINT);
+    }
     Py_RETURN_NONE;
 }
 
@@ -1451,6 +1507,8 @@ pools_atfork_register(void)
 }
 
 static PyMethodDef pool_functions[] = {
+    {"_fork_warn", fork_warn_subinterpreters, METH_NOARGS,
+     "os.register_at_fork(before=...) hook: warn of live interpreters."},
     {"_pools_fork_before", pools_fork_before, METH_NOARGS,
      "os.register_at_fork(before=...) hook: pause every pool."},
     {"_pools_fork_after_parent", pools_fork_after_parent, METH_NOARGS,
@@ -1458,13 +1516,14 @@ static PyMethodDef pool_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* Forks of the main interpreter (the only one that may fork with
- * subinterpreters around) pause the pools; registered once. */
+/* os.register_at_fork(**{kw1: mod.name1, kw2: mod.name2}); kw2 may be
+ * NULL.  Only in the main interpreter (the only one that may fork with
+ * subinterpreters around); once per *done. */
 static int
-register_fork_hooks(PyObject *mod)
+register_fork_hooks(PyObject *mod, int *done, const char *kw1,
+                    const char *name1, const char *kw2, const char *name2)
 {
-    static int registered = 0;
-    if (registered || PyInterpreterState_Get() != PyInterpreterState_Main()) {
+    if (*done || PyInterpreterState_Get() != PyInterpreterState_Main()) {
         return 0;
     }
     PyObject *os = PyImport_ImportModule("os");
@@ -1477,19 +1536,20 @@ register_fork_hooks(PyObject *mod)
         PyErr_Clear();      /* no fork here */
         return 0;
     }
-    PyObject *before = PyObject_GetAttrString(mod, "_pools_fork_before");
-    PyObject *after = PyObject_GetAttrString(mod, "_pools_fork_after_parent");
-    PyObject *kw = NULL, *args = NULL, *res = NULL;
-    if (before != NULL && after != NULL) {
-        kw = Py_BuildValue("{sOsO}", "before", before, "after_in_parent",
-                           after);
-        args = PyTuple_New(0);
+    PyObject *kw = PyDict_New();
+    PyObject *args = PyTuple_New(0);
+    PyObject *res = NULL;
+    int ok = kw != NULL && args != NULL;
+    const char *kws[2] = {kw1, kw2};
+    const char *names[2] = {name1, name2};
+    for (int i = 0; ok && i < 2 && kws[i] != NULL; i++) {
+        PyObject *fn = PyObject_GetAttrString(mod, names[i]);
+        ok = fn != NULL && PyDict_SetItemString(kw, kws[i], fn) == 0;
+        Py_XDECREF(fn);
     }
-    if (kw != NULL && args != NULL) {
+    if (ok) {
         res = PyObject_Call(reg, args, kw);
     }
-    Py_XDECREF(before);
-    Py_XDECREF(after);
     Py_XDECREF(kw);
     Py_XDECREF(args);
     Py_DECREF(reg);
@@ -1497,8 +1557,20 @@ register_fork_hooks(PyObject *mod)
         return -1;
     }
     Py_DECREF(res);
-    registered = 1;
+    *done = 1;
     return 0;
+}
+
+/* The pools' hooks are registered with the first pool: after the hooks of
+ * modules a pool needs (logging's, through concurrent.futures), so that
+ * the KeyboardInterrupt "after in parent" re-raises is not raised inside
+ * one of theirs, which runs after ours otherwise, and lost there. */
+static int
+register_pool_fork_hooks(PyObject *mod)
+{
+    static int done = 0;
+    return register_fork_hooks(mod, &done, "before", "_pools_fork_before",
+                               "after_in_parent", "_pools_fork_after_parent");
 }
 
 int
@@ -1514,8 +1586,10 @@ pool_init(PyObject *mod, module_state *st)
     }
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     (void)pthread_once(&once, pools_atfork_register);
+    static int warn_done = 0;
     if (PyModule_AddFunctions(mod, pool_functions) < 0 ||
-        register_fork_hooks(mod) < 0) {
+        register_fork_hooks(mod, &warn_done, "before", "_fork_warn", NULL,
+                            NULL) < 0) {
         return -1;
     }
     return PyModule_AddIntConstant(mod, "OUTCOME_RESULT", OUTCOME_RESULT) ||

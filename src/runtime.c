@@ -34,6 +34,8 @@
  * closes everything that is left (runtime_shutdown).
  */
 #include "subinterp.h"
+
+#include <unistd.h>
 #include "wait.h"
 
 #include <string.h>
@@ -1171,11 +1173,32 @@ atfork_parent(void)
     UNLOCK();
 }
 
-/* In the child only this thread exists and CPython has deleted every
- * interpreter but the main one; forget them. */
+/* In the child only this thread exists and CPython is about to delete
+ * every interpreter but the main one; forget them.
+ *
+ * CPython cannot do that deletion (gh-101437): with a subinterpreter
+ * alive, the child hangs (3.12), aborts (3.13) or crashes (3.14+) in
+ * PyOS_AfterFork_Child, which runs right after this handler.  Pools close
+ * their interpreters for a fork; when some other interpreter of ours is
+ * still alive the child cannot go on, so it says why and exits now. */
 static void
 atfork_child(void)
 {
+    int alive = 0;
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (!e->is_main && e->interp != NULL) {
+            alive++;
+        }
+    }
+    if (alive > 0) {
+        static const char msg[] =
+            "subinterp: this process was forked while subinterpreters were "
+            "alive; CPython cannot delete them in the child (gh-101437), "
+            "so the child exits (close interpreters before forking)\n";
+        ssize_t w = write(2, msg, sizeof(msg) - 1);
+        (void)w;
+        _exit(SUBINTERP_FORK_EXIT);
+    }
     pthread_mutex_init(&runtime.mutex, NULL);
     pthread_cond_init(&runtime.idle, NULL);
     thread_rec *rec = pthread_getspecific(thread_key);

@@ -247,6 +247,9 @@ int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);
 int runtime_is_shutting_down(void);
 int runtime_count_subinterpreters(void);
+
+/* Exit status of a forked child that had subinterpreters (EX_SOFTWARE). */
+#define SUBINTERP_FORK_EXIT 70
 void runtime_module_freed(void);
 
 /* Raise the exception for an err_code (one place for every component's

@@ -586,6 +586,38 @@ def test_fork_from_two_threads_at_once():
     assert res.stderr == ""
 
 
+def test_ctrl_c_while_fork_waits_for_a_task():
+    # os.fork() waits for the running task; Ctrl-C stops the wait
+    # promptly: the fork goes ahead (a hook cannot stop it), its child
+    # exits at once, and the parent gets the KeyboardInterrupt.
+    res = run_script(
+        """
+        import os, signal, threading, time, warnings, subinterp, test_pool
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pool = subinterp.Pool(1)
+        busy = pool.submit(test_pool.sleep_return, 3, "done")
+        time.sleep(0.3)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pid = os.fork()
+            if pid == 0:
+                os._exit(0)     # never reached
+            time.sleep(10)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic() - t0 < 2)
+        print("child", os.waitstatus_to_exitcode(os.wait()[1]))
+        print(busy.result(timeout=30), pool.submit(test_pool.add, 4).result())
+        pool.shutdown()
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "interrupted True\nchild 70\ndone 4\n", res.stderr
+
+
 def test_fork_hooks_pause_pools_and_warn_of_interpreters():
     # The os.register_at_fork hooks, called without a fork: the pool's
     # worker closes its interpreter and parks, and comes back after.
@@ -613,10 +645,7 @@ def test_fork_hooks_pause_pools_and_warn_of_interpreters():
     it = subinterp.create()
     try:
         with pytest.warns(RuntimeWarning, match=r"\d+ subinterpreter"):
-            try:
-                _core._pools_fork_before()
-            finally:
-                _core._pools_fork_after_parent()
+            _core._fork_warn()
     finally:
         it.close()
 

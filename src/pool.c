@@ -40,11 +40,12 @@
  * crashes deleting them).  An os.register_at_fork "before" hook of the
  * main interpreter pauses every pool: each worker finishes its running
  * task, closes its interpreter and parks; the fork happens with no worker
- * interpreter alive; "after in parent" lets the workers make new ones
- * (running the initializer again) and go on with the queue.  In the
- * child, where no worker thread exists, a pthread_atfork handler marks
- * every pool broken, so its Futures and submit() fail instead of
- * waiting for ever, and subinterp.Pool() makes new pools there.
+ * interpreter alive; after it, the workers make new ones (running the
+ * initializer again) when there are tasks (worker_park).  Ctrl-C stops
+ * the wait for running tasks (pools_fork_before).  In the child, where no
+ * worker thread exists, a pthread_atfork handler marks every pool broken,
+ * so its Futures and submit() fail instead of waiting for ever, and
+ * subinterp.Pool() makes new pools there.
  *
  * Lifetimes: the pool struct is reference counted (the owner's PoolCore
  * object, and each live worker).  A task is reference counted: the owner's

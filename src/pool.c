@@ -59,7 +59,6 @@
 
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* tasks                                                               */
@@ -151,7 +150,7 @@ struct pool {
     int pausing;                /* forks coming (one per forking thread):
                                    workers park while above 0 */
     int n_parked;               /* workers parked without interpreter */
-    pthread_cond_t parked;      /* broadcast when a worker parks or exits */
+    struct forker *forkers;     /* threads waiting for the workers to park */
 
     pool *all_prev, *all_next;  /* all_pools; pools_mutex */
 
@@ -216,7 +215,6 @@ pool_free(pool *p)
         msg_free(p->initializer);
     }
     path_copy_free(&p->path);
-    pthread_cond_destroy(&p->parked);
     pthread_mutex_destroy(&p->mutex);
     PyMem_RawFree(p);
 }
@@ -261,14 +259,25 @@ kick_joiner(pool *p)
     }
 }
 
-/* A worker parked or exited: wake the threads waiting to fork.  mutex
- * held. */
+/* A thread waiting in a fork's "before" hook (on its stack; more than one
+ * when threads fork at once). */
+typedef struct forker {
+    waiter w;
+    struct forker *next;
+} forker;
+
+/* A worker parked or exited: once all are, wake the threads waiting to
+ * fork.  mutex held. */
 static void
 kick_forker(pool *p)
 {
-    if (p->pausing > 0) {
-        pthread_cond_broadcast(&p->parked);
+    if (p->n_parked < p->n_alive) {
+        return;
     }
+    for (forker *f = p->forkers; f != NULL; f = f->next) {
+        fire(&f->w);
+    }
+    p->forkers = NULL;
 }
 
 static void
@@ -686,7 +695,6 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return PyErr_NoMemory();
     }
     pthread_mutex_init(&p->mutex, NULL);
-    pthread_cond_init(&p->parked, NULL);
     p->refcnt = 1;
     p->n_workers = n_workers;
     p->max_tasks = max_t;
@@ -1304,37 +1312,39 @@ fork_warn_subinterpreters(PyObject *mod, PyObject *Py_UNUSED(ignored))
 
 /* Wait until every worker of p is parked, with the GIL released (a worker
  * comes back to its owner's thread state, maybe this interpreter's, when it
- * closes its interpreter).  In the main thread, signal handlers run every
- * 50 ms meanwhile: -1 with their exception set. */
+ * closes its interpreter).  In the main thread a signal interrupts the
+ * wait: -1 with the exception of its handler set. */
 static int
 wait_parked(pool *p, int check_signals)
 {
+    static const deadline forever = {.forever = 1};
+    forker me;
     for (;;) {
-        int done;
-        Py_BEGIN_ALLOW_THREADS
+        waiter_init(&me.w);
         pthread_mutex_lock(&p->mutex);
-        if (p->n_parked < p->n_alive) {
-            if (check_signals) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 50 * 1000 * 1000;
-                if (ts.tv_nsec >= 1000 * 1000 * 1000) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000 * 1000 * 1000;
-                }
-                (void)pthread_cond_timedwait(&p->parked, &p->mutex, &ts);
-            }
-            else {
-                pthread_cond_wait(&p->parked, &p->mutex);
-            }
-        }
-        done = p->n_parked >= p->n_alive;
-        pthread_mutex_unlock(&p->mutex);
-        Py_END_ALLOW_THREADS
-        if (done) {
+        if (p->n_parked >= p->n_alive) {
+            pthread_mutex_unlock(&p->mutex);
+            waiter_fini(&me.w);
             return 0;
         }
-        if (check_signals && PyErr_CheckSignals() < 0) {
+        me.next = p->forkers;
+        p->forkers = &me;
+        pthread_mutex_unlock(&p->mutex);
+        wait_result r;
+        Py_BEGIN_ALLOW_THREADS
+        r = waiter_wait(&me.w, &forever, check_signals, 1);
+        Py_END_ALLOW_THREADS
+        pthread_mutex_lock(&p->mutex);
+        for (forker **link = &p->forkers; *link != NULL;
+             link = &(*link)->next) {
+            if (*link == &me) {
+                *link = me.next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&p->mutex);
+        waiter_fini(&me.w);
+        if (r == WAIT_INTERRUPTED && PyErr_CheckSignals() < 0) {
             return -1;
         }
     }
@@ -1442,7 +1452,6 @@ pools_atfork_child(void)
     pthread_mutex_init(&pools_mutex, NULL);
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
         pthread_mutex_init(&p->mutex, NULL);
-        pthread_cond_init(&p->parked, NULL);
         if (!p->broken) {
             p->broken = 1;
             PyMem_RawFree(p->broken_msg);
@@ -1458,6 +1467,7 @@ pools_atfork_child(void)
         p->n_parked = 0;
         p->pausing = 0;
         p->collector = p->joiner = NULL;
+        p->forkers = NULL;
         task *t = p->head;
         p->head = p->tail = NULL;
         while (t != NULL) {

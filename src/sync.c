@@ -335,10 +335,21 @@ lockobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &blocking, &timeout)) {
         return NULL;
     }
-    if (!blocking && timeout != NULL && !(PyLong_Check(timeout) &&
-                                          PyLong_AsLong(timeout) == -1)) {
-        sync_error(handle_state(self), SERR_NONBLOCKING_TIMEOUT, 0);
-        return NULL;
+    if (!blocking && timeout != NULL) {
+        /* threading.Lock allows the default timeout, -1, here */
+        int is_default = 0;
+        if (PyLong_Check(timeout)) {
+            int overflow;
+            is_default = PyLong_AsLongAndOverflow(timeout, &overflow) == -1
+                         && !overflow;
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+        }
+        if (!is_default) {
+            sync_error(handle_state(self), SERR_NONBLOCKING_TIMEOUT, 0);
+            return NULL;
+        }
     }
     if (deadline_from_timeout(timeout, 1, &dl) < 0) {
         return NULL;

@@ -13,7 +13,7 @@ V ?=
 BUILD_CFLAGS = -Wall -Wextra
 DEBUG_CFLAGS = -Wall -Wextra -O0 -g3 -UNDEBUG
 
-.PHONY: all build debug setup test test-one asan bench fuzz clean help
+.PHONY: all build debug setup test test-one asan valgrind bench fuzz clean help
 
 all: build
 
@@ -21,9 +21,11 @@ help:
 	@echo "make build      in-place build for PY (default: the 3.12 venv)"
 	@echo "make debug      in-place build for PY with -O0 -g3, asserts on"
 	@echo "make setup      create or reuse the 3.12/3.13 venvs and the 3.14/3.15 root"
-	@echo "make test       setup, then build+test on 3.12-3.15, then the ASan run"
+	@echo "make test       setup, then build+test on 3.12-3.15, the ASan run, the"
+	@echo "                valgrind run and $(FUZZ_TIME) s of codec fuzzing"
 	@echo "make test-one   build+test with PY (a path or a version)"
 	@echo "make asan       ASan+UBSan build and test run"
+	@echo "make valgrind   memcheck run of the codec, queue and lock tests"
 	@echo "make bench      benchmarks on the newest Python (V=3.13 for another)"
 	@echo "make fuzz       the fuzz harness under fuzz/"
 	@echo "make clean      remove build products"
@@ -37,16 +39,22 @@ debug:
 setup:
 	bash scripts/setup-pythons.sh
 
-# Every version, then the sanitizer run even if a version failed; fails if
-# either did.
+# Every version, then the sanitizer, memcheck and fuzz runs even if a
+# version failed; fails if any did.
+FUZZ_TIME ?= 60
 test: setup
-	rc=0; bash scripts/test.sh || rc=1; bash scripts/test-asan.sh || rc=1; exit $$rc
+	rc=0; bash scripts/test.sh || rc=1; bash scripts/test-asan.sh || rc=1; \
+	bash scripts/test-valgrind.sh || rc=1; \
+	$(MAKE) -C fuzz TIME=$(FUZZ_TIME) || rc=1; exit $$rc
 
 test-one: setup
 	bash scripts/test.sh $(PY)
 
 asan: setup
 	bash scripts/test-asan.sh $(PY)
+
+valgrind: setup
+	bash scripts/test-valgrind.sh $(PY)
 
 bench: setup
 	bash scripts/bench.sh $(V)

@@ -100,11 +100,19 @@ apt_install() {
 }
 
 # The host builds the 3.12 / 3.13 extensions and the ASan build: it needs a
-# C compiler (gcc brings libasan and libubsan).
+# C compiler (gcc brings libasan and libubsan).  The memcheck run needs
+# valgrind, the codec's fuzz harness clang with libFuzzer.
 ensure_host_tools() {
-    command -v gcc >/dev/null 2>&1 && return 0
-    log "installing gcc"
-    apt_install gcc libc6-dev
+    local missing=()
+    command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+    command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    if ! command -v clang >/dev/null 2>&1 \
+        || [ ! -e "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then
+        missing+=(clang libclang-rt-14-dev)
+    fi
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
 }
 
 # ---------------------------------------------------------- Debian root ----

@@ -725,7 +725,15 @@ prepare_close(void)
     if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
         goto error;
     }
-    PyObject *res = PyRun_String(code, Py_file_input, ns, ns);
+    /* Not PyRun_String(): it resets the runtime's "unhandled
+       KeyboardInterrupt" flag, and this runs at exit, after a script that
+       Ctrl-C ended must still end by SIGINT (status 130 in a shell). */
+    PyObject *co = Py_CompileString(code, "<subinterp>", Py_file_input);
+    if (co == NULL) {
+        goto error;
+    }
+    PyObject *res = PyEval_EvalCode(co, ns, ns);
+    Py_DECREF(co);
     if (res == NULL) {
         goto error;
     }

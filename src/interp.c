@@ -51,6 +51,195 @@ main_dict(void)
     return PyModule_GetDict(main); /* borrowed */
 }
 
+/* ------------------------------------------------------------------ */
+/* calls at the top level of __main__                                  */
+
+/* A call from another interpreter (Interpreter.call, call_in_thread, pool
+ * tasks) runs as if made at the top level of this interpreter's __main__,
+ * as the standard library's calls do: the builtins that read the caller's
+ * frame (globals, locals, vars, dir, eval, exec) see __main__.__dict__ as
+ * both globals and locals.  Without a Python frame they fail or crash:
+ * globals() returns NULL without an exception on 3.12 and 3.13, and
+ * eval() raises SystemError (3.12, 3.13) or TypeError (3.14).
+ *
+ * The frame is that of a module-level code object, "M()", whose constant
+ * M is the C function main_call_run below, wrapped in a function
+ * bound to __main__.__dict__.  A function whose code is not optimized runs
+ * with its globals as its locals, exactly like exec(code, ns, ns), and its
+ * frame has no local variable of its own to show.  Module-level code takes
+ * no arguments, so the call to make waits in a thread-local slot; each
+ * user saves and restores the slot, so that a nested call (a signal
+ * handler or trace function that runs before the trampoline) finds its
+ * own. */
+
+typedef struct {
+    PyObject *fn;
+    PyObject *args;
+    PyObject *kwargs;   /* or NULL */
+} main_call;
+
+static _Thread_local main_call *pending_main_call;
+
+static PyObject *
+main_call_run(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    main_call *c = pending_main_call;
+    pending_main_call = NULL;
+    if (c == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no call to make");
+        return NULL;
+    }
+    PyObject *res = PyObject_Call(c->fn, c->args, c->kwargs);
+    /* PyObject_Call does not check what a C function returned (a release
+     * build of 3.12 or 3.13 lets globals() without a frame return NULL
+     * with no exception); the eval loop must never see that. */
+    if (res == NULL && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_SystemError,
+                     "%R returned NULL without setting an exception",
+                     c->fn);
+    }
+    return res;
+}
+
+static PyMethodDef main_call_def = {
+    "_main_call", main_call_run, METH_NOARGS, NULL,
+};
+
+#define MAIN_CALL_MARKER "subinterp main call"
+
+/* A new trampoline function whose globals (and so locals) are ns. */
+static PyObject *
+main_call_make(PyObject *ns)
+{
+    PyObject *code = NULL;
+    PyObject *consts = NULL;
+    PyObject *newconsts = NULL;
+    PyObject *runner = NULL;
+    PyObject *replaced = NULL;
+    PyObject *kwargs = NULL;
+    PyObject *replace = NULL;
+    PyObject *empty = NULL;
+    PyObject *func = NULL;
+
+    /* Not "'marker'()", which the compiler warns about (a literal is not
+     * callable); the conditional folds to the same two instructions,
+     * load the constant and call it, on every version. */
+    code = Py_CompileString("('" MAIN_CALL_MARKER "' if 1 else 0)()",
+                            "<subinterp>", Py_eval_input);
+    if (code == NULL) {
+        goto done;
+    }
+    consts = PyObject_GetAttrString(code, "co_consts");
+    if (consts == NULL || !PyTuple_Check(consts)) {
+        goto bad;
+    }
+    newconsts = PyTuple_New(PyTuple_GET_SIZE(consts));
+    runner = PyCFunction_New(&main_call_def, NULL);
+    if (newconsts == NULL || runner == NULL) {
+        goto done;
+    }
+    int found = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, i);
+        if (PyUnicode_Check(c) &&
+            PyUnicode_CompareWithASCIIString(c, MAIN_CALL_MARKER) == 0) {
+            c = runner;
+            found = 1;
+        }
+        PyTuple_SET_ITEM(newconsts, i, Py_NewRef(c));
+    }
+    if (!found) {
+        goto bad;
+    }
+    kwargs = Py_BuildValue("{sO}", "co_consts", newconsts);
+    replace = PyObject_GetAttrString(code, "replace");
+    empty = PyTuple_New(0);
+    if (kwargs == NULL || replace == NULL || empty == NULL) {
+        goto done;
+    }
+    replaced = PyObject_Call(replace, empty, kwargs);
+    if (replaced == NULL) {
+        goto done;
+    }
+    func = PyFunction_New(replaced, ns);
+    goto done;
+bad:
+    PyErr_SetString(PyExc_SystemError, "could not build the main call");
+done:
+    Py_XDECREF(code);
+    Py_XDECREF(consts);
+    Py_XDECREF(newconsts);
+    Py_XDECREF(runner);
+    Py_XDECREF(replaced);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(replace);
+    Py_XDECREF(empty);
+    return func;
+}
+
+/* fn(*args, **kwargs) at the top level of this interpreter's __main__ (see
+ * above); kwargs may be NULL.  New reference, or NULL with an exception
+ * set, its traceback starting at fn (the trampoline's own frame is cut). */
+PyObject *
+interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
+                    PyObject *kwargs)
+{
+    /* What PyImport_AddModule("__main__") finds, without its costs (a
+     * new string, and on 3.13 a weak reference, per call). */
+    PyObject *ns = NULL;
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (st->main_name == NULL) {
+        st->main_name = PyUnicode_InternFromString("__main__");
+        if (st->main_name == NULL) {
+            return NULL;
+        }
+    }
+    if (modules != NULL && PyDict_CheckExact(modules)) {
+        PyObject *mod = PyDict_GetItemWithError(modules, st->main_name);
+        if (mod != NULL && PyModule_Check(mod)) {
+            ns = PyModule_GetDict(mod); /* borrowed */
+        }
+        else if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (ns == NULL && (ns = main_dict()) == NULL) {
+        return NULL;
+    }
+    /* Made again when __main__ was replaced in sys.modules. */
+    if (st->main_call == NULL ||
+        PyFunction_GetGlobals(st->main_call) != ns) {
+        PyObject *made = main_call_make(ns);
+        if (made == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(st->main_call, made);
+    }
+    PyObject *func = Py_NewRef(st->main_call);
+    main_call c = {.fn = fn, .args = args, .kwargs = kwargs};
+    main_call *saved = pending_main_call;
+    pending_main_call = &c;
+    PyObject *res = PyObject_CallNoArgs(func);
+    pending_main_call = saved;
+    if (res == NULL) {
+        PyObject *exc = PyErr_GetRaisedException();
+        PyObject *tb = exc ? PyException_GetTraceback(exc) : NULL;
+        if (tb != NULL && PyTraceBack_Check(tb)) {
+            PyTracebackObject *t = (PyTracebackObject *)tb;
+            PyCodeObject *code = PyFrame_GetCode(t->tb_frame);
+            if ((PyObject *)code == PyFunction_GetCode(func)) {
+                PyException_SetTraceback(
+                    exc, t->tb_next ? (PyObject *)t->tb_next : Py_None);
+            }
+            Py_DECREF(code);
+        }
+        Py_XDECREF(tb);
+        PyErr_SetRaisedException(exc);
+    }
+    Py_DECREF(func);
+    return res;
+}
+
 /* Describe the exception being raised as a message: a tuple (exc or None,
  * type name, qualified name, module, str(exc), formatted traceback).  With
  * with_object the exception itself goes first when it can be encoded (the
@@ -60,6 +249,13 @@ msg *
 interp_capture_exception(module_state *st, int with_object)
 {
     PyObject *exc = PyErr_GetRaisedException();
+    if (exc == NULL) {
+        /* A failure reported without an exception: describe that rather
+         * than crash on it. */
+        PyErr_SetString(PyExc_SystemError,
+                        "error return without exception set");
+        exc = PyErr_GetRaisedException();
+    }
     PyObject *formatted = NULL;
     PyObject *tb_lines = NULL;
     PyObject *info = NULL;
@@ -122,6 +318,26 @@ job_capture_exception(module_state *st, job *j)
     }
 }
 
+/* Running a code object with free variables without the cells they need
+ * crashes; refuse it as builtin exec() does.  0, or -1 with TypeError. */
+static int
+check_no_free_vars(PyObject *code)
+{
+    PyObject *names = PyCode_GetFreevars((PyCodeObject *)code);
+    if (names == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_Check(names) ? PyTuple_GET_SIZE(names) : 0;
+    Py_DECREF(names);
+    if (n > 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "code object passed to exec() may not contain free "
+                        "variables");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 job_exec(PyObject *in)
 {
@@ -145,6 +361,9 @@ job_exec(PyObject *in)
             Py_CLEAR(code);
             PyErr_SetString(PyExc_TypeError, "expected a code object");
         }
+        else if (code != NULL && check_no_free_vars(code) < 0) {
+            Py_CLEAR(code);
+        }
     }
     else {
         PyErr_SetString(PyExc_TypeError, "bad exec job");
@@ -158,7 +377,7 @@ job_exec(PyObject *in)
 }
 
 static PyObject *
-job_call(PyObject *in)
+job_call(module_state *st, PyObject *in)
 {
     if (!PyTuple_Check(in) || PyTuple_GET_SIZE(in) != 3 ||
         !PyTuple_Check(PyTuple_GET_ITEM(in, 1))) {
@@ -175,7 +394,7 @@ job_call(PyObject *in)
         PyErr_SetString(PyExc_TypeError, "bad call job");
         return NULL;
     }
-    return PyObject_Call(fn, args, kwargs);
+    return interp_call_in_main(st, fn, args, kwargs);
 }
 
 static PyObject *
@@ -215,7 +434,7 @@ job_run(void *arg)
         res = job_exec(in);
         break;
     case JOB_CALL:
-        res = job_call(in);
+        res = job_call(st, in);
         break;
     case JOB_PREPARE_MAIN:
         res = job_prepare_main(in);
@@ -546,6 +765,9 @@ encode_exec_input(module_state *st, PyObject *code)
         code = fcode;
     }
     if (PyCode_Check(code)) {
+        if (check_no_free_vars(code) < 0) {
+            return NULL;
+        }
         marshalled = PyMarshal_WriteObjectToString(code,
                                                    Py_MARSHAL_VERSION);
         if (marshalled == NULL) {

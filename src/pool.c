@@ -437,8 +437,9 @@ worker_run(module_state *st, task *t)
         goto error;
     }
     PyObject *kwargs = PyTuple_GET_ITEM(in, 2);
-    res = PyObject_Call(PyTuple_GET_ITEM(in, 0), PyTuple_GET_ITEM(in, 1),
-                        kwargs == Py_None ? NULL : kwargs);
+    res = interp_call_in_main(st, PyTuple_GET_ITEM(in, 0),
+                              PyTuple_GET_ITEM(in, 1),
+                              kwargs == Py_None ? NULL : kwargs);
     if (res == NULL) {
         goto error;
     }
@@ -465,11 +466,12 @@ worker_initialize(module_state *st, pool *p)
         return 0;
     }
     init = codec_decode(st, p->initializer);
-    if (init == NULL || !PyTuple_Check(init) || PyTuple_GET_SIZE(init) != 2) {
+    if (init == NULL || !PyTuple_Check(init) || PyTuple_GET_SIZE(init) != 2 ||
+        !PyTuple_Check(PyTuple_GET_ITEM(init, 1))) {
         goto error;
     }
-    res = PyObject_CallObject(PyTuple_GET_ITEM(init, 0),
-                              PyTuple_GET_ITEM(init, 1));
+    res = interp_call_in_main(st, PyTuple_GET_ITEM(init, 0),
+                              PyTuple_GET_ITEM(init, 1), NULL);
     if (res == NULL) {
         goto error;
     }

@@ -62,6 +62,10 @@ typedef struct module_state {
 
     /* lazily imported helpers (may be NULL) */
     PyObject *call_in_thread; /* subinterp._thread.call_in_thread */
+
+    /* made on first use (interp.c) */
+    PyObject *main_call;      /* trampoline bound to __main__.__dict__ */
+    PyObject *main_name;      /* interned "__main__" */
 } module_state;
 
 extern PyModuleDef coremodule_def;
@@ -199,6 +203,11 @@ interp_entry *interp_object_entry(module_state *st, PyObject *obj);
 msg *interp_capture_exception(module_state *st, int with_object);
 PyObject *interp_exception_from_info(module_state *st, const msg *m,
                                      int original);
+/* fn(*args, **kwargs) (kwargs may be NULL) run with a frame at the top
+ * level of the current interpreter's __main__, as calls from another
+ * interpreter are made; see interp.c. */
+PyObject *interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
+                              PyObject *kwargs);
 /* "isolated", "legacy", a mapping or namespace, plus keyword overrides */
 int interp_config_from_args(PyObject *config, PyObject *overrides,
                             PyInterpreterConfig *cfg);

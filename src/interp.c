@@ -240,13 +240,36 @@ interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
     return res;
 }
 
-/* Describe the exception being raised as a message: a tuple (exc or None,
- * type name, qualified name, module, str(exc), formatted traceback).  With
- * with_object the exception itself goes first when it can be encoded (the
- * pool re-raises it as itself).  Clears the exception; NULL when even the
+/* "TypeError: text" for the exception being raised (cleared), or NULL. */
+static PyObject *
+describe_current_error(void)
+{
+    PyObject *err = PyErr_GetRaisedException();
+    PyObject *res = NULL;
+    if (err != NULL) {
+        PyObject *name = PyType_GetName(Py_TYPE(err));
+        PyObject *text = PyObject_Str(err);
+        if (name != NULL && text != NULL) {
+            res = PyUnicode_FromFormat("%U: %U", name, text);
+        }
+        Py_XDECREF(name);
+        Py_XDECREF(text);
+        Py_DECREF(err);
+    }
+    PyErr_Clear();
+    return res;
+}
+
+/* Describe the exception being raised as a message: a tuple (type name,
+ * qualified name, module, str(exc), formatted traceback, why the object
+ * could not be encoded or None).  With obj, *obj is the exception itself
+ * as a message of its own when it can be encoded (the pool re-raises it
+ * as itself), else NULL: decoding it may still fail in the receiver (an
+ * __init__ that does not take the exception's args), and the description
+ * must survive that.  Clears the exception; NULL when even the
  * description could not be made. */
 msg *
-interp_capture_exception(module_state *st, int with_object)
+interp_capture_exception(module_state *st, msg **obj)
 {
     PyObject *exc = PyErr_GetRaisedException();
     if (exc == NULL) {
@@ -259,13 +282,25 @@ interp_capture_exception(module_state *st, int with_object)
     PyObject *formatted = NULL;
     PyObject *tb_lines = NULL;
     PyObject *info = NULL;
+    PyObject *why_not = NULL;
     msg *m = NULL;
     PyObject *type = (PyObject *)Py_TYPE(exc);
 
+    if (obj != NULL) {
+        *obj = st != NULL ? codec_encode(st, exc) : NULL;
+        if (*obj == NULL) {
+            why_not = describe_current_error();
+        }
+    }
     PyObject *name = PyType_GetName((PyTypeObject *)type);
     PyObject *qualname = PyType_GetQualName((PyTypeObject *)type);
     PyObject *module = PyObject_GetAttrString(type, "__module__");
     PyObject *text = PyObject_Str(exc);
+    if (text == NULL) {
+        /* as the traceback module shows it */
+        PyErr_Clear();
+        text = PyUnicode_FromString("<exception str() failed>");
+    }
     if (name == NULL || qualname == NULL || module == NULL || text == NULL) {
         PyErr_Clear();
     }
@@ -285,20 +320,23 @@ interp_capture_exception(module_state *st, int with_object)
     if (module != NULL && !PyUnicode_Check(module)) {
         Py_CLEAR(module);
     }
-    for (int attempt = with_object ? 0 : 1; attempt < 2 && m == NULL;
-         attempt++) {
-        info = Py_BuildValue("(OOOOOO)", attempt == 0 ? exc : Py_None,
-                             name ? name : Py_None,
-                             qualname ? qualname : Py_None,
-                             module ? module : Py_None,
-                             text ? text : Py_None,
-                             formatted ? formatted : Py_None);
-        if (info != NULL && st != NULL) {
-            m = codec_encode(st, info);
-        }
-        Py_CLEAR(info);
-        PyErr_Clear();
+    info = Py_BuildValue("(OOOOOO)",
+                         name ? name : Py_None,
+                         qualname ? qualname : Py_None,
+                         module ? module : Py_None,
+                         text ? text : Py_None,
+                         formatted ? formatted : Py_None,
+                         why_not ? why_not : Py_None);
+    if (info != NULL && st != NULL) {
+        m = codec_encode(st, info);
     }
+    PyErr_Clear();
+    if (m == NULL && obj != NULL && *obj != NULL) {
+        msg_free(*obj);
+        *obj = NULL;
+    }
+    Py_XDECREF(info);
+    Py_XDECREF(why_not);
     Py_XDECREF(name);
     Py_XDECREF(qualname);
     Py_XDECREF(module);
@@ -312,7 +350,7 @@ interp_capture_exception(module_state *st, int with_object)
 static void
 job_capture_exception(module_state *st, job *j)
 {
-    j->exc = interp_capture_exception(st, 0);
+    j->exc = interp_capture_exception(st, NULL);
     if (j->exc == NULL) {
         j->lost = 1;
     }
@@ -473,18 +511,33 @@ new_namespace(PyObject *kw)
     return res;
 }
 
+/* Add "note" to exc's notes (best effort: a failure is dropped). */
+static void
+add_note(PyObject *exc, PyObject *note)
+{
+    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
+    Py_XDECREF(res);
+    PyErr_Clear();
+}
+
 /* The exception to raise in this interpreter for a description made by
- * interp_capture_exception: with original, the exception itself when it
- * crossed (its __cause__ a RemoteTraceback with the traceback text),
- * otherwise ExecutionFailed with excinfo.  New reference, or NULL with an
- * exception set. */
+ * interp_capture_exception.  With original, the exception itself when obj
+ * (its message) decodes to one, with a RemoteTraceback of the traceback
+ * text as its __cause__; otherwise ExecutionFailed with excinfo, and (with
+ * original) the same cause plus a note saying why the exception could not
+ * be rebuilt, as ProcessPoolExecutor keeps the traceback of an exception
+ * it cannot unpickle.  New reference, or NULL with an exception set. */
 PyObject *
-interp_exception_from_info(module_state *st, const msg *m, int original)
+interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
+                           int original)
 {
     PyObject *info = NULL;
     PyObject *type = NULL;
     PyObject *excinfo = NULL;
     PyObject *exc = NULL;
+    PyObject *orig = NULL;
+    PyObject *why_not = NULL;
+    PyObject *cause = NULL;
     PyObject *kw = NULL;
     PyObject *text = NULL;
 
@@ -494,30 +547,41 @@ interp_exception_from_info(module_state *st, const msg *m, int original)
             "code in the other interpreter raised an exception that could "
             "not be described");
     }
+    if (original && obj != NULL) {
+        orig = codec_decode(st, obj);
+        if (orig != NULL && !PyExceptionInstance_Check(orig)) {
+            PyErr_Format(PyExc_TypeError, "%.200s is not an exception",
+                         Py_TYPE(orig)->tp_name);
+            Py_CLEAR(orig);
+        }
+        if (orig == NULL) {
+            why_not = describe_current_error();
+        }
+    }
     info = codec_decode(st, m);
     if (info == NULL) {
-        return NULL;
+        goto done;
     }
     if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 6) {
         PyErr_SetString(PyExc_SystemError, "bad exception description");
         goto done;
     }
-    PyObject *orig = PyTuple_GET_ITEM(info, 0);
-    PyObject *qual = PyTuple_GET_ITEM(info, 2);
-    PyObject *mod = PyTuple_GET_ITEM(info, 3);
-    PyObject *msgtext = PyTuple_GET_ITEM(info, 4);
-    PyObject *formatted = PyTuple_GET_ITEM(info, 5);
-    if (original && PyExceptionInstance_Check(orig)) {
-        PyObject *cause = PyObject_CallOneArg(st->RemoteTraceback,
-                                              formatted);
+    PyObject *qual = PyTuple_GET_ITEM(info, 1);
+    PyObject *mod = PyTuple_GET_ITEM(info, 2);
+    PyObject *msgtext = PyTuple_GET_ITEM(info, 3);
+    PyObject *formatted = PyTuple_GET_ITEM(info, 4);
+    if (original) {
+        cause = PyObject_CallOneArg(st->RemoteTraceback, formatted);
         if (cause == NULL) {
             goto done;
         }
-        PyException_SetCause(orig, cause); /* steals cause */
-        exc = Py_NewRef(orig);
-        goto done;
+        if (orig != NULL) {
+            PyException_SetCause(orig, Py_NewRef(cause));
+            exc = Py_NewRef(orig);
+            goto done;
+        }
     }
-    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 1),
+    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 0),
                        "__qualname__", qual, "__module__", mod);
     if (kw == NULL || (type = new_namespace(kw)) == NULL) {
         goto done;
@@ -542,8 +606,33 @@ interp_exception_from_info(module_state *st, const msg *m, int original)
     if (exc != NULL && PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
         Py_CLEAR(exc);
     }
+    if (exc != NULL && cause != NULL) {
+        PyException_SetCause(exc, Py_NewRef(cause));
+        /* why it is not the exception itself: it could not be sent, or
+           not rebuilt here */
+        PyObject *sent_err = PyTuple_GET_ITEM(info, 5);
+        PyObject *note = NULL;
+        if (sent_err != Py_None) {
+            note = PyUnicode_FromFormat(
+                "the exception could not be sent from the other "
+                "interpreter (%S)", sent_err);
+        }
+        else if (why_not != NULL) {
+            note = PyUnicode_FromFormat(
+                "the exception could not be rebuilt in this interpreter "
+                "(%S)", why_not);
+        }
+        if (note != NULL) {
+            add_note(exc, note);
+            Py_DECREF(note);
+        }
+        PyErr_Clear();
+    }
 done:
     Py_XDECREF(info);
+    Py_XDECREF(orig);
+    Py_XDECREF(why_not);
+    Py_XDECREF(cause);
     Py_XDECREF(type);
     Py_XDECREF(excinfo);
     Py_XDECREF(kw);
@@ -567,7 +656,7 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
         res = codec_decode(st, j.out);
     }
     else if (j.exc != NULL || j.lost) {
-        PyObject *exc = interp_exception_from_info(st, j.exc, 0);
+        PyObject *exc = interp_exception_from_info(st, j.exc, NULL, 0);
         if (exc != NULL) {
             PyErr_SetRaisedException(exc);
         }

@@ -91,6 +91,8 @@ typedef struct task {
     msg *in;             /* owned: (fn, args, kwargs) */
     msg *out;            /* owned, written before T_DONE: the result, or
                             an exception description when failed */
+    msg *out_exc;        /* owned, written before T_DONE: when failed, the
+                            exception itself if it could be encoded */
     int failed;          /* written before T_DONE */
     int broken;          /* written before T_DONE: never ran */
     PyObject *future;    /* owner's object; owner's GIL only */
@@ -105,6 +107,9 @@ task_decref(task *t)
         assert(t->future == NULL);
         if (t->in != NULL) {
             msg_free(t->in);
+        }
+        if (t->out_exc != NULL) {
+            msg_free(t->out_exc);
         }
         if (t->out != NULL) {
             msg_free(t->out);
@@ -450,7 +455,7 @@ worker_run(module_state *st, task *t)
     goto done;
 error:
     t->failed = 1;
-    t->out = interp_capture_exception(st, 1);
+    t->out = interp_capture_exception(st, &t->out_exc);
 done:
     Py_XDECREF(in);
     Py_XDECREF(res);
@@ -948,7 +953,7 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
     }
     else if (t->failed) {
         kind = OUTCOME_EXCEPTION;
-        value = interp_exception_from_info(st, t->out, 1);
+        value = interp_exception_from_info(st, t->out, t->out_exc, 1);
     }
     else {
         kind = OUTCOME_RESULT;

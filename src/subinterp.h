@@ -200,9 +200,9 @@ interp_entry *interp_object_entry(module_state *st, PyObject *obj);
 
 /* Describe the exception being raised (clears it) / turn a description
  * back into an exception to raise; see interp.c. */
-msg *interp_capture_exception(module_state *st, int with_object);
+msg *interp_capture_exception(module_state *st, msg **obj);
 PyObject *interp_exception_from_info(module_state *st, const msg *m,
-                                     int original);
+                                     const msg *obj, int original);
 /* fn(*args, **kwargs) (kwargs may be NULL) run with a frame at the top
  * level of the current interpreter's __main__, as calls from another
  * interpreter are made; see interp.c. */

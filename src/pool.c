@@ -962,6 +962,11 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
     if (value == NULL) {
         /* what went wrong while decoding is the task's exception */
         kind = OUTCOME_EXCEPTION;
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError,
+                            "decoding the task's outcome failed without "
+                            "an exception");
+        }
         value = PyErr_GetRaisedException();
     }
     *future_p = t->future;

@@ -70,7 +70,8 @@ main_dict(void)
  * no arguments, so the call to make waits in a thread-local slot; each
  * user saves and restores the slot, so that a nested call (a signal
  * handler or trace function that runs before the trampoline) finds its
- * own. */
+ * own.  Python functions (and methods of them) skip the trampoline: they
+ * push their own frame before any builtin can look. */
 
 typedef struct {
     PyObject *fn;
@@ -184,6 +185,18 @@ PyObject *
 interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
                     PyObject *kwargs)
 {
+    PyObject *target = fn;
+    if (PyMethod_Check(target)) {
+        target = PyMethod_GET_FUNCTION(target);
+    }
+    if (PyFunction_Check(target)) {
+        /* A Python function pushes its own frame at once, and the
+         * builtins it calls read that one: the trampoline (about 0.1 us)
+         * would change nothing. */
+        PyObject *res = PyObject_Call(fn, args, kwargs);
+        assert(res != NULL || PyErr_Occurred());
+        return res;
+    }
     /* What PyImport_AddModule("__main__") finds, without its costs (a
      * new string, and on 3.13 a weak reference, per call). */
     PyObject *ns = NULL;

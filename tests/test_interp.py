@@ -998,11 +998,18 @@ def test_frame_reading_builtins_run_at_top_level_of_main():
 def test_call_traceback_starts_at_the_function(interp):
     # The frame that makes the call at the top level of __main__ is not
     # part of the traceback.
+    import functools
+
+    for fn in (raise_value_error,
+               functools.partial(raise_value_error)):   # a C callable
+        with pytest.raises(ExecutionFailed) as info:
+            interp.call(fn, "deep")
+        formatted = info.value.excinfo.formatted
+        assert "<subinterp>" not in formatted
+        assert formatted.splitlines()[1].endswith(", in raise_value_error")
     with pytest.raises(ExecutionFailed) as info:
-        interp.call(raise_value_error, "deep")
-    formatted = info.value.excinfo.formatted
-    assert "<subinterp>" not in formatted
-    assert formatted.splitlines()[1].endswith(", in raise_value_error")
+        interp.call(int, "x")
+    assert info.value.excinfo.formatted.startswith("ValueError: invalid")
 
 
 def call_nested(inner_id):

@@ -1020,3 +1020,17 @@ def call_nested(inner_id):
 def test_call_nested_in_a_call_runs_at_top_level_of_each_main(interp):
     with subinterp.create() as inner:
         assert interp.call(call_nested, inner.id) == (2, "__main__")
+
+
+def test_call_follows_a_replaced_main_module(interp):
+    interp.exec(
+        "import sys, types\n"
+        "m = types.ModuleType('__main__')\n"
+        "m.z = 5\n"
+        "sys.modules['__main__'] = m\n"
+    )
+    assert interp.call(eval, "z") == 5
+    names = interp.call(dir)
+    assert "z" in names and "__annotations__" not in names
+    interp.exec("import sys\ndel sys.modules['__main__']")
+    assert interp.call(eval, "__name__") == "__main__"

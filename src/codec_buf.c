@@ -786,11 +786,14 @@ buf_layout_from_view(const Py_buffer *view, buf_layout *lay)
                              strcmp(fmt, "@B") == 0))) {
         return;   /* flat bytes */
     }
-    memcpy(lay->fmt, fmt, (size_t)n);
-    lay->ndim = view->ndim;
     for (int i = 0; i < view->ndim; i++) {
+        if (view->shape[i] == 0 && view->ndim > 1) {
+            return;   /* cast() cannot make an empty multi-dimensional view */
+        }
         lay->shape[i] = view->shape[i];
     }
+    memcpy(lay->fmt, fmt, (size_t)n);
+    lay->ndim = view->ndim;
 }
 
 PyObject *

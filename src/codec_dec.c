@@ -394,8 +394,18 @@ make_buffer(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
         goto done;
     }
     fmtobj = PyUnicode_FromStringAndSize(fmt, fmtlen);
+    if (fmtobj == NULL) {
+        goto done;
+    }
+    if (ndim == 1) {
+        /* the shape follows from the size (checked above); cast() refuses
+           an explicit shape with a zero in it, so an empty view of a
+           format needs this form */
+        res = PyObject_CallMethodOneArg(mv, d->cs->s_cast, fmtobj);
+        goto cast_done;
+    }
     shapeobj = PyTuple_New(ndim);
-    if (fmtobj == NULL || shapeobj == NULL) {
+    if (shapeobj == NULL) {
         goto done;
     }
     for (int i = 0; i < ndim; i++) {
@@ -407,6 +417,7 @@ make_buffer(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
     }
     res = PyObject_CallMethodObjArgs(mv, d->cs->s_cast, fmtobj, shapeobj,
                                      NULL);
+cast_done:
     if (res == NULL) {
         as_corrupt(d, "buffer cannot take its format");
     }

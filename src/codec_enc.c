@@ -1036,8 +1036,10 @@ enc_buffer_ref(encoder *e, PyObject *obj, bufref *r)
     }
     r->nbytes = view.len;
     r->readonly = 1;
+    /* The element format and shape describe the C-contiguous copy below
+       as well as a contiguous view. */
+    buf_layout_from_view(&view, &r->lay);
     if (PyBuffer_IsContiguous(&view, 'C')) {
-        buf_layout_from_view(&view, &r->lay);
         /* a view of a shared buffer travels as that buffer, not as a pin
            on a pin */
         PyObject *base = PyMemoryView_GET_BASE(obj);

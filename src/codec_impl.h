@@ -331,8 +331,9 @@ typedef struct {
     Py_ssize_t shape[CODEC_MAX_NDIM];
 } buf_layout;
 
-/* The layout of a C-contiguous view; formats memoryview.cast() cannot
- * restore, and deeper shapes, become flat bytes. */
+/* The layout of a view, or of its C-contiguous copy when it is not
+ * contiguous; formats memoryview.cast() cannot restore, deeper shapes and
+ * empty multi-dimensional shapes become flat bytes. */
 void buf_layout_from_view(const Py_buffer *view, buf_layout *lay);
 /* Item size of a format a view may carry (a native single-character
  * format, optionally after '@'), or -1. */

@@ -51,25 +51,269 @@ main_dict(void)
     return PyModule_GetDict(main); /* borrowed */
 }
 
-/* Describe the exception being raised as a message: a tuple (exc or None,
- * type name, qualified name, module, str(exc), formatted traceback).  With
- * with_object the exception itself goes first when it can be encoded (the
- * pool re-raises it as itself).  Clears the exception; NULL when even the
+/* ------------------------------------------------------------------ */
+/* calls at the top level of __main__                                  */
+
+/* A call from another interpreter (Interpreter.call, call_in_thread, pool
+ * tasks) runs as if made at the top level of this interpreter's __main__,
+ * as the standard library's calls do: the builtins that read the caller's
+ * frame (globals, locals, vars, dir, eval, exec) see __main__.__dict__ as
+ * both globals and locals.  Without a Python frame they fail or crash:
+ * globals() returns NULL without an exception on 3.12 and 3.13, and
+ * eval() raises SystemError (3.12, 3.13) or TypeError (3.14).
+ *
+ * The frame is that of a module-level code object, "M()", whose constant
+ * M is the C function main_call_run below, wrapped in a function
+ * bound to __main__.__dict__.  A function whose code is not optimized runs
+ * with its globals as its locals, exactly like exec(code, ns, ns), and its
+ * frame has no local variable of its own to show.  Module-level code takes
+ * no arguments, so the call to make waits in a thread-local slot; each
+ * user saves and restores the slot, so that a nested call (a signal
+ * handler or trace function that runs before the trampoline) finds its
+ * own.  Python functions (and methods of them) skip the trampoline: they
+ * push their own frame before any builtin can look. */
+
+typedef struct {
+    PyObject *fn;
+    PyObject *args;
+    PyObject *kwargs;   /* or NULL */
+} main_call;
+
+static _Thread_local main_call *pending_main_call;
+
+static PyObject *
+main_call_run(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    main_call *c = pending_main_call;
+    pending_main_call = NULL;
+    if (c == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no call to make");
+        return NULL;
+    }
+    PyObject *res = PyObject_Call(c->fn, c->args, c->kwargs);
+    /* PyObject_Call does not check what a C function returned (a release
+     * build of 3.12 or 3.13 lets globals() without a frame return NULL
+     * with no exception); the eval loop must never see that. */
+    if (res == NULL && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_SystemError,
+                     "%R returned NULL without setting an exception",
+                     c->fn);
+    }
+    return res;
+}
+
+static PyMethodDef main_call_def = {
+    "_main_call", main_call_run, METH_NOARGS, NULL,
+};
+
+#define MAIN_CALL_MARKER "subinterp main call"
+
+/* A new trampoline function whose globals (and so locals) are ns. */
+static PyObject *
+main_call_make(PyObject *ns)
+{
+    PyObject *code = NULL;
+    PyObject *consts = NULL;
+    PyObject *newconsts = NULL;
+    PyObject *runner = NULL;
+    PyObject *replaced = NULL;
+    PyObject *kwargs = NULL;
+    PyObject *replace = NULL;
+    PyObject *empty = NULL;
+    PyObject *func = NULL;
+
+    /* Not "'marker'()", which the compiler warns about (a literal is not
+     * callable); the conditional folds to the same two instructions,
+     * load the constant and call it, on every version. */
+    code = Py_CompileString("('" MAIN_CALL_MARKER "' if 1 else 0)()",
+                            "<subinterp>", Py_eval_input);
+    if (code == NULL) {
+        goto done;
+    }
+    consts = PyObject_GetAttrString(code, "co_consts");
+    if (consts == NULL || !PyTuple_Check(consts)) {
+        goto bad;
+    }
+    newconsts = PyTuple_New(PyTuple_GET_SIZE(consts));
+    runner = PyCFunction_New(&main_call_def, NULL);
+    if (newconsts == NULL || runner == NULL) {
+        goto done;
+    }
+    int found = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, i);
+        if (PyUnicode_Check(c) &&
+            PyUnicode_CompareWithASCIIString(c, MAIN_CALL_MARKER) == 0) {
+            c = runner;
+            found = 1;
+        }
+        PyTuple_SET_ITEM(newconsts, i, Py_NewRef(c));
+    }
+    if (!found) {
+        goto bad;
+    }
+    kwargs = Py_BuildValue("{sO}", "co_consts", newconsts);
+    replace = PyObject_GetAttrString(code, "replace");
+    empty = PyTuple_New(0);
+    if (kwargs == NULL || replace == NULL || empty == NULL) {
+        goto done;
+    }
+    replaced = PyObject_Call(replace, empty, kwargs);
+    if (replaced == NULL) {
+        goto done;
+    }
+    func = PyFunction_New(replaced, ns);
+    goto done;
+bad:
+    PyErr_SetString(PyExc_SystemError, "could not build the main call");
+done:
+    Py_XDECREF(code);
+    Py_XDECREF(consts);
+    Py_XDECREF(newconsts);
+    Py_XDECREF(runner);
+    Py_XDECREF(replaced);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(replace);
+    Py_XDECREF(empty);
+    return func;
+}
+
+/* fn(*args, **kwargs) at the top level of this interpreter's __main__ (see
+ * above); kwargs may be NULL.  New reference, or NULL with an exception
+ * set, its traceback starting at fn (the trampoline's own frame is cut). */
+PyObject *
+interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
+                    PyObject *kwargs)
+{
+    PyObject *target = fn;
+    if (PyMethod_Check(target)) {
+        target = PyMethod_GET_FUNCTION(target);
+    }
+    if (PyFunction_Check(target)) {
+        /* A Python function pushes its own frame at once, and the
+         * builtins it calls read that one: the trampoline (about 0.1 us)
+         * would change nothing. */
+        PyObject *res = PyObject_Call(fn, args, kwargs);
+        assert(res != NULL || PyErr_Occurred());
+        return res;
+    }
+    /* What PyImport_AddModule("__main__") finds, without its costs (a
+     * new string, and on 3.13 a weak reference, per call). */
+    PyObject *ns = NULL;
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (st->main_name == NULL) {
+        st->main_name = PyUnicode_InternFromString("__main__");
+        if (st->main_name == NULL) {
+            return NULL;
+        }
+    }
+    if (modules != NULL && PyDict_CheckExact(modules)) {
+        PyObject *mod = PyDict_GetItemWithError(modules, st->main_name);
+        if (mod != NULL && PyModule_Check(mod)) {
+            ns = PyModule_GetDict(mod); /* borrowed */
+        }
+        else if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (ns == NULL && (ns = main_dict()) == NULL) {
+        return NULL;
+    }
+    /* Made again when __main__ was replaced in sys.modules. */
+    if (st->main_call == NULL ||
+        PyFunction_GetGlobals(st->main_call) != ns) {
+        PyObject *made = main_call_make(ns);
+        if (made == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(st->main_call, made);
+    }
+    PyObject *func = Py_NewRef(st->main_call);
+    main_call c = {.fn = fn, .args = args, .kwargs = kwargs};
+    main_call *saved = pending_main_call;
+    pending_main_call = &c;
+    PyObject *res = PyObject_CallNoArgs(func);
+    pending_main_call = saved;
+    if (res == NULL) {
+        PyObject *exc = PyErr_GetRaisedException();
+        PyObject *tb = exc ? PyException_GetTraceback(exc) : NULL;
+        if (tb != NULL && PyTraceBack_Check(tb)) {
+            PyTracebackObject *t = (PyTracebackObject *)tb;
+            PyCodeObject *code = PyFrame_GetCode(t->tb_frame);
+            if ((PyObject *)code == PyFunction_GetCode(func)) {
+                PyException_SetTraceback(
+                    exc, t->tb_next ? (PyObject *)t->tb_next : Py_None);
+            }
+            Py_DECREF(code);
+        }
+        Py_XDECREF(tb);
+        PyErr_SetRaisedException(exc);
+    }
+    Py_DECREF(func);
+    return res;
+}
+
+/* "TypeError: text" for the exception being raised (cleared), or NULL. */
+static PyObject *
+describe_current_error(void)
+{
+    PyObject *err = PyErr_GetRaisedException();
+    PyObject *res = NULL;
+    if (err != NULL) {
+        PyObject *name = PyType_GetName(Py_TYPE(err));
+        PyObject *text = PyObject_Str(err);
+        if (name != NULL && text != NULL) {
+            res = PyUnicode_FromFormat("%U: %U", name, text);
+        }
+        Py_XDECREF(name);
+        Py_XDECREF(text);
+        Py_DECREF(err);
+    }
+    PyErr_Clear();
+    return res;
+}
+
+/* Describe the exception being raised as a message: a tuple (type name,
+ * qualified name, module, str(exc), formatted traceback, why the object
+ * could not be encoded or None).  With obj, *obj is the exception itself
+ * as a message of its own when it can be encoded (the pool re-raises it
+ * as itself), else NULL: decoding it may still fail in the receiver (an
+ * __init__ that does not take the exception's args), and the description
+ * must survive that.  Clears the exception; NULL when even the
  * description could not be made. */
 msg *
-interp_capture_exception(module_state *st, int with_object)
+interp_capture_exception(module_state *st, msg **obj)
 {
     PyObject *exc = PyErr_GetRaisedException();
+    if (exc == NULL) {
+        /* A failure reported without an exception: describe that rather
+         * than crash on it. */
+        PyErr_SetString(PyExc_SystemError,
+                        "error return without exception set");
+        exc = PyErr_GetRaisedException();
+    }
     PyObject *formatted = NULL;
     PyObject *tb_lines = NULL;
     PyObject *info = NULL;
+    PyObject *why_not = NULL;
     msg *m = NULL;
     PyObject *type = (PyObject *)Py_TYPE(exc);
 
+    if (obj != NULL) {
+        *obj = st != NULL ? codec_encode(st, exc) : NULL;
+        if (*obj == NULL) {
+            why_not = describe_current_error();
+        }
+    }
     PyObject *name = PyType_GetName((PyTypeObject *)type);
     PyObject *qualname = PyType_GetQualName((PyTypeObject *)type);
     PyObject *module = PyObject_GetAttrString(type, "__module__");
     PyObject *text = PyObject_Str(exc);
+    if (text == NULL) {
+        /* as the traceback module shows it */
+        PyErr_Clear();
+        text = PyUnicode_FromString("<exception str() failed>");
+    }
     if (name == NULL || qualname == NULL || module == NULL || text == NULL) {
         PyErr_Clear();
     }
@@ -89,20 +333,23 @@ interp_capture_exception(module_state *st, int with_object)
     if (module != NULL && !PyUnicode_Check(module)) {
         Py_CLEAR(module);
     }
-    for (int attempt = with_object ? 0 : 1; attempt < 2 && m == NULL;
-         attempt++) {
-        info = Py_BuildValue("(OOOOOO)", attempt == 0 ? exc : Py_None,
-                             name ? name : Py_None,
-                             qualname ? qualname : Py_None,
-                             module ? module : Py_None,
-                             text ? text : Py_None,
-                             formatted ? formatted : Py_None);
-        if (info != NULL && st != NULL) {
-            m = codec_encode(st, info);
-        }
-        Py_CLEAR(info);
-        PyErr_Clear();
+    info = Py_BuildValue("(OOOOOO)",
+                         name ? name : Py_None,
+                         qualname ? qualname : Py_None,
+                         module ? module : Py_None,
+                         text ? text : Py_None,
+                         formatted ? formatted : Py_None,
+                         why_not ? why_not : Py_None);
+    if (info != NULL && st != NULL) {
+        m = codec_encode(st, info);
     }
+    PyErr_Clear();
+    if (m == NULL && obj != NULL && *obj != NULL) {
+        msg_free(*obj);
+        *obj = NULL;
+    }
+    Py_XDECREF(info);
+    Py_XDECREF(why_not);
     Py_XDECREF(name);
     Py_XDECREF(qualname);
     Py_XDECREF(module);
@@ -116,10 +363,30 @@ interp_capture_exception(module_state *st, int with_object)
 static void
 job_capture_exception(module_state *st, job *j)
 {
-    j->exc = interp_capture_exception(st, 0);
+    j->exc = interp_capture_exception(st, NULL);
     if (j->exc == NULL) {
         j->lost = 1;
     }
+}
+
+/* Running a code object with free variables without the cells they need
+ * crashes; refuse it as builtin exec() does.  0, or -1 with TypeError. */
+static int
+check_no_free_vars(PyObject *code)
+{
+    PyObject *names = PyCode_GetFreevars((PyCodeObject *)code);
+    if (names == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_Check(names) ? PyTuple_GET_SIZE(names) : 0;
+    Py_DECREF(names);
+    if (n > 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "code object passed to exec() may not contain free "
+                        "variables");
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *
@@ -145,6 +412,9 @@ job_exec(PyObject *in)
             Py_CLEAR(code);
             PyErr_SetString(PyExc_TypeError, "expected a code object");
         }
+        else if (code != NULL && check_no_free_vars(code) < 0) {
+            Py_CLEAR(code);
+        }
     }
     else {
         PyErr_SetString(PyExc_TypeError, "bad exec job");
@@ -158,7 +428,7 @@ job_exec(PyObject *in)
 }
 
 static PyObject *
-job_call(PyObject *in)
+job_call(module_state *st, PyObject *in)
 {
     if (!PyTuple_Check(in) || PyTuple_GET_SIZE(in) != 3 ||
         !PyTuple_Check(PyTuple_GET_ITEM(in, 1))) {
@@ -175,7 +445,7 @@ job_call(PyObject *in)
         PyErr_SetString(PyExc_TypeError, "bad call job");
         return NULL;
     }
-    return PyObject_Call(fn, args, kwargs);
+    return interp_call_in_main(st, fn, args, kwargs);
 }
 
 static PyObject *
@@ -215,7 +485,7 @@ job_run(void *arg)
         res = job_exec(in);
         break;
     case JOB_CALL:
-        res = job_call(in);
+        res = job_call(st, in);
         break;
     case JOB_PREPARE_MAIN:
         res = job_prepare_main(in);
@@ -254,18 +524,33 @@ new_namespace(PyObject *kw)
     return res;
 }
 
+/* Add "note" to exc's notes (best effort: a failure is dropped). */
+static void
+add_note(PyObject *exc, PyObject *note)
+{
+    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
+    Py_XDECREF(res);
+    PyErr_Clear();
+}
+
 /* The exception to raise in this interpreter for a description made by
- * interp_capture_exception: with original, the exception itself when it
- * crossed (its __cause__ a RemoteTraceback with the traceback text),
- * otherwise ExecutionFailed with excinfo.  New reference, or NULL with an
- * exception set. */
+ * interp_capture_exception.  With original, the exception itself when obj
+ * (its message) decodes to one, with a RemoteTraceback of the traceback
+ * text as its __cause__; otherwise ExecutionFailed with excinfo, and (with
+ * original) the same cause plus a note saying why the exception could not
+ * be rebuilt, as ProcessPoolExecutor keeps the traceback of an exception
+ * it cannot unpickle.  New reference, or NULL with an exception set. */
 PyObject *
-interp_exception_from_info(module_state *st, const msg *m, int original)
+interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
+                           int original)
 {
     PyObject *info = NULL;
     PyObject *type = NULL;
     PyObject *excinfo = NULL;
     PyObject *exc = NULL;
+    PyObject *orig = NULL;
+    PyObject *why_not = NULL;
+    PyObject *cause = NULL;
     PyObject *kw = NULL;
     PyObject *text = NULL;
 
@@ -275,30 +560,41 @@ interp_exception_from_info(module_state *st, const msg *m, int original)
             "code in the other interpreter raised an exception that could "
             "not be described");
     }
+    if (original && obj != NULL) {
+        orig = codec_decode(st, obj);
+        if (orig != NULL && !PyExceptionInstance_Check(orig)) {
+            PyErr_Format(PyExc_TypeError, "%.200s is not an exception",
+                         Py_TYPE(orig)->tp_name);
+            Py_CLEAR(orig);
+        }
+        if (orig == NULL) {
+            why_not = describe_current_error();
+        }
+    }
     info = codec_decode(st, m);
     if (info == NULL) {
-        return NULL;
+        goto done;
     }
     if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 6) {
         PyErr_SetString(PyExc_SystemError, "bad exception description");
         goto done;
     }
-    PyObject *orig = PyTuple_GET_ITEM(info, 0);
-    PyObject *qual = PyTuple_GET_ITEM(info, 2);
-    PyObject *mod = PyTuple_GET_ITEM(info, 3);
-    PyObject *msgtext = PyTuple_GET_ITEM(info, 4);
-    PyObject *formatted = PyTuple_GET_ITEM(info, 5);
-    if (original && PyExceptionInstance_Check(orig)) {
-        PyObject *cause = PyObject_CallOneArg(st->RemoteTraceback,
-                                              formatted);
+    PyObject *qual = PyTuple_GET_ITEM(info, 1);
+    PyObject *mod = PyTuple_GET_ITEM(info, 2);
+    PyObject *msgtext = PyTuple_GET_ITEM(info, 3);
+    PyObject *formatted = PyTuple_GET_ITEM(info, 4);
+    if (original) {
+        cause = PyObject_CallOneArg(st->RemoteTraceback, formatted);
         if (cause == NULL) {
             goto done;
         }
-        PyException_SetCause(orig, cause); /* steals cause */
-        exc = Py_NewRef(orig);
-        goto done;
+        if (orig != NULL) {
+            PyException_SetCause(orig, Py_NewRef(cause));
+            exc = Py_NewRef(orig);
+            goto done;
+        }
     }
-    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 1),
+    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 0),
                        "__qualname__", qual, "__module__", mod);
     if (kw == NULL || (type = new_namespace(kw)) == NULL) {
         goto done;
@@ -323,8 +619,33 @@ interp_exception_from_info(module_state *st, const msg *m, int original)
     if (exc != NULL && PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
         Py_CLEAR(exc);
     }
+    if (exc != NULL && cause != NULL) {
+        PyException_SetCause(exc, Py_NewRef(cause));
+        /* why it is not the exception itself: it could not be sent, or
+           not rebuilt here */
+        PyObject *sent_err = PyTuple_GET_ITEM(info, 5);
+        PyObject *note = NULL;
+        if (sent_err != Py_None) {
+            note = PyUnicode_FromFormat(
+                "the exception could not be sent from the other "
+                "interpreter (%S)", sent_err);
+        }
+        else if (why_not != NULL) {
+            note = PyUnicode_FromFormat(
+                "the exception could not be rebuilt in this interpreter "
+                "(%S)", why_not);
+        }
+        if (note != NULL) {
+            add_note(exc, note);
+            Py_DECREF(note);
+        }
+        PyErr_Clear();
+    }
 done:
     Py_XDECREF(info);
+    Py_XDECREF(orig);
+    Py_XDECREF(why_not);
+    Py_XDECREF(cause);
     Py_XDECREF(type);
     Py_XDECREF(excinfo);
     Py_XDECREF(kw);
@@ -348,7 +669,7 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
         res = codec_decode(st, j.out);
     }
     else if (j.exc != NULL || j.lost) {
-        PyObject *exc = interp_exception_from_info(st, j.exc, 0);
+        PyObject *exc = interp_exception_from_info(st, j.exc, NULL, 0);
         if (exc != NULL) {
             PyErr_SetRaisedException(exc);
         }
@@ -546,6 +867,9 @@ encode_exec_input(module_state *st, PyObject *code)
         code = fcode;
     }
     if (PyCode_Check(code)) {
+        if (check_no_free_vars(code) < 0) {
+            return NULL;
+        }
         marshalled = PyMarshal_WriteObjectToString(code,
                                                    Py_MARSHAL_VERSION);
         if (marshalled == NULL) {

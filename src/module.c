@@ -177,6 +177,8 @@ coremodule_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->InterpreterType);
     Py_VISIT(st->PoolType);
     Py_VISIT(st->call_in_thread);
+    Py_VISIT(st->main_call);
+    Py_VISIT(st->main_name);
     if (st->codec != NULL && codec_traverse(st, visit, arg) < 0) {
         return -1;
     }
@@ -206,6 +208,8 @@ coremodule_clear(PyObject *mod)
     Py_CLEAR(st->InterpreterType);
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->call_in_thread);
+    Py_CLEAR(st->main_call);
+    Py_CLEAR(st->main_name);
     return 0;
 }
 

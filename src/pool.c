@@ -91,6 +91,8 @@ typedef struct task {
     msg *in;             /* owned: (fn, args, kwargs) */
     msg *out;            /* owned, written before T_DONE: the result, or
                             an exception description when failed */
+    msg *out_exc;        /* owned, written before T_DONE: when failed, the
+                            exception itself if it could be encoded */
     int failed;          /* written before T_DONE */
     int broken;          /* written before T_DONE: never ran */
     PyObject *future;    /* owner's object; owner's GIL only */
@@ -105,6 +107,9 @@ task_decref(task *t)
         assert(t->future == NULL);
         if (t->in != NULL) {
             msg_free(t->in);
+        }
+        if (t->out_exc != NULL) {
+            msg_free(t->out_exc);
         }
         if (t->out != NULL) {
             msg_free(t->out);
@@ -437,8 +442,9 @@ worker_run(module_state *st, task *t)
         goto error;
     }
     PyObject *kwargs = PyTuple_GET_ITEM(in, 2);
-    res = PyObject_Call(PyTuple_GET_ITEM(in, 0), PyTuple_GET_ITEM(in, 1),
-                        kwargs == Py_None ? NULL : kwargs);
+    res = interp_call_in_main(st, PyTuple_GET_ITEM(in, 0),
+                              PyTuple_GET_ITEM(in, 1),
+                              kwargs == Py_None ? NULL : kwargs);
     if (res == NULL) {
         goto error;
     }
@@ -449,7 +455,7 @@ worker_run(module_state *st, task *t)
     goto done;
 error:
     t->failed = 1;
-    t->out = interp_capture_exception(st, 1);
+    t->out = interp_capture_exception(st, &t->out_exc);
 done:
     Py_XDECREF(in);
     Py_XDECREF(res);
@@ -465,11 +471,12 @@ worker_initialize(module_state *st, pool *p)
         return 0;
     }
     init = codec_decode(st, p->initializer);
-    if (init == NULL || !PyTuple_Check(init) || PyTuple_GET_SIZE(init) != 2) {
+    if (init == NULL || !PyTuple_Check(init) || PyTuple_GET_SIZE(init) != 2 ||
+        !PyTuple_Check(PyTuple_GET_ITEM(init, 1))) {
         goto error;
     }
-    res = PyObject_CallObject(PyTuple_GET_ITEM(init, 0),
-                              PyTuple_GET_ITEM(init, 1));
+    res = interp_call_in_main(st, PyTuple_GET_ITEM(init, 0),
+                              PyTuple_GET_ITEM(init, 1), NULL);
     if (res == NULL) {
         goto error;
     }
@@ -946,7 +953,7 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
     }
     else if (t->failed) {
         kind = OUTCOME_EXCEPTION;
-        value = interp_exception_from_info(st, t->out, 1);
+        value = interp_exception_from_info(st, t->out, t->out_exc, 1);
     }
     else {
         kind = OUTCOME_RESULT;
@@ -955,6 +962,11 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
     if (value == NULL) {
         /* what went wrong while decoding is the task's exception */
         kind = OUTCOME_EXCEPTION;
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError,
+                            "decoding the task's outcome failed without "
+                            "an exception");
+        }
         value = PyErr_GetRaisedException();
     }
     *future_p = t->future;

@@ -62,6 +62,10 @@ typedef struct module_state {
 
     /* lazily imported helpers (may be NULL) */
     PyObject *call_in_thread; /* subinterp._thread.call_in_thread */
+
+    /* made on first use (interp.c) */
+    PyObject *main_call;      /* trampoline bound to __main__.__dict__ */
+    PyObject *main_name;      /* interned "__main__" */
 } module_state;
 
 extern PyModuleDef coremodule_def;
@@ -196,9 +200,14 @@ interp_entry *interp_object_entry(module_state *st, PyObject *obj);
 
 /* Describe the exception being raised (clears it) / turn a description
  * back into an exception to raise; see interp.c. */
-msg *interp_capture_exception(module_state *st, int with_object);
+msg *interp_capture_exception(module_state *st, msg **obj);
 PyObject *interp_exception_from_info(module_state *st, const msg *m,
-                                     int original);
+                                     const msg *obj, int original);
+/* fn(*args, **kwargs) (kwargs may be NULL) run with a frame at the top
+ * level of the current interpreter's __main__, as calls from another
+ * interpreter are made; see interp.c. */
+PyObject *interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
+                              PyObject *kwargs);
 /* "isolated", "legacy", a mapping or namespace, plus keyword overrides */
 int interp_config_from_args(PyObject *config, PyObject *overrides,
                             PyInterpreterConfig *cfg);

@@ -82,6 +82,7 @@ typedef enum {
     SERR_RELEASE_UNLOCKED,
     SERR_RELEASE_UNOWNED,
     SERR_TOO_MANY_RELEASES,
+    SERR_VALUE_OVERFLOW,
     SERR_BROKEN,
     SERR_NONBLOCKING_TIMEOUT,
     SERR_ABANDONED,     /* a warning, see lock_acquire */
@@ -103,6 +104,11 @@ sync_error(module_state *st, sync_err err, int64_t interp_id)
     case SERR_TOO_MANY_RELEASES:
         PyErr_SetString(PyExc_ValueError,
                         "Semaphore released too many times");
+        break;
+    case SERR_VALUE_OVERFLOW:
+        PyErr_SetString(PyExc_OverflowError,
+                        "Semaphore value would exceed the largest "
+                        "Py_ssize_t");
         break;
     case SERR_NONBLOCKING_TIMEOUT:
         PyErr_SetString(PyExc_ValueError,
@@ -481,6 +487,12 @@ sem_release(PyObject *self, Py_ssize_t n)
     sub_mutex_lock(&s->mutex);
     if (s->kind == SYNC_BSEMAPHORE && s->count > s->initial - n) {
         err = SERR_TOO_MANY_RELEASES;
+    }
+    else if (s->count > PY_SSIZE_T_MAX - n) {
+        /* Checked before any waiter is woken, so a refused release
+           changes nothing (waiters are only ever parked at count 0, so
+           this refuses nothing that could have fitted). */
+        err = SERR_VALUE_OVERFLOW;
     }
     else {
         for (Py_ssize_t i = 0; i < n; i++) {

@@ -49,6 +49,11 @@ def view_info(view):
             bytes(view[:8]) if view.ndim == 1 else view.tolist())
 
 
+def view_layout(view):
+    return (view.format, view.itemsize, view.shape, view.readonly,
+            view.tolist())
+
+
 def make_shared(n, fill=b"x"):
     """A writable buffer of this interpreter, shared (the receiver views
     it without a copy)."""

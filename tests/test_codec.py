@@ -578,6 +578,92 @@ def test_memoryview_non_contiguous_is_copied(rt):
     assert out[0] == 0    # a copy
 
 
+def _testbuffer_view(shape, fmt, flags, index=None):
+    """A memoryview of a _testbuffer.ndarray (CPython's test module; the
+    only stdlib way to make multi-dimensional non-contiguous buffers)."""
+    tb = pytest.importorskip("_testbuffer",
+                             reason="needs CPython's _testbuffer module")
+    n = 1
+    for d in shape:
+        n *= d
+    nd = tb.ndarray(list(range(n)), shape=list(shape), format=fmt,
+                    flags=getattr(tb, flags) if flags else 0)
+    if index is not None:
+        nd = nd[index]
+    return memoryview(nd)
+
+
+# (id, a function making the view): every one is not C-contiguous
+STRIDED_VIEWS = [
+    ("d-step3", lambda: memoryview(array.array("d", range(10)))[::3]),
+    ("i-reversed", lambda: memoryview(array.array("i", range(7)))[::-1]),
+    ("q-odd", lambda: memoryview(array.array("q", range(9)))[1::2]),
+    ("h-from-bytes", lambda: memoryview(bytearray(range(16))).cast("h")[::2]),
+    ("B-step2", lambda: memoryview(bytes(range(20)))[::2]),
+    ("f-empty", lambda: memoryview(array.array("f", range(4)))[3:3:2]),
+    ("d-2d-fortran", lambda: _testbuffer_view((3, 4), "d", "ND_FORTRAN")),
+    ("l-2d-sliced", lambda: _testbuffer_view(
+        (4, 6), "l", None, (slice(None, None, 2), slice(None, None, -3)))),
+    ("i-3d-sliced", lambda: _testbuffer_view(
+        (2, 3, 4), "i", None, (slice(None), slice(1, None), slice(0, 4, 2)))),
+    ("B-pil", lambda: _testbuffer_view((3, 4), "B", "ND_PIL")),
+]
+
+
+@pytest.mark.parametrize(
+    "make", [pytest.param(m, id=i) for i, m in STRIDED_VIEWS])
+def test_memoryview_non_contiguous_keeps_format_and_shape(rt, make):
+    # A non-contiguous view was copied as flat bytes: format "B", shape
+    # (nbytes,), so a strided view of doubles arrived as 32 bytes.
+    view = make()
+    assert not view.c_contiguous
+    out = rt(view)
+    assert type(out) is memoryview
+    assert (out.format, out.itemsize, out.ndim, out.shape, out.nbytes) == (
+        view.format, view.itemsize, view.ndim, view.shape, view.nbytes)
+    assert out.tolist() == view.tolist()
+    assert out.c_contiguous and out.readonly
+
+
+@pytest.mark.parametrize(
+    "make", [pytest.param(m, id=i) for i, m in STRIDED_VIEWS])
+def test_memoryview_non_contiguous_across(interp, make):
+    view = make()
+    assert interp.call(H.view_layout, view) == (
+        view.format, view.itemsize, view.shape, True, view.tolist())
+
+
+def test_memoryview_strided_list_across(interp):
+    view = memoryview(array.array("d", range(10)))[::3]
+    assert interp.call(list, view) == [0.0, 3.0, 6.0, 9.0]
+
+
+def test_memoryview_empty_keeps_format(rt):
+    # memoryview.cast() refuses a shape with a zero in it: an empty view
+    # of doubles could not be decoded at all.
+    out = rt(memoryview(array.array("d")))
+    assert (out.format, out.shape, out.tolist()) == ("d", (0,), [])
+
+
+def test_memoryview_empty_multidim_arrives_flat(rt):
+    view = _testbuffer_view((2, 5), "d", None, slice(0, 0))
+    assert view.shape == (0, 5)
+    out = rt(view)
+    assert (out.format, out.shape, out.nbytes) == ("B", (0,), 0)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_memoryview_contiguous_multidim_layout(rt, readonly):
+    data = array.array("d", range(10))
+    view = memoryview(bytes(data) if readonly else data).cast("B")
+    view = view.cast("d", (2, 5))
+    assert view.readonly is readonly
+    out = rt(view)
+    assert (out.format, out.shape, out.tolist()) == (
+        "d", (2, 5), view.tolist())
+    assert out.readonly    # memoryviews always arrive read-only
+
+
 def test_memoryview_of_slice(rt):
     data = bytearray(range(100))
     out = rt(memoryview(data)[10:20])

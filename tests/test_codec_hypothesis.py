@@ -148,3 +148,19 @@ def test_random_bodies(body):
         _core.loads(msg, trusted=False)
     except ValueError:
         pass
+
+
+@given(typecode=st.sampled_from("bBhHiIlLqQfd"),
+       n=st.integers(min_value=0, max_value=40),
+       start=st.none() | st.integers(min_value=-45, max_value=45),
+       stop=st.none() | st.integers(min_value=-45, max_value=45),
+       step=st.integers(min_value=-5, max_value=5).filter(bool))
+def test_sliced_memoryview_keeps_format_and_shape(typecode, n, start, stop,
+                                                  step):
+    import array
+
+    view = memoryview(array.array(typecode, range(n)))[start:stop:step]
+    for out in (_core.loads(_core.dumps(view)), _core._roundtrip(view)):
+        assert (out.format, out.itemsize, out.shape) == (
+            view.format, view.itemsize, view.shape)
+        assert out.tolist() == view.tolist()

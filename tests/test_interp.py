@@ -865,3 +865,172 @@ def test_imports_in_stdlib_interpreters():
         )
     finally:
         i.close()
+
+
+# --- code with free variables, and calls at the top level of __main__ -------
+
+
+def test_exec_code_with_free_variables_is_refused():
+    # Ran the code without its cells: a segmentation fault.
+    res = run_script(
+        """
+        import subinterp
+
+        def outer():
+            x = 1
+            def inner():
+                return x
+            return inner
+
+        with subinterp.create() as interp:
+            try:
+                interp.exec(outer().__code__)
+            except TypeError as exc:
+                print(exc)
+            interp.exec("y = 1")
+            print(interp.call(eval, "y"))
+        try:
+            exec(outer().__code__)
+        except TypeError as exc:
+            print(exc)
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == (
+        "code object passed to exec() may not contain free variables"
+    )
+    assert lines[1] == "1"
+    # Builtin exec() refuses it with a TypeError too (its text varies).
+    assert lines[2].startswith("code object ")
+
+
+FRAME_BUILTINS_SCRIPT = """
+import json, sys
+import subinterp
+
+MAIN_KEYS = "sorted(__import__('sys').modules['__main__'].__dict__)"
+
+def run_all(run):
+    out = {}
+    def attempt(key, fn, *args):
+        try:
+            res = run(fn, *args)
+        except subinterp.NotShareableError:
+            res = "NotShareableError"
+        except Exception as exc:
+            res = "raised " + type(exc).__name__ + ": " + str(exc)
+        if isinstance(res, dict):
+            res = {"keys": sorted(res), "name": res.get("__name__")}
+        out[key] = res
+    attempt("eval", eval, "1+1")
+    attempt("exec", exec, "x_set_by_exec = 42")
+    attempt("exec_seen", eval, "x_set_by_exec")
+    attempt("dir", dir)
+    attempt("dir_expected", eval, MAIN_KEYS)
+    attempt("globals", globals)
+    attempt("locals", locals)
+    attempt("vars", vars)
+    attempt("globals_is_main", eval,
+            "globals() is __import__('sys').modules['__main__'].__dict__")
+    attempt("locals_is_globals", eval, "locals() is globals()")
+    return out
+
+results = {}
+with subinterp.create() as interp:
+    results["call"] = run_all(interp.call)
+with subinterp.create() as interp:
+    results["call_in_thread"] = run_all(
+        lambda fn, *args: interp.call_in_thread(fn, *args).result())
+with subinterp.Pool(1) as pool:
+    results["pool"] = run_all(lambda fn, *args: pool.submit(fn, *args).result())
+try:
+    from concurrent import interpreters
+except ImportError:
+    pass
+else:
+    stdlib = interpreters.create()
+    try:
+        def std_call(fn, *args):
+            try:
+                return stdlib.call(fn, *args)
+            except interpreters.NotShareableError:
+                raise subinterp.NotShareableError("stdlib") from None
+        results["stdlib"] = run_all(std_call)
+    finally:
+        stdlib.close()
+print(json.dumps(results))
+"""
+
+
+def test_frame_reading_builtins_run_at_top_level_of_main():
+    # Calls ran with no Python frame: globals() crashed the process (it
+    # returned NULL without an exception), eval/dir/locals/vars/exec raised
+    # SystemError (3.12, 3.13) or TypeError (3.14).
+    import json
+
+    res = run_script(FRAME_BUILTINS_SCRIPT)
+    assert res.returncode == 0, res.stderr
+    results = json.loads(res.stdout)
+    runners = ["call", "call_in_thread", "pool"]
+    if sys.version_info >= (3, 14):
+        assert "stdlib" in results
+    for runner in runners + (["stdlib"] if "stdlib" in results else []):
+        r = results[runner]
+        assert r["eval"] == 2, (runner, r)
+        assert r["exec"] is None, (runner, r)
+        assert r["exec_seen"] == 42, (runner, r)
+        assert r["dir"] == r["dir_expected"], (runner, r)
+        assert "x_set_by_exec" in r["dir"], (runner, r)
+        assert r["globals_is_main"] is True, (runner, r)
+        assert r["locals_is_globals"] is True, (runner, r)
+        for key in ("globals", "locals", "vars"):
+            # __main__'s namespace, or refused as a whole (the stdlib).
+            value = r[key]
+            if runner == "stdlib":
+                assert value == "NotShareableError", (runner, key, value)
+            else:
+                assert value["name"] == "__main__", (runner, key, value)
+                assert value["keys"] == r["dir_expected"], (runner, key,
+                                                            value)
+
+
+def test_call_traceback_starts_at_the_function(interp):
+    # The frame that makes the call at the top level of __main__ is not
+    # part of the traceback.
+    import functools
+
+    for fn in (raise_value_error,
+               functools.partial(raise_value_error)):   # a C callable
+        with pytest.raises(ExecutionFailed) as info:
+            interp.call(fn, "deep")
+        formatted = info.value.excinfo.formatted
+        assert "<subinterp>" not in formatted
+        assert formatted.splitlines()[1].endswith(", in raise_value_error")
+    with pytest.raises(ExecutionFailed) as info:
+        interp.call(int, "x")
+    assert info.value.excinfo.formatted.startswith("ValueError: invalid")
+
+
+def call_nested(inner_id):
+    inner = subinterp._core._interpreter(inner_id)
+    return inner.call(eval, "1+1"), inner.call(eval, "__name__")
+
+
+def test_call_nested_in_a_call_runs_at_top_level_of_each_main(interp):
+    with subinterp.create() as inner:
+        assert interp.call(call_nested, inner.id) == (2, "__main__")
+
+
+def test_call_follows_a_replaced_main_module(interp):
+    interp.exec(
+        "import sys, types\n"
+        "m = types.ModuleType('__main__')\n"
+        "m.z = 5\n"
+        "sys.modules['__main__'] = m\n"
+    )
+    assert interp.call(eval, "z") == 5
+    names = interp.call(dir)
+    assert "z" in names and "__annotations__" not in names
+    interp.exec("import sys\ndel sys.modules['__main__']")
+    assert interp.call(eval, "__name__") == "__main__"

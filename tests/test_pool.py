@@ -53,6 +53,31 @@ def fail_unpicklable():
     raise Unpicklable(threading.Lock())
 
 
+class TwoArgs(Exception):
+    """Its __init__ does not take its own args (("1-2",)) back."""
+
+    def __init__(self, a, b):
+        super().__init__(f"{a}-{b}")
+
+
+class ReduceFails(Exception):
+    def __reduce__(self):
+        raise RuntimeError("reduce says no")
+
+
+class StrFails(Exception):
+    def __str__(self):
+        raise RuntimeError("str says no")
+
+
+def fail_with(kind):
+    if kind == "init":
+        raise TwoArgs(1, 2)
+    if kind == "reduce":
+        raise ReduceFails("cannot reduce")
+    raise StrFails("cannot str")
+
+
 def init_worker(value):
     _initialized.append(value)
 
@@ -167,6 +192,55 @@ def test_unpicklable_exception_becomes_execution_failed(pool):
         pool.submit(fail_unpicklable).result()
     assert info.value.excinfo.type.__name__ == "Unpicklable"
     assert "has a lock" in str(info.value)
+
+
+@pytest.mark.parametrize("kind,name,text,note", [
+    ("init", "TwoArgs", "1-2", "could not be rebuilt in this interpreter "
+     "(TypeError: TwoArgs.__init__() missing 1 required positional "
+     "argument: 'b')"),
+    ("reduce", "ReduceFails", "cannot reduce",
+     "could not be sent from the other interpreter (NotShareableError: "),
+])
+def test_exception_that_cannot_be_rebuilt_keeps_name_text_traceback(
+        pool, kind, name, text, note):
+    # Rebuilding TwoArgs("1-2") called TwoArgs.__init__ with one argument:
+    # the caller got that TypeError, with no trace of the original.
+    with pytest.raises(subinterp.ExecutionFailed) as info:
+        pool.submit(fail_with, kind).result()
+    exc = info.value
+    assert exc.excinfo.type.__name__ == name
+    assert exc.excinfo.type.__module__ == __name__
+    assert exc.excinfo.msg == text
+    assert str(exc) == f"{__name__}.{name}: {text}"
+    cause = exc.__cause__
+    assert isinstance(cause, subinterp.RemoteTraceback)
+    assert "in fail_with" in str(cause) and f"{name}: {text}" in str(cause)
+    assert any(note in n for n in exc.__notes__), exc.__notes__
+    if kind == "reduce":
+        assert "reduce says no" in exc.__notes__[0]
+
+
+def test_exception_whose_str_fails_crosses_as_itself(pool):
+    with pytest.raises(StrFails) as info:
+        pool.submit(fail_with, "str").result()
+    cause = info.value.__cause__
+    assert isinstance(cause, subinterp.RemoteTraceback)
+    assert "in fail_with" in str(cause)
+    assert "<exception str() failed>" in str(cause)
+
+
+@pytest.mark.parametrize("kind,name,text", [
+    ("init", "TwoArgs", "1-2"),
+    ("reduce", "ReduceFails", "cannot reduce"),
+    ("str", "StrFails", "<exception str() failed>"),
+])
+def test_call_exception_that_cannot_be_rebuilt(kind, name, text):
+    with subinterp.create() as interp:
+        with pytest.raises(subinterp.ExecutionFailed) as info:
+            interp.call(fail_with, kind)
+    excinfo = info.value.excinfo
+    assert (excinfo.type.__name__, excinfo.msg) == (name, text)
+    assert "in fail_with" in excinfo.formatted
 
 
 def test_system_exit_and_keyboard_interrupt_fail_only_the_task(pool):

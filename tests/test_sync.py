@@ -3,6 +3,7 @@ interpreters; abandoned locks; Ctrl-C; bad input."""
 
 import pickle
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -294,6 +295,67 @@ def test_bounded_semaphore():
     with pytest.raises(ValueError):
         sem.release(3)
     sem.release(2)
+
+
+MAX = sys.maxsize
+
+
+def sem_value(sem):
+    return int(repr(sem).rsplit("value=", 1)[1].rstrip(">"))
+
+
+@pytest.mark.parametrize("start,releases", [
+    (MAX, [1]),                      # wrapped to -2**63
+    (0, [2 ** 62, 2 ** 62]),         # wrapped negative
+    (MAX - 5, [3, 3]),
+    (1, [MAX]),
+])
+def test_semaphore_value_never_wraps(start, releases):
+    sem = sq.Semaphore(start)
+    value = start
+    for n in releases:
+        if value > MAX - n:
+            with pytest.raises(OverflowError):
+                sem.release(n)
+        else:
+            sem.release(n)
+            value += n
+        assert sem_value(sem) == value    # unchanged by a refused release
+    assert sem.acquire(blocking=False)
+    assert sem_value(sem) == value - 1
+
+
+def test_semaphore_release_beyond_ssize_t():
+    sem = sq.Semaphore(0)
+    with pytest.raises(OverflowError):
+        sem.release(2 ** 63)
+    with pytest.raises(OverflowError):
+        sq.Semaphore(2 ** 63)
+    assert sem_value(sem) == 0
+
+
+def test_bounded_semaphore_at_the_largest_value():
+    sem = sq.BoundedSemaphore(MAX)
+    with pytest.raises(ValueError):
+        sem.release()
+    with pytest.raises(ValueError):
+        sem.release(MAX)
+    assert sem_value(sem) == MAX
+    assert sem.acquire(blocking=False)
+    sem.release()
+    assert sem_value(sem) == MAX
+
+
+def test_barrier_parties_limits():
+    with pytest.raises(ValueError):
+        sq.Barrier(0)
+    with pytest.raises(OverflowError):
+        sq.Barrier(2 ** 63)
+    b = sq.Barrier(MAX)
+    assert b.parties == MAX and b.n_waiting == 0
+    with pytest.raises(sq.BrokenBarrierError):
+        b.wait(timeout=0)
+    assert b.broken and b.n_waiting == 0
 
 
 # ---------------------------------------------------------------------------

@@ -846,10 +846,24 @@ unbound_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(((UnboundObject *)self)->name);
 }
 
+/* The sentinels live in the module's dict and state for as long as the
+ * module, and each refers to its heap type, which refers to the module.
+ * They must be GC objects that visit their type: a reference from an
+ * untracked object counts as external to the collector, which would then
+ * keep the type, the module and with them the whole interpreter alive
+ * after it ended (the module's m_free would never run). */
+static int
+unbound_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
 static void
 unbound_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -865,6 +879,7 @@ static PyType_Slot unbound_slots[] = {
                 "UNBOUND_REMOVE)."},
     {Py_tp_repr, unbound_repr},
     {Py_tp_dealloc, unbound_dealloc},
+    {Py_tp_traverse, unbound_traverse},
     {Py_tp_methods, unbound_methods},
     {0, NULL},
 };
@@ -872,8 +887,8 @@ static PyType_Slot unbound_slots[] = {
 static PyType_Spec unbound_spec = {
     .name = "subinterp._core.UnboundItem",
     .basicsize = sizeof(UnboundObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = unbound_slots,
 };
 

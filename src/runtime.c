@@ -63,6 +63,9 @@ struct interp_entry {
     /* All fields below: runtime.mutex. */
     PyInterpreterState *interp; /* NULL once destroyed */
     int64_t refcount;
+    int64_t self_refs;          /* Interpreter objects inside the
+                                   interpreter itself: they keep the entry,
+                                   not the interpreter (not in refcount) */
     unsigned long running;      /* thread running code in it, 0 if none */
     int closing;                /* being destroyed: no new entries */
     int orphaned;               /* refcount reached 0: close it */
@@ -308,7 +311,7 @@ entry_new(PyInterpreterState *interp, int owned)
 static void
 entry_maybe_free(interp_entry *e)
 {
-    if (e->refcount > 0 || e->slots != NULL ||
+    if (e->refcount > 0 || e->self_refs > 0 || e->slots != NULL ||
         (e->interp != NULL && (e->owned || e->is_main ||
                                e->modstate != NULL))) {
         return;
@@ -346,6 +349,36 @@ entry_decref(interp_entry *e)
             entry_maybe_free(e);
         }
     }
+    UNLOCK();
+}
+
+int
+entry_incref_handle(interp_entry *e)
+{
+    PyInterpreterState *current = PyInterpreterState_Get();
+    LOCK();
+    int self_ref = e->interp != NULL && e->interp == current;
+    if (self_ref) {
+        e->self_refs++;
+    }
+    else {
+        e->refcount++;
+    }
+    UNLOCK();
+    return self_ref;
+}
+
+void
+entry_decref_handle(interp_entry *e, int self_ref)
+{
+    if (!self_ref) {
+        entry_decref(e);
+        return;
+    }
+    LOCK();
+    assert(e->self_refs > 0);
+    e->self_refs--;
+    entry_maybe_free(e);
     UNLOCK();
 }
 

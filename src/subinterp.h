@@ -105,6 +105,15 @@ void entry_incref(interp_entry *e);
  * runtime_close_orphans(). */
 void entry_decref(interp_entry *e);
 int64_t entry_id(const interp_entry *e);
+/* The reference of an Interpreter object made in the current interpreter
+ * (GIL held).  A handle an interpreter holds to itself (get_current(),
+ * list_all(), a received handle) must not keep it alive, or it would never
+ * be closed: such a reference only keeps the entry's memory and returns 1;
+ * any other is an entry_incref() and returns 0.  Messages always hold
+ * real references (the codec uses handle_kind.incref).  Give the result
+ * back to entry_decref_handle(). */
+int entry_incref_handle(interp_entry *e);
+void entry_decref_handle(interp_entry *e, int self_ref);
 
 /* Run fn(arg) inside the interpreter of entry `e`, from the calling
  * thread: leaves the current interpreter (releasing its GIL), enters the

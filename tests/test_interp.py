@@ -498,6 +498,50 @@ def test_closed_when_last_handle_goes():
     assert iid not in [x.id for x in subinterp.list_all()]
 
 
+def live_ids():
+    return [x.id for x in subinterp.list_all()]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "me = subinterp.get_current()",
+        "everyone = subinterp.list_all()",
+        "me = subinterp._core._interpreter(subinterp.get_current().id)",
+        # a cycle through the handle, freed only at the end
+        "me = [subinterp.get_current()]\nme.append(me)",
+    ],
+)
+def test_handles_to_itself_do_not_keep_an_interpreter_alive(code):
+    ids = []
+    for _ in range(20):
+        i = subinterp.create()
+        ids.append(i.id)
+        i.exec("import subinterp\n" + code)
+        del i
+    gc.collect()
+    left = set(ids) & set(live_ids())
+    assert not left, f"{len(left)} of 20 interpreters were not closed"
+
+
+def test_handle_to_itself_sent_out_holds_the_interpreter():
+    q = subinterp.Queue()
+    i = subinterp.create()
+    iid = i.id
+    i.prepare_main(q=q)
+    i.exec("import subinterp\nme = subinterp.get_current()\nq.put(me)")
+    del i
+    gc.collect()
+    # the message in the queue holds a real reference
+    assert iid in live_ids()
+    j = q.get_nowait()
+    assert j.id == iid
+    j.exec("assert me == subinterp.get_current()")
+    del j
+    gc.collect()
+    assert iid not in live_ids()
+
+
 def test_many_threads_then_close(interp):
     # every thread leaves a cached thread state behind; closing must
     # still work (CPython aborts if any is left at Py_EndInterpreter)

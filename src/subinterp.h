@@ -192,6 +192,9 @@ PyObject *codec_decode(module_state *st, const msg *m);
 void msg_free(msg *m);
 /* Size of the encoded bytes (not counting shared buffers). */
 Py_ssize_t msg_size(const msg *m);
+/* How many handle references m holds to the C object ref (any kind).
+ * Any thread, no GIL needed. */
+Py_ssize_t msg_count_refs(const msg *m, const void *ref);
 
 /* ------------------------------------------------------------------ */
 /* interp.c: the Interpreter type                                      */

@@ -240,7 +240,7 @@ static void
 coremodule_free(void *mod)
 {
     atomic_fetch_sub(&live_modules, 1);
-    runtime_module_freed();
+    runtime_module_freed(get_mod_state((PyObject *)mod));
     (void)coremodule_clear((PyObject *)mod);
 }
 

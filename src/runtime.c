@@ -1103,17 +1103,27 @@ runtime_is_shutting_down(void)
     return res;
 }
 
-/* The module of an interpreter subinterp did not create is being freed:
- * that interpreter is going away, so forget it. */
+/* Bumped whenever a module state is freed: every thread's state_cache
+ * (below) from before is stale then. */
+static atomic_long state_epoch;
+
+/* The module of the current interpreter is being freed (m_free): forget
+ * its state, and for an interpreter subinterp did not create, the
+ * interpreter too (it is going away). */
 void
-runtime_module_freed(void)
+runtime_module_freed(module_state *st)
 {
     PyThreadState *ts = PyThreadState_Get();
     PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    atomic_fetch_add(&state_epoch, 1);
     LOCK();
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
         if (e->interp != interp) {
             continue;
+        }
+        if (e->modstate != st) {
+            /* an older copy of the module (imported again since) */
+            break;
         }
         e->modstate = NULL;
         if (!e->owned && !e->is_main) {
@@ -1140,6 +1150,7 @@ runtime_module_freed(void)
 static _Thread_local struct {
     PyInterpreterState *interp;
     int64_t id;
+    long epoch;                 /* state_epoch when filled */
     module_state *st;
 } state_cache;
 
@@ -1148,8 +1159,9 @@ get_current_state(void)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     int64_t id = PyInterpreterState_GetID(interp);
+    long epoch = atomic_load_explicit(&state_epoch, memory_order_acquire);
     if (state_cache.interp == interp && state_cache.id == id &&
-        state_cache.st != NULL) {
+        state_cache.epoch == epoch && state_cache.st != NULL) {
         return state_cache.st;
     }
     module_state *st = NULL;
@@ -1172,6 +1184,7 @@ get_current_state(void)
     }
     state_cache.interp = interp;
     state_cache.id = id;
+    state_cache.epoch = epoch;
     state_cache.st = st;
     return st;
 }

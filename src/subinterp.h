@@ -262,7 +262,8 @@ int runtime_count_subinterpreters(void);
 
 /* Exit status of a forked child that had subinterpreters (EX_SOFTWARE). */
 #define SUBINTERP_FORK_EXIT 70
-void runtime_module_freed(void);
+/* m_free of the module whose state is st, in its interpreter. */
+void runtime_module_freed(module_state *st);
 
 /* Raise the exception for an err_code (one place for every component's
  * shared codes). */

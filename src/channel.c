@@ -587,7 +587,9 @@ static PyMethodDef channel_functions[] = {
      "create_channel(maxsize=0)\n--\n\n"
      "Return (recv, send): the two ends of a new channel.  maxsize 0 "
      "makes a rendezvous channel (send returns once received), N a "
-     "channel buffering up to N objects."},
+     "channel buffering up to N objects.  When every receive end is gone "
+     "(in every interpreter and message), the channel closes as "
+     "recv.close() does."},
     {NULL, NULL, 0, NULL},
 };
 

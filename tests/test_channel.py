@@ -299,14 +299,6 @@ def test_channel_kept_alive_by_one_end():
     assert recv.recv_nowait() == 1
 
 
-def channel_exists(end):
-    try:
-        pickle.loads(pickle.dumps(end))
-    except sq.ChannelNotFoundError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("maxsize", [0, 1])
 def test_dropping_every_receive_end_closes(maxsize):
     recv, send = sq.create_channel(maxsize)

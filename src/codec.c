@@ -100,6 +100,16 @@ msg_free(msg *m)
 }
 
 Py_ssize_t
+msg_count_refs(const msg *m, const void *ref)
+{
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < m->nrefs; i++) {
+        n += m->refs[i].what == REF_HANDLE && m->refs[i].ptr == ref;
+    }
+    return n;
+}
+
+Py_ssize_t
 msg_size(const msg *m)
 {
     return m->size;

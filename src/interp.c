@@ -690,12 +690,18 @@ done:
 /* ------------------------------------------------------------------ */
 /* the Interpreter type                                                */
 
-typedef HandleObject InterpreterObject;
+typedef struct {
+    HandleObject handle;        /* ref: the interp_entry */
+    int self_ref;               /* immutable: a handle the interpreter
+                                   holds to itself; its reference does not
+                                   keep the interpreter alive (see
+                                   entry_incref_handle) */
+} InterpreterObject;
 
 static interp_entry *
 self_entry(PyObject *self)
 {
-    return (interp_entry *)((InterpreterObject *)self)->ref;
+    return (interp_entry *)((InterpreterObject *)self)->handle.ref;
 }
 
 static module_state *
@@ -712,9 +718,9 @@ interp_object_new(module_state *st, interp_entry *e)
     if (self == NULL) {
         return NULL;
     }
-    entry_incref(e);
-    self->kind = &interp_kind;
-    self->ref = e;
+    self->self_ref = entry_incref_handle(e);
+    self->handle.kind = &interp_kind;
+    self->handle.ref = e;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
@@ -741,9 +747,9 @@ interp_dealloc(PyObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     interp_entry *e = self_entry(self);
-    ((InterpreterObject *)self)->ref = NULL;
+    ((InterpreterObject *)self)->handle.ref = NULL;
     if (e != NULL) {
-        entry_decref(e);
+        entry_decref_handle(e, ((InterpreterObject *)self)->self_ref);
     }
     tp->tp_free(self);
     Py_DECREF(tp);

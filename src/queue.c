@@ -45,13 +45,17 @@
 typedef struct inode {
     struct inode *next;
     item v;
+    int64_t nself;          /* mutex: references v holds to the FIFO's
+                               owner, counted in owner->inner while the
+                               node is in the buffer */
 } inode;
 
 #define MAX_SPARE 64
 
 void
-fifo_init(fifo *f, Py_ssize_t capacity)
+fifo_init(fifo *f, Py_ssize_t capacity, sobj *owner)
 {
+    f->owner = owner;
     wait_mutex_init(&f->mutex);
     f->head = f->tail = NULL;
     f->count = 0;
@@ -100,8 +104,36 @@ node_get(fifo *f)
     n = PyMem_RawMalloc(sizeof(inode));
     if (n != NULL) {
         n->v.m = NULL;
+        n->nself = 0;
     }
     return n;
+}
+
+/* Node n's item entered the buffer: count the references it holds to
+ * the FIFO's own object (a queue holding a handle to itself), so that the
+ * object can tell when nothing else refers to it (sobj_decref).  mutex
+ * held. */
+static void
+node_enter(fifo *f, inode *n)
+{
+    n->nself = 0;
+    if (f->owner != NULL && n->v.m != NULL) {
+        n->nself = msg_count_refs(n->v.m, f->owner);
+        if (n->nself > 0) {
+            atomic_fetch_add(&f->owner->inner, n->nself);
+        }
+    }
+}
+
+/* Node n's item leaves the buffer (its message is still alive).  mutex
+ * held. */
+static void
+node_leave(fifo *f, inode *n)
+{
+    if (n->nself > 0) {
+        atomic_fetch_sub(&f->owner->inner, n->nself);
+        n->nself = 0;
+    }
 }
 
 /* Recycle a node whose item was moved out.  mutex held. */
@@ -125,6 +157,7 @@ buf_push(fifo *f, inode *n, item *it)
 {
     n->v = *it;
     it->m = NULL;
+    node_enter(f, n);
     n->next = NULL;
     if (f->tail == NULL) {
         f->head = n;
@@ -146,6 +179,7 @@ buf_pop(fifo *f, item *out)
         f->tail = NULL;
     }
     f->count--;
+    node_leave(f, n);
     *out = n->v;
     n->v.m = NULL;
     node_put(f, n);
@@ -253,6 +287,7 @@ fifo_unget(fifo *f, item *it)
         /* back at the head, even beyond capacity: it was taken once */
         slot->v = *it;
         it->m = NULL;
+        node_enter(f, slot);
         slot->next = f->head;
         f->head = slot;
         if (f->tail == NULL) {
@@ -276,6 +311,9 @@ fifo_close(fifo *f, int force)
     sub_mutex_lock(&f->mutex);
     if (force) {
         dropped = f->head;
+        for (inode *d = dropped; d != NULL; d = d->next) {
+            node_leave(f, d);
+        }
         f->head = f->tail = NULL;
         f->count = 0;
         /* FIFO_CLOSED only when forced: fifo_unget drops items then */
@@ -293,6 +331,23 @@ fifo_close(fifo *f, int force)
         fire(n, prev, WS_CLOSED, NULL);
     }
     sub_mutex_unlock(&f->mutex);
+    inode_free_chain(dropped);
+}
+
+void
+fifo_drop_buffer(fifo *f)
+{
+    sub_mutex_lock(&f->mutex);
+    inode *dropped = f->head;
+    for (inode *d = dropped; d != NULL; d = d->next) {
+        node_leave(f, d);
+    }
+    f->head = f->tail = NULL;
+    f->count = 0;
+    refill(f);
+    sub_mutex_unlock(&f->mutex);
+    /* freeing the messages drops the references they held to the owner
+       (and perhaps the last ones to other objects) */
     inode_free_chain(dropped);
 }
 
@@ -345,6 +400,12 @@ typedef struct {
 } queue_obj;
 
 static void
+queue_drop_buffer(sobj *o)
+{
+    fifo_drop_buffer(&((queue_obj *)o)->f);
+}
+
+static void
 queue_destroy(sobj *o)
 {
     queue_obj *q = (queue_obj *)o;
@@ -372,6 +433,7 @@ queue_interp_closed(sobj *o, int64_t id)
             pp = &n->next;
             continue;
         }
+        node_leave(f, n);
         if (it->unboundop == UNBOUND_REMOVE) {
             *pp = n->next;
             f->count--;
@@ -388,7 +450,10 @@ queue_interp_closed(sobj *o, int64_t id)
             garbage = carrier;
             it->m = NULL;
         }
-        /* else XXX: the message stays until the item is taken */
+        else {
+            /* XXX: the message stays until the item is taken */
+            node_enter(f, n);
+        }
         it->unbound = 1;
         last = n;
         pp = &n->next;
@@ -430,6 +495,7 @@ static const sobj_type queue_type = {
     .mutex = queue_mutex,
     .after_fork = queue_after_fork,
     .kinds = {&queue_kind, NULL},
+    .drop_buffer = queue_drop_buffer,
 };
 
 static PyObject *
@@ -563,7 +629,7 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
     if (q == NULL) {
         return PyErr_NoMemory();
     }
-    fifo_init(&q->f, maxsize == 0 ? -1 : maxsize);
+    fifo_init(&q->f, maxsize == 0 ? -1 : maxsize, &q->base);
     q->maxsize = maxsize;
     q->unboundop = op;
     (void)sobj_register(&q->base, &queue_type);
@@ -846,10 +912,24 @@ unbound_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(((UnboundObject *)self)->name);
 }
 
+/* The sentinels live in the module's dict and state for as long as the
+ * module, and each refers to its heap type, which refers to the module.
+ * They must be GC objects that visit their type: a reference from an
+ * untracked object counts as external to the collector, which would then
+ * keep the type, the module and with them the whole interpreter alive
+ * after it ended (the module's m_free would never run). */
+static int
+unbound_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
 static void
 unbound_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -865,6 +945,7 @@ static PyType_Slot unbound_slots[] = {
                 "UNBOUND_REMOVE)."},
     {Py_tp_repr, unbound_repr},
     {Py_tp_dealloc, unbound_dealloc},
+    {Py_tp_traverse, unbound_traverse},
     {Py_tp_methods, unbound_methods},
     {0, NULL},
 };
@@ -872,8 +953,8 @@ static PyType_Slot unbound_slots[] = {
 static PyType_Spec unbound_spec = {
     .name = "subinterp._core.UnboundItem",
     .basicsize = sizeof(UnboundObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = unbound_slots,
 };
 

@@ -63,6 +63,9 @@ struct interp_entry {
     /* All fields below: runtime.mutex. */
     PyInterpreterState *interp; /* NULL once destroyed */
     int64_t refcount;
+    int64_t self_refs;          /* Interpreter objects inside the
+                                   interpreter itself: they keep the entry,
+                                   not the interpreter (not in refcount) */
     unsigned long running;      /* thread running code in it, 0 if none */
     int closing;                /* being destroyed: no new entries */
     int orphaned;               /* refcount reached 0: close it */
@@ -308,7 +311,7 @@ entry_new(PyInterpreterState *interp, int owned)
 static void
 entry_maybe_free(interp_entry *e)
 {
-    if (e->refcount > 0 || e->slots != NULL ||
+    if (e->refcount > 0 || e->self_refs > 0 || e->slots != NULL ||
         (e->interp != NULL && (e->owned || e->is_main ||
                                e->modstate != NULL))) {
         return;
@@ -346,6 +349,36 @@ entry_decref(interp_entry *e)
             entry_maybe_free(e);
         }
     }
+    UNLOCK();
+}
+
+int
+entry_incref_handle(interp_entry *e)
+{
+    PyInterpreterState *current = PyInterpreterState_Get();
+    LOCK();
+    int self_ref = e->interp != NULL && e->interp == current;
+    if (self_ref) {
+        e->self_refs++;
+    }
+    else {
+        e->refcount++;
+    }
+    UNLOCK();
+    return self_ref;
+}
+
+void
+entry_decref_handle(interp_entry *e, int self_ref)
+{
+    if (!self_ref) {
+        entry_decref(e);
+        return;
+    }
+    LOCK();
+    assert(e->self_refs > 0);
+    e->self_refs--;
+    entry_maybe_free(e);
     UNLOCK();
 }
 
@@ -1078,17 +1111,27 @@ runtime_is_shutting_down(void)
     return res;
 }
 
-/* The module of an interpreter subinterp did not create is being freed:
- * that interpreter is going away, so forget it. */
+/* Bumped whenever a module state is freed: every thread's state_cache
+ * (below) from before is stale then. */
+static atomic_long state_epoch;
+
+/* The module of the current interpreter is being freed (m_free): forget
+ * its state, and for an interpreter subinterp did not create, the
+ * interpreter too (it is going away). */
 void
-runtime_module_freed(void)
+runtime_module_freed(module_state *st)
 {
     PyThreadState *ts = PyThreadState_Get();
     PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    atomic_fetch_add(&state_epoch, 1);
     LOCK();
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
         if (e->interp != interp) {
             continue;
+        }
+        if (e->modstate != st) {
+            /* an older copy of the module (imported again since) */
+            break;
         }
         e->modstate = NULL;
         if (!e->owned && !e->is_main) {
@@ -1115,6 +1158,7 @@ runtime_module_freed(void)
 static _Thread_local struct {
     PyInterpreterState *interp;
     int64_t id;
+    long epoch;                 /* state_epoch when filled */
     module_state *st;
 } state_cache;
 
@@ -1123,8 +1167,9 @@ get_current_state(void)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     int64_t id = PyInterpreterState_GetID(interp);
+    long epoch = atomic_load_explicit(&state_epoch, memory_order_acquire);
     if (state_cache.interp == interp && state_cache.id == id &&
-        state_cache.st != NULL) {
+        state_cache.epoch == epoch && state_cache.st != NULL) {
         return state_cache.st;
     }
     module_state *st = NULL;
@@ -1147,6 +1192,7 @@ get_current_state(void)
     }
     state_cache.interp = interp;
     state_cache.id = id;
+    state_cache.epoch = epoch;
     state_cache.st = st;
     return st;
 }

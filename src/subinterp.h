@@ -109,6 +109,15 @@ void entry_incref(interp_entry *e);
  * runtime_close_orphans(). */
 void entry_decref(interp_entry *e);
 int64_t entry_id(const interp_entry *e);
+/* The reference of an Interpreter object made in the current interpreter
+ * (GIL held).  A handle an interpreter holds to itself (get_current(),
+ * list_all(), a received handle) must not keep it alive, or it would never
+ * be closed: such a reference only keeps the entry's memory and returns 1;
+ * any other is an entry_incref() and returns 0.  Messages always hold
+ * real references (the codec uses handle_kind.incref).  Give the result
+ * back to entry_decref_handle(). */
+int entry_incref_handle(interp_entry *e);
+void entry_decref_handle(interp_entry *e, int self_ref);
 
 /* Run fn(arg) inside the interpreter of entry `e`, from the calling
  * thread: leaves the current interpreter (releasing its GIL), enters the
@@ -187,6 +196,9 @@ PyObject *codec_decode(module_state *st, const msg *m);
 void msg_free(msg *m);
 /* Size of the encoded bytes (not counting shared buffers). */
 Py_ssize_t msg_size(const msg *m);
+/* How many handle references m holds to the C object ref (any kind).
+ * Any thread, no GIL needed. */
+Py_ssize_t msg_count_refs(const msg *m, const void *ref);
 
 /* ------------------------------------------------------------------ */
 /* interp.c: the Interpreter type                                      */
@@ -259,7 +271,8 @@ int runtime_count_subinterpreters(void);
 
 /* Exit status of a forked child that had subinterpreters (EX_SOFTWARE). */
 #define SUBINTERP_FORK_EXIT 70
-void runtime_module_freed(void);
+/* m_free of the module whose state is st, in its interpreter. */
+void runtime_module_freed(module_state *st);
 
 /* Raise the exception for an err_code (one place for every component's
  * shared codes). */

@@ -626,6 +626,7 @@ sobj_register(sobj *o, const sobj_type *type)
 {
     o->type = type;
     o->refcount = 1;
+    atomic_init(&o->inner, 0);
     pthread_mutex_lock(&registry.mutex);
     o->id = registry.next_id++;
     o->prev = registry.head.prev;
@@ -647,7 +648,7 @@ sobj_incref(sobj *o)
 void
 sobj_decref(sobj *o)
 {
-    int last = 0;
+    int last = 0, drop = 0;
     pthread_mutex_lock(&registry.mutex);
     assert(o->refcount > 0);
     if (--o->refcount == 0) {
@@ -656,9 +657,22 @@ sobj_decref(sobj *o)
         o->prev = o->next = NULL;
         last = 1;
     }
+    else if (o->type->drop_buffer != NULL &&
+             o->refcount == atomic_load(&o->inner)) {
+        /* Only the object's own buffered items refer to it: no handle,
+           no other message, no blocked operation (each holds a reference
+           of its own).  Nobody can take those items any more; drop them,
+           holding a reference so that the object outlives the drop. */
+        o->refcount++;
+        drop = 1;
+    }
     pthread_mutex_unlock(&registry.mutex);
     if (last) {
         o->type->destroy(o);
+    }
+    else if (drop) {
+        o->type->drop_buffer(o);
+        sobj_decref(o);
     }
 }
 
@@ -875,7 +889,7 @@ handle_new(PyTypeObject *tp, const handle_kind *kind, sobj *o)
     if (self == NULL) {
         return NULL;
     }
-    sobj_incref(o);
+    kind->incref(o);
     self->kind = kind;
     self->ref = o;
     return (PyObject *)self;
@@ -886,10 +900,12 @@ handle_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     sobj *o = (sobj *)((HandleObject *)self)->ref;
+    const handle_kind *kind = ((HandleObject *)self)->kind;
     tp->tp_free(self);
     Py_DECREF(tp);
     if (o != NULL) {
-        sobj_decref(o);
+        /* the kind's: a channel counts its receive ends */
+        kind->decref(o);
     }
 }
 

@@ -260,12 +260,24 @@ typedef struct {
     void (*after_fork)(sobj *o);
     /* The handle kinds that refer to it (channels have two ends). */
     const handle_kind *kinds[2];
+    /* Only references held by items in the object's own buffer are left
+       (refcount == inner): nobody can ever take those items, so drop
+       them, which breaks the cycle.  No lock held; the caller holds a
+       reference for the duration.  NULL for objects without a buffer. */
+    void (*drop_buffer)(sobj *o);
 } sobj_type;
 
 struct sobj {
     const sobj_type *type;  /* immutable */
     int64_t id;             /* immutable, unique in the process */
     int64_t refcount;       /* registry.mutex */
+    /* The part of refcount held by messages waiting in the object's own
+       buffer (a queue that holds an item with a handle to itself).
+       Changed under the object's mutex, read under registry.mutex, hence
+       atomic.  It never exceeds what those items really hold: it goes up
+       after an item entered the buffer and down when it leaves, while
+       the item's references are still counted in refcount. */
+    _Atomic int64_t inner;
     sobj *prev, *next;      /* registry.mutex */
 };
 
@@ -379,9 +391,12 @@ typedef struct fifo {
     int closed;             /* mutex: FIFO_* */
     wlist receivers;        /* mutex: blocked receivers (buffer empty) */
     wlist senders;          /* mutex: blocked senders (buffer full) */
+    sobj *owner;            /* immutable: the object around the FIFO, whose
+                               `inner` counts the references buffered
+                               items hold to it */
 } fifo;
 
-void fifo_init(fifo *f, Py_ssize_t capacity);
+void fifo_init(fifo *f, Py_ssize_t capacity, sobj *owner);
 /* Free the buffer (no waiters may be left). */
 void fifo_fini(fifo *f);
 
@@ -407,6 +422,8 @@ void fifo_unget(fifo *f, item *it);
 /* Close: force drops the buffer; every waiter is woken with WS_CLOSED.
  * Takes f->mutex. */
 void fifo_close(fifo *f, int force);
+/* Free every buffered item (sobj_type.drop_buffer).  Takes f->mutex. */
+void fifo_drop_buffer(fifo *f);
 
 /* ------------------------------------------------------------------ */
 /* select engine (select.c), used by every blocking queue and channel   */

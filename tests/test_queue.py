@@ -636,6 +636,67 @@ def test_queue_held_only_by_a_message_stays_alive():
     assert iid not in subinterp._core._list_queue_ids()
 
 
+def queue_ids():
+    return subinterp._core._list_queue_ids()
+
+
+@pytest.mark.parametrize(
+    "item", [lambda q: q, lambda q: [q, q, "x"], lambda q: {"me": q}]
+)
+def test_queue_holding_a_handle_to_itself_is_freed(item):
+    q = sq.Queue()
+    qid = q.id
+    q.put("before")
+    q.put(item(q))
+    q.put("after")
+    del q
+    gc.collect()
+    assert qid not in queue_ids()
+    with pytest.raises(sq.QueueNotFoundError):
+        subinterp._core._handle_by_id(qid, 10)
+
+
+def test_queues_freed_along_a_chain_of_self_holding():
+    # q1 holds itself and the only handle to q2, which holds itself
+    q1, q2 = sq.Queue(), sq.Queue()
+    ids = {q1.id, q2.id}
+    q2.put(q2)
+    q1.put((q1, q2))
+    del q1, q2
+    gc.collect()
+    assert not ids & set(queue_ids())
+
+
+def test_queue_holding_itself_still_delivers():
+    q = sq.Queue()
+    qid = q.id
+    q.put(q)
+    q.put("x")
+    # a handle elsewhere (a message in another queue, another
+    # interpreter) keeps it and its items
+    outer = sq.Queue()
+    outer.put(q)
+    del q
+    gc.collect()
+    assert qid in queue_ids()
+    q = outer.get_nowait()
+    assert q.get_nowait() == q
+    assert q.get_nowait() == "x"
+    q.put(q)
+    it = subinterp.create()
+    try:
+        it.prepare_main(q=q)
+        del q
+        gc.collect()
+        assert qid in queue_ids()
+        it.exec("assert q.get_nowait() == q\nq.put(q)\nq.put('y')")
+        it.exec("del q")
+        gc.collect()
+        assert qid not in queue_ids()
+    finally:
+        it.close()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_fork_with_blocked_waiter_leaves_usable_child():
     code = textwrap.dedent("""

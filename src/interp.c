@@ -524,15 +524,6 @@ new_namespace(PyObject *kw)
     return res;
 }
 
-/* Add "note" to exc's notes (best effort: a failure is dropped). */
-static void
-add_note(PyObject *exc, PyObject *note)
-{
-    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
-    Py_XDECREF(res);
-    PyErr_Clear();
-}
-
 /* The exception to raise in this interpreter for a description made by
  * interp_capture_exception.  With original, the exception itself when obj
  * (its message) decodes to one, with a RemoteTraceback of the traceback
@@ -636,7 +627,7 @@ interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
                 "(%S)", why_not);
         }
         if (note != NULL) {
-            add_note(exc, note);
+            exc_add_note(exc, note);
             Py_DECREF(note);
         }
         PyErr_Clear();

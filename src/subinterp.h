@@ -274,6 +274,10 @@ int runtime_count_subinterpreters(void);
 /* m_free of the module whose state is st, in its interpreter. */
 void runtime_module_freed(module_state *st);
 
+/* Add note to exc's notes, best effort: a failure to add it is dropped,
+ * and an exception being raised stays raised (module.c). */
+void exc_add_note(PyObject *exc, PyObject *note);
+
 /* Raise the exception for an err_code (one place for every component's
  * shared codes). */
 int set_err(module_state *st, int err);

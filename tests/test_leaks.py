@@ -23,6 +23,12 @@ pytestmark = [
                        reason="the sanitizer's quarantine holds freed memory"),
 ]
 
+needs_runtime_that_frees_interpreters = pytest.mark.skipif(
+    sys.version_info < (3, 14),
+    reason="CPython 3.12 and 3.13 leak about 1.7 MiB per subinterpreter "
+    "themselves (gh-110411, gh-113055); test_interp.py compares our growth "
+    "with theirs")
+
 PROBE = """
 import gc, sys, subinterp
 from subinterp import _core
@@ -91,10 +97,7 @@ def test_many_handles_keep_refcounts_flat():
     assert before == after
 
 
-@pytest.mark.skipif(sys.version_info < (3, 14),
-                    reason="CPython 3.12 and 3.13 leak about 1.7 MiB per "
-                    "subinterpreter themselves (gh-110411, gh-113055); "
-                    "test_interp.py compares our growth with theirs")
+@needs_runtime_that_frees_interpreters
 def test_ten_thousand_worker_replacements_keep_rss_flat():
     growth, n = run("""
         with subinterp.Pool(2, max_tasks_per_worker=1) as pool:
@@ -113,10 +116,7 @@ def test_ten_thousand_worker_replacements_keep_rss_flat():
     assert int(growth) < 20 * 1024 * 1024, int(growth)
 
 
-@pytest.mark.skipif(sys.version_info < (3, 14),
-                    reason="CPython 3.12 and 3.13 leak about 1.7 MiB per "
-                    "subinterpreter themselves (gh-110411, gh-113055); "
-                    "test_interp.py compares our growth with theirs")
+@needs_runtime_that_frees_interpreters
 def test_ten_thousand_interpreters_keep_rss_flat():
     growth, live = run("""
         for _ in range(50):

@@ -280,7 +280,7 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
     int r = select_blocking(&c, 1, 0, dl, &index, &got);
     switch (r) {
     case SEL_DONE:
-        return queue_item_to_object(st, &got);
+        return queue_item_to_object(st, c.f, &got);
     case SEL_NO_MEMORY:
         return PyErr_NoMemory();
     case SEL_CLOSED:

@@ -313,7 +313,7 @@ item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
 }
 
 PyObject *
-queue_item_to_object(module_state *st, item *it)
+queue_item_to_object(module_state *st, fifo *f, item *it)
 {
     PyObject *res = NULL;
     struct queue_state *qs = st->queue;
@@ -329,6 +329,17 @@ queue_item_to_object(module_state *st, item *it)
                      "the interpreter that put this item (id %lld) was "
                      "destroyed before it was taken",
                      (long long)it->interp_id);
+    }
+    /* The item is the caller's once this function returns it.  A signal
+       that arrived since it was taken -- during the hand-off, the wake-up
+       or the decoding -- would have its handler run by the eval loop
+       right after the call returns, and a handler that raises would
+       discard the object: run the handlers here instead, while the item
+       can still go back to the head of its FIFO (order kept).  This is a
+       no-op outside the thread that runs signal handlers. */
+    if (res != NULL && PyErr_CheckSignals() < 0) {
+        Py_CLEAR(res);
+        fifo_unget(f, it);
     }
     item_clear(it);
     return res;
@@ -679,7 +690,7 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
     }
     switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, &got)) {
     case SEL_DONE:
-        return queue_item_to_object(st, &got);
+        return queue_item_to_object(st, &q->f, &got);
     case SEL_TIMEOUT:
         return queue_error(st, QERR_EMPTY, 0);
     case SEL_NO_MEMORY:

@@ -149,6 +149,7 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
     static const deadline now = {.forever = 0};
     fifo *stack_locks[STACK_CASES];
     fifo **locks = stack_locks;
+    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
     int res;
 
     if (n > STACK_CASES) {
@@ -158,10 +159,17 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
             return -1;
         }
     }
-    /* First a poll with the GIL held: no hand-off of the GIL when the
+    /* Signal handlers first (a no-op outside the thread that runs
+       them): one that raises stops the operation before any item moved.
+       A received item is also protected after it moved (see
+       queue_item_to_object); a sent one cannot be taken back. */
+    if (PyErr_CheckSignals() < 0) {
+        res = -1;
+        goto done;
+    }
+    /* Then a poll with the GIL held: no hand-off of the GIL when the
        case can complete at once (our mutexes are never held by a thread
        that waits for anything, so taking them with a GIL is fine). */
-    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
     res = run(cases, n, start, &now, 0, interp_id, locks, index, got);
     if (res == SEL_TIMEOUT && dl != NULL && deadline_remaining_ns(dl) > 0) {
         int check_signals = wait_is_signal_thread();
@@ -170,17 +178,6 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
             res = run(cases, n, start, dl, check_signals, interp_id, locks,
                       index, got);
             Py_END_ALLOW_THREADS
-            if (res == SEL_DONE && check_signals &&
-                cases[*index].kind == CASE_RECV) {
-                /* A signal that arrived while the item was handed to us
-                   would make the eval loop raise right after we return,
-                   dropping the item: give it back instead and raise. */
-                if (PyErr_CheckSignals() < 0) {
-                    fifo_unget(cases[*index].f, got);
-                    res = -1;
-                }
-                break;
-            }
             if (res != SEL_INTERRUPTED) {
                 break;
             }
@@ -193,6 +190,7 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
             }
         }
     }
+done:
     if (locks != stack_locks) {
         PyMem_Free(locks);
     }
@@ -300,7 +298,8 @@ coremod_select(PyObject *mod, PyObject *args, PyObject *kwargs)
     switch (r) {
     case SEL_DONE:
         if (cases[index].kind == CASE_RECV) {
-            PyObject *value = queue_item_to_object(st, &got);
+            PyObject *value = queue_item_to_object(st, cases[index].f,
+                                                   &got);
             if (value != NULL) {
                 res = PyTuple_Pack(2, sources[index], value);
                 Py_DECREF(value);

@@ -450,9 +450,11 @@ uint32_t wait_random(void);
  * no exception when obj is none of ours.  *kind tells which end. */
 fifo *queue_fifo_of(module_state *st, PyObject *obj);
 fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
-/* Turn an item received from a queue into an object (handles
- * unbound items); consumes the item.  New reference or NULL. */
-PyObject *queue_item_to_object(module_state *st, item *it);
+/* Turn an item received from f into an object (handles unbound items);
+ * consumes the item.  New reference or NULL.  Delivery is exactly-once:
+ * when a signal handler raises before the object is returned, the item
+ * goes back to the head of f and the exception propagates. */
+PyObject *queue_item_to_object(module_state *st, fifo *f, item *it);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);

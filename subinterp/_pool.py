@@ -48,8 +48,15 @@ def _cpu_count() -> int:
 def _deliver(fut: Future, outcome: tuple) -> None:
     kind, value = outcome
     if kind == _core.OUTCOME_CANCELLED:
-        # cancelled in C (shutdown with cancel_futures): tell the Future
+        # A worker met a task cancelled by Future.cancel(), or shutdown
+        # (cancel_futures=True) dropped it.  concurrent.futures counts a
+        # cancelled Future as done for wait() and as_completed() only once
+        # it is *notified*: ThreadPoolExecutor's worker calls
+        # set_running_or_notify_cancel() when it meets the item, which
+        # wakes their waiters.  (Its shutdown(cancel_futures=True) never
+        # does, so wait() on those hangs there; not here.)
         Future.cancel(fut)
+        fut.set_running_or_notify_cancel()
         return
     if not fut.set_running_or_notify_cancel():
         return

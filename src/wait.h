@@ -177,6 +177,33 @@ void wait_interrupt_interp(int64_t interp_id);
  * 0 to wait again. */
 int wait_after_interrupt(void);
 
+/* A wait for a condition of a source (the pool's waits: a task to take,
+ * a task done, workers gone...), the whole loop in one place.  The source
+ * supplies two functions, called with no GIL and no lock of ours held:
+ *
+ *   poll(arg, w)      under the source's lock: 1 when the condition
+ *                     holds (the wait is over), else 0 after linking w
+ *                     where a change of the condition fires it (so that
+ *                     no change is missed between the test and the link);
+ *   withdraw(arg, w)  the wait ended unfired (deadline, signal, stop):
+ *                     unlink w under the source's lock, so that nobody
+ *                     fires it afterwards.
+ *
+ * The engine does the rest: it registers the interpreter and thread on w
+ * (re-initialised before every poll: w may be on the caller's stack or in
+ * a shared struct), releases the GIL (held on entry and return), spins
+ * then parks, polls again after every wake, and after an interruption
+ * runs wait_after_interrupt(): SystemExit when the interpreter is being
+ * stopped, the signal handlers in the main thread.  Returns WAIT_FIRED
+ * (poll said the condition holds), WAIT_TIMEOUT, or -1 with an exception
+ * set. */
+typedef struct {
+    int (*poll)(void *arg, waiter *w);
+    void (*withdraw)(void *arg, waiter *w);
+} wait_cond;
+
+int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl);
+
 /* ------------------------------------------------------------------ */
 /* registrations                                                       */
 

@@ -441,7 +441,7 @@ worker_take(pool *p, worker *wk)
     static const wait_cond cond = {take_poll, take_withdraw};
     static const deadline forever = {.forever = 1};
     take_wait a = {.p = p, .wk = wk, .t = NULL};
-    if (wait_until(&cond, &a, &wk->w, &forever) < 0) {
+    if (wait_until(&cond, &a, &wk->w, &forever, 0) < 0) {
         PyErr_Clear();  /* SystemExit: stopped; the worker leaves */
     }
     return a.t;
@@ -582,7 +582,7 @@ worker_park(pool *p, worker *wk)
     kick_forker(p);
     pthread_mutex_unlock(&p->mutex);
     /* in the owner's interpreter: stopping it stops the worker */
-    int r = wait_until(&cond, p, &wk->w, &forever);
+    int r = wait_until(&cond, p, &wk->w, &forever, 0);
     if (r < 0) {
         PyErr_Clear();
     }
@@ -1072,7 +1072,7 @@ poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     result_wait a = {.p = self->pool, .t = t};
-    int r = wait_until(&cond, &a, &w, &dl);
+    int r = wait_until(&cond, &a, &w, &dl, 0);
     waiter_fini(&w);
     if (r < 0) {
         /* the collector completes the Future later */
@@ -1150,10 +1150,13 @@ poolobj_collect(PyObject *op, PyObject *Py_UNUSED(ignored))
     if (st == NULL) {
         return NULL;
     }
-    int r = wait_until(&cond, &a, &w, &forever);
+    /* Not ended by stopping the owner's waits: the owner's close shuts
+       its pools down and joins this thread, which completes Futures
+       until the pool is drained. */
+    int r = wait_until(&cond, &a, &w, &forever, WAIT_NO_STOP);
     waiter_fini(&w);
     if (r < 0) {
-        return NULL;    /* SystemExit: the owner is being stopped */
+        return NULL;
     }
     if (a.finished) {
         Py_RETURN_NONE;
@@ -1260,19 +1263,31 @@ join_withdraw(void *arg, waiter *w)
     pthread_mutex_unlock(&p->mutex);
 }
 
-/* join(timeout=None) -> bool: wait (GIL released) for every worker to
- * exit. */
+/* join(timeout=None, closing=False) -> bool: wait (GIL released) for
+ * every worker to exit.  closing: the owner interpreter is closing (or
+ * the process exits): the workers hold thread states of the owner, which
+ * must be gone before it ends, so stopping the owner's waits does not
+ * end this one. */
 static PyObject *
-poolobj_join(PyObject *op, PyObject *timeout)
+poolobj_join(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
     static const wait_cond cond = {join_poll, join_withdraw};
     PoolObject *self = (PoolObject *)op;
     deadline dl;
     waiter w;
-    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
+    int closing = 0;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "join(timeout, closing=False)");
         return NULL;
     }
-    int r = wait_until(&cond, self->pool, &w, &dl);
+    if (nargs == 2 && (closing = PyObject_IsTrue(args[1])) < 0) {
+        return NULL;
+    }
+    if (deadline_from_timeout(args[0], 0, &dl) < 0) {
+        return NULL;
+    }
+    int r = wait_until(&cond, self->pool, &w, &dl,
+                       closing ? WAIT_NO_STOP : 0);
     waiter_fini(&w);
     if (r < 0) {
         return NULL;
@@ -1305,7 +1320,8 @@ static PyMethodDef poolobj_methods[] = {
      "collect() -> [(future, (kind, value))] or None when finished"},
     {"cancel", poolobj_cancel, METH_O, "cancel(token) -> bool"},
     {"shutdown", poolobj_shutdown, METH_O, "shutdown(cancel_futures)"},
-    {"join", poolobj_join, METH_O, "join(timeout) -> bool"},
+    {"join", _PyCFunction_CAST(poolobj_join), METH_FASTCALL,
+     "join(timeout, closing=False) -> bool"},
     {"stats", poolobj_stats, METH_NOARGS, "counters, for tests"},
     {NULL, NULL, 0, NULL},
 };
@@ -1422,7 +1438,7 @@ wait_parked(pool *p)
     static const deadline forever = {.forever = 1};
     forker me;
     parked_wait a = {.p = p, .me = &me};
-    int r = wait_until(&cond, &a, &me.w, &forever);
+    int r = wait_until(&cond, &a, &me.w, &forever, 0);
     waiter_fini(&me.w);
     return r < 0 ? -1 : 0;
 }

@@ -541,9 +541,14 @@ done:
 }
 
 int
-wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl)
+wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+           int flags)
 {
-    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    /* -1 is no interpreter: wait_interrupt_interp() never matches it */
+    int64_t interp_id =
+        (flags & WAIT_NO_STOP)
+            ? -1
+            : PyInterpreterState_GetID(PyInterpreterState_Get());
     unsigned long thread_id = PyThread_get_thread_ident();
     int check_signals = wait_is_signal_thread();
     for (;;) {
@@ -568,7 +573,9 @@ wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl)
         if (r == WAIT_TIMEOUT) {
             return WAIT_TIMEOUT;
         }
-        if (r == WAIT_INTERRUPTED && wait_after_interrupt() < 0) {
+        if (r == WAIT_INTERRUPTED &&
+            ((flags & WAIT_NO_STOP) ? PyErr_CheckSignals()
+                                    : wait_after_interrupt()) < 0) {
             return -1;
         }
         /* fired (something changed), or handlers ran: test again */

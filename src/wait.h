@@ -196,13 +196,20 @@ int wait_after_interrupt(void);
  * runs wait_after_interrupt(): SystemExit when the interpreter is being
  * stopped, the signal handlers in the main thread.  Returns WAIT_FIRED
  * (poll said the condition holds), WAIT_TIMEOUT, or -1 with an exception
- * set. */
+ * set.
+ *
+ * flags: WAIT_NO_STOP for the waits an interpreter's own clean-up needs
+ * to finish (joining its pools' workers while it closes, completing
+ * their Futures): stopping the interpreter does not end them. */
 typedef struct {
     int (*poll)(void *arg, waiter *w);
     void (*withdraw)(void *arg, waiter *w);
 } wait_cond;
 
-int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl);
+enum { WAIT_NO_STOP = 1 };
+
+int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+               int flags);
 
 /* ------------------------------------------------------------------ */
 /* registrations                                                       */

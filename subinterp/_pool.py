@@ -111,8 +111,8 @@ _live_lock = threading.Lock()
 _exiting = False
 
 
-def _join(core: Any, collector: threading.Thread) -> None:
-    core.join(None)
+def _join(core: Any, collector: threading.Thread, closing: bool = False) -> None:
+    core.join(None, closing)
     if collector is not threading.current_thread():
         collector.join()
     with _live_lock:
@@ -121,7 +121,11 @@ def _join(core: Any, collector: threading.Thread) -> None:
 
 def _python_exit() -> None:
     # ThreadPoolExecutor's rule: at exit, queued and running tasks finish,
-    # then the workers stop.
+    # then the workers stop.  threading runs this hook of each interpreter
+    # before it joins that interpreter's threads: at the process's exit
+    # for the main one, in Py_EndInterpreter for the others (close(), a
+    # pool worker replacing or closing its interpreter), which must not
+    # end while a worker holds a thread state there.
     global _exiting
     _exiting = True
     with _live_lock:
@@ -129,7 +133,7 @@ def _python_exit() -> None:
     for core, _ in items:
         core.shutdown(False)
     for core, collector in items:
-        _join(core, collector)
+        _join(core, collector, closing=True)
 
 
 threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
@@ -200,7 +204,10 @@ class Pool(Executor):
             target=self._collect,
             args=(self._core,),
             name=f"{thread_name_prefix or 'subinterp'}-collector",
-            daemon=True,
+            # not a daemon: isolated interpreters allow none (so pools
+            # work in them and in pool workers), and the exit hook above
+            # shuts every pool down before threading joins this thread
+            daemon=False,
         )
         self._collector.start()
         self._core.start()  # after our own thread: no worker wants our GIL yet

@@ -115,6 +115,48 @@ def spin_pingpong(path, me, rounds, deadline):
         sys.setswitchinterval(old)
 
 
+def nested_pools(n):
+    """Inside a pool worker (or any interpreter): a Pool used and shut
+    down, the default pool, and a Pool left alive, which the
+    interpreter's close must shut down and join."""
+    with Pool(2) as p:
+        total = sum(p.map(add, range(n), chunksize=1))
+    left = Pool(1)
+    left.submit(sleep_return, 0.05)
+    return total + sum(subinterp.map(add, range(n)))
+
+
+def queue_get(q):
+    return q.get()
+
+
+def wait_result_and_get(release, q, ready):
+    """In an interpreter: a thread waits in Future.result() of a task that
+    blocks until `release` gets an item, and this one in q.get(); returns
+    how each wait ended."""
+    pool = Pool(1)
+    fut = pool.submit(queue_get, release)
+    outcome = {}
+
+    def wait_result():
+        try:
+            fut.result()
+            outcome["result"] = "returned"
+        except SystemExit:
+            outcome["result"] = "SystemExit"
+
+    t = threading.Thread(target=wait_result)
+    t.start()
+    ready.put("ready")
+    try:
+        q.get()
+        outcome["get"] = "returned"
+    except SystemExit:
+        outcome["get"] = "SystemExit"
+    t.join()
+    return outcome
+
+
 def close_own_interpreter():
     subinterp.get_current().close()
 
@@ -538,6 +580,58 @@ def test_ctrl_c_interrupts_result_promptly(pool):
     assert elapsed < 2.0, elapsed  # the task itself takes 3 s
     # the Future still completes (through the collector)
     assert fut.result(timeout=30) == "done"
+
+
+def test_stopping_an_interpreter_wakes_result_like_get():
+    # What exit and close() do to an interpreter that runs code in another
+    # thread (wait_interrupt_interp): every wait of ours there ends with
+    # SystemExit, Future.result() of a pool made there like Queue.get().
+    release, q, ready = (subinterp.create_queue() for _ in range(3))
+    it = subinterp.create()
+    try:
+        t = it.call_in_thread(wait_result_and_get, release, q, ready)
+        assert ready.get(timeout=30) == "ready"
+        time.sleep(0.2)  # both parked by now (or they stop at once later)
+        subinterp._core._interrupt_waits(it.id)
+        assert t.result(timeout=30) == {"result": "SystemExit",
+                                        "get": "SystemExit"}
+    finally:
+        release.put(None)  # the task ends; close() joins the pool
+        it.close()
+    assert q.empty()
+
+
+def test_pools_inside_interpreters_and_pool_workers():
+    expected = 2 * sum(range(10))
+    it = subinterp.create()
+    try:
+        assert it.call(nested_pools, 10) == expected
+    finally:
+        it.close()  # shuts down and joins the Pool left alive there
+    with Pool(2) as pool:
+        assert pool.submit(nested_pools, 10).result(timeout=60) == expected
+        assert list(pool.map(nested_pools, [3, 4])) == [6, 12]
+
+
+def test_exit_with_pools_alive_inside_interpreters():
+    res = run_script(
+        """
+        import subinterp, test_pool
+        it = subinterp.create()
+        it.exec("import subinterp, test_pool; "
+                "p = subinterp.Pool(2); "
+                "futs = [p.submit(test_pool.sleep_return, 0.05, i) "
+                "for i in range(4)]")
+        pool = subinterp.Pool(1)
+        fut = pool.submit(test_pool.nested_pools, 5)
+        print(fut.result(timeout=60))
+        print("bye")
+        """,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "20\nbye\n"
+    assert res.stderr == ""
 
 
 def test_exit_with_queued_and_running_tasks():

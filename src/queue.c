@@ -312,8 +312,82 @@ item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
     return 0;
 }
 
+/* An item on its way to the caller (see queue_item_to_object). */
+typedef struct {
+    PyObject_HEAD
+    sobj *owner;    /* a reference: keeps f alive */
+    fifo *f;
+    item it;        /* the item, while not done */
+    int done;
+} TakenObject;
+
+static void
+taken_dealloc(PyObject *op)
+{
+    TakenObject *self = (TakenObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    if (!self->done) {
+        /* dropped with the object it carried: the item goes back */
+        fifo_unget(self->f, &self->it);
+    }
+    item_clear(&self->it);
+    sobj_decref(self->owner);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+/* `taken.done = True`: a store, which the eval loop does without running
+ * signal handlers (a call would give them a chance). */
+static int
+taken_set_done(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    (void)value;
+    ((TakenObject *)op)->done = 1;
+    return 0;
+}
+
+static PyObject *
+taken_get_done(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((TakenObject *)op)->done);
+}
+
+static PyGetSetDef taken_getset[] = {
+    {"done", taken_get_done, taken_set_done, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot taken_slots[] = {
+    {Py_tp_doc, "A received item until the receiver has it (internal)."},
+    {Py_tp_dealloc, taken_dealloc},
+    {Py_tp_getset, taken_getset},
+    {0, NULL},
+};
+
+static PyType_Spec taken_spec = {
+    .name = "subinterp._core._Taken",
+    .basicsize = sizeof(TakenObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = taken_slots,
+};
+
 PyObject *
-queue_item_to_object(module_state *st, fifo *f, item *it)
+taken_pair(PyObject *obj, PyObject *taken)
+{
+    if (obj == NULL) {
+        Py_XDECREF(taken);
+        return NULL;
+    }
+    PyObject *res = PyTuple_Pack(2, obj, taken ? taken : Py_None);
+    Py_DECREF(obj);
+    Py_XDECREF(taken);  /* on failure, puts the item back */
+    return res;
+}
+
+PyObject *
+queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
+                     PyObject **taken)
 {
     PyObject *res = NULL;
     struct queue_state *qs = st->queue;
@@ -340,6 +414,22 @@ queue_item_to_object(module_state *st, fifo *f, item *it)
     if (res != NULL && PyErr_CheckSignals() < 0) {
         Py_CLEAR(res);
         fifo_unget(f, it);
+    }
+    if (res != NULL && taken != NULL) {
+        TakenObject *t = PyObject_New(TakenObject, qs->TakenType);
+        if (t == NULL) {
+            Py_CLEAR(res);
+            fifo_unget(f, it);
+        }
+        else {
+            t->owner = (sobj *)((HandleObject *)source)->ref;
+            sobj_incref(t->owner);
+            t->f = f;
+            t->it = *it;
+            t->done = 0;
+            it->m = NULL;
+            *taken = (PyObject *)t;
+        }
     }
     item_clear(it);
     return res;
@@ -650,32 +740,6 @@ queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
 }
 
 static PyObject *
-queue_put(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "block", "timeout", "unbounditems",
-                             NULL};
-    PyObject *obj, *timeout = Py_None, *unbound = Py_None;
-    int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$O:put", kwlist,
-                                     &obj, &block, &timeout, &unbound)) {
-        return NULL;
-    }
-    return queue_put_impl(self, obj, block, timeout, unbound);
-}
-
-static PyObject *
-queue_put_nowait(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "unbounditems", NULL};
-    PyObject *obj, *unbound = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait",
-                                     kwlist, &obj, &unbound)) {
-        return NULL;
-    }
-    return queue_put_impl(self, obj, 0, NULL, unbound);
-}
-
-static PyObject *
 queue_get_impl(PyObject *self, int block, PyObject *timeout)
 {
     module_state *st = handle_state(self);
@@ -689,8 +753,11 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
         return NULL;
     }
     switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, &got)) {
-    case SEL_DONE:
-        return queue_item_to_object(st, &q->f, &got);
+    case SEL_DONE: {
+        PyObject *taken = NULL;
+        PyObject *obj = queue_item_to_object(st, self, &q->f, &got, &taken);
+        return taken_pair(obj, taken);
+    }
     case SEL_TIMEOUT:
         return queue_error(st, QERR_EMPTY, 0);
     case SEL_NO_MEMORY:
@@ -768,28 +835,111 @@ queue_repr(PyObject *self)
                                 (long long)q->base.id, q->maxsize);
 }
 
+/* A put waiting for its object: `_Put(queue, block, timeout,
+ * unbounditems).obj = obj` puts it.  put() and put_nowait() are Python
+ * wrappers doing exactly that (select.c): the eval loop runs pending
+ * signal handlers after a call returns but not after an attribute store,
+ * so a put that raised never put its object, and one that returned did,
+ * whenever a handler raises.  (Signals that arrive during the put are
+ * handled inside it, before the object enters or while it waits.) */
+typedef struct {
+    PyObject_HEAD
+    PyObject *queue;
+    int block;
+    PyObject *timeout;
+    PyObject *unbound;
+} PutObject;
+
+static PyObject *
+put_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *queue, *timeout, *unbound;
+    int block;
+    if (kwargs != NULL ||
+        !PyArg_ParseTuple(args, "OpOO:_Put", &queue, &block, &timeout,
+                          &unbound)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "_Put() takes no keywords");
+        }
+        return NULL;
+    }
+    module_state *st = get_mod_state_by_type(type);
+    if (st == NULL || Py_TYPE(queue) != st->queue->QueueType) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "_Put() needs a Queue");
+        }
+        return NULL;
+    }
+    PutObject *self = PyObject_New(PutObject, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->queue = Py_NewRef(queue);
+    self->block = block;
+    self->timeout = Py_NewRef(timeout);
+    self->unbound = Py_NewRef(unbound);
+    return (PyObject *)self;
+}
+
+static void
+put_dealloc(PyObject *op)
+{
+    PutObject *self = (PutObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    Py_DECREF(self->queue);
+    Py_DECREF(self->timeout);
+    Py_DECREF(self->unbound);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static int
+put_set_obj(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    PutObject *self = (PutObject *)op;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete obj");
+        return -1;
+    }
+    PyObject *res = queue_put_impl(self->queue, value, self->block,
+                                   self->block ? self->timeout : NULL,
+                                   self->unbound);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static PyGetSetDef put_getset[] = {
+    {"obj", NULL, put_set_obj, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot put_slots[] = {
+    {Py_tp_doc, "A put waiting for its object (internal)."},
+    {Py_tp_new, put_new},
+    {Py_tp_dealloc, put_dealloc},
+    {Py_tp_getset, put_getset},
+    {0, NULL},
+};
+
+static PyType_Spec put_spec = {
+    .name = "subinterp._core._Put",
+    .basicsize = sizeof(PutObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = put_slots,
+};
+
 static PyMethodDef queue_methods[] = {
-    {"put", _PyCFunction_CAST(queue_put), METH_VARARGS | METH_KEYWORDS,
-     "put($self, obj, block=True, timeout=None, *, unbounditems=None)\n--\n"
-     "\n"
-     "Add obj to the queue, waiting while it is full (unless block is "
-     "false), at most timeout seconds; raises QueueFull then.\n\n"
-     "obj is copied (handles, such as queues, refer to the same object).  "
-     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
-     "queue's default) says what get() does with obj if this interpreter "
-     "is destroyed before obj is taken."},
-    {"put_nowait", _PyCFunction_CAST(queue_put_nowait),
-     METH_VARARGS | METH_KEYWORDS,
-     "put_nowait($self, obj, *, unbounditems=None)\n--\n\n"
-     "put(obj, block=False): raises QueueFull if the queue is full."},
-    {"get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS,
-     "get($self, block=True, timeout=None)\n--\n\n"
-     "Remove and return the next object, waiting while the queue is empty "
-     "(unless block is false), at most timeout seconds; raises QueueEmpty "
-     "then."},
-    {"get_nowait", queue_get_nowait, METH_NOARGS,
-     "get_nowait($self, /)\n--\n\n"
-     "get(block=False): raises QueueEmpty if the queue is empty."},
+    /* put() and put_nowait() are Python wrappers around _Put (select.c) */
+    /* get() and get_nowait() are Python wrappers of these (select.c) */
+    {"_get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS,
+     "_get($self, block=True, timeout=None)\n--\n\n"
+     "get(), returning (object, taken) (internal)."},
+    {"_get_nowait", queue_get_nowait, METH_NOARGS,
+     "_get_nowait($self, /)\n--\n\n"
+     "get_nowait(), returning (object, taken) (internal)."},
     {"qsize", queue_qsize, METH_NOARGS,
      "qsize($self, /)\n--\n\nNumber of objects in the queue."},
     {"empty", queue_empty, METH_NOARGS,
@@ -1132,6 +1282,20 @@ queue_init(PyObject *mod, module_state *st)
     if (handle_type_add(mod, st, &queue_spec, &qs->QueueType) < 0) {
         return -1;
     }
+    qs->TakenType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &taken_spec, NULL);
+    if (qs->TakenType == NULL) {
+        return -1;
+    }
+    PyObject *put_type = PyType_FromModuleAndSpec(mod, &put_spec, NULL);
+    if (put_type == NULL) {
+        return -1;
+    }
+    int err = PyModule_AddObjectRef(mod, "_Put", put_type);
+    Py_DECREF(put_type);
+    if (err < 0) {
+        return -1;
+    }
     qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
         mod, &unbound_spec, NULL);
     if (qs->UnboundType == NULL) {
@@ -1164,6 +1328,7 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->BoundedSemaphoreType);
     Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
+    Py_VISIT(qs->TakenType);
     Py_VISIT(qs->UNBOUND);
     Py_VISIT(qs->UNBOUND_ERROR);
     Py_VISIT(qs->UNBOUND_REMOVE);
@@ -1196,6 +1361,7 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->BoundedSemaphoreType);
     Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
+    Py_CLEAR(qs->TakenType);
     Py_CLEAR(qs->UNBOUND);
     Py_CLEAR(qs->UNBOUND_ERROR);
     Py_CLEAR(qs->UNBOUND_REMOVE);

@@ -334,6 +334,7 @@ struct queue_state {
     PyTypeObject *BoundedSemaphoreType;
     PyTypeObject *BarrierType;
     PyTypeObject *UnboundType;
+    PyTypeObject *TakenType;
     /* sentinels for unbound items */
     PyObject *UNBOUND;
     PyObject *UNBOUND_ERROR;
@@ -484,11 +485,21 @@ uint32_t wait_random(void);
  * no exception when obj is none of ours.  *kind tells which end. */
 fifo *queue_fifo_of(module_state *st, PyObject *obj);
 fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
-/* Turn an item received from f into an object (handles unbound items);
- * consumes the item.  New reference or NULL.  Delivery is exactly-once:
- * when a signal handler raises before the object is returned, the item
- * goes back to the head of f and the exception propagates. */
-PyObject *queue_item_to_object(module_state *st, fifo *f, item *it);
+/* Turn an item received from f (the FIFO of the Queue or RecvChannel
+ * handle `source`) into an object (handles unbound items); consumes the
+ * item.  New reference or NULL.  Delivery is exactly-once: when a signal
+ * handler raises before the object is returned, the item goes back to
+ * the head of f and the exception propagates.  With taken, the item is
+ * not freed but moved into a new _Taken object (*taken), which puts it
+ * back when it is dropped before being marked done: the receive
+ * functions' Python wrappers (select.c) mark it only once the object is
+ * theirs, so an exception the eval loop raises as the C call returns
+ * cannot drop the item either. */
+PyObject *queue_item_to_object(module_state *st, PyObject *source, fifo *f,
+                               item *it, PyObject **taken);
+/* (obj, taken) for the receive wrappers; steals obj and taken (taken may
+ * be NULL: None).  NULL when obj is NULL. */
+PyObject *taken_pair(PyObject *obj, PyObject *taken);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);

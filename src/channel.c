@@ -307,16 +307,11 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
     }
 }
 
+/* _recv(timeout): called by recv() only */
 static PyObject *
-recvchannel_recv(PyObject *self, PyObject *args, PyObject *kwargs)
+recvchannel_recv(PyObject *self, PyObject *timeout)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
     deadline dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recv", kwlist,
-                                     &timeout)) {
-        return NULL;
-    }
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
@@ -350,9 +345,8 @@ recvchannel_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef recv_methods[] = {
     /* recv() and recv_nowait() are Python wrappers of these (select.c) */
-    {"_recv", _PyCFunction_CAST(recvchannel_recv),
-     METH_VARARGS | METH_KEYWORDS,
-     "_recv($self, timeout=None)\n--\n\n"
+    {"_recv", recvchannel_recv, METH_O,
+     "_recv($self, timeout, /)\n--\n\n"
      "recv(), returning (object, taken) (internal)."},
     {"_recv_nowait", _PyCFunction_CAST(recvchannel_recv_nowait),
      METH_VARARGS | METH_KEYWORDS,

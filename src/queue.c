@@ -315,7 +315,7 @@ item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
 /* An item on its way to the caller (see queue_item_to_object). */
 typedef struct {
     PyObject_HEAD
-    sobj *owner;    /* a reference: keeps f alive */
+    PyObject *source;   /* the Queue or RecvChannel: keeps f alive */
     fifo *f;
     item it;        /* the item, while not done */
     int done;
@@ -331,7 +331,7 @@ taken_dealloc(PyObject *op)
         fifo_unget(self->f, &self->it);
     }
     item_clear(&self->it);
-    sobj_decref(self->owner);
+    Py_DECREF(self->source);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
@@ -422,8 +422,7 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
             fifo_unget(f, it);
         }
         else {
-            t->owner = (sobj *)((HandleObject *)source)->ref;
-            sobj_incref(t->owner);
+            t->source = Py_NewRef(source);
             t->f = f;
             t->it = *it;
             t->done = 0;
@@ -767,17 +766,19 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
     }
 }
 
+/* _get(block, timeout): called by get() only, positionally */
 static PyObject *
-queue_get(PyObject *self, PyObject *args, PyObject *kwargs)
+queue_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    static char *kwlist[] = {"block", "timeout", NULL};
-    PyObject *timeout = Py_None;
-    int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", kwlist,
-                                     &block, &timeout)) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_get(block, timeout)");
         return NULL;
     }
-    return queue_get_impl(self, block, timeout);
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
+        return NULL;
+    }
+    return queue_get_impl(self, block, args[1]);
 }
 
 static PyObject *
@@ -835,7 +836,7 @@ queue_repr(PyObject *self)
                                 (long long)q->base.id, q->maxsize);
 }
 
-/* A put waiting for its object: `_Put(queue, block, timeout,
+/* A put waiting for its object: `queue._put(block, timeout,
  * unbounditems).obj = obj` puts it.  put() and put_nowait() are Python
  * wrappers doing exactly that (select.c): the eval loop runs pending
  * signal handlers after a call returns but not after an attribute store,
@@ -850,34 +851,28 @@ typedef struct {
     PyObject *unbound;
 } PutObject;
 
+/* _put(block, timeout, unbounditems) -> a _Put (put() calls it) */
 static PyObject *
-put_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+queue_put_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *queue, *timeout, *unbound;
-    int block;
-    if (kwargs != NULL ||
-        !PyArg_ParseTuple(args, "OpOO:_Put", &queue, &block, &timeout,
-                          &unbound)) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "_Put() takes no keywords");
-        }
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_put(block, timeout, unbounditems)");
         return NULL;
     }
-    module_state *st = get_mod_state_by_type(type);
-    if (st == NULL || Py_TYPE(queue) != st->queue->QueueType) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "_Put() needs a Queue");
-        }
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
         return NULL;
     }
-    PutObject *self = PyObject_New(PutObject, type);
+    PyTypeObject *tp = handle_state(queue)->queue->PutType;
+    PutObject *self = PyObject_New(PutObject, tp);
     if (self == NULL) {
         return NULL;
     }
     self->queue = Py_NewRef(queue);
     self->block = block;
-    self->timeout = Py_NewRef(timeout);
-    self->unbound = Py_NewRef(unbound);
+    self->timeout = Py_NewRef(args[1]);
+    self->unbound = Py_NewRef(args[2]);
     return (PyObject *)self;
 }
 
@@ -918,7 +913,6 @@ static PyGetSetDef put_getset[] = {
 
 static PyType_Slot put_slots[] = {
     {Py_tp_doc, "A put waiting for its object (internal)."},
-    {Py_tp_new, put_new},
     {Py_tp_dealloc, put_dealloc},
     {Py_tp_getset, put_getset},
     {0, NULL},
@@ -927,14 +921,18 @@ static PyType_Slot put_slots[] = {
 static PyType_Spec put_spec = {
     .name = "subinterp._core._Put",
     .basicsize = sizeof(PutObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = put_slots,
 };
 
 static PyMethodDef queue_methods[] = {
-    /* put() and put_nowait() are Python wrappers around _Put (select.c) */
+    /* put() and put_nowait() are Python wrappers around _put (select.c) */
+    {"_put", _PyCFunction_CAST(queue_put_op), METH_FASTCALL,
+     "_put($self, block, timeout, unbounditems, /)\n--\n\n"
+     "A _Put for put() (internal)."},
     /* get() and get_nowait() are Python wrappers of these (select.c) */
-    {"_get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS,
+    {"_get", _PyCFunction_CAST(queue_get), METH_FASTCALL,
      "_get($self, block=True, timeout=None)\n--\n\n"
      "get(), returning (object, taken) (internal)."},
     {"_get_nowait", queue_get_nowait, METH_NOARGS,
@@ -1287,13 +1285,9 @@ queue_init(PyObject *mod, module_state *st)
     if (qs->TakenType == NULL) {
         return -1;
     }
-    PyObject *put_type = PyType_FromModuleAndSpec(mod, &put_spec, NULL);
-    if (put_type == NULL) {
-        return -1;
-    }
-    int err = PyModule_AddObjectRef(mod, "_Put", put_type);
-    Py_DECREF(put_type);
-    if (err < 0) {
+    qs->PutType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &put_spec, NULL);
+    if (qs->PutType == NULL) {
         return -1;
     }
     qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
@@ -1329,6 +1323,7 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
     Py_VISIT(qs->TakenType);
+    Py_VISIT(qs->PutType);
     Py_VISIT(qs->UNBOUND);
     Py_VISIT(qs->UNBOUND_ERROR);
     Py_VISIT(qs->UNBOUND_REMOVE);
@@ -1362,6 +1357,7 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
     Py_CLEAR(qs->TakenType);
+    Py_CLEAR(qs->PutType);
     Py_CLEAR(qs->UNBOUND);
     Py_CLEAR(qs->UNBOUND_ERROR);
     Py_CLEAR(qs->UNBOUND_REMOVE);

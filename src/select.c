@@ -343,9 +343,10 @@ static PyMethodDef select_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* The receive operations (and Queue.put: see _Put in queue.c) as Python
- * functions around their C parts.  The C part returns (result, taken): `taken` holds the received item and
- * puts it back into its FIFO if it is dropped unmarked.  A C function's
+/* The receive operations (and Queue.put: see _put in queue.c) as Python
+ * functions around their C parts.  The C part returns (result, taken):
+ * `taken` holds the received item and puts it back into its FIFO if it
+ * is dropped unmarked.  A C function's
  * return value can be lost after the function is done: the eval loop
  * runs pending signal handlers right after a call returns, and a handler
  * that raises discards the value.  Here that can only happen to the pair
@@ -355,9 +356,9 @@ static PyMethodDef select_functions[] = {
  * its queue, whenever a handler raises. */
 static const char receive_wrappers[] =
     "def put(self, obj, block=True, timeout=None, *, unbounditems=None):\n"
-    "    _Put(self, block, timeout, unbounditems).obj = obj\n"
+    "    _put(self, block, timeout, unbounditems).obj = obj\n"
     "def put_nowait(self, obj, *, unbounditems=None):\n"
-    "    _Put(self, False, None, unbounditems).obj = obj\n"
+    "    _put(self, False, None, unbounditems).obj = obj\n"
     "def get(self, block=True, timeout=None):\n"
     "    obj, taken = _get(self, block, timeout)\n"
     "    taken.done = True\n"
@@ -446,7 +447,7 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         {"_recv", 1, "_recv"},
         {"_recv_nowait", 1, "_recv_nowait"},
         {"_select", 2, "_select"},
-        {"_Put", 2, "_Put"},
+        {"_put", 0, "_put"},
     };
     PyObject *owners[3] = {(PyObject *)qs->QueueType,
                            (PyObject *)qs->RecvChannelType, mod};

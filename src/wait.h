@@ -335,6 +335,7 @@ struct queue_state {
     PyTypeObject *BarrierType;
     PyTypeObject *UnboundType;
     PyTypeObject *TakenType;
+    PyTypeObject *PutType;
     /* sentinels for unbound items */
     PyObject *UNBOUND;
     PyObject *UNBOUND_ERROR;

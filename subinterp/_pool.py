@@ -113,7 +113,11 @@ _exiting = False
 
 def _join(core: Any, collector: threading.Thread, closing: bool = False) -> None:
     core.join(None, closing)
-    if collector is not threading.current_thread():
+    # Closing: threading joins the collector itself right after its exit
+    # hooks.  Thread.join() would call current_thread(), which in a pool
+    # worker's thread makes a _DummyThread whose clean-up comes too late
+    # in a closing interpreter (an "Exception ignored" on 3.13).
+    if not closing and collector is not threading.current_thread():
         collector.join()
     with _live_lock:
         _live.pop(core, None)

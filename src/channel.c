@@ -319,8 +319,14 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
 
     int r = select_blocking(&c, 1, 0, dl, &index, &got);
     switch (r) {
-    case SEL_DONE:
-        return queue_item_to_object(st, &got);
+    case SEL_DONE: {
+        /* the iterator has no wrapper: FOR_ITER stores what tp_iternext
+           returns without running signal handlers in between */
+        PyObject *taken = NULL;
+        PyObject *obj = queue_item_to_object(st, self, c.f, &got,
+                                             iterating ? NULL : &taken);
+        return iterating ? obj : taken_pair(obj, taken);
+    }
     case SEL_NO_MEMORY:
         return PyErr_NoMemory();
     case SEL_CLOSED:
@@ -331,7 +337,7 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
     case SEL_TIMEOUT:
         if (dl == NULL) {
             if (dflt != NULL) {
-                return Py_NewRef(dflt);
+                return taken_pair(Py_NewRef(dflt), NULL);
             }
             return channel_error(st, CERR_EMPTY, self);
         }
@@ -341,16 +347,11 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
     }
 }
 
+/* _recv(timeout): called by recv() only */
 static PyObject *
-recvchannel_recv(PyObject *self, PyObject *args, PyObject *kwargs)
+recvchannel_recv(PyObject *self, PyObject *timeout)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
     deadline dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recv", kwlist,
-                                     &timeout)) {
-        return NULL;
-    }
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
@@ -383,18 +384,14 @@ recvchannel_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef recv_methods[] = {
-    {"recv", _PyCFunction_CAST(recvchannel_recv),
+    /* recv() and recv_nowait() are Python wrappers of these (select.c) */
+    {"_recv", recvchannel_recv, METH_O,
+     "_recv($self, timeout, /)\n--\n\n"
+     "recv(), returning (object, taken) (internal)."},
+    {"_recv_nowait", _PyCFunction_CAST(recvchannel_recv_nowait),
      METH_VARARGS | METH_KEYWORDS,
-     "recv($self, timeout=None)\n--\n\n"
-     "Return the next object, waiting for one at most timeout seconds "
-     "(TimeoutError then).  Raises ChannelClosedError once the channel is "
-     "closed and drained."},
-    {"recv_nowait", _PyCFunction_CAST(recvchannel_recv_nowait),
-     METH_VARARGS | METH_KEYWORDS,
-     "recv_nowait($self, default=<unset>)\n--\n\n"
-     "Return the next object if one can be had without waiting, else "
-     "default (ChannelEmptyError when no default is given).  Raises "
-     "ChannelClosedError once the channel is closed and drained."},
+     "_recv_nowait($self, default=<unset>)\n--\n\n"
+     "recv_nowait(), returning (object, taken) (internal)."},
     {"close", recvchannel_close, METH_NOARGS,
      "close($self, /)\n--\n\n"
      "Close the channel for everybody: what is buffered is dropped, and "

@@ -367,8 +367,82 @@ item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
     return 0;
 }
 
+/* An item on its way to the caller (see queue_item_to_object). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *source;   /* the Queue or RecvChannel: keeps f alive */
+    fifo *f;
+    item it;        /* the item, while not done */
+    int done;
+} TakenObject;
+
+static void
+taken_dealloc(PyObject *op)
+{
+    TakenObject *self = (TakenObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    if (!self->done) {
+        /* dropped with the object it carried: the item goes back */
+        fifo_unget(self->f, &self->it);
+    }
+    item_clear(&self->it);
+    Py_DECREF(self->source);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+/* `taken.done = True`: a store, which the eval loop does without running
+ * signal handlers (a call would give them a chance). */
+static int
+taken_set_done(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    (void)value;
+    ((TakenObject *)op)->done = 1;
+    return 0;
+}
+
+static PyObject *
+taken_get_done(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((TakenObject *)op)->done);
+}
+
+static PyGetSetDef taken_getset[] = {
+    {"done", taken_get_done, taken_set_done, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot taken_slots[] = {
+    {Py_tp_doc, "A received item until the receiver has it (internal)."},
+    {Py_tp_dealloc, taken_dealloc},
+    {Py_tp_getset, taken_getset},
+    {0, NULL},
+};
+
+static PyType_Spec taken_spec = {
+    .name = "subinterp._core._Taken",
+    .basicsize = sizeof(TakenObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = taken_slots,
+};
+
 PyObject *
-queue_item_to_object(module_state *st, item *it)
+taken_pair(PyObject *obj, PyObject *taken)
+{
+    if (obj == NULL) {
+        Py_XDECREF(taken);
+        return NULL;
+    }
+    PyObject *res = PyTuple_Pack(2, obj, taken ? taken : Py_None);
+    Py_DECREF(obj);
+    Py_XDECREF(taken);  /* on failure, puts the item back */
+    return res;
+}
+
+PyObject *
+queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
+                     PyObject **taken)
 {
     PyObject *res = NULL;
     struct queue_state *qs = st->queue;
@@ -384,6 +458,32 @@ queue_item_to_object(module_state *st, item *it)
                      "the interpreter that put this item (id %lld) was "
                      "destroyed before it was taken",
                      (long long)it->interp_id);
+    }
+    /* The item is the caller's once this function returns it.  A signal
+       that arrived since it was taken -- during the hand-off, the wake-up
+       or the decoding -- would have its handler run by the eval loop
+       right after the call returns, and a handler that raises would
+       discard the object: run the handlers here instead, while the item
+       can still go back to the head of its FIFO (order kept).  This is a
+       no-op outside the thread that runs signal handlers. */
+    if (res != NULL && PyErr_CheckSignals() < 0) {
+        Py_CLEAR(res);
+        fifo_unget(f, it);
+    }
+    if (res != NULL && taken != NULL) {
+        TakenObject *t = PyObject_New(TakenObject, qs->TakenType);
+        if (t == NULL) {
+            Py_CLEAR(res);
+            fifo_unget(f, it);
+        }
+        else {
+            t->source = Py_NewRef(source);
+            t->f = f;
+            t->it = *it;
+            t->done = 0;
+            it->m = NULL;
+            *taken = (PyObject *)t;
+        }
     }
     item_clear(it);
     return res;
@@ -705,32 +805,6 @@ queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
 }
 
 static PyObject *
-queue_put(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "block", "timeout", "unbounditems",
-                             NULL};
-    PyObject *obj, *timeout = Py_None, *unbound = Py_None;
-    int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$O:put", kwlist,
-                                     &obj, &block, &timeout, &unbound)) {
-        return NULL;
-    }
-    return queue_put_impl(self, obj, block, timeout, unbound);
-}
-
-static PyObject *
-queue_put_nowait(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "unbounditems", NULL};
-    PyObject *obj, *unbound = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait",
-                                     kwlist, &obj, &unbound)) {
-        return NULL;
-    }
-    return queue_put_impl(self, obj, 0, NULL, unbound);
-}
-
-static PyObject *
 queue_get_impl(PyObject *self, int block, PyObject *timeout)
 {
     module_state *st = handle_state(self);
@@ -744,8 +818,11 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
         return NULL;
     }
     switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, &got)) {
-    case SEL_DONE:
-        return queue_item_to_object(st, &got);
+    case SEL_DONE: {
+        PyObject *taken = NULL;
+        PyObject *obj = queue_item_to_object(st, self, &q->f, &got, &taken);
+        return taken_pair(obj, taken);
+    }
     case SEL_TIMEOUT:
         return queue_error(st, QERR_EMPTY, 0);
     case SEL_NO_MEMORY:
@@ -755,17 +832,19 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
     }
 }
 
+/* _get(block, timeout): called by get() only, positionally */
 static PyObject *
-queue_get(PyObject *self, PyObject *args, PyObject *kwargs)
+queue_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    static char *kwlist[] = {"block", "timeout", NULL};
-    PyObject *timeout = Py_None;
-    int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", kwlist,
-                                     &block, &timeout)) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_get(block, timeout)");
         return NULL;
     }
-    return queue_get_impl(self, block, timeout);
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
+        return NULL;
+    }
+    return queue_get_impl(self, block, args[1]);
 }
 
 static PyObject *
@@ -823,28 +902,108 @@ queue_repr(PyObject *self)
                                 (long long)q->base.id, q->maxsize);
 }
 
+/* A put waiting for its object: `queue._put(block, timeout,
+ * unbounditems).obj = obj` puts it.  put() and put_nowait() are Python
+ * wrappers doing exactly that (select.c): the eval loop runs pending
+ * signal handlers after a call returns but not after an attribute store,
+ * so a put that raised never put its object, and one that returned did,
+ * whenever a handler raises.  (Signals that arrive during the put are
+ * handled inside it, before the object enters or while it waits.) */
+typedef struct {
+    PyObject_HEAD
+    PyObject *queue;
+    int block;
+    PyObject *timeout;
+    PyObject *unbound;
+} PutObject;
+
+/* _put(block, timeout, unbounditems) -> a _Put (put() calls it) */
+static PyObject *
+queue_put_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_put(block, timeout, unbounditems)");
+        return NULL;
+    }
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
+        return NULL;
+    }
+    PyTypeObject *tp = handle_state(queue)->queue->PutType;
+    PutObject *self = PyObject_New(PutObject, tp);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->queue = Py_NewRef(queue);
+    self->block = block;
+    self->timeout = Py_NewRef(args[1]);
+    self->unbound = Py_NewRef(args[2]);
+    return (PyObject *)self;
+}
+
+static void
+put_dealloc(PyObject *op)
+{
+    PutObject *self = (PutObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    Py_DECREF(self->queue);
+    Py_DECREF(self->timeout);
+    Py_DECREF(self->unbound);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static int
+put_set_obj(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    PutObject *self = (PutObject *)op;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete obj");
+        return -1;
+    }
+    PyObject *res = queue_put_impl(self->queue, value, self->block,
+                                   self->block ? self->timeout : NULL,
+                                   self->unbound);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static PyGetSetDef put_getset[] = {
+    {"obj", NULL, put_set_obj, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot put_slots[] = {
+    {Py_tp_doc, "A put waiting for its object (internal)."},
+    {Py_tp_dealloc, put_dealloc},
+    {Py_tp_getset, put_getset},
+    {0, NULL},
+};
+
+static PyType_Spec put_spec = {
+    .name = "subinterp._core._Put",
+    .basicsize = sizeof(PutObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = put_slots,
+};
+
 static PyMethodDef queue_methods[] = {
-    {"put", _PyCFunction_CAST(queue_put), METH_VARARGS | METH_KEYWORDS,
-     "put($self, obj, block=True, timeout=None, *, unbounditems=None)\n--\n"
-     "\n"
-     "Add obj to the queue, waiting while it is full (unless block is "
-     "false), at most timeout seconds; raises QueueFull then.\n\n"
-     "obj is copied (handles, such as queues, refer to the same object).  "
-     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
-     "queue's default) says what get() does with obj if this interpreter "
-     "is destroyed before obj is taken."},
-    {"put_nowait", _PyCFunction_CAST(queue_put_nowait),
-     METH_VARARGS | METH_KEYWORDS,
-     "put_nowait($self, obj, *, unbounditems=None)\n--\n\n"
-     "put(obj, block=False): raises QueueFull if the queue is full."},
-    {"get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS,
-     "get($self, block=True, timeout=None)\n--\n\n"
-     "Remove and return the next object, waiting while the queue is empty "
-     "(unless block is false), at most timeout seconds; raises QueueEmpty "
-     "then."},
-    {"get_nowait", queue_get_nowait, METH_NOARGS,
-     "get_nowait($self, /)\n--\n\n"
-     "get(block=False): raises QueueEmpty if the queue is empty."},
+    /* put() and put_nowait() are Python wrappers around _put (select.c) */
+    {"_put", _PyCFunction_CAST(queue_put_op), METH_FASTCALL,
+     "_put($self, block, timeout, unbounditems, /)\n--\n\n"
+     "A _Put for put() (internal)."},
+    /* get() and get_nowait() are Python wrappers of these (select.c) */
+    {"_get", _PyCFunction_CAST(queue_get), METH_FASTCALL,
+     "_get($self, block=True, timeout=None)\n--\n\n"
+     "get(), returning (object, taken) (internal)."},
+    {"_get_nowait", queue_get_nowait, METH_NOARGS,
+     "_get_nowait($self, /)\n--\n\n"
+     "get_nowait(), returning (object, taken) (internal)."},
     {"qsize", queue_qsize, METH_NOARGS,
      "qsize($self, /)\n--\n\nNumber of objects in the queue."},
     {"empty", queue_empty, METH_NOARGS,
@@ -1202,6 +1361,16 @@ queue_init(PyObject *mod, module_state *st)
     if (handle_type_add(mod, st, &queue_spec, &qs->QueueType) < 0) {
         return -1;
     }
+    qs->TakenType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &taken_spec, NULL);
+    if (qs->TakenType == NULL) {
+        return -1;
+    }
+    qs->PutType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &put_spec, NULL);
+    if (qs->PutType == NULL) {
+        return -1;
+    }
     qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
         mod, &unbound_spec, NULL);
     if (qs->UnboundType == NULL) {
@@ -1234,6 +1403,8 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->BoundedSemaphoreType);
     Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
+    Py_VISIT(qs->TakenType);
+    Py_VISIT(qs->PutType);
     Py_VISIT(qs->UNBOUND);
     Py_VISIT(qs->UNBOUND_ERROR);
     Py_VISIT(qs->UNBOUND_REMOVE);
@@ -1266,6 +1437,8 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->BoundedSemaphoreType);
     Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
+    Py_CLEAR(qs->TakenType);
+    Py_CLEAR(qs->PutType);
     Py_CLEAR(qs->UNBOUND);
     Py_CLEAR(qs->UNBOUND_ERROR);
     Py_CLEAR(qs->UNBOUND_REMOVE);

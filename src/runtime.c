@@ -71,6 +71,7 @@ struct interp_entry {
     int orphaned;               /* refcount reached 0: close it */
     int has_dead_slots;         /* some slot's thread has exited */
     int exit_tried;             /* the exit handler tried to close it */
+    int worker;                 /* a pool worker's: it closes it itself */
     module_state *modstate;     /* _core's state in that interpreter, NULL
                                    until imported there (a plain pointer:
                                    only used from inside it) */
@@ -1044,7 +1045,7 @@ runtime_shutdown(double grace)
         LOCK();
         for (e = runtime.head; e != NULL; e = e->next) {
             if (e->owned && e->interp != NULL && !e->closing &&
-                !e->exit_tried) {
+                !e->exit_tried && !e->worker) {
                 break;
             }
         }
@@ -1084,6 +1085,14 @@ runtime_shutdown(double grace)
     runtime.shut_down = 1;
     UNLOCK();
     Py_RETURN_NONE;
+}
+
+void
+runtime_entry_set_worker(interp_entry *e)
+{
+    LOCK();
+    e->worker = 1;
+    UNLOCK();
 }
 
 /* How many interpreters other than the main one are alive (for the

@@ -263,6 +263,10 @@ interp_entry *runtime_main(void);
 int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
 int runtime_close(interp_entry *e);
+/* e is a pool worker's interpreter: its worker closes it, when its pool
+ * shuts down (its owner's close or exit does that), so the exit handler
+ * leaves it alone. */
+void runtime_entry_set_worker(interp_entry *e);
 int runtime_entry_state(interp_entry *e, int *running, int *owned);
 int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);

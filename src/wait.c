@@ -541,6 +541,48 @@ done:
 }
 
 int
+wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+           int flags)
+{
+    /* -1 is no interpreter: wait_interrupt_interp() never matches it */
+    int64_t interp_id =
+        (flags & WAIT_NO_STOP)
+            ? -1
+            : PyInterpreterState_GetID(PyInterpreterState_Get());
+    unsigned long thread_id = PyThread_get_thread_ident();
+    int check_signals = wait_is_signal_thread();
+    for (;;) {
+        int done;
+        wait_result r = WAIT_FIRED;
+        waiter_init(w);
+        w->interp_id = interp_id;
+        w->thread_id = thread_id;
+        Py_BEGIN_ALLOW_THREADS
+        done = c->poll(arg, w);
+        if (!done) {
+            r = waiter_wait(w, dl, check_signals, 1);
+            if (r != WAIT_FIRED) {
+                /* cancelled, or fired by wait_interrupt_interp() */
+                c->withdraw(arg, w);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (done) {
+            return WAIT_FIRED;
+        }
+        if (r == WAIT_TIMEOUT) {
+            return WAIT_TIMEOUT;
+        }
+        if (r == WAIT_INTERRUPTED &&
+            ((flags & WAIT_NO_STOP) ? PyErr_CheckSignals()
+                                    : wait_after_interrupt()) < 0) {
+            return -1;
+        }
+        /* fired (something changed), or handlers ran: test again */
+    }
+}
+
+int
 wait_is_signal_thread(void)
 {
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) {

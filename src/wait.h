@@ -177,6 +177,40 @@ void wait_interrupt_interp(int64_t interp_id);
  * 0 to wait again. */
 int wait_after_interrupt(void);
 
+/* A wait for a condition of a source (the pool's waits: a task to take,
+ * a task done, workers gone...), the whole loop in one place.  The source
+ * supplies two functions, called with no GIL and no lock of ours held:
+ *
+ *   poll(arg, w)      under the source's lock: 1 when the condition
+ *                     holds (the wait is over), else 0 after linking w
+ *                     where a change of the condition fires it (so that
+ *                     no change is missed between the test and the link);
+ *   withdraw(arg, w)  the wait ended unfired (deadline, signal, stop):
+ *                     unlink w under the source's lock, so that nobody
+ *                     fires it afterwards.
+ *
+ * The engine does the rest: it registers the interpreter and thread on w
+ * (re-initialised before every poll: w may be on the caller's stack or in
+ * a shared struct), releases the GIL (held on entry and return), spins
+ * then parks, polls again after every wake, and after an interruption
+ * runs wait_after_interrupt(): SystemExit when the interpreter is being
+ * stopped, the signal handlers in the main thread.  Returns WAIT_FIRED
+ * (poll said the condition holds), WAIT_TIMEOUT, or -1 with an exception
+ * set.
+ *
+ * flags: WAIT_NO_STOP for the waits an interpreter's own clean-up needs
+ * to finish (joining its pools' workers while it closes, completing
+ * their Futures): stopping the interpreter does not end them. */
+typedef struct {
+    int (*poll)(void *arg, waiter *w);
+    void (*withdraw)(void *arg, waiter *w);
+} wait_cond;
+
+enum { WAIT_NO_STOP = 1 };
+
+int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+               int flags);
+
 /* ------------------------------------------------------------------ */
 /* registrations                                                       */
 
@@ -312,6 +346,8 @@ struct queue_state {
     PyTypeObject *BoundedSemaphoreType;
     PyTypeObject *BarrierType;
     PyTypeObject *UnboundType;
+    PyTypeObject *TakenType;
+    PyTypeObject *PutType;
     /* sentinels for unbound items */
     PyObject *UNBOUND;
     PyObject *UNBOUND_ERROR;
@@ -467,9 +503,21 @@ uint32_t wait_random(void);
  * no exception when obj is none of ours.  *kind tells which end. */
 fifo *queue_fifo_of(module_state *st, PyObject *obj);
 fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
-/* Turn an item received from a queue into an object (handles
- * unbound items); consumes the item.  New reference or NULL. */
-PyObject *queue_item_to_object(module_state *st, item *it);
+/* Turn an item received from f (the FIFO of the Queue or RecvChannel
+ * handle `source`) into an object (handles unbound items); consumes the
+ * item.  New reference or NULL.  Delivery is exactly-once: when a signal
+ * handler raises before the object is returned, the item goes back to
+ * the head of f and the exception propagates.  With taken, the item is
+ * not freed but moved into a new _Taken object (*taken), which puts it
+ * back when it is dropped before being marked done: the receive
+ * functions' Python wrappers (select.c) mark it only once the object is
+ * theirs, so an exception the eval loop raises as the C call returns
+ * cannot drop the item either. */
+PyObject *queue_item_to_object(module_state *st, PyObject *source, fifo *f,
+                               item *it, PyObject **taken);
+/* (obj, taken) for the receive wrappers; steals obj and taken (taken may
+ * be NULL: None).  NULL when obj is NULL. */
+PyObject *taken_pair(PyObject *obj, PyObject *taken);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);

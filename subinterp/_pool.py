@@ -48,8 +48,15 @@ def _cpu_count() -> int:
 def _deliver(fut: Future, outcome: tuple) -> None:
     kind, value = outcome
     if kind == _core.OUTCOME_CANCELLED:
-        # cancelled in C (shutdown with cancel_futures): tell the Future
+        # A worker met a task cancelled by Future.cancel(), or shutdown
+        # (cancel_futures=True) dropped it.  concurrent.futures counts a
+        # cancelled Future as done for wait() and as_completed() only once
+        # it is *notified*: ThreadPoolExecutor's worker calls
+        # set_running_or_notify_cancel() when it meets the item, which
+        # wakes their waiters.  (Its shutdown(cancel_futures=True) never
+        # does, so wait() on those hangs there; not here.)
         Future.cancel(fut)
+        fut.set_running_or_notify_cancel()
         return
     if not fut.set_running_or_notify_cancel():
         return
@@ -104,9 +111,13 @@ _live_lock = threading.Lock()
 _exiting = False
 
 
-def _join(core: Any, collector: threading.Thread) -> None:
-    core.join(None)
-    if collector is not threading.current_thread():
+def _join(core: Any, collector: threading.Thread, closing: bool = False) -> None:
+    core.join(None, closing)
+    # Closing: threading joins the collector itself right after its exit
+    # hooks.  Thread.join() would call current_thread(), which in a pool
+    # worker's thread makes a _DummyThread whose clean-up comes too late
+    # in a closing interpreter (an "Exception ignored" on 3.13).
+    if not closing and collector is not threading.current_thread():
         collector.join()
     with _live_lock:
         _live.pop(core, None)
@@ -114,7 +125,11 @@ def _join(core: Any, collector: threading.Thread) -> None:
 
 def _python_exit() -> None:
     # ThreadPoolExecutor's rule: at exit, queued and running tasks finish,
-    # then the workers stop.
+    # then the workers stop.  threading runs this hook of each interpreter
+    # before it joins that interpreter's threads: at the process's exit
+    # for the main one, in Py_EndInterpreter for the others (close(), a
+    # pool worker replacing or closing its interpreter), which must not
+    # end while a worker holds a thread state there.
     global _exiting
     _exiting = True
     with _live_lock:
@@ -122,7 +137,7 @@ def _python_exit() -> None:
     for core, _ in items:
         core.shutdown(False)
     for core, collector in items:
-        _join(core, collector)
+        _join(core, collector, closing=True)
 
 
 threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
@@ -193,7 +208,10 @@ class Pool(Executor):
             target=self._collect,
             args=(self._core,),
             name=f"{thread_name_prefix or 'subinterp'}-collector",
-            daemon=True,
+            # not a daemon: isolated interpreters allow none (so pools
+            # work in them and in pool workers), and the exit hook above
+            # shuts every pool down before threading joins this thread
+            daemon=False,
         )
         self._collector.start()
         self._core.start()  # after our own thread: no worker wants our GIL yet

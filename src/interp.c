@@ -1187,7 +1187,6 @@ object_for_entry(PyObject *mod, interp_entry *e)
 static PyObject *
 coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
-    module_state *st = get_mod_state(mod);
     PyObject *config = NULL;
     PyInterpreterConfig cfg;
     path_copy path;
@@ -1197,11 +1196,6 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (interp_config_from_args(config, kwargs, &cfg) < 0) {
-        return NULL;
-    }
-    if (runtime_is_shutting_down()) {
-        PyErr_SetString(st->InterpreterError,
-                        "cannot create interpreters at exit");
         return NULL;
     }
     runtime_close_orphans();

@@ -46,6 +46,13 @@ set_err(module_state *st, int err)
                         "interpreter still has threads running (daemon "
                         "threads cannot be waited for); stop them first");
         break;
+    case ERR_INTERP_BUSY:
+        PyErr_Format(st->InterpreterError,
+                     "interpreter still has threads running after %g "
+                     "seconds (its waits of subinterp were stopped with "
+                     "SystemExit); stop them first",
+                     CLOSE_GRACE);
+        break;
     case ERR_INTERP_CLOSING:
         PyErr_SetString(st->InterpreterNotFoundError,
                         "interpreter is being closed");

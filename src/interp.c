@@ -766,6 +766,11 @@ interp_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
     int err = runtime_close(self_entry(self));
     if (err < 0) {
+        /* A Ctrl-C that came while its threads were joined (a wait in
+           another interpreter cannot run signal handlers) wins. */
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
         set_err(st, err);
         return NULL;
     }

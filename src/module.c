@@ -48,10 +48,10 @@ set_err(module_state *st, int err)
         break;
     case ERR_INTERP_BUSY:
         PyErr_Format(st->InterpreterError,
-                     "interpreter still has threads running after %g "
+                     "interpreter still has threads running after %d "
                      "seconds (its waits of subinterp were stopped with "
                      "SystemExit); stop them first",
-                     CLOSE_GRACE);
+                     (int)CLOSE_GRACE);
         break;
     case ERR_INTERP_CLOSING:
         PyErr_SetString(st->InterpreterNotFoundError,

@@ -91,6 +91,7 @@ static struct {
     int n_closed_hooks;
     void *closing_hooks[MAX_HOOKS];
     int n_closing_hooks;
+    int creating;               /* runtime_create calls under way */
     int shutting_down;          /* atexit callback started */
     int shut_down;              /* atexit callback finished */
     interp_entry **deferred;    /* 3.12: see stop_at_exit(); only the
@@ -627,13 +628,26 @@ runtime_run_in(interp_entry *e, interp_fn fn, void *arg)
     slots_delete(dead);
     fn(arg);
     (void)PyEval_SaveThread();
-    release_claim(e, 0);
+    /* Back home before letting go: until this thread binds another thread
+       state, CPython's per-thread "gilstate" record still points at the
+       one of e, and a closer that claimed e would delete it under us. */
     PyEval_RestoreThread(save);
+    release_claim(e, 0);
     return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* creating and closing                                                */
+
+/* A runtime_create call that registered nothing is over. */
+static void
+creation_done(void)
+{
+    LOCK();
+    runtime.creating--;
+    pthread_cond_broadcast(&runtime.idle);
+    UNLOCK();
+}
 
 int
 runtime_create(const PyInterpreterConfig *config, interp_fn init,
@@ -648,7 +662,14 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         PyErr_NoMemory();
         return -1;
     }
-    if (runtime_is_shutting_down()) {
+    LOCK();
+    late = runtime.shutting_down;
+    if (!late) {
+        /* the exit handler waits for creations under way */
+        runtime.creating++;
+    }
+    UNLOCK();
+    if (late) {
         goto too_late;
     }
 
@@ -657,6 +678,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     if (PyStatus_Exception(status) || tstate == NULL) {
         /* CPython put the calling thread state back. */
         assert(PyThreadState_Get() == save);
+        creation_done();
         if (!PyErr_Occurred()) {
             module_state *st = get_current_state();
             if (st != NULL) {
@@ -682,6 +704,11 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         e->refcount = 1;
         e->running = PyThread_get_thread_ident();
     }
+    if (e != NULL && err == 0) {
+        /* registered: the exit handler takes it from here */
+        runtime.creating--;
+        pthread_cond_broadcast(&runtime.idle);
+    }
     UNLOCK();
     if (e == NULL || err < 0) {
         /* Out of memory (or exit began) with no entry to remember it by:
@@ -696,6 +723,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         }
         Py_EndInterpreter(tstate);
         PyEval_RestoreThread(save);
+        creation_done();
         if (late) {
             goto too_late;
         }
@@ -706,8 +734,8 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         init(arg);
     }
     (void)PyEval_SaveThread();
+    PyEval_RestoreThread(save);  /* first: see runtime_run_in */
     release_claim(e, 0);
-    PyEval_RestoreThread(save);
     *entry_p = e;
     return 0;
 
@@ -928,8 +956,8 @@ close_entry(interp_entry *e, double timeout, int at_exit)
             /* it lives on: its waits work again */
             wait_resume_interp(e->id);
         }
+        PyEval_RestoreThread(save);  /* first: see runtime_run_in */
         release_claim(e, 1);
-        PyEval_RestoreThread(save);
         return err;
     }
     run_closing_hooks();
@@ -1056,10 +1084,11 @@ interrupt_running(interp_entry *e)
     PyEval_RestoreThread(tstate);
     (void)PyThreadState_SetAsyncExc(target, PyExc_SystemExit);
     (void)PyEval_SaveThread();
+    PyEval_RestoreThread(save);  /* first: see runtime_run_in */
     LOCK();
     e->interrupting--;
+    pthread_cond_broadcast(&runtime.idle);
     UNLOCK();
-    PyEval_RestoreThread(save);
 }
 
 /* Last resort at exit, for an interpreter where code still runs after the
@@ -1272,6 +1301,30 @@ wait_idle(interp_entry *e, const deadline *dl)
     Py_END_ALLOW_THREADS
 }
 
+/* Wait (GIL released) until no interpreter is being created, or closed
+ * by another thread (a pool worker closing its own, say): the runtime
+ * must not finalize under them.  Both are bounded: a close joins the
+ * interpreter's threads for CLOSE_GRACE seconds at most. */
+static void
+wait_for_others(void)
+{
+    Py_BEGIN_ALLOW_THREADS
+    LOCK();
+    for (;;) {
+        int busy = runtime.creating > 0;
+        for (interp_entry *e = runtime.head; e != NULL && !busy;
+             e = e->next) {
+            busy = e->interp != NULL && e->closing && !e->deferred;
+        }
+        if (!busy) {
+            break;
+        }
+        pthread_cond_wait(&runtime.idle, &runtime.mutex);
+    }
+    UNLOCK();
+    Py_END_ALLOW_THREADS
+}
+
 /* After the grace period (or at its end): close e, or stop it. */
 static void
 settle_at_exit(interp_entry *e, const deadline *dl)
@@ -1300,6 +1353,7 @@ runtime_shutdown(double grace)
     LOCK();
     runtime.shutting_down = 1;
     UNLOCK();
+    wait_for_others();
     runtime_close_orphans();
     deadline_from_seconds(grace, &dl);
 
@@ -1369,6 +1423,7 @@ runtime_shutdown(double grace)
         UNLOCK();
     }
     PyMem_RawFree(busy);
+    wait_for_others();
     LOCK();
     runtime.shut_down = 1;
     UNLOCK();

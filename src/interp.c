@@ -1174,7 +1174,14 @@ interp_init_new(void *arg)
 error:
     /* The interpreter exists; report the problem where it is first used. */
     p->failed = 1;
-    PyErr_Print();
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        /* Stopped (at exit): PyErr_Print() would end the whole process
+           from this thread. */
+        PyErr_Clear();
+    }
+    else {
+        PyErr_Print();
+    }
 }
 
 /* A new Interpreter for e, which the caller's reference is moved into. */

@@ -639,7 +639,7 @@ runtime_run_in(interp_entry *e, interp_fn fn, void *arg)
 /* ------------------------------------------------------------------ */
 /* creating and closing                                                */
 
-/* A runtime_create call that registered nothing is over. */
+/* A runtime_create call is over (its init done, or nothing registered). */
 static void
 creation_done(void)
 {
@@ -704,11 +704,6 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         e->refcount = 1;
         e->running = PyThread_get_thread_ident();
     }
-    if (e != NULL && err == 0) {
-        /* registered: the exit handler takes it from here */
-        runtime.creating--;
-        pthread_cond_broadcast(&runtime.idle);
-    }
     UNLOCK();
     if (e == NULL || err < 0) {
         /* Out of memory (or exit began) with no entry to remember it by:
@@ -736,6 +731,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     (void)PyEval_SaveThread();
     PyEval_RestoreThread(save);  /* first: see runtime_run_in */
     release_claim(e, 0);
+    creation_done();  /* after init: the exit handler waits for it */
     *entry_p = e;
     return 0;
 

@@ -1121,6 +1121,12 @@ force_close(interp_entry *e)
     PyThreadState *tstate = mine != NULL ? mine->tstate
                                          : PyThreadState_New(interp);
     if (tstate == NULL) {
+        /* out of memory: left to the runtime */
+        LOCK();
+        e->closing = 0;
+        e->deferred = 0;
+        pthread_cond_broadcast(&runtime.idle);
+        UNLOCK();
         return;
     }
     PyThreadState *save = PyEval_SaveThread();

@@ -202,7 +202,7 @@ def test_ctrl_c_during_close():
         import os, signal, threading, subinterp
         i = subinterp.create()
         i.exec("import threading, time\\n"
-               "threading.Thread(target=time.sleep, args=(30,)).start()")
+               "threading.Thread(target=time.sleep, args=(300,)).start()")
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         try:
             i.close()
@@ -230,14 +230,16 @@ print("bye", flush=True)
 def test_ctrl_c_at_exit_while_pool_is_joined():
     # Exit joins the pool, whose task waits for ever; Ctrl-C stops that
     # join, then subinterp's exit handler stops the worker interpreters
-    # while the workers close them: closing once deleted a thread state the
-    # exit handler was entering the interpreter with (a crash in about 1 of
-    # 5 runs).  Several runs at once, with Ctrl-C at varied delays.
+    # while the workers make, initialize and close them.  Races there
+    # crashed about 1 run in 25 (an interpreter closed under a thread state
+    # still in use or still bound by a thread, a SystemExit that ended the
+    # process from a worker, the runtime finalizing under a worker's
+    # close).  Several runs at once, with Ctrl-C at varied delays.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")])
     failures = []
-    for batch in range(4):
+    for batch in range(6):
         procs = [subprocess.Popen([sys.executable, "-c", POOL_BLOCKED],
                                   stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=env)

@@ -1356,7 +1356,8 @@ runtime_shutdown(double grace)
     runtime.shutting_down = 1;
     UNLOCK();
     wait_for_others();
-    runtime_close_orphans();
+    /* (orphans are taken below with the others: closing them apart
+       could give each its own grace period) */
     deadline_from_seconds(grace, &dl);
 
     /* 1. Close what is idle; ask the rest to stop, all at once. */

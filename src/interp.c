@@ -1087,6 +1087,11 @@ interp_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
     int err = runtime_close(self_entry(self));
     if (err < 0) {
+        /* A Ctrl-C that came while its threads were joined (a wait in
+           another interpreter cannot run signal handlers) wins. */
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
         set_err(st, err);
         return NULL;
     }
@@ -1490,7 +1495,14 @@ interp_init_new(void *arg)
 error:
     /* The interpreter exists; report the problem where it is first used. */
     p->failed = 1;
-    PyErr_Print();
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        /* Stopped (at exit): PyErr_Print() would end the whole process
+           from this thread. */
+        PyErr_Clear();
+    }
+    else {
+        PyErr_Print();
+    }
 }
 
 /* A new Interpreter for e, which the caller's reference is moved into. */
@@ -1508,7 +1520,6 @@ object_for_entry(PyObject *mod, interp_entry *e)
 static PyObject *
 coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
-    module_state *st = get_mod_state(mod);
     PyObject *config = NULL;
     PyInterpreterConfig cfg;
     path_copy path;
@@ -1518,11 +1529,6 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (interp_config_from_args(config, kwargs, &cfg) < 0) {
-        return NULL;
-    }
-    if (runtime_is_shutting_down()) {
-        PyErr_SetString(st->InterpreterError,
-                        "cannot create interpreters at exit");
         return NULL;
     }
     runtime_close_orphans();

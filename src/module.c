@@ -60,6 +60,13 @@ set_err(module_state *st, int err)
                         "interpreter still has threads running (daemon "
                         "threads cannot be waited for); stop them first");
         break;
+    case ERR_INTERP_BUSY:
+        PyErr_Format(st->InterpreterError,
+                     "interpreter still has threads running after %d "
+                     "seconds (its waits of subinterp were stopped with "
+                     "SystemExit); stop them first",
+                     (int)CLOSE_GRACE);
+        break;
     case ERR_INTERP_CLOSING:
         PyErr_SetString(st->InterpreterNotFoundError,
                         "interpreter is being closed");

@@ -728,6 +728,13 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &max_tasks, &prefix)) {
         return NULL;
     }
+    if (runtime_is_shutting_down()) {
+        /* its workers could not make interpreters any more */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot schedule new futures after interpreter "
+                        "shutdown");
+        return NULL;
+    }
     if (n_workers <= 0 || n_workers > 4096) {
         PyErr_SetString(PyExc_ValueError,
                         "max_workers must be between 1 and 4096");

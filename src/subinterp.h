@@ -38,6 +38,8 @@ typedef enum {
     ERR_INTERP_THREADS = -14, /* other threads still run in it */
     ERR_INTERP_CLOSING = -15,
     ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed */
+    ERR_INTERP_BUSY = -17,    /* its threads did not end within the close
+                                 grace period */
 } err_code;
 
 /* ------------------------------------------------------------------ */
@@ -262,11 +264,17 @@ void queue_clear(module_state *st);  /* frees st->queue, sets it NULL */
 interp_entry *runtime_main(void);
 int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
+/* Close an interpreter subinterp created.  Its threads are asked to stop
+ * (waits of subinterp inside it raise SystemExit) and joined for at most
+ * CLOSE_GRACE seconds; ERR_INTERP_BUSY if some still run. */
 int runtime_close(interp_entry *e);
 /* e is a pool worker's interpreter: its worker closes it, when its pool
  * shuts down (its owner's close or exit does that), so the exit handler
  * leaves it alone. */
 void runtime_entry_set_worker(interp_entry *e);
+/* Seconds given to threads to stop, at close() and (once for all
+ * interpreters) at exit. */
+#define CLOSE_GRACE 2.0
 int runtime_entry_state(interp_entry *e, int *running, int *owned);
 int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);

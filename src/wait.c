@@ -383,9 +383,10 @@ wait_interrupt_interp(int64_t interp_id)
     pthread_mutex_unlock(&parking.mutex);
 }
 
-/* The interpreter was destroyed: nothing waits in it any more. */
-static void
-parking_forget(int64_t interp_id)
+/* The interpreter was destroyed (nothing waits in it any more), or its
+ * close was refused and it lives on. */
+void
+wait_resume_interp(int64_t interp_id)
 {
     pthread_mutex_lock(&parking.mutex);
     for (size_t i = 0; i < parking.nstopped; i++) {
@@ -786,7 +787,7 @@ registry_interp_closed(int64_t interp_id)
     sobj **objs = NULL;
     size_t n = 0, i = 0;
 
-    parking_forget(interp_id);
+    wait_resume_interp(interp_id);
 
     pthread_mutex_lock(&registry.mutex);
     for (sobj *o = registry.head.next; o != &registry.head; o = o->next) {

@@ -171,6 +171,9 @@ int wait_is_signal_thread(void);
  * pool shutdown): a thread parked on a futex with its GIL released never
  * sees an asynchronous exception.  Any thread, no GIL needed. */
 void wait_interrupt_interp(int64_t interp_id);
+/* Undo wait_interrupt_interp() for an interpreter that stays alive (a
+ * close that was refused): waits there block again. */
+void wait_resume_interp(int64_t interp_id);
 
 /* After WAIT_INTERRUPTED (GIL held): -1 with SystemExit set when the
  * current interpreter is being stopped, -1 when a signal handler raised,

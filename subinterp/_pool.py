@@ -108,7 +108,8 @@ class _PoolFuture(Future):
 # tasks still finish before exit, as ThreadPoolExecutor's do.
 _live: dict[Any, threading.Thread] = {}
 _live_lock = threading.Lock()
-_exiting = False
+_exiting = False  # _live_lock
+_AT_EXIT = "cannot schedule new futures after interpreter shutdown"
 
 
 def _join(core: Any, collector: threading.Thread, closing: bool = False) -> None:
@@ -131,8 +132,8 @@ def _python_exit() -> None:
     # pool worker replacing or closing its interpreter), which must not
     # end while a worker holds a thread state there.
     global _exiting
-    _exiting = True
     with _live_lock:
+        _exiting = True
         items = list(_live.items())
     for core, _ in items:
         core.shutdown(False)
@@ -140,7 +141,12 @@ def _python_exit() -> None:
         _join(core, collector, closing=True)
 
 
-threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+try:
+    threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+except RuntimeError:
+    # imported once exit began ("can't register atexit after shutdown"):
+    # pools could not be joined any more, so none can be made
+    _exiting = True
 
 
 class Pool(Executor):
@@ -195,27 +201,33 @@ class Pool(Executor):
         self._max_workers = max_workers
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        self._core = _core.PoolCore(
-            max_workers,
-            BrokenInterpreterPool,
-            config,
-            initializer,
-            tuple(initargs),
-            max_tasks_per_worker,
-            thread_name_prefix or "subinterp-",
-        )
-        self._collector = threading.Thread(
-            target=self._collect,
-            args=(self._core,),
-            name=f"{thread_name_prefix or 'subinterp'}-collector",
-            # not a daemon: isolated interpreters allow none (so pools
-            # work in them and in pool workers), and the exit hook above
-            # shuts every pool down before threading joins this thread
-            daemon=False,
-        )
-        self._collector.start()
-        self._core.start()  # after our own thread: no worker wants our GIL yet
+        # Checked and registered under the lock _python_exit takes: a pool
+        # made once exit began would never be joined, and its interpreters
+        # never closed.
         with _live_lock:
+            if _exiting:
+                raise RuntimeError(_AT_EXIT)
+            self._core = _core.PoolCore(
+                max_workers,
+                BrokenInterpreterPool,
+                config,
+                initializer,
+                tuple(initargs),
+                max_tasks_per_worker,
+                thread_name_prefix or "subinterp-",
+            )
+            self._collector = threading.Thread(
+                target=self._collect,
+                args=(self._core,),
+                name=f"{thread_name_prefix or 'subinterp'}-collector",
+                # not a daemon: isolated interpreters allow none (so pools
+                # work in them and in pool workers), and the exit hook above
+                # shuts every pool down before threading joins this thread
+                daemon=False,
+            )
+            self._collector.start()
+            # after our own thread: no worker wants our GIL yet
+            self._core.start()
             _live[self._core] = self._collector
         # dropped without shutdown(): stop taking tasks, finish the queued
         # ones and let the workers go
@@ -240,6 +252,8 @@ class Pool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                **kwargs: Any) -> Future:
         """Schedule ``fn(*args, **kwargs)`` and return its Future."""
+        if _exiting:
+            raise RuntimeError(_AT_EXIT)
         fut = _PoolFuture()
         fut._pool_core = self._core
         fut._token = self._core.submit(fut, fn, args, kwargs or None)
@@ -339,7 +353,7 @@ def default_pool() -> Pool:
     with _default_lock:
         if _default_pool is None or _default_pool._shutdown:
             if _exiting:
-                raise RuntimeError("cannot use the default pool at exit")
+                raise RuntimeError(_AT_EXIT)
             _default_pool = Pool()
         return _default_pool
 

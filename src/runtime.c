@@ -784,6 +784,11 @@ too_late:
  * there, for as long as they run, and aborts the process ("not the last
  * thread") when any other thread state is left:
  *
+ * - the pools made inside it are shut down and joined first, as
+ *   threading's exit hook does in Py_EndInterpreter: queued and running
+ *   tasks finish and the workers close their interpreters (otherwise the
+ *   pools' collector threads would be among the threads to stop, and their
+ *   workers' interpreters would outlive it);
  * - daemon threads (legacy config only) cannot be waited for: refused,
  *   except at exit (below);
  * - other threads are asked to stop: every wait of subinterp inside the
@@ -799,6 +804,11 @@ too_late:
  *   after the module's globals are gone.
  */
 static const char prepare_code[] =
+    "def pools():\n"
+    "    import sys\n"
+    "    pool = sys.modules.get('subinterp._pool')\n"
+    "    if pool is not None:\n"
+    "        pool._python_exit()\n"
     "def threads():\n"
     "    import sys\n"
     "    threading = sys.modules.get('threading')\n"
@@ -875,6 +885,11 @@ prepare_close(int64_t id, double timeout, int at_exit, int *stopped)
         goto error;
     }
     /* borrowed: ns holds them */
+    res = PyObject_CallNoArgs(PyDict_GetItemString(ns, "pools"));
+    if (res == NULL) {
+        goto error;
+    }
+    Py_CLEAR(res);
     threads = PyObject_CallNoArgs(PyDict_GetItemString(ns, "threads"));
     if (threads == NULL || !PyList_Check(threads)) {
         goto error;
@@ -1373,6 +1388,33 @@ wait_for_others(void)
     Py_END_ALLOW_THREADS
 }
 
+/* wait_interrupt_interps() for every live interpreter this package
+ * created (at exit). */
+static void
+stop_all_waits(void)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    LOCK();
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        n += e->owned && e->interp != NULL;
+    }
+    ids = n ? PyMem_RawMalloc(n * sizeof(int64_t)) : NULL;
+    n = 0;
+    for (interp_entry *e = runtime.head; ids != NULL && e != NULL;
+         e = e->next) {
+        if (e->owned && e->interp != NULL) {
+            ids[n++] = e->id;
+        }
+    }
+    UNLOCK();
+    /* out of memory: step 1 below stops them one by one */
+    if (ids != NULL) {
+        wait_interrupt_interps(ids, n);
+        PyMem_RawFree(ids);
+    }
+}
+
 /* After the grace period (or at its end): close e, or stop it. */
 static void
 settle_at_exit(interp_entry *e, const deadline *dl)
@@ -1406,13 +1448,18 @@ runtime_shutdown(double grace)
        could give each its own grace period) */
     deadline_from_seconds(grace, &dl);
 
+    /* 0. Stop the waits of every one of them at once: a thread blocked in
+       a Barrier with threads of other interpreters must get SystemExit,
+       not BrokenBarrierError because another party was stopped first. */
+    stop_all_waits();
+
     /* 1. Close what is idle; ask the rest to stop, all at once. */
     for (;;) {
         interp_entry *e;
         LOCK();
         for (e = runtime.head; e != NULL; e = e->next) {
             if (e->owned && e->interp != NULL && !e->closing &&
-                !e->exit_tried && !e->worker) {
+                !e->exit_tried) {
                 break;
             }
         }

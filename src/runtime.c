@@ -71,7 +71,6 @@ struct interp_entry {
     int orphaned;               /* refcount reached 0: close it */
     int has_dead_slots;         /* some slot's thread has exited */
     int exit_tried;             /* the exit handler tried to close it */
-    int worker;                 /* a pool worker's: it closes it itself */
     int interrupting;           /* threads in interrupt_running() with a
                                    thread state of it: closing waits */
     int deferred;               /* 3.12: ended after the runtime stopped
@@ -1524,14 +1523,6 @@ runtime_shutdown(double grace)
     runtime.shut_down = 1;
     UNLOCK();
     Py_RETURN_NONE;
-}
-
-void
-runtime_entry_set_worker(interp_entry *e)
-{
-    LOCK();
-    e->worker = 1;
-    UNLOCK();
 }
 
 /* How many interpreters other than the main one are alive (for the

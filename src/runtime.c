@@ -982,6 +982,39 @@ run_closing_hooks(void)
     }
 }
 
+/* The end of every close (close_entry, force_close), in e's interpreter
+ * with its GIL held through tstate, the last thread state left there
+ * (mine, the slot that cached it, or NULL): the closing hooks, then
+ * Py_EndInterpreter, then e is marked ended and the closed hooks run;
+ * back in `save`.  e may be freed by then unless the caller holds a
+ * reference. */
+static void
+end_interpreter(interp_entry *e, PyThreadState *tstate, slot *mine,
+                PyThreadState *save)
+{
+    run_closing_hooks();
+    LOCK();
+    if (mine != NULL) {
+        slot_unlink_thread(mine);
+        slot_unlink_entry(mine);
+        PyMem_RawFree(mine);
+    }
+    UNLOCK();
+    int64_t id = e->id;
+    Py_EndInterpreter(tstate);
+    LOCK();
+    e->interp = NULL;
+    e->orphaned = 0;
+    e->running = 0;
+    e->closing = 0;
+    e->deferred = 0;
+    pthread_cond_broadcast(&runtime.idle);
+    entry_maybe_free(e);
+    UNLOCK();
+    run_closed_hooks(id);
+    PyEval_RestoreThread(save);
+}
+
 /* Close e from this thread; its threads get `timeout` seconds to stop
  * (prepare_close). */
 static int
@@ -1023,28 +1056,7 @@ close_entry(interp_entry *e, double timeout, int at_exit)
         release_claim(e, 1);
         return err;
     }
-    run_closing_hooks();
-
-    LOCK();
-    if (mine != NULL) {
-        slot_unlink_thread(mine);
-        slot_unlink_entry(mine);
-        PyMem_RawFree(mine);
-    }
-    UNLOCK();
-    int64_t id = e->id;
-    Py_EndInterpreter(tstate);
-
-    LOCK();
-    e->interp = NULL;
-    e->orphaned = 0;
-    e->running = 0;
-    e->closing = 0;
-    pthread_cond_broadcast(&runtime.idle);
-    entry_maybe_free(e);  /* e may be gone after this */
-    UNLOCK();
-    run_closed_hooks(id);
-    PyEval_RestoreThread(save);
+    end_interpreter(e, tstate, mine, save);  /* e may be gone after this */
     return 0;
 }
 
@@ -1215,26 +1227,7 @@ force_close(interp_entry *e)
     }
     Py_XDECREF(run_in_namespace(no_join));
     PyErr_Clear();
-    run_closing_hooks();
-    LOCK();
-    if (mine != NULL) {
-        slot_unlink_thread(mine);
-        slot_unlink_entry(mine);
-        PyMem_RawFree(mine);
-    }
-    UNLOCK();
-    int64_t id = e->id;
-    Py_EndInterpreter(tstate);
-    LOCK();
-    e->interp = NULL;
-    e->orphaned = 0;
-    e->running = 0;
-    e->closing = 0;
-    e->deferred = 0;
-    pthread_cond_broadcast(&runtime.idle);
-    UNLOCK();
-    run_closed_hooks(id);
-    PyEval_RestoreThread(save);
+    end_interpreter(e, tstate, mine, save);
 }
 
 #if PY_VERSION_HEX < 0x030D0000

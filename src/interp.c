@@ -18,9 +18,11 @@
  * interpreter (and GIL) to the other and back.
  */
 #include "subinterp.h"
+#include "wait.h"
 
 #include <marshal.h>
 #include <string.h>
+#include <unistd.h>
 
 static const handle_kind interp_kind;
 
@@ -652,6 +654,27 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
     PyObject *res = NULL;
     job j = {.kind = kind, .in = in};
     int err = runtime_run_in(e, job_run, &j);
+    if (runtime_is_shutting_down() && !wait_is_signal_thread() &&
+        PyInterpreterState_Get() == PyInterpreterState_Main()) {
+        /* A daemon thread of the main interpreter, back from a call that
+           the exit handler stopped (or that ended while it runs): it does
+           not go on to run more Python in a dying process, where it would
+           race finalization (CPython aborts when such a thread prints its
+           traceback while the main thread finalizes).  It stays blocked,
+           its GIL released, until the process ends, as CPython leaves
+           daemon threads at finalization. */
+        if (j.out != NULL) {
+            msg_free(j.out);
+        }
+        if (j.exc != NULL) {
+            msg_free(j.exc);
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (;;) {
+            pause();
+        }
+        Py_END_ALLOW_THREADS
+    }
     if (err < 0) {
         set_err(st, err);
         goto done;

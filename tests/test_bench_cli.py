@@ -30,10 +30,17 @@ ALL_KEYS = [
 ]
 
 
+# Marks the processes this test run starts (runners inherit it), so that
+# runner_processes() never counts another run's on the same machine.
+RUN_TAG = f"SUBINTERP_TEST_RUN={os.getpid()}-{time.monotonic_ns()}"
+
+
 def _env(pythonpath=ROOT, **extra):
     env = dict(os.environ)
     env.pop("SUBINTERP_BENCH_INJECT", None)
     env["PYTHONPATH"] = pythonpath
+    name, value = RUN_TAG.split("=", 1)
+    env[name] = value
     env.update(extra)
     return env
 
@@ -54,7 +61,8 @@ def rows_by_key(result, task):
 
 
 def runner_processes(marker):
-    """pids of runner processes whose command line contains *marker*."""
+    """pids of runner processes of this test run whose command line
+    contains *marker*."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -64,7 +72,14 @@ def runner_processes(marker):
                 cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        if "subinterp._bench.runner" in cmd and marker in cmd:
+        if "subinterp._bench.runner" not in cmd or marker not in cmd:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if RUN_TAG.encode() in environ:
             found.append(int(pid))
     return found
 

@@ -231,6 +231,21 @@ codec_recv_type(codec_state *cs, int which)
 }
 
 /* ------------------------------------------------------------------ */
+/* notes on exceptions (objects that could not cross, or be rebuilt)   */
+
+void
+exc_add_note(PyObject *exc, PyObject *note)
+{
+    PyObject *raised = PyErr_GetRaisedException();
+    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
+    if (res == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(res);
+    PyErr_SetRaisedException(raised);
+}
+
+/* ------------------------------------------------------------------ */
 /* functions and classes, receiver side                                */
 
 static void

@@ -14,18 +14,6 @@
 /* ------------------------------------------------------------------ */
 /* error codes -> exceptions                                           */
 
-void
-exc_add_note(PyObject *exc, PyObject *note)
-{
-    PyObject *raised = PyErr_GetRaisedException();
-    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
-    if (res == NULL) {
-        PyErr_Clear();
-    }
-    Py_XDECREF(res);
-    PyErr_SetRaisedException(raised);
-}
-
 int
 set_err(module_state *st, int err)
 {

@@ -283,7 +283,7 @@ int runtime_count_subinterpreters(void);
 void runtime_module_freed(module_state *st);
 
 /* Add note to exc's notes, best effort: a failure to add it is dropped,
- * and an exception being raised stays raised (module.c). */
+ * and an exception being raised stays raised (codec.c). */
 void exc_add_note(PyObject *exc, PyObject *note);
 
 /* Raise the exception for an err_code (one place for every component's

@@ -414,6 +414,7 @@ queue_after_fork(sobj *o)
 }
 
 static PyObject *queue_wrap(module_state *st, void *ref);
+static PyObject *interp_queue_wrap(module_state *st, void *ref);
 
 static const handle_kind queue_kind = {
     .name = "Queue",
@@ -423,19 +424,81 @@ static const handle_kind queue_kind = {
     .wrap = queue_wrap,
 };
 
+/* The same queue seen through subinterp.interpreters: a handle keeps its
+ * kind in messages, so a queue sent by code written for the standard
+ * library's API arrives as the type that code expects. */
+static const handle_kind interp_queue_kind = {
+    .name = "interpreters.Queue",
+    .tag = TAG_INTERP_QUEUE,
+    .incref = (void (*)(void *))sobj_incref,
+    .decref = (void (*)(void *))sobj_decref,
+    .wrap = interp_queue_wrap,
+};
+
 static const sobj_type queue_type = {
     .name = "Queue",
     .destroy = queue_destroy,
     .interp_closed = queue_interp_closed,
     .mutex = queue_mutex,
     .after_fork = queue_after_fork,
-    .kinds = {&queue_kind, NULL},
+    .kinds = {&queue_kind, &interp_queue_kind},
 };
+
+/* The handle of type tp for queue o in this interpreter: the live one
+ * from *table when there is one (one object per id and type, as the
+ * standard library has), else a new one. */
+static PyObject *
+queue_handle_get(PyTypeObject *tp, const handle_kind *kind, PyObject **table,
+                 sobj *o)
+{
+    PyObject *res = handle_cache_get(*table, o->id);
+    if (res != NULL) {
+        return res;
+    }
+    res = handle_new(tp, kind, o);
+    if (res != NULL && handle_cache_add(table, o->id, res) < 0) {
+        Py_CLEAR(res);
+    }
+    return res;
+}
 
 static PyObject *
 queue_wrap(module_state *st, void *ref)
 {
-    return handle_new(st->queue->QueueType, &queue_kind, (sobj *)ref);
+    struct queue_state *qs = st->queue;
+    return queue_handle_get(qs->QueueType, &queue_kind, &qs->queue_handles,
+                            (sobj *)ref);
+}
+
+static PyObject *
+interp_queue_wrap(module_state *st, void *ref)
+{
+    struct queue_state *qs = st->queue;
+    return queue_handle_get(qs->InterpQueueType, &interp_queue_kind,
+                            &qs->interp_queue_handles, (sobj *)ref);
+}
+
+/* Both queue types: leave the cache, then the common handle dealloc. */
+static void
+queue_dealloc(PyObject *self)
+{
+    HandleObject *h = (HandleObject *)self;
+    module_state *st = PyType_GetModuleState(Py_TYPE(self));
+    if (st != NULL && st->queue != NULL && h->ref != NULL) {
+        struct queue_state *qs = st->queue;
+        handle_cache_remove(h->kind == &interp_queue_kind
+                                ? qs->interp_queue_handles
+                                : qs->queue_handles,
+                            ((sobj *)h->ref)->id, self);
+    }
+    handle_dealloc(self);
+}
+
+static int
+is_queue_handle(module_state *st, PyObject *obj)
+{
+    return Py_TYPE(obj) == st->queue->QueueType ||
+           Py_TYPE(obj) == st->queue->InterpQueueType;
 }
 
 static queue_obj *
@@ -447,7 +510,7 @@ queue_of(PyObject *self)
 fifo *
 queue_fifo_of(module_state *st, PyObject *obj)
 {
-    if (Py_TYPE(obj) != st->queue->QueueType) {
+    if (!is_queue_handle(st, obj)) {
         return NULL;
     }
     return &queue_of(obj)->f;
@@ -485,7 +548,7 @@ queue_error(module_state *st, queue_err err, int64_t id)
     case QERR_NOT_FOUND:
         PyErr_Format(qs->QueueNotFoundError,
                      "queue %lld not found (every handle to it was "
-                     "dropped)", (long long)id);
+                     "dropped, or it never existed)", (long long)id);
         break;
     }
     return NULL;
@@ -532,8 +595,14 @@ unboundop_to_object(module_state *st, int op)
 /* ------------------------------------------------------------------ */
 /* creating queues                                                     */
 
+/* A new queue; its handle is of the face `interp` asks for: 0 for
+ * subinterp.Queue (maxsize >= 0, 0 unbounded, like queue.Queue but
+ * refusing negative sizes), 1 for subinterp.interpreters (the standard
+ * library's create_queue: maxsize <= 0 is unbounded and reported as
+ * given). */
 static PyObject *
-queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
+queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound,
+             int interp)
 {
     PyObject *res = NULL;
     Py_ssize_t maxsize = 0;
@@ -549,7 +618,7 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
         if (maxsize == -1 && PyErr_Occurred()) {
             return NULL;
         }
-        if (maxsize < 0) {
+        if (maxsize < 0 && !interp) {
             PyErr_SetString(PyExc_ValueError,
                             "maxsize must be >= 0 (0 means unbounded)");
             return NULL;
@@ -563,11 +632,11 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
     if (q == NULL) {
         return PyErr_NoMemory();
     }
-    fifo_init(&q->f, maxsize == 0 ? -1 : maxsize);
+    fifo_init(&q->f, maxsize <= 0 ? -1 : maxsize);
     q->maxsize = maxsize;
     q->unboundop = op;
     (void)sobj_register(&q->base, &queue_type);
-    res = queue_wrap(st, q);
+    res = interp ? interp_queue_wrap(st, q) : queue_wrap(st, q);
     sobj_decref(&q->base);  /* the handle holds it now (or nobody) */
     return res;
 }
@@ -582,7 +651,7 @@ queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     module_state *st = PyType_GetModuleState(tp);
-    return queue_create(st, maxsize, unbound);
+    return queue_create(st, maxsize, unbound, 0);
 }
 
 static PyObject *
@@ -594,7 +663,79 @@ coremod_create_queue(PyObject *mod, PyObject *args, PyObject *kwargs)
                                      kwlist, &maxsize, &unbound)) {
         return NULL;
     }
-    return queue_create(get_mod_state(mod), maxsize, unbound);
+    return queue_create(get_mod_state(mod), maxsize, unbound, 0);
+}
+
+static PyObject *
+coremod_create_interp_queue(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"maxsize", "unbounditems", NULL};
+    PyObject *maxsize = NULL, *unbound = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$O:create_queue",
+                                     kwlist, &maxsize, &unbound)) {
+        return NULL;
+    }
+    return queue_create(get_mod_state(mod), maxsize, unbound, 1);
+}
+
+/* interpreters.Queue(id, /): the live queue with that id, as the
+ * standard library's Queue(id) (TypeError for a non-int, ValueError for
+ * a negative id, OverflowError beyond 64 bits, QueueNotFoundError for an
+ * unknown one). */
+static PyObject *
+interp_queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    PyObject *arg;
+    PyObject *res = NULL;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Queue() takes no keyword arguments (use "
+                        "create_queue() to make a queue)");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "Queue", 1, 1, &arg)) {
+        return NULL;
+    }
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "id must be an int, got %R", arg);
+        return NULL;
+    }
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (id < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "queue ID must be a non-negative int, got %R", arg);
+        return NULL;
+    }
+    module_state *st = PyType_GetModuleState(tp);
+    if (st == NULL) {
+        return NULL;
+    }
+    sobj *o = sobj_lookup(id, &queue_type);
+    if (o == NULL) {
+        return queue_error(st, QERR_NOT_FOUND, id);
+    }
+    res = interp_queue_wrap(st, o);
+    sobj_decref(o);
+    return res;
+}
+
+/* Pickled as interpreters.Queue(id), as the standard library's queues:
+ * valid in this process while the queue lives. */
+static PyObject *
+interp_queue_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(O(L))", (PyObject *)Py_TYPE(self),
+                         (long long)((sobj *)queue_of(self))->id);
+}
+
+static PyObject *
+interp_queue_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("Queue(%lld)",
+                                (long long)((sobj *)queue_of(self))->id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -757,37 +898,49 @@ queue_repr(PyObject *self)
                                 (long long)q->base.id, q->maxsize);
 }
 
-static PyMethodDef queue_methods[] = {
-    {"put", _PyCFunction_CAST(queue_put), METH_VARARGS | METH_KEYWORDS,
-     "put($self, obj, block=True, timeout=None, *, unbounditems=None)\n--\n"
-     "\n"
-     "Add obj to the queue, waiting while it is full (unless block is "
-     "false), at most timeout seconds; raises QueueFull then.\n\n"
-     "obj is copied (handles, such as queues, refer to the same object).  "
-     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
-     "queue's default) says what get() does with obj if this interpreter "
-     "is destroyed before obj is taken."},
-    {"put_nowait", _PyCFunction_CAST(queue_put_nowait),
-     METH_VARARGS | METH_KEYWORDS,
-     "put_nowait($self, obj, *, unbounditems=None)\n--\n\n"
-     "put(obj, block=False): raises QueueFull if the queue is full."},
-    {"get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS,
-     "get($self, block=True, timeout=None)\n--\n\n"
-     "Remove and return the next object, waiting while the queue is empty "
-     "(unless block is false), at most timeout seconds; raises QueueEmpty "
-     "then."},
-    {"get_nowait", queue_get_nowait, METH_NOARGS,
-     "get_nowait($self, /)\n--\n\n"
-     "get(block=False): raises QueueEmpty if the queue is empty."},
-    {"qsize", queue_qsize, METH_NOARGS,
-     "qsize($self, /)\n--\n\nNumber of objects in the queue."},
-    {"empty", queue_empty, METH_NOARGS,
-     "empty($self, /)\n--\n\nTrue if the queue holds no object."},
-    {"full", queue_full, METH_NOARGS,
+/* The methods of both queue types (they differ in __reduce__ only). */
+#define QUEUE_METHODS \
+    {"put", _PyCFunction_CAST(queue_put), METH_VARARGS | METH_KEYWORDS, \
+     "put($self, obj, block=True, timeout=None, *, unbounditems=None)\n--\n" \
+     "\n" \
+     "Add obj to the queue, waiting while it is full (unless block is " \
+     "false), at most timeout seconds; raises QueueFull then.\n\n" \
+     "obj is copied (handles, such as queues, refer to the same object).  " \
+     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the " \
+     "queue's default) says what get() does with obj if this interpreter " \
+     "is destroyed before obj is taken."}, \
+    {"put_nowait", _PyCFunction_CAST(queue_put_nowait), \
+     METH_VARARGS | METH_KEYWORDS, \
+     "put_nowait($self, obj, *, unbounditems=None)\n--\n\n" \
+     "put(obj, block=False): raises QueueFull if the queue is full."}, \
+    {"get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS, \
+     "get($self, block=True, timeout=None)\n--\n\n" \
+     "Remove and return the next object, waiting while the queue is empty " \
+     "(unless block is false), at most timeout seconds; raises QueueEmpty " \
+     "then."}, \
+    {"get_nowait", queue_get_nowait, METH_NOARGS, \
+     "get_nowait($self, /)\n--\n\n" \
+     "get(block=False): raises QueueEmpty if the queue is empty."}, \
+    {"qsize", queue_qsize, METH_NOARGS, \
+     "qsize($self, /)\n--\n\nNumber of objects in the queue."}, \
+    {"empty", queue_empty, METH_NOARGS, \
+     "empty($self, /)\n--\n\nTrue if the queue holds no object."}, \
+    {"full", queue_full, METH_NOARGS, \
      "full($self, /)\n--\n\nTrue if the queue holds maxsize objects."},
+
+static PyMethodDef queue_methods[] = {
+    QUEUE_METHODS
     {"__reduce__", handle_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
+
+static PyMethodDef interp_queue_methods[] = {
+    QUEUE_METHODS
+    {"__reduce__", interp_queue_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+#undef QUEUE_METHODS
 
 static PyGetSetDef queue_getset[] = {
     {"id", handle_get_id, NULL, "The queue's id, unique in the process.",
@@ -808,7 +961,7 @@ static PyType_Slot queue_slots[] = {
      "Blocking operations release the GIL and sleep until woken: no "
      "polling.  maxsize 0 means unbounded."},
     {Py_tp_new, queue_tp_new},
-    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_dealloc, queue_dealloc},
     {Py_tp_repr, queue_repr},
     {Py_tp_richcompare, handle_richcompare},
     {Py_tp_hash, handle_hash},
@@ -822,6 +975,35 @@ static PyType_Spec queue_spec = {
     .basicsize = sizeof(HandleObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = queue_slots,
+};
+
+static PyType_Slot interp_queue_slots[] = {
+    {Py_tp_doc,
+     "Queue(id, /)\n--\n\n"
+     "A cross-interpreter queue, as the standard library's "
+     "concurrent.interpreters.Queue.\n\n"
+     "Queue(id) returns the live queue with that id (the same object each "
+     "time, in this interpreter) or raises QueueNotFoundError: that is how "
+     "code in another interpreter reaches a queue.  create_queue() makes "
+     "one.  The C queue is the one subinterp.Queue wraps: blocking "
+     "operations sleep until woken, no polling."},
+    {Py_tp_new, interp_queue_tp_new},
+    {Py_tp_dealloc, queue_dealloc},
+    {Py_tp_repr, interp_queue_repr},
+    {Py_tp_richcompare, handle_richcompare},
+    {Py_tp_hash, handle_hash},
+    {Py_tp_methods, interp_queue_methods},
+    {Py_tp_getset, queue_getset},
+    {0, NULL},
+};
+
+/* Named after the module that exports it, so that pickle finds it there;
+ * in _core it is _InterpretersQueue. */
+static PyType_Spec interp_queue_spec = {
+    .name = "subinterp.interpreters.Queue",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = interp_queue_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -962,7 +1144,8 @@ queue_exceptions_ensure(module_state *st)
 #define NEW(slot, name, b1, b2, doc)                                       \
     if (new_exception(mod, &qs->slot, "subinterp." name, b1, b2, doc) < 0) \
         goto done;
-    NEW(QueueError, "QueueError", st->InterpreterError, NULL,
+    /* RuntimeError as well, like the standard library's QueueError */
+    NEW(QueueError, "QueueError", st->InterpreterError, PyExc_RuntimeError,
         "A queue operation failed.");
     NEW(QueueNotFoundError, "QueueNotFoundError", qs->QueueError, NULL,
         "The queue no longer exists.");
@@ -1086,6 +1269,10 @@ static PyMethodDef queue_functions[] = {
      METH_VARARGS | METH_KEYWORDS,
      "create_queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
      "Return a new Queue (the same as Queue(...))."},
+    {"_create_interp_queue", _PyCFunction_CAST(coremod_create_interp_queue),
+     METH_VARARGS | METH_KEYWORDS,
+     "_create_interp_queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
+     "A new queue as subinterp.interpreters.create_queue() makes it."},
     {"_handle_by_id", coremod_handle_by_id, METH_VARARGS,
      "_handle_by_id(id, tag, /)\n--\n\n"
      "A new handle to a live queue, channel end or lock (unpickling)."},
@@ -1121,6 +1308,16 @@ queue_init(PyObject *mod, module_state *st)
     if (handle_type_add(mod, st, &queue_spec, &qs->QueueType) < 0) {
         return -1;
     }
+    qs->InterpQueueType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &interp_queue_spec, NULL);
+    if (qs->InterpQueueType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(mod, "_InterpretersQueue",
+                              (PyObject *)qs->InterpQueueType) < 0 ||
+        codec_register_handle_type(st, qs->InterpQueueType) < 0) {
+        return -1;
+    }
     qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
         mod, &unbound_spec, NULL);
     if (qs->UnboundType == NULL) {
@@ -1153,6 +1350,9 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->BoundedSemaphoreType);
     Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
+    Py_VISIT(qs->InterpQueueType);
+    Py_VISIT(qs->queue_handles);
+    Py_VISIT(qs->interp_queue_handles);
     Py_VISIT(qs->UNBOUND);
     Py_VISIT(qs->UNBOUND_ERROR);
     Py_VISIT(qs->UNBOUND_REMOVE);
@@ -1185,6 +1385,9 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->BoundedSemaphoreType);
     Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
+    Py_CLEAR(qs->InterpQueueType);
+    Py_CLEAR(qs->queue_handles);
+    Py_CLEAR(qs->interp_queue_handles);
     Py_CLEAR(qs->UNBOUND);
     Py_CLEAR(qs->UNBOUND_ERROR);
     Py_CLEAR(qs->UNBOUND_REMOVE);

@@ -254,6 +254,65 @@ def test_two_producers_two_consumers():
 
 
 # ---------------------------------------------------------------------------
+# the two faces of a queue: subinterp.Queue and subinterp.interpreters.Queue
+
+
+def test_queue_constructor_creates_interpreters_queue_looks_up():
+    from subinterp import interpreters
+
+    q = sq.Queue(5)                 # a new queue of maxsize 5
+    assert q.maxsize == 5 and q.id != 5
+    with pytest.raises(ValueError):
+        sq.Queue(-1)
+    iq = interpreters.create_queue(-1)
+    assert iq.maxsize == -1 and not iq.full()
+    assert interpreters.Queue(iq.id) is iq
+    with pytest.raises(sq.QueueNotFoundError):
+        interpreters.Queue(1_000_000)
+    assert repr(iq) == f"Queue({iq.id})"
+
+
+def test_two_faces_of_one_queue():
+    from subinterp import interpreters
+
+    iq = interpreters.create_queue()
+    same = [h for h in sq.list_all_queues() if h.id == iq.id]
+    assert len(same) == 1
+    rich = same[0]
+    assert type(rich) is sq.Queue and type(iq) is interpreters.Queue
+    assert rich.id == iq.id and rich != iq
+    rich.put(1)
+    assert iq.get_nowait() == 1
+    # select takes either face
+    iq.put(2)
+    assert subinterp.select([iq], timeout=0) == (iq, 2)
+
+
+def test_face_kept_across_interpreters(interp):
+    from subinterp import interpreters
+
+    iq = interpreters.create_queue()
+    rich = sq.Queue()
+    types = interp.call(queue_helpers.type_names, [iq, rich])
+    assert types == ["subinterp.interpreters.Queue", "subinterp.Queue"]
+    assert interp.call(queue_helpers.roundtrip, iq) is iq
+
+
+def test_handles_table_keeps_nothing_alive():
+    from subinterp import interpreters
+
+    iq = interpreters.create_queue()
+    qid = iq.id
+    rich = sq.Queue()
+    rid = rich.id
+    del iq, rich
+    gc.collect()
+    with pytest.raises(sq.QueueNotFoundError):
+        interpreters.Queue(qid)
+    assert rid not in [h.id for h in sq.list_all_queues()]
+
+
+# ---------------------------------------------------------------------------
 # pickling by id
 
 

@@ -232,6 +232,34 @@ def test_interpreter_pickle_equality_hash(mod, interp):
     assert {interp: 1, mod.get_main(): 2}[mod.Interpreter(interp.id)] == 1
 
 
+def test_repr(mod, interp):
+    q = mod.create_queue()
+    assert repr(q) == f"Queue({q.id})"
+    if stdlib(mod):
+        assert repr(interp) == f"Interpreter({interp.id})"
+    else:
+        # a known gap (compatibility.md)
+        assert repr(interp) == f"<subinterp.Interpreter {interp.id} idle>"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14),
+                    reason="concurrent.interpreters is new in Python 3.14")
+def test_interpreters_made_by_the_stdlib_are_unknown():
+    """A known gap (compatibility.md): subinterp finds only the
+    interpreters it knows."""
+    from concurrent import interpreters as std
+
+    from subinterp import interpreters as ours
+
+    it = std.create()
+    try:
+        with pytest.raises(ours.InterpreterNotFoundError):
+            ours.Interpreter(it.id)
+        assert it.id not in [i.id for i in ours.list_all()]
+    finally:
+        it.close()
+
+
 def test_exec(mod, interp):
     interp.exec("x = 20")
     interp.exec("x += 1")

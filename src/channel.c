@@ -16,6 +16,13 @@
  * what is buffered.  Either way every blocked sender and receiver, in
  * every interpreter, wakes up at once.
  *
+ * When the last receive end goes (every RecvChannel handle, and every
+ * message carrying one, is gone) nobody can ever receive again: the
+ * channel closes as RecvChannel.close() would, so blocked and later
+ * senders get ChannelClosedError instead of waiting forever.  The receive
+ * ends are counted apart from the object's reference count (recv_ends),
+ * through the receive end's handle kind.
+ *
  * Items on a channel are self-contained messages; unlike queue items they
  * stay valid when the sending interpreter is destroyed (UNBOUND_KEEP).
  */
@@ -25,6 +32,10 @@ typedef struct {
     sobj base;
     fifo f;
     Py_ssize_t maxsize;  /* immutable */
+    /* References to the receive end (handles, messages); atomic: changed
+       with no lock held, from any thread.  Each is also one reference in
+       base.refcount. */
+    atomic_long recv_ends;
 } channel_obj;
 
 static void
@@ -49,14 +60,41 @@ channel_after_fork(sobj *o)
     wlist_reset(&f->senders);
 }
 
+static void
+channel_drop_buffer(sobj *o)
+{
+    fifo_drop_buffer(&((channel_obj *)o)->f);
+}
+
+static void
+recv_incref(void *ref)
+{
+    channel_obj *ch = (channel_obj *)ref;
+    atomic_fetch_add(&ch->recv_ends, 1);
+    sobj_incref(&ch->base);
+}
+
+/* Any thread, no GIL needed, no lock of ours held (like sobj_decref). */
+static void
+recv_decref(void *ref)
+{
+    channel_obj *ch = (channel_obj *)ref;
+    if (atomic_fetch_sub(&ch->recv_ends, 1) == 1) {
+        /* the last receive end: close as RecvChannel.close() does (the
+           reference below keeps the channel alive meanwhile) */
+        fifo_close(&ch->f, 1);
+    }
+    sobj_decref(&ch->base);
+}
+
 static PyObject *recv_wrap(module_state *st, void *ref);
 static PyObject *send_wrap(module_state *st, void *ref);
 
 static const handle_kind recv_kind = {
     .name = "RecvChannel",
     .tag = TAG_RECV_CHANNEL,
-    .incref = (void (*)(void *))sobj_incref,
-    .decref = (void (*)(void *))sobj_decref,
+    .incref = recv_incref,
+    .decref = recv_decref,
     .wrap = recv_wrap,
 };
 
@@ -75,6 +113,7 @@ static const sobj_type channel_type = {
     .mutex = channel_mutex,
     .after_fork = channel_after_fork,
     .kinds = {&recv_kind, &send_kind},
+    .drop_buffer = channel_drop_buffer,
 };
 
 static PyObject *
@@ -202,7 +241,8 @@ coremod_create_channel(PyObject *mod, PyObject *args, PyObject *kwargs)
     if (ch == NULL) {
         return PyErr_NoMemory();
     }
-    fifo_init(&ch->f, maxsize);
+    fifo_init(&ch->f, maxsize, &ch->base);
+    atomic_init(&ch->recv_ends, 0);
     ch->maxsize = maxsize;
     (void)sobj_register(&ch->base, &channel_type);
     recv = recv_wrap(st, ch);
@@ -279,8 +319,14 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
 
     int r = select_blocking(&c, 1, 0, dl, &index, &got);
     switch (r) {
-    case SEL_DONE:
-        return queue_item_to_object(st, &got);
+    case SEL_DONE: {
+        /* the iterator has no wrapper: FOR_ITER stores what tp_iternext
+           returns without running signal handlers in between */
+        PyObject *taken = NULL;
+        PyObject *obj = queue_item_to_object(st, self, c.f, &got,
+                                             iterating ? NULL : &taken);
+        return iterating ? obj : taken_pair(obj, taken);
+    }
     case SEL_NO_MEMORY:
         return PyErr_NoMemory();
     case SEL_CLOSED:
@@ -291,7 +337,7 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
     case SEL_TIMEOUT:
         if (dl == NULL) {
             if (dflt != NULL) {
-                return Py_NewRef(dflt);
+                return taken_pair(Py_NewRef(dflt), NULL);
             }
             return channel_error(st, CERR_EMPTY, self);
         }
@@ -301,16 +347,11 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
     }
 }
 
+/* _recv(timeout): called by recv() only */
 static PyObject *
-recvchannel_recv(PyObject *self, PyObject *args, PyObject *kwargs)
+recvchannel_recv(PyObject *self, PyObject *timeout)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
     deadline dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recv", kwlist,
-                                     &timeout)) {
-        return NULL;
-    }
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
@@ -343,18 +384,14 @@ recvchannel_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef recv_methods[] = {
-    {"recv", _PyCFunction_CAST(recvchannel_recv),
+    /* recv() and recv_nowait() are Python wrappers of these (select.c) */
+    {"_recv", recvchannel_recv, METH_O,
+     "_recv($self, timeout, /)\n--\n\n"
+     "recv(), returning (object, taken) (internal)."},
+    {"_recv_nowait", _PyCFunction_CAST(recvchannel_recv_nowait),
      METH_VARARGS | METH_KEYWORDS,
-     "recv($self, timeout=None)\n--\n\n"
-     "Return the next object, waiting for one at most timeout seconds "
-     "(TimeoutError then).  Raises ChannelClosedError once the channel is "
-     "closed and drained."},
-    {"recv_nowait", _PyCFunction_CAST(recvchannel_recv_nowait),
-     METH_VARARGS | METH_KEYWORDS,
-     "recv_nowait($self, default=<unset>)\n--\n\n"
-     "Return the next object if one can be had without waiting, else "
-     "default (ChannelEmptyError when no default is given).  Raises "
-     "ChannelClosedError once the channel is closed and drained."},
+     "_recv_nowait($self, default=<unset>)\n--\n\n"
+     "recv_nowait(), returning (object, taken) (internal)."},
     {"close", recvchannel_close, METH_NOARGS,
      "close($self, /)\n--\n\n"
      "Close the channel for everybody: what is buffered is dropped, and "
@@ -547,7 +584,9 @@ static PyMethodDef channel_functions[] = {
      "create_channel(maxsize=0)\n--\n\n"
      "Return (recv, send): the two ends of a new channel.  maxsize 0 "
      "makes a rendezvous channel (send returns once received), N a "
-     "channel buffering up to N objects."},
+     "channel buffering up to N objects.  When every receive end is gone "
+     "(in every interpreter and message), the channel closes as "
+     "recv.close() does."},
     {NULL, NULL, 0, NULL},
 };
 

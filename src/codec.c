@@ -100,6 +100,16 @@ msg_free(msg *m)
 }
 
 Py_ssize_t
+msg_count_refs(const msg *m, const void *ref)
+{
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < m->nrefs; i++) {
+        n += m->refs[i].what == REF_HANDLE && m->refs[i].ptr == ref;
+    }
+    return n;
+}
+
+Py_ssize_t
 msg_size(const msg *m)
 {
     return m->size;
@@ -223,19 +233,6 @@ codec_recv_type(codec_state *cs, int which)
 /* ------------------------------------------------------------------ */
 /* functions and classes, receiver side                                */
 
-/* Add a note to the exception being raised (best effort). */
-static void
-add_note(codec_state *cs, PyObject *note)
-{
-    PyObject *exc = PyErr_GetRaisedException();
-    PyObject *r = PyObject_CallMethodOneArg(exc, cs->s_add_note, note);
-    if (r == NULL) {
-        PyErr_Clear();
-    }
-    Py_XDECREF(r);
-    PyErr_SetRaisedException(exc);
-}
-
 static void
 cache_store(codec_state *cs, PyObject *key, PyObject *obj)
 {
@@ -326,7 +323,9 @@ error:
             "interpreters start with their creator's sys.path)",
             modname, qualname);
         if (note != NULL) {
-            add_note(cs, note);
+            PyObject *exc = PyErr_GetRaisedException();
+            exc_add_note(exc, note);
+            PyErr_SetRaisedException(exc);
             Py_DECREF(note);
         }
         else {
@@ -901,8 +900,7 @@ codec_init(PyObject *mod, module_state *st)
         intern(&cs->s___name__, "__name__") < 0 ||
         intern(&cs->s_bytes, "bytes") < 0 ||
         intern(&cs->s_is_safe, "is_safe") < 0 ||
-        intern(&cs->s_value, "value") < 0 ||
-        intern(&cs->s_add_note, "add_note") < 0) {
+        intern(&cs->s_value, "value") < 0) {
         return -1;
     }
     cs->CorruptMessageError = PyErr_NewExceptionWithDoc(
@@ -1012,7 +1010,6 @@ codec_clear(module_state *st)
     Py_CLEAR(cs->s_bytes);
     Py_CLEAR(cs->s_is_safe);
     Py_CLEAR(cs->s_value);
-    Py_CLEAR(cs->s_add_note);
     PyMem_Free(cs);
     st->codec = NULL;
 }

@@ -199,7 +199,6 @@ typedef struct codec_state {
     PyObject *s_bytes;       /* "bytes" */
     PyObject *s_is_safe;     /* "is_safe" */
     PyObject *s_value;       /* "value" */
-    PyObject *s_add_note;    /* "add_note" */
 
     /* lazily imported (NULL until first use) */
     PyObject *helpers;       /* subinterp._codec */

@@ -524,15 +524,6 @@ new_namespace(PyObject *kw)
     return res;
 }
 
-/* Add "note" to exc's notes (best effort: a failure is dropped). */
-static void
-add_note(PyObject *exc, PyObject *note)
-{
-    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
-    Py_XDECREF(res);
-    PyErr_Clear();
-}
-
 /* The exception to raise in this interpreter for a description made by
  * interp_capture_exception.  With original, the exception itself when obj
  * (its message) decodes to one, with a RemoteTraceback of the traceback
@@ -636,7 +627,7 @@ interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
                 "(%S)", why_not);
         }
         if (note != NULL) {
-            add_note(exc, note);
+            exc_add_note(exc, note);
             Py_DECREF(note);
         }
         PyErr_Clear();
@@ -690,12 +681,18 @@ done:
 /* ------------------------------------------------------------------ */
 /* the Interpreter type                                                */
 
-typedef HandleObject InterpreterObject;
+typedef struct {
+    HandleObject handle;        /* ref: the interp_entry */
+    int self_ref;               /* immutable: a handle the interpreter
+                                   holds to itself; its reference does not
+                                   keep the interpreter alive (see
+                                   entry_incref_handle) */
+} InterpreterObject;
 
 static interp_entry *
 self_entry(PyObject *self)
 {
-    return (interp_entry *)((InterpreterObject *)self)->ref;
+    return (interp_entry *)((InterpreterObject *)self)->handle.ref;
 }
 
 static module_state *
@@ -720,9 +717,9 @@ interp_object_new(module_state *st, interp_entry *e)
     if (self == NULL) {
         return NULL;
     }
-    entry_incref(e);
-    self->kind = &interp_kind;
-    self->ref = e;
+    self->self_ref = entry_incref_handle(e);
+    self->handle.kind = &interp_kind;
+    self->handle.ref = e;
     PyObject_GC_Track(self);
     if (handle_cache_add(&st->interp_handles, id, (PyObject *)self) < 0) {
         Py_DECREF(self);
@@ -759,9 +756,9 @@ interp_dealloc(PyObject *self)
             handle_cache_remove(st->interp_handles, entry_id(e), self);
         }
     }
-    ((InterpreterObject *)self)->ref = NULL;
+    ((InterpreterObject *)self)->handle.ref = NULL;
     if (e != NULL) {
-        entry_decref(e);
+        entry_decref_handle(e, ((InterpreterObject *)self)->self_ref);
     }
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -1113,6 +1110,11 @@ interp_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
     int err = runtime_close(self_entry(self));
     if (err < 0) {
+        /* A Ctrl-C that came while its threads were joined (a wait in
+           another interpreter cannot run signal handlers) wins. */
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
         set_err(st, err);
         return NULL;
     }
@@ -1570,7 +1572,14 @@ interp_init_new(void *arg)
 error:
     /* The interpreter exists; report the problem where it is first used. */
     p->failed = 1;
-    PyErr_Print();
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        /* Stopped (at exit): PyErr_Print() would end the whole process
+           from this thread. */
+        PyErr_Clear();
+    }
+    else {
+        PyErr_Print();
+    }
 }
 
 /* A new Interpreter for e, which the caller's reference is moved into. */
@@ -1588,7 +1597,6 @@ object_for_entry(PyObject *mod, interp_entry *e)
 static PyObject *
 coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
-    module_state *st = get_mod_state(mod);
     PyObject *config = NULL;
     PyInterpreterConfig cfg;
     path_copy path;
@@ -1598,11 +1606,6 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (interp_config_from_args(config, kwargs, &cfg) < 0) {
-        return NULL;
-    }
-    if (runtime_is_shutting_down()) {
-        PyErr_SetString(st->InterpreterError,
-                        "cannot create interpreters at exit");
         return NULL;
     }
     runtime_close_orphans();

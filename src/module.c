@@ -9,8 +9,22 @@
  */
 #include "subinterp.h"
 
+#include <stdatomic.h>
+
 /* ------------------------------------------------------------------ */
 /* error codes -> exceptions                                           */
+
+void
+exc_add_note(PyObject *exc, PyObject *note)
+{
+    PyObject *raised = PyErr_GetRaisedException();
+    PyObject *res = PyObject_CallMethod(exc, "add_note", "O", note);
+    if (res == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(res);
+    PyErr_SetRaisedException(raised);
+}
 
 int
 set_err(module_state *st, int err)
@@ -45,6 +59,13 @@ set_err(module_state *st, int err)
         PyErr_SetString(st->InterpreterError,
                         "interpreter still has threads running (daemon "
                         "threads cannot be waited for); stop them first");
+        break;
+    case ERR_INTERP_BUSY:
+        PyErr_Format(st->InterpreterError,
+                     "interpreter still has threads running after %d "
+                     "seconds (its waits of subinterp were stopped with "
+                     "SystemExit); stop them first",
+                     (int)CLOSE_GRACE);
         break;
     case ERR_INTERP_CLOSING:
         PyErr_SetString(st->InterpreterNotFoundError,
@@ -206,11 +227,36 @@ done:
 /* ------------------------------------------------------------------ */
 /* module slots                                                        */
 
+/* Module objects of _core alive in the process: one per interpreter that
+ * imported it.  Every one must be freed when its interpreter ends (m_free
+ * runs); one that is not keeps its whole interpreter's memory alive.
+ * Tests read it through _live_modules(). */
+static atomic_long live_modules;
+
+static PyObject *
+coremod_live_modules(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(atomic_load(&live_modules));
+}
+
+static PyMethodDef module_functions[] = {
+    {"_live_modules", coremod_live_modules, METH_NOARGS,
+     "_live_modules()\n--\n\n"
+     "How many interpreters of the process have a live copy of this "
+     "module (for leak tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int
 coremodule_exec(PyObject *mod)
 {
     module_state *st = get_mod_state(mod);
 
+    /* m_free runs for every module whose exec slot ran, failed or not */
+    atomic_fetch_add(&live_modules, 1);
+    if (PyModule_AddFunctions(mod, module_functions) < 0) {
+        return -1;
+    }
     if (exceptions_init(mod, st) < 0) {
         return -1;
     }
@@ -288,7 +334,8 @@ coremodule_clear(PyObject *mod)
 static void
 coremodule_free(void *mod)
 {
-    runtime_module_freed();
+    atomic_fetch_sub(&live_modules, 1);
+    runtime_module_freed(get_mod_state((PyObject *)mod));
     (void)coremodule_clear((PyObject *)mod);
 }
 

@@ -72,12 +72,6 @@ enum {
 };
 
 enum {
-    NOTIFY_NONE = 0,
-    NOTIFY_WAITER = 1,  /* a thread waits in result(): fire task.w */
-    NOTIFY_DONE = 2,    /* the worker is through with the task */
-};
-
-enum {
     OUTCOME_RESULT = 0,
     OUTCOME_EXCEPTION = 1,
     OUTCOME_BROKEN = 2,
@@ -87,7 +81,6 @@ enum {
 typedef struct task {
     _Atomic int refcnt;
     _Atomic int state;
-    _Atomic int notify;
     msg *in;             /* owned: (fn, args, kwargs) */
     msg *out;            /* owned, written before T_DONE: the result, or
                             an exception description when failed */
@@ -96,7 +89,11 @@ typedef struct task {
     int failed;          /* written before T_DONE */
     int broken;          /* written before T_DONE: never ran */
     PyObject *future;    /* owner's object; owner's GIL only */
-    waiter w;            /* result() fast path */
+    /* pool.mutex: a thread blocked in result() (its waiter, on its
+       stack), fired by the worker instead of the collector; and whether
+       the worker is through with the task (handed on). */
+    waiter *waiting;
+    int handed;
     struct task *next;   /* pool.mutex: queue or done list */
 } task;
 
@@ -114,7 +111,6 @@ task_decref(task *t)
         if (t->out != NULL) {
             msg_free(t->out);
         }
-        waiter_fini(&t->w);
         PyMem_RawFree(t);
     }
 }
@@ -298,38 +294,36 @@ wake_all_idle(pool *p)
     p->n_cold = 0;
 }
 
-/* The worker is through with t (ran it, or skipped it): hand it to a
- * thread waiting in result(), or to the collector.  No lock held. */
-static void
-to_collector(pool *p, task *t)
-{
-    /* The done list holds a reference of its own. */
-    atomic_fetch_add(&t->refcnt, 1);
-    pthread_mutex_lock(&p->mutex);
-    t->next = NULL;
-    if (p->done_tail != NULL) {
-        p->done_tail->next = t;
-    }
-    else {
-        p->done_head = t;
-    }
-    p->done_tail = t;
-    kick_collector(p);
-    pthread_mutex_unlock(&p->mutex);
-}
-
+/* The worker is through with t (ran it, or skipped it): fire the thread
+ * waiting in result(), or else put t on the done list for the collector.
+ * Under the mutex, so that a waiter that gives up (withdraws under it too)
+ * is either fired here or not touched at all.  No lock held on entry. */
 static void
 task_finish(pool *p, task *t)
 {
-    int prev = atomic_exchange(&t->notify, NOTIFY_DONE);
-    uint32_t wprev;
-    if (prev == NOTIFY_WAITER && waiter_claim(&t->w, &wprev)) {
-        waiter_publish(&t->w, wprev);
-        return;
+    uint32_t prev;
+    pthread_mutex_lock(&p->mutex);
+    t->handed = 1;
+    waiter *w = t->waiting;
+    t->waiting = NULL;
+    if (w != NULL && waiter_claim(w, &prev)) {
+        waiter_publish(w, prev);
     }
-    /* Nobody waits (or the waiter gave up just now and will see
-       NOTIFY_DONE): the collector finalizes it. */
-    to_collector(p, t);
+    else {
+        /* Nobody waits: the collector finalizes it.  The done list holds
+           a reference of its own. */
+        atomic_fetch_add(&t->refcnt, 1);
+        t->next = NULL;
+        if (p->done_tail != NULL) {
+            p->done_tail->next = t;
+        }
+        else {
+            p->done_head = t;
+        }
+        p->done_tail = t;
+        kick_collector(p);
+    }
+    pthread_mutex_unlock(&p->mutex);
 }
 
 /* Mark the pool broken and fail every queued task.  mutex held. */
@@ -389,42 +383,73 @@ break_with_exception(pool *p, const char *what)
 /* ------------------------------------------------------------------ */
 /* workers                                                             */
 
+/* Remove w from a list of parked waiters (idle, cold), if there: a wait
+ * that ends unfired (its interpreter is being stopped).  mutex held. */
+static void
+parked_remove(waiter **list, int *n, waiter *w)
+{
+    for (int i = 0; i < *n; i++) {
+        if (list[i] == w) {
+            list[i] = list[--*n];
+            return;
+        }
+    }
+}
+
+typedef struct {
+    pool *p;
+    worker *wk;
+    task *t;        /* out */
+} take_wait;
+
+static int
+take_poll(void *arg, waiter *w)
+{
+    take_wait *a = (take_wait *)arg;
+    pool *p = a->p;
+    int done = 1;
+    pthread_mutex_lock(&p->mutex);
+    if (p->pausing) {
+        a->wk->pause = 1;
+    }
+    else if (p->head != NULL) {
+        a->t = p->head;
+        p->head = a->t->next;
+        if (p->head == NULL) {
+            p->tail = NULL;
+        }
+    }
+    else if (!p->shutdown && !p->broken) {
+        p->idle[p->n_idle++] = w;
+        done = 0;
+    }
+    pthread_mutex_unlock(&p->mutex);
+    return done;
+}
+
+static void
+take_withdraw(void *arg, waiter *w)
+{
+    pool *p = ((take_wait *)arg)->p;
+    pthread_mutex_lock(&p->mutex);
+    parked_remove(p->idle, &p->n_idle, w);
+    pthread_mutex_unlock(&p->mutex);
+}
+
 /* Take the next task, waiting with this interpreter's GIL released.  NULL
- * when the pool shuts down (and the queue is empty) or broke, or (with
- * wk->pause set) when a fork is coming. */
+ * when the pool shuts down (and the queue is empty) or broke, when the
+ * worker's interpreter is being stopped, or (with wk->pause set) when a
+ * fork is coming. */
 static task *
 worker_take(pool *p, worker *wk)
 {
-    task *t = NULL;
+    static const wait_cond cond = {take_poll, take_withdraw};
     static const deadline forever = {.forever = 1};
-    Py_BEGIN_ALLOW_THREADS
-    for (;;) {
-        pthread_mutex_lock(&p->mutex);
-        if (p->pausing) {
-            wk->pause = 1;
-            pthread_mutex_unlock(&p->mutex);
-            break;
-        }
-        if (p->head != NULL) {
-            t = p->head;
-            p->head = t->next;
-            if (p->head == NULL) {
-                p->tail = NULL;
-            }
-            pthread_mutex_unlock(&p->mutex);
-            break;
-        }
-        if (p->shutdown || p->broken) {
-            pthread_mutex_unlock(&p->mutex);
-            break;
-        }
-        waiter_init(&wk->w);
-        p->idle[p->n_idle++] = &wk->w;
-        pthread_mutex_unlock(&p->mutex);
-        (void)waiter_wait(&wk->w, &forever, 0, 0);
+    take_wait a = {.p = p, .wk = wk, .t = NULL};
+    if (wait_until(&cond, &a, &wk->w, &forever, 0) < 0) {
+        PyErr_Clear();  /* SystemExit: stopped; the worker leaves */
     }
-    Py_END_ALLOW_THREADS
-    return t;
+    return a.t;
 }
 
 /* Run one task inside the worker's interpreter. */
@@ -531,26 +556,48 @@ worker_loop(void *arg)
  * workers parked already, and idle workers cost nothing meanwhile.
  * 0: go on, with a new interpreter; -1: the pool has nothing more to do. */
 static int
+park_poll(void *arg, waiter *w)
+{
+    pool *p = (pool *)arg;
+    int done = 1;
+    pthread_mutex_lock(&p->mutex);
+    if (p->pausing || (p->head == NULL && !p->shutdown && !p->broken)) {
+        p->cold[p->n_cold++] = w;
+        done = 0;
+    }
+    pthread_mutex_unlock(&p->mutex);
+    return done;
+}
+
+static void
+park_withdraw(void *arg, waiter *w)
+{
+    pool *p = (pool *)arg;
+    pthread_mutex_lock(&p->mutex);
+    parked_remove(p->cold, &p->n_cold, w);
+    pthread_mutex_unlock(&p->mutex);
+}
+
+static int
 worker_park(pool *p, worker *wk)
 {
+    static const wait_cond cond = {park_poll, park_withdraw};
     static const deadline forever = {.forever = 1};
     int go_on;
-    Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&p->mutex);
     p->n_parked++;
     kick_forker(p);
-    while (p->pausing ||
-           (p->head == NULL && !p->shutdown && !p->broken)) {
-        waiter_init(&wk->w);
-        p->cold[p->n_cold++] = &wk->w;
-        pthread_mutex_unlock(&p->mutex);
-        (void)waiter_wait(&wk->w, &forever, 0, 0);
-        pthread_mutex_lock(&p->mutex);
-    }
-    p->n_parked--;
-    go_on = !p->broken && !(p->shutdown && p->head == NULL);
     pthread_mutex_unlock(&p->mutex);
-    Py_END_ALLOW_THREADS
+    /* in the owner's interpreter: stopping it stops the worker */
+    int r = wait_until(&cond, p, &wk->w, &forever, 0);
+    if (r < 0) {
+        PyErr_Clear();
+    }
+    pthread_mutex_lock(&p->mutex);
+    p->n_parked--;
+    go_on = r == WAIT_FIRED && !p->broken &&
+            !(p->shutdown && p->head == NULL);
+    pthread_mutex_unlock(&p->mutex);
     return go_on ? 0 : -1;
 }
 
@@ -580,6 +627,7 @@ worker_main(void *arg)
                                     "interpreter");
             break;
         }
+        runtime_entry_set_worker(e);
         pthread_mutex_lock(&p->mutex);
         p->n_ready++;
         pthread_mutex_unlock(&p->mutex);
@@ -678,6 +726,13 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &config,
                                      &initializer, &PyTuple_Type, &initargs,
                                      &max_tasks, &prefix)) {
+        return NULL;
+    }
+    if (runtime_is_shutting_down()) {
+        /* its workers could not make interpreters any more */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot schedule new futures after interpreter "
+                        "shutdown");
         return NULL;
     }
     if (n_workers <= 0 || n_workers > 4096) {
@@ -865,8 +920,6 @@ poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     }
     atomic_init(&t->refcnt, 2); /* the token and the pool */
     atomic_init(&t->state, T_PENDING);
-    atomic_init(&t->notify, NOTIFY_NONE);
-    waiter_init(&t->w);
     /* Encoding first: an unshareable callable or argument fails here, at
        the call site, and nothing half-enters the queue. */
     t->in = codec_encode(st, packed);
@@ -981,6 +1034,40 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
     return Py_BuildValue("(iN)", kind, value);
 }
 
+typedef struct {
+    pool *p;
+    task *t;
+} result_wait;
+
+static int
+result_poll(void *arg, waiter *w)
+{
+    result_wait *a = (result_wait *)arg;
+    int done = 1;
+    pthread_mutex_lock(&a->p->mutex);
+    /* handed on: finalize it (or somebody did); another thread waits:
+       the Future's condition will tell */
+    if (!a->t->handed && a->t->waiting == NULL) {
+        a->t->waiting = w;
+        done = 0;
+    }
+    pthread_mutex_unlock(&a->p->mutex);
+    return done;
+}
+
+static void
+result_withdraw(void *arg, waiter *w)
+{
+    result_wait *a = (result_wait *)arg;
+    pthread_mutex_lock(&a->p->mutex);
+    if (a->t->waiting == w) {
+        a->t->waiting = NULL;
+    }
+    /* else the worker took it (and finding it cancelled, put the task on
+       the done list) */
+    pthread_mutex_unlock(&a->p->mutex);
+}
+
 /* wait(token, timeout) -> (kind, value) | None
  * Waits for the task with the GIL released; returns its outcome when this
  * thread finalizes it, None when another thread does (then the Future is
@@ -988,9 +1075,11 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
 static PyObject *
 poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
+    static const wait_cond cond = {result_poll, result_withdraw};
     PoolObject *self = (PoolObject *)op;
     module_state *st = pool_state(op);
     deadline dl;
+    waiter w;
     if (st == NULL) {
         return NULL;
     }
@@ -1002,57 +1091,12 @@ poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (t == NULL || deadline_from_timeout(args[1], 0, &dl) < 0) {
         return NULL;
     }
-    int check_signals = wait_is_signal_thread();
-    for (;;) {
-        int state = atomic_load(&t->state);
-        if (state == T_DELIVERED) {
-            Py_RETURN_NONE;
-        }
-        int notify = atomic_load(&t->notify);
-        if (notify == NOTIFY_DONE) {
-            break;
-        }
-        int expect = NOTIFY_NONE;
-        if (notify == NOTIFY_WAITER ||
-            !atomic_compare_exchange_strong(&t->notify, &expect,
-                                            NOTIFY_WAITER)) {
-            if (expect == NOTIFY_DONE) {
-                break;
-            }
-            /* another thread waits on it: let the Future's condition
-               tell us */
-            Py_RETURN_NONE;
-        }
-        wait_result r;
-        Py_BEGIN_ALLOW_THREADS
-        r = waiter_wait(&t->w, &dl, check_signals, 1);
-        Py_END_ALLOW_THREADS
-        if (r == WAIT_FIRED) {
-            break;
-        }
-        /* Withdraw; if the worker finished meanwhile it saw our waiter
-           cancelled and left the task to us. */
-        expect = NOTIFY_WAITER;
-        int withdrawn = atomic_compare_exchange_strong(&t->notify, &expect,
-                                                       NOTIFY_NONE);
-        if (withdrawn) {
-            waiter_init(&t->w);
-        }
-        if (r == WAIT_INTERRUPTED && PyErr_CheckSignals() < 0) {
-            if (!withdrawn) {
-                /* done meanwhile and left to us: let the collector
-                   complete the Future instead */
-                to_collector(self->pool, t);
-            }
-            return NULL;
-        }
-        if (!withdrawn) {
-            break;
-        }
-        if (r == WAIT_TIMEOUT) {
-            PyErr_SetNone(PyExc_TimeoutError);
-            return NULL;
-        }
+    result_wait a = {.p = self->pool, .t = t};
+    int r = wait_until(&cond, &a, &w, &dl, 0);
+    waiter_fini(&w);
+    if (r < 0) {
+        /* the collector completes the Future later */
+        return NULL;
     }
     PyObject *fut = NULL;
     PyObject *res = task_outcome(st, self->pool, t, &fut);
@@ -1060,10 +1104,53 @@ poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         if (PyErr_Occurred()) {
             return NULL;
         }
+        if (r == WAIT_TIMEOUT) {
+            PyErr_SetNone(PyExc_TimeoutError);
+            return NULL;
+        }
         Py_RETURN_NONE;
     }
     Py_XDECREF(fut); /* the caller holds the Future */
     return res;
+}
+
+typedef struct {
+    pool *p;
+    task *list;     /* out */
+    int finished;   /* out */
+} collect_wait;
+
+static int
+collect_poll(void *arg, waiter *w)
+{
+    collect_wait *a = (collect_wait *)arg;
+    pool *p = a->p;
+    int done = 1;
+    pthread_mutex_lock(&p->mutex);
+    if (p->done_head != NULL) {
+        a->list = p->done_head;
+        p->done_head = p->done_tail = NULL;
+    }
+    else if (p->shutdown && p->n_alive == 0 && p->outstanding == 0) {
+        a->finished = 1;
+    }
+    else {
+        p->collector = w;
+        done = 0;
+    }
+    pthread_mutex_unlock(&p->mutex);
+    return done;
+}
+
+static void
+collect_withdraw(void *arg, waiter *w)
+{
+    pool *p = ((collect_wait *)arg)->p;
+    pthread_mutex_lock(&p->mutex);
+    if (p->collector == w) {
+        p->collector = NULL;
+    }
+    pthread_mutex_unlock(&p->mutex);
 }
 
 /* collect() -> [(future, (kind, value)), ...] | None
@@ -1073,44 +1160,28 @@ poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 poolobj_collect(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
+    static const wait_cond cond = {collect_poll, collect_withdraw};
+    static const deadline forever = {.forever = 1};
     PoolObject *self = (PoolObject *)op;
     pool *p = self->pool;
     module_state *st = pool_state(op);
-    task *list = NULL;
-    int finished = 0;
+    collect_wait a = {.p = p, .list = NULL, .finished = 0};
     waiter w;
-    static const deadline forever = {.forever = 1};
     if (st == NULL) {
         return NULL;
     }
-    waiter_init(&w);
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&p->mutex);
-    for (;;) {
-        if (p->done_head != NULL) {
-            list = p->done_head;
-            p->done_head = p->done_tail = NULL;
-            break;
-        }
-        if (p->shutdown && p->n_alive == 0 && p->outstanding == 0) {
-            finished = 1;
-            break;
-        }
-        waiter_init(&w);
-        p->collector = &w;
-        pthread_mutex_unlock(&p->mutex);
-        (void)waiter_wait(&w, &forever, 0, 0);
-        pthread_mutex_lock(&p->mutex);
-        if (p->collector == &w) {
-            p->collector = NULL;
-        }
-    }
-    pthread_mutex_unlock(&p->mutex);
-    Py_END_ALLOW_THREADS
+    /* Not ended by stopping the owner's waits: the owner's close shuts
+       its pools down and joins this thread, which completes Futures
+       until the pool is drained. */
+    int r = wait_until(&cond, &a, &w, &forever, WAIT_NO_STOP);
     waiter_fini(&w);
-    if (finished) {
+    if (r < 0) {
+        return NULL;
+    }
+    if (a.finished) {
         Py_RETURN_NONE;
     }
+    task *list = a.list;
     PyObject *res = PyList_New(0);
     while (list != NULL) {
         task *t = list;
@@ -1183,50 +1254,65 @@ poolobj_shutdown(PyObject *op, PyObject *cancel)
     Py_RETURN_NONE;
 }
 
-/* join(timeout=None) -> bool: wait (GIL released) for every worker to
- * exit. */
-static PyObject *
-poolobj_join(PyObject *op, PyObject *timeout)
+static int
+join_poll(void *arg, waiter *w)
 {
-    PoolObject *self = (PoolObject *)op;
-    pool *p = self->pool;
-    deadline dl;
-    waiter w;
-    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
-        return NULL;
-    }
-    int check_signals = wait_is_signal_thread();
-    for (;;) {
-        wait_result r = WAIT_FIRED;
-        waiter_init(&w);
-        pthread_mutex_lock(&p->mutex);
-        if (p->n_alive == 0) {
-            pthread_mutex_unlock(&p->mutex);
-            waiter_fini(&w);
-            Py_RETURN_TRUE;
-        }
+    pool *p = (pool *)arg;
+    int done = 1;
+    pthread_mutex_lock(&p->mutex);
+    if (p->n_alive > 0) {
         if (p->joiner != NULL) {
-            /* one joiner at a time: take over */
+            /* one joiner at a time: take over (it polls again) */
             fire(p->joiner);
         }
-        p->joiner = &w;
-        pthread_mutex_unlock(&p->mutex);
-        Py_BEGIN_ALLOW_THREADS
-        r = waiter_wait(&w, &dl, check_signals, 1);
-        Py_END_ALLOW_THREADS
-        pthread_mutex_lock(&p->mutex);
-        if (p->joiner == &w) {
-            p->joiner = NULL;
-        }
-        pthread_mutex_unlock(&p->mutex);
-        waiter_fini(&w);
-        if (r == WAIT_TIMEOUT) {
-            Py_RETURN_FALSE;
-        }
-        if (r == WAIT_INTERRUPTED && PyErr_CheckSignals() < 0) {
-            return NULL;
-        }
+        p->joiner = w;
+        done = 0;
     }
+    pthread_mutex_unlock(&p->mutex);
+    return done;
+}
+
+static void
+join_withdraw(void *arg, waiter *w)
+{
+    pool *p = (pool *)arg;
+    pthread_mutex_lock(&p->mutex);
+    if (p->joiner == w) {
+        p->joiner = NULL;
+    }
+    pthread_mutex_unlock(&p->mutex);
+}
+
+/* join(timeout=None, closing=False) -> bool: wait (GIL released) for
+ * every worker to exit.  closing: the owner interpreter is closing (or
+ * the process exits): the workers hold thread states of the owner, which
+ * must be gone before it ends, so stopping the owner's waits does not
+ * end this one. */
+static PyObject *
+poolobj_join(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const wait_cond cond = {join_poll, join_withdraw};
+    PoolObject *self = (PoolObject *)op;
+    deadline dl;
+    waiter w;
+    int closing = 0;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "join(timeout, closing=False)");
+        return NULL;
+    }
+    if (nargs == 2 && (closing = PyObject_IsTrue(args[1])) < 0) {
+        return NULL;
+    }
+    if (deadline_from_timeout(args[0], 0, &dl) < 0) {
+        return NULL;
+    }
+    int r = wait_until(&cond, self->pool, &w, &dl,
+                       closing ? WAIT_NO_STOP : 0);
+    waiter_fini(&w);
+    if (r < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(r == WAIT_FIRED);
 }
 
 static PyObject *
@@ -1254,7 +1340,8 @@ static PyMethodDef poolobj_methods[] = {
      "collect() -> [(future, (kind, value))] or None when finished"},
     {"cancel", poolobj_cancel, METH_O, "cancel(token) -> bool"},
     {"shutdown", poolobj_shutdown, METH_O, "shutdown(cancel_futures)"},
-    {"join", poolobj_join, METH_O, "join(timeout) -> bool"},
+    {"join", _PyCFunction_CAST(poolobj_join), METH_FASTCALL,
+     "join(timeout, closing=False) -> bool"},
     {"stats", poolobj_stats, METH_NOARGS, "counters, for tests"},
     {NULL, NULL, 0, NULL},
 };
@@ -1322,44 +1409,58 @@ fork_warn_subinterpreters(PyObject *mod, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+typedef struct {
+    pool *p;
+    forker *me;
+} parked_wait;
+
+static int
+parked_poll(void *arg, waiter *w)
+{
+    parked_wait *a = (parked_wait *)arg;
+    pool *p = a->p;
+    int done = 1;
+    (void)w;    /* a->me->w */
+    pthread_mutex_lock(&p->mutex);
+    if (p->n_parked < p->n_alive) {
+        a->me->next = p->forkers;
+        p->forkers = a->me;
+        done = 0;
+    }
+    pthread_mutex_unlock(&p->mutex);
+    return done;
+}
+
+static void
+parked_withdraw(void *arg, waiter *w)
+{
+    parked_wait *a = (parked_wait *)arg;
+    pool *p = a->p;
+    (void)w;
+    pthread_mutex_lock(&p->mutex);
+    for (forker **link = &p->forkers; *link != NULL; link = &(*link)->next) {
+        if (*link == a->me) {
+            *link = a->me->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mutex);
+}
+
 /* Wait until every worker of p is parked, with the GIL released (a worker
  * comes back to its owner's thread state, maybe this interpreter's, when it
  * closes its interpreter).  In the main thread a signal interrupts the
  * wait: -1 with the exception of its handler set. */
 static int
-wait_parked(pool *p, int check_signals)
+wait_parked(pool *p)
 {
+    static const wait_cond cond = {parked_poll, parked_withdraw};
     static const deadline forever = {.forever = 1};
     forker me;
-    for (;;) {
-        waiter_init(&me.w);
-        pthread_mutex_lock(&p->mutex);
-        if (p->n_parked >= p->n_alive) {
-            pthread_mutex_unlock(&p->mutex);
-            waiter_fini(&me.w);
-            return 0;
-        }
-        me.next = p->forkers;
-        p->forkers = &me;
-        pthread_mutex_unlock(&p->mutex);
-        wait_result r;
-        Py_BEGIN_ALLOW_THREADS
-        r = waiter_wait(&me.w, &forever, check_signals, 1);
-        Py_END_ALLOW_THREADS
-        pthread_mutex_lock(&p->mutex);
-        for (forker **link = &p->forkers; *link != NULL;
-             link = &(*link)->next) {
-            if (*link == &me) {
-                *link = me.next;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&p->mutex);
-        waiter_fini(&me.w);
-        if (r == WAIT_INTERRUPTED && PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-    }
+    parked_wait a = {.p = p, .me = &me};
+    int r = wait_until(&cond, &a, &me.w, &forever, 0);
+    waiter_fini(&me.w);
+    return r < 0 ? -1 : 0;
 }
 
 /* os.register_at_fork(before=...): every worker of every pool finishes its
@@ -1399,9 +1500,8 @@ pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
     if (n_paused == 0) {
         Py_RETURN_NONE;
     }
-    int check_signals = wait_is_signal_thread();
     for (int i = 0; i < n_paused; i++) {
-        if (wait_parked(paused[i], check_signals) < 0) {
+        if (wait_parked(paused[i]) < 0) {
             if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
                 return NULL;
             }
@@ -1490,7 +1590,7 @@ pools_atfork_child(void)
                 t->broken = 1;
                 atomic_store(&t->state, T_DONE);
             }
-            atomic_store(&t->notify, NOTIFY_DONE);
+            t->handed = 1;
             /* the queue's reference becomes the done list's */
             t->next = NULL;
             if (p->done_tail != NULL) {

@@ -45,13 +45,17 @@
 typedef struct inode {
     struct inode *next;
     item v;
+    int64_t nself;          /* mutex: references v holds to the FIFO's
+                               owner, counted in owner->inner while the
+                               node is in the buffer */
 } inode;
 
 #define MAX_SPARE 64
 
 void
-fifo_init(fifo *f, Py_ssize_t capacity)
+fifo_init(fifo *f, Py_ssize_t capacity, sobj *owner)
 {
+    f->owner = owner;
     wait_mutex_init(&f->mutex);
     f->head = f->tail = NULL;
     f->count = 0;
@@ -100,8 +104,36 @@ node_get(fifo *f)
     n = PyMem_RawMalloc(sizeof(inode));
     if (n != NULL) {
         n->v.m = NULL;
+        n->nself = 0;
     }
     return n;
+}
+
+/* Node n's item entered the buffer: count the references it holds to
+ * the FIFO's own object (a queue holding a handle to itself), so that the
+ * object can tell when nothing else refers to it (sobj_decref).  mutex
+ * held. */
+static void
+node_enter(fifo *f, inode *n)
+{
+    n->nself = 0;
+    if (f->owner != NULL && n->v.m != NULL) {
+        n->nself = msg_count_refs(n->v.m, f->owner);
+        if (n->nself > 0) {
+            atomic_fetch_add(&f->owner->inner, n->nself);
+        }
+    }
+}
+
+/* Node n's item leaves the buffer (its message is still alive).  mutex
+ * held. */
+static void
+node_leave(fifo *f, inode *n)
+{
+    if (n->nself > 0) {
+        atomic_fetch_sub(&f->owner->inner, n->nself);
+        n->nself = 0;
+    }
 }
 
 /* Recycle a node whose item was moved out.  mutex held. */
@@ -125,6 +157,7 @@ buf_push(fifo *f, inode *n, item *it)
 {
     n->v = *it;
     it->m = NULL;
+    node_enter(f, n);
     n->next = NULL;
     if (f->tail == NULL) {
         f->head = n;
@@ -146,6 +179,7 @@ buf_pop(fifo *f, item *out)
         f->tail = NULL;
     }
     f->count--;
+    node_leave(f, n);
     *out = n->v;
     n->v.m = NULL;
     node_put(f, n);
@@ -253,6 +287,7 @@ fifo_unget(fifo *f, item *it)
         /* back at the head, even beyond capacity: it was taken once */
         slot->v = *it;
         it->m = NULL;
+        node_enter(f, slot);
         slot->next = f->head;
         f->head = slot;
         if (f->tail == NULL) {
@@ -276,6 +311,9 @@ fifo_close(fifo *f, int force)
     sub_mutex_lock(&f->mutex);
     if (force) {
         dropped = f->head;
+        for (inode *d = dropped; d != NULL; d = d->next) {
+            node_leave(f, d);
+        }
         f->head = f->tail = NULL;
         f->count = 0;
         /* FIFO_CLOSED only when forced: fifo_unget drops items then */
@@ -296,6 +334,23 @@ fifo_close(fifo *f, int force)
     inode_free_chain(dropped);
 }
 
+void
+fifo_drop_buffer(fifo *f)
+{
+    sub_mutex_lock(&f->mutex);
+    inode *dropped = f->head;
+    for (inode *d = dropped; d != NULL; d = d->next) {
+        node_leave(f, d);
+    }
+    f->head = f->tail = NULL;
+    f->count = 0;
+    refill(f);
+    sub_mutex_unlock(&f->mutex);
+    /* freeing the messages drops the references they held to the owner
+       (and perhaps the last ones to other objects) */
+    inode_free_chain(dropped);
+}
+
 /* ------------------------------------------------------------------ */
 /* items                                                               */
 
@@ -312,8 +367,82 @@ item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
     return 0;
 }
 
+/* An item on its way to the caller (see queue_item_to_object). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *source;   /* the Queue or RecvChannel: keeps f alive */
+    fifo *f;
+    item it;        /* the item, while not done */
+    int done;
+} TakenObject;
+
+static void
+taken_dealloc(PyObject *op)
+{
+    TakenObject *self = (TakenObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    if (!self->done) {
+        /* dropped with the object it carried: the item goes back */
+        fifo_unget(self->f, &self->it);
+    }
+    item_clear(&self->it);
+    Py_DECREF(self->source);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+/* `taken.done = True`: a store, which the eval loop does without running
+ * signal handlers (a call would give them a chance). */
+static int
+taken_set_done(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    (void)value;
+    ((TakenObject *)op)->done = 1;
+    return 0;
+}
+
+static PyObject *
+taken_get_done(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((TakenObject *)op)->done);
+}
+
+static PyGetSetDef taken_getset[] = {
+    {"done", taken_get_done, taken_set_done, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot taken_slots[] = {
+    {Py_tp_doc, "A received item until the receiver has it (internal)."},
+    {Py_tp_dealloc, taken_dealloc},
+    {Py_tp_getset, taken_getset},
+    {0, NULL},
+};
+
+static PyType_Spec taken_spec = {
+    .name = "subinterp._core._Taken",
+    .basicsize = sizeof(TakenObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = taken_slots,
+};
+
 PyObject *
-queue_item_to_object(module_state *st, item *it)
+taken_pair(PyObject *obj, PyObject *taken)
+{
+    if (obj == NULL) {
+        Py_XDECREF(taken);
+        return NULL;
+    }
+    PyObject *res = PyTuple_Pack(2, obj, taken ? taken : Py_None);
+    Py_DECREF(obj);
+    Py_XDECREF(taken);  /* on failure, puts the item back */
+    return res;
+}
+
+PyObject *
+queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
+                     PyObject **taken)
 {
     PyObject *res = NULL;
     struct queue_state *qs = st->queue;
@@ -330,6 +459,32 @@ queue_item_to_object(module_state *st, item *it)
                      "destroyed before it was taken",
                      (long long)it->interp_id);
     }
+    /* The item is the caller's once this function returns it.  A signal
+       that arrived since it was taken -- during the hand-off, the wake-up
+       or the decoding -- would have its handler run by the eval loop
+       right after the call returns, and a handler that raises would
+       discard the object: run the handlers here instead, while the item
+       can still go back to the head of its FIFO (order kept).  This is a
+       no-op outside the thread that runs signal handlers. */
+    if (res != NULL && PyErr_CheckSignals() < 0) {
+        Py_CLEAR(res);
+        fifo_unget(f, it);
+    }
+    if (res != NULL && taken != NULL) {
+        TakenObject *t = PyObject_New(TakenObject, qs->TakenType);
+        if (t == NULL) {
+            Py_CLEAR(res);
+            fifo_unget(f, it);
+        }
+        else {
+            t->source = Py_NewRef(source);
+            t->f = f;
+            t->it = *it;
+            t->done = 0;
+            it->m = NULL;
+            *taken = (PyObject *)t;
+        }
+    }
     item_clear(it);
     return res;
 }
@@ -343,6 +498,12 @@ typedef struct {
     Py_ssize_t maxsize;  /* immutable, as given */
     int unboundop;       /* immutable: default for put() */
 } queue_obj;
+
+static void
+queue_drop_buffer(sobj *o)
+{
+    fifo_drop_buffer(&((queue_obj *)o)->f);
+}
 
 static void
 queue_destroy(sobj *o)
@@ -372,6 +533,7 @@ queue_interp_closed(sobj *o, int64_t id)
             pp = &n->next;
             continue;
         }
+        node_leave(f, n);
         if (it->unboundop == UNBOUND_REMOVE) {
             *pp = n->next;
             f->count--;
@@ -388,7 +550,10 @@ queue_interp_closed(sobj *o, int64_t id)
             garbage = carrier;
             it->m = NULL;
         }
-        /* else XXX: the message stays until the item is taken */
+        else {
+            /* XXX: the message stays until the item is taken */
+            node_enter(f, n);
+        }
         it->unbound = 1;
         last = n;
         pp = &n->next;
@@ -442,6 +607,7 @@ static const sobj_type queue_type = {
     .mutex = queue_mutex,
     .after_fork = queue_after_fork,
     .kinds = {&queue_kind, &interp_queue_kind},
+    .drop_buffer = queue_drop_buffer,
 };
 
 /* The handle of type tp for queue o in this interpreter: the live one
@@ -632,7 +798,7 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound,
     if (q == NULL) {
         return PyErr_NoMemory();
     }
-    fifo_init(&q->f, maxsize <= 0 ? -1 : maxsize);
+    fifo_init(&q->f, maxsize <= 0 ? -1 : maxsize, &q->base);
     q->maxsize = maxsize;
     q->unboundop = op;
     (void)sobj_register(&q->base, &queue_type);
@@ -650,7 +816,17 @@ queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
                                      &maxsize, &unbound)) {
         return NULL;
     }
-    module_state *st = PyType_GetModuleState(tp);
+    module_state *st = get_mod_state_by_type(tp);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (tp != st->queue->QueueType) {
+        /* only subinterp.interpreters.Queue derives from Queue, and it
+           has a constructor of its own */
+        PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances "
+                     "(subinterp.Queue cannot be subclassed)", tp->tp_name);
+        return NULL;
+    }
     return queue_create(st, maxsize, unbound, 0);
 }
 
@@ -780,32 +956,6 @@ queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
 }
 
 static PyObject *
-queue_put(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "block", "timeout", "unbounditems",
-                             NULL};
-    PyObject *obj, *timeout = Py_None, *unbound = Py_None;
-    int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$O:put", kwlist,
-                                     &obj, &block, &timeout, &unbound)) {
-        return NULL;
-    }
-    return queue_put_impl(self, obj, block, timeout, unbound);
-}
-
-static PyObject *
-queue_put_nowait(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "unbounditems", NULL};
-    PyObject *obj, *unbound = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait",
-                                     kwlist, &obj, &unbound)) {
-        return NULL;
-    }
-    return queue_put_impl(self, obj, 0, NULL, unbound);
-}
-
-static PyObject *
 queue_get_impl(PyObject *self, int block, PyObject *timeout)
 {
     module_state *st = handle_state(self);
@@ -819,8 +969,11 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
         return NULL;
     }
     switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, &got)) {
-    case SEL_DONE:
-        return queue_item_to_object(st, &got);
+    case SEL_DONE: {
+        PyObject *taken = NULL;
+        PyObject *obj = queue_item_to_object(st, self, &q->f, &got, &taken);
+        return taken_pair(obj, taken);
+    }
     case SEL_TIMEOUT:
         return queue_error(st, QERR_EMPTY, 0);
     case SEL_NO_MEMORY:
@@ -830,17 +983,19 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
     }
 }
 
+/* _get(block, timeout): called by get() only, positionally */
 static PyObject *
-queue_get(PyObject *self, PyObject *args, PyObject *kwargs)
+queue_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    static char *kwlist[] = {"block", "timeout", NULL};
-    PyObject *timeout = Py_None;
-    int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", kwlist,
-                                     &block, &timeout)) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_get(block, timeout)");
         return NULL;
     }
-    return queue_get_impl(self, block, timeout);
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
+        return NULL;
+    }
+    return queue_get_impl(self, block, args[1]);
 }
 
 static PyObject *
@@ -898,49 +1053,123 @@ queue_repr(PyObject *self)
                                 (long long)q->base.id, q->maxsize);
 }
 
-/* The methods of both queue types (they differ in __reduce__ only). */
-#define QUEUE_METHODS \
-    {"put", _PyCFunction_CAST(queue_put), METH_VARARGS | METH_KEYWORDS, \
-     "put($self, obj, block=True, timeout=None, *, unbounditems=None)\n--\n" \
-     "\n" \
-     "Add obj to the queue, waiting while it is full (unless block is " \
-     "false), at most timeout seconds; raises QueueFull then.\n\n" \
-     "obj is copied (handles, such as queues, refer to the same object).  " \
-     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the " \
-     "queue's default) says what get() does with obj if this interpreter " \
-     "is destroyed before obj is taken."}, \
-    {"put_nowait", _PyCFunction_CAST(queue_put_nowait), \
-     METH_VARARGS | METH_KEYWORDS, \
-     "put_nowait($self, obj, *, unbounditems=None)\n--\n\n" \
-     "put(obj, block=False): raises QueueFull if the queue is full."}, \
-    {"get", _PyCFunction_CAST(queue_get), METH_VARARGS | METH_KEYWORDS, \
-     "get($self, block=True, timeout=None)\n--\n\n" \
-     "Remove and return the next object, waiting while the queue is empty " \
-     "(unless block is false), at most timeout seconds; raises QueueEmpty " \
-     "then."}, \
-    {"get_nowait", queue_get_nowait, METH_NOARGS, \
-     "get_nowait($self, /)\n--\n\n" \
-     "get(block=False): raises QueueEmpty if the queue is empty."}, \
-    {"qsize", queue_qsize, METH_NOARGS, \
-     "qsize($self, /)\n--\n\nNumber of objects in the queue."}, \
-    {"empty", queue_empty, METH_NOARGS, \
-     "empty($self, /)\n--\n\nTrue if the queue holds no object."}, \
-    {"full", queue_full, METH_NOARGS, \
-     "full($self, /)\n--\n\nTrue if the queue holds maxsize objects."},
+/* A put waiting for its object: `queue._put(block, timeout,
+ * unbounditems).obj = obj` puts it.  put() and put_nowait() are Python
+ * wrappers doing exactly that (select.c): the eval loop runs pending
+ * signal handlers after a call returns but not after an attribute store,
+ * so a put that raised never put its object, and one that returned did,
+ * whenever a handler raises.  (Signals that arrive during the put are
+ * handled inside it, before the object enters or while it waits.) */
+typedef struct {
+    PyObject_HEAD
+    PyObject *queue;
+    int block;
+    PyObject *timeout;
+    PyObject *unbound;
+} PutObject;
+
+/* _put(block, timeout, unbounditems) -> a _Put (put() calls it) */
+static PyObject *
+queue_put_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_put(block, timeout, unbounditems)");
+        return NULL;
+    }
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
+        return NULL;
+    }
+    PyTypeObject *tp = handle_state(queue)->queue->PutType;
+    PutObject *self = PyObject_New(PutObject, tp);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->queue = Py_NewRef(queue);
+    self->block = block;
+    self->timeout = Py_NewRef(args[1]);
+    self->unbound = Py_NewRef(args[2]);
+    return (PyObject *)self;
+}
+
+static void
+put_dealloc(PyObject *op)
+{
+    PutObject *self = (PutObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    Py_DECREF(self->queue);
+    Py_DECREF(self->timeout);
+    Py_DECREF(self->unbound);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static int
+put_set_obj(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    PutObject *self = (PutObject *)op;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete obj");
+        return -1;
+    }
+    PyObject *res = queue_put_impl(self->queue, value, self->block,
+                                   self->block ? self->timeout : NULL,
+                                   self->unbound);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static PyGetSetDef put_getset[] = {
+    {"obj", NULL, put_set_obj, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot put_slots[] = {
+    {Py_tp_doc, "A put waiting for its object (internal)."},
+    {Py_tp_dealloc, put_dealloc},
+    {Py_tp_getset, put_getset},
+    {0, NULL},
+};
+
+static PyType_Spec put_spec = {
+    .name = "subinterp._core._Put",
+    .basicsize = sizeof(PutObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = put_slots,
+};
 
 static PyMethodDef queue_methods[] = {
-    QUEUE_METHODS
+    /* put() and put_nowait() are Python wrappers around _put (select.c) */
+    {"_put", _PyCFunction_CAST(queue_put_op), METH_FASTCALL,
+     "_put($self, block, timeout, unbounditems, /)\n--\n\n"
+     "A _Put for put() (internal)."},
+    /* get() and get_nowait() are Python wrappers of these (select.c) */
+    {"_get", _PyCFunction_CAST(queue_get), METH_FASTCALL,
+     "_get($self, block=True, timeout=None)\n--\n\n"
+     "get(), returning (object, taken) (internal)."},
+    {"_get_nowait", queue_get_nowait, METH_NOARGS,
+     "_get_nowait($self, /)\n--\n\n"
+     "get_nowait(), returning (object, taken) (internal)."},
+    {"qsize", queue_qsize, METH_NOARGS,
+     "qsize($self, /)\n--\n\nNumber of objects in the queue."},
+    {"empty", queue_empty, METH_NOARGS,
+     "empty($self, /)\n--\n\nTrue if the queue holds no object."},
+    {"full", queue_full, METH_NOARGS,
+     "full($self, /)\n--\n\nTrue if the queue holds maxsize objects."},
     {"__reduce__", handle_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
+/* subinterp.interpreters.Queue inherits the rest from Queue. */
 static PyMethodDef interp_queue_methods[] = {
-    QUEUE_METHODS
     {"__reduce__", interp_queue_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
-
-#undef QUEUE_METHODS
 
 static PyGetSetDef queue_getset[] = {
     {"id", handle_get_id, NULL, "The queue's id, unique in the process.",
@@ -970,10 +1199,14 @@ static PyType_Slot queue_slots[] = {
     {0, NULL},
 };
 
+/* A base type for subinterp.interpreters.Queue only: queue_tp_new
+ * refuses other subclasses (a handle's type must be one the codec
+ * knows). */
 static PyType_Spec queue_spec = {
     .name = "subinterp.Queue",
     .basicsize = sizeof(HandleObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_BASETYPE,
     .slots = queue_slots,
 };
 
@@ -993,12 +1226,12 @@ static PyType_Slot interp_queue_slots[] = {
     {Py_tp_richcompare, handle_richcompare},
     {Py_tp_hash, handle_hash},
     {Py_tp_methods, interp_queue_methods},
-    {Py_tp_getset, queue_getset},
     {0, NULL},
 };
 
-/* Named after the module that exports it, so that pickle finds it there;
- * in _core it is _InterpretersQueue. */
+/* A subclass of subinterp.Queue (queue_init), named after the module
+ * that exports it, so that pickle finds it there; in _core it is
+ * _InterpretersQueue. */
 static PyType_Spec interp_queue_spec = {
     .name = "subinterp.interpreters.Queue",
     .basicsize = sizeof(HandleObject),
@@ -1028,10 +1261,24 @@ unbound_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(((UnboundObject *)self)->name);
 }
 
+/* The sentinels live in the module's dict and state for as long as the
+ * module, and each refers to its heap type, which refers to the module.
+ * They must be GC objects that visit their type: a reference from an
+ * untracked object counts as external to the collector, which would then
+ * keep the type, the module and with them the whole interpreter alive
+ * after it ended (the module's m_free would never run). */
+static int
+unbound_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
 static void
 unbound_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -1047,6 +1294,7 @@ static PyType_Slot unbound_slots[] = {
                 "UNBOUND_REMOVE)."},
     {Py_tp_repr, unbound_repr},
     {Py_tp_dealloc, unbound_dealloc},
+    {Py_tp_traverse, unbound_traverse},
     {Py_tp_methods, unbound_methods},
     {0, NULL},
 };
@@ -1054,8 +1302,8 @@ static PyType_Slot unbound_slots[] = {
 static PyType_Spec unbound_spec = {
     .name = "subinterp._core.UnboundItem",
     .basicsize = sizeof(UnboundObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = unbound_slots,
 };
 
@@ -1308,8 +1556,20 @@ queue_init(PyObject *mod, module_state *st)
     if (handle_type_add(mod, st, &queue_spec, &qs->QueueType) < 0) {
         return -1;
     }
+    qs->TakenType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &taken_spec, NULL);
+    if (qs->TakenType == NULL) {
+        return -1;
+    }
+    qs->PutType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &put_spec, NULL);
+    if (qs->PutType == NULL) {
+        return -1;
+    }
+    /* A subclass of Queue: it shares every method, the Python wrappers
+       of select.c included, and overrides construction and pickling. */
     qs->InterpQueueType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &interp_queue_spec, NULL);
+        mod, &interp_queue_spec, (PyObject *)qs->QueueType);
     if (qs->InterpQueueType == NULL) {
         return -1;
     }
@@ -1350,6 +1610,8 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->BoundedSemaphoreType);
     Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
+    Py_VISIT(qs->TakenType);
+    Py_VISIT(qs->PutType);
     Py_VISIT(qs->InterpQueueType);
     Py_VISIT(qs->queue_handles);
     Py_VISIT(qs->interp_queue_handles);
@@ -1385,6 +1647,8 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->BoundedSemaphoreType);
     Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
+    Py_CLEAR(qs->TakenType);
+    Py_CLEAR(qs->PutType);
     Py_CLEAR(qs->InterpQueueType);
     Py_CLEAR(qs->queue_handles);
     Py_CLEAR(qs->interp_queue_handles);

@@ -63,11 +63,19 @@ struct interp_entry {
     /* All fields below: runtime.mutex. */
     PyInterpreterState *interp; /* NULL once destroyed */
     int64_t refcount;
+    int64_t self_refs;          /* Interpreter objects inside the
+                                   interpreter itself: they keep the entry,
+                                   not the interpreter (not in refcount) */
     unsigned long running;      /* thread running code in it, 0 if none */
     int closing;                /* being destroyed: no new entries */
     int orphaned;               /* refcount reached 0: close it */
     int has_dead_slots;         /* some slot's thread has exited */
     int exit_tried;             /* the exit handler tried to close it */
+    int worker;                 /* a pool worker's: it closes it itself */
+    int interrupting;           /* threads in interrupt_running() with a
+                                   thread state of it: closing waits */
+    int deferred;               /* 3.12: ended after the runtime stopped
+                                   every other thread (exit_deferred) */
     module_state *modstate;     /* _core's state in that interpreter, NULL
                                    until imported there (a plain pointer:
                                    only used from inside it) */
@@ -87,8 +95,12 @@ static struct {
     int n_closed_hooks;
     void *closing_hooks[MAX_HOOKS];
     int n_closing_hooks;
+    int creating;               /* runtime_create calls under way */
     int shutting_down;          /* atexit callback started */
     int shut_down;              /* atexit callback finished */
+    interp_entry **deferred;    /* 3.12: see stop_at_exit(); only the
+                                   exit handler's thread uses these */
+    size_t n_deferred, cap_deferred;
 } runtime = {
     .mutex = PTHREAD_MUTEX_INITIALIZER,
     .idle = PTHREAD_COND_INITIALIZER,
@@ -308,7 +320,7 @@ entry_new(PyInterpreterState *interp, int owned)
 static void
 entry_maybe_free(interp_entry *e)
 {
-    if (e->refcount > 0 || e->slots != NULL ||
+    if (e->refcount > 0 || e->self_refs > 0 || e->slots != NULL ||
         (e->interp != NULL && (e->owned || e->is_main ||
                                e->modstate != NULL))) {
         return;
@@ -346,6 +358,36 @@ entry_decref(interp_entry *e)
             entry_maybe_free(e);
         }
     }
+    UNLOCK();
+}
+
+int
+entry_incref_handle(interp_entry *e)
+{
+    PyInterpreterState *current = PyInterpreterState_Get();
+    LOCK();
+    int self_ref = e->interp != NULL && e->interp == current;
+    if (self_ref) {
+        e->self_refs++;
+    }
+    else {
+        e->refcount++;
+    }
+    UNLOCK();
+    return self_ref;
+}
+
+void
+entry_decref_handle(interp_entry *e, int self_ref)
+{
+    if (!self_ref) {
+        entry_decref(e);
+        return;
+    }
+    LOCK();
+    assert(e->self_refs > 0);
+    e->self_refs--;
+    entry_maybe_free(e);
     UNLOCK();
 }
 
@@ -555,6 +597,12 @@ claim(interp_entry *e, int for_close, PyThreadState **tstate_p,
         err = ERR_INTERP_NOT_OWNED;
         goto done;
     }
+    if (for_close && e->interrupting > 0) {
+        /* the exit handler is inside it with a thread state that closing
+           would delete under it; it closes the interpreter itself */
+        err = ERR_INTERP_RUNNING;
+        goto done;
+    }
     slot *s = slot_find(rec, e);
     if (s != NULL) {
         tstate = s->tstate;
@@ -586,12 +634,16 @@ done:
     return err;
 }
 
+/* was_close: the claim was for closing; a run leaves `closing` alone
+ * (the exit handler may have set it meanwhile). */
 static void
-release_claim(interp_entry *e)
+release_claim(interp_entry *e, int was_close)
 {
     LOCK();
     e->running = 0;
-    e->closing = 0;
+    if (was_close) {
+        e->closing = 0;
+    }
     pthread_cond_broadcast(&runtime.idle);
     UNLOCK();
 }
@@ -610,13 +662,26 @@ runtime_run_in(interp_entry *e, interp_fn fn, void *arg)
     slots_delete(dead);
     fn(arg);
     (void)PyEval_SaveThread();
-    release_claim(e);
+    /* Back home before letting go: until this thread binds another thread
+       state, CPython's per-thread "gilstate" record still points at the
+       one of e, and a closer that claimed e would delete it under us. */
     PyEval_RestoreThread(save);
+    release_claim(e, 0);
     return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* creating and closing                                                */
+
+/* A runtime_create call is over (its init done, or nothing registered). */
+static void
+creation_done(void)
+{
+    LOCK();
+    runtime.creating--;
+    pthread_cond_broadcast(&runtime.idle);
+    UNLOCK();
+}
 
 int
 runtime_create(const PyInterpreterConfig *config, interp_fn init,
@@ -625,10 +690,21 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     int err = 0;
     PyThreadState *tstate = NULL;
     interp_entry *e = NULL;
+    int late = 0;
     thread_rec *rec = current_thread_rec();
     if (rec == NULL) {
         PyErr_NoMemory();
         return -1;
+    }
+    LOCK();
+    late = runtime.shutting_down;
+    if (!late) {
+        /* the exit handler waits for creations under way */
+        runtime.creating++;
+    }
+    UNLOCK();
+    if (late) {
+        goto too_late;
     }
 
     PyThreadState *save = PyThreadState_Get();
@@ -636,6 +712,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     if (PyStatus_Exception(status) || tstate == NULL) {
         /* CPython put the calling thread state back. */
         assert(PyThreadState_Get() == save);
+        creation_done();
         if (!PyErr_Occurred()) {
             module_state *st = get_current_state();
             if (st != NULL) {
@@ -650,7 +727,12 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     /* The new interpreter is current, with its GIL held.  Its first
        thread state becomes this thread's cached one. */
     LOCK();
-    e = entry_new(PyThreadState_GetInterpreter(tstate), 1);
+    /* Checked again under the mutex: the exit handler closes only the
+       interpreters it finds registered. */
+    late = runtime.shutting_down;
+    if (!late) {
+        e = entry_new(PyThreadState_GetInterpreter(tstate), 1);
+    }
     if (e != NULL) {
         err = slot_add(rec, e, tstate);
         e->refcount = 1;
@@ -658,7 +740,8 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     }
     UNLOCK();
     if (e == NULL || err < 0) {
-        /* Out of memory with no entry to remember it by: end it now. */
+        /* Out of memory (or exit began) with no entry to remember it by:
+           end it now. */
         if (e != NULL) {
             LOCK();
             e->refcount = 0;
@@ -669,6 +752,10 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         }
         Py_EndInterpreter(tstate);
         PyEval_RestoreThread(save);
+        creation_done();
+        if (late) {
+            goto too_late;
+        }
         PyErr_NoMemory();
         return -1;
     }
@@ -676,79 +763,183 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         init(arg);
     }
     (void)PyEval_SaveThread();
-    release_claim(e);
-    PyEval_RestoreThread(save);
+    PyEval_RestoreThread(save);  /* first: see runtime_run_in */
+    release_claim(e, 0);
+    creation_done();  /* after init: the exit handler waits for it */
     *entry_p = e;
     return 0;
+
+too_late:
+    /* As concurrent.futures refuses new work: an interpreter made now
+       would never be closed (3.12 aborts at exit with "remaining
+       subinterpreters"). */
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cannot create interpreters after interpreter shutdown "
+                    "(subinterp's exit handler has run)");
+    return -1;
 }
 
 /* Inside the interpreter being closed (its GIL held), just before
- * Py_EndInterpreter:
+ * Py_EndInterpreter, which joins the threads the threading module started
+ * there, for as long as they run, and aborts the process ("not the last
+ * thread") when any other thread state is left:
  *
- * - refuse when daemon threads started by the threading module are still
- *   alive: Py_EndInterpreter cannot wait for them and aborts the process
- *   when any thread state but its own is left.  Non-daemon threads are
- *   fine: Py_EndInterpreter joins them, as the main interpreter does.
+ * - daemon threads (legacy config only) cannot be waited for: refused,
+ *   except at exit (below);
+ * - other threads are asked to stop: every wait of subinterp inside the
+ *   interpreter raises SystemExit (a thread parked there would never see
+ *   anything else), and at exit they also get SystemExit asynchronously,
+ *   as code running in it does; then they are joined for at most
+ *   `timeout` seconds.  ERR_INTERP_BUSY (ERR_INTERP_THREADS for daemon
+ *   threads) if some still run: Py_EndInterpreter would wait for ever.
+ *   *stopped tells that the interpreter's waits were stopped;
  * - drop the closing thread's _DummyThread now, while the threading module
  *   is intact: CPython 3.13.0 otherwise prints "Exception ignored in
  *   _DeleteDummyThreadOnDel.__del__" when the thread state is cleared
  *   after the module's globals are gone.
  */
-static int
-prepare_close(void)
+static const char prepare_code[] =
+    "def threads():\n"
+    "    import sys\n"
+    "    threading = sys.modules.get('threading')\n"
+    "    if threading is None:\n"
+    "        return []\n"
+    "    me = threading.current_thread()\n"
+    "    main = threading.main_thread()\n"
+    "    return [t for t in threading.enumerate()\n"
+    "            if t is not me and t is not main and t.is_alive()\n"
+    "            and not isinstance(t, threading._DummyThread)]\n"
+    "def join(threads, timeout):\n"
+    "    import time\n"
+    "    end = time.monotonic() + timeout\n"
+    "    for t in threads:\n"
+    "        t.join(max(0.0, end - time.monotonic()))\n"
+    "    return any(t.is_alive() for t in threads)\n"
+    "def done():\n"
+    "    import sys\n"
+    "    threading = sys.modules.get('threading')\n"
+    "    info = getattr(threading, '_thread_local_info', None)\n"
+    "    if info is not None:\n"
+    "        info.__dict__.pop('_track_dummy_thread_ref', None)\n";
+
+/* Run code in a new namespace of the current interpreter; the namespace,
+ * or NULL with an exception set.  Not PyRun_String(): that resets the
+ * runtime's "unhandled KeyboardInterrupt" flag, and this runs at exit,
+ * after which a script that Ctrl-C ended must still end by SIGINT (status
+ * 130 in a shell). */
+static PyObject *
+run_in_namespace(const char *code)
 {
-    static const char code[] =
-        "def _prepare():\n"
-        "    import sys\n"
-        "    threading = sys.modules.get('threading')\n"
-        "    if threading is None:\n"
-        "        return False\n"
-        "    me = threading.current_thread()\n"
-        "    main = threading.main_thread()\n"
-        "    for t in threading.enumerate():\n"
-        "        if t is me or t is main:\n"
-        "            continue\n"
-        "        if isinstance(t, threading._DummyThread):\n"
-        "            continue\n"
-        "        if t.daemon and t.is_alive():\n"
-        "            return True\n"
-        "    info = getattr(threading, '_thread_local_info', None)\n"
-        "    if info is not None:\n"
-        "        info.__dict__.pop('_track_dummy_thread_ref', None)\n"
-        "    return False\n"
-        "result = _prepare()\n";
-    int err = 0;
+    PyObject *co = NULL;
+    PyObject *res = NULL;
     PyObject *ns = PyDict_New();
     if (ns == NULL) {
-        goto error;
+        return NULL;
     }
     if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
         goto error;
     }
-    /* Not PyRun_String(): it resets the runtime's "unhandled
-       KeyboardInterrupt" flag, and this runs at exit, after a script that
-       Ctrl-C ended must still end by SIGINT (status 130 in a shell). */
-    PyObject *co = Py_CompileString(code, "<subinterp>", Py_file_input);
+    co = Py_CompileString(code, "<subinterp>", Py_file_input);
     if (co == NULL) {
         goto error;
     }
-    PyObject *res = PyEval_EvalCode(co, ns, ns);
-    Py_DECREF(co);
+    res = PyEval_EvalCode(co, ns, ns);
     if (res == NULL) {
         goto error;
     }
+    Py_DECREF(co);
     Py_DECREF(res);
-    PyObject *flag = PyDict_GetItemString(ns, "result"); /* borrowed */
-    if (flag != NULL && PyObject_IsTrue(flag) == 1) {
-        err = ERR_INTERP_THREADS;
-    }
+    return ns;
+error:
+    Py_XDECREF(co);
     Py_DECREF(ns);
+    return NULL;
+}
+
+/* A new namespace with prepare_code's functions, or NULL (exception). */
+static PyObject *
+prepare_namespace(void)
+{
+    return run_in_namespace(prepare_code);
+}
+
+static int
+prepare_close(int64_t id, double timeout, int at_exit, int *stopped)
+{
+    int err = 0;
+    int daemon = 0;
+    PyObject *threads = NULL;
+    PyObject *res = NULL;
+    PyObject *ns = prepare_namespace();
+    if (ns == NULL) {
+        goto error;
+    }
+    /* borrowed: ns holds them */
+    threads = PyObject_CallNoArgs(PyDict_GetItemString(ns, "threads"));
+    if (threads == NULL || !PyList_Check(threads)) {
+        goto error;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(threads);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *flag = PyObject_GetAttrString(PyList_GET_ITEM(threads, i),
+                                                "daemon");
+        if (flag == NULL) {
+            goto error;
+        }
+        daemon |= PyObject_IsTrue(flag) == 1;
+        Py_DECREF(flag);
+    }
+    if (daemon && !at_exit) {
+        err = ERR_INTERP_THREADS;
+        goto done;
+    }
+    if (n > 0) {
+        wait_interrupt_interp(id);
+        *stopped = 1;
+    }
+    for (Py_ssize_t i = 0; at_exit && i < n; i++) {
+        PyObject *ident = PyObject_GetAttrString(PyList_GET_ITEM(threads, i),
+                                                 "ident");
+        if (ident == NULL) {
+            goto error;
+        }
+        unsigned long tid = PyLong_AsUnsignedLong(ident);
+        Py_DECREF(ident);
+        if (tid == (unsigned long)-1 && PyErr_Occurred()) {
+            goto error;
+        }
+        (void)PyThreadState_SetAsyncExc(tid, PyExc_SystemExit);
+    }
+    if (n > 0) {
+        res = PyObject_CallFunction(PyDict_GetItemString(ns, "join"), "Od",
+                                    threads, timeout);
+        if (res == NULL) {
+            goto error;
+        }
+        if (PyObject_IsTrue(res) == 1) {
+            err = daemon ? ERR_INTERP_THREADS : ERR_INTERP_BUSY;
+            goto done;
+        }
+    }
+    Py_XSETREF(res, PyObject_CallNoArgs(PyDict_GetItemString(ns, "done")));
+    if (res == NULL) {
+        goto error;
+    }
+done:
+    Py_XDECREF(res);
+    Py_XDECREF(threads);
+    Py_XDECREF(ns);
     return err;
 error:
-    /* Could not look: let Py_EndInterpreter decide. */
+    /* Could not look (or an exception landed in this thread while
+       joining): Py_EndInterpreter would join what still runs, so refuse
+       when threads were seen. */
     PyErr_Clear();
-    Py_XDECREF(ns);
-    return 0;
+    if (threads != NULL && PyList_Check(threads) &&
+        PyList_GET_SIZE(threads) > 0) {
+        err = ERR_INTERP_BUSY;
+    }
+    goto done;
 }
 
 static void
@@ -777,11 +968,14 @@ run_closing_hooks(void)
     }
 }
 
-int
-runtime_close(interp_entry *e)
+/* Close e from this thread; its threads get `timeout` seconds to stop
+ * (prepare_close). */
+static int
+close_entry(interp_entry *e, double timeout, int at_exit)
 {
     PyThreadState *tstate = NULL;
     slot *dead = NULL;
+    int stopped = 0;
     int err = claim(e, 1, &tstate, &dead);
     if (err < 0) {
         return err;
@@ -804,11 +998,15 @@ runtime_close(interp_entry *e)
     slots_delete(dead);
     slots_delete(others);
 
-    err = prepare_close();
+    err = prepare_close(e->id, timeout, at_exit, &stopped);
     if (err < 0) {
         (void)PyEval_SaveThread();
-        release_claim(e);
-        PyEval_RestoreThread(save);
+        if (stopped && !at_exit) {
+            /* it lives on: its waits work again */
+            wait_resume_interp(e->id);
+        }
+        PyEval_RestoreThread(save);  /* first: see runtime_run_in */
+        release_claim(e, 1);
         return err;
     }
     run_closing_hooks();
@@ -834,6 +1032,12 @@ runtime_close(interp_entry *e)
     run_closed_hooks(id);
     PyEval_RestoreThread(save);
     return 0;
+}
+
+int
+runtime_close(interp_entry *e)
+{
+    return close_entry(e, CLOSE_GRACE, 0);
 }
 
 void
@@ -890,7 +1094,9 @@ runtime_close_orphans(void)
 
 /* Make the code running in e (in another thread) raise SystemExit, by
  * entering e beside it.  Waiting for e's GIL makes the running thread let
- * go of it at its next check (the switch interval). */
+ * go of it at its next check (the switch interval).  While this thread
+ * holds a thread state of e, e->interrupting keeps others from closing e
+ * (which would delete that thread state under it). */
 static void
 interrupt_running(interp_entry *e)
 {
@@ -901,7 +1107,7 @@ interrupt_running(interp_entry *e)
     PyThreadState *tstate = NULL;
     unsigned long target = 0;
     LOCK();
-    if (e->interp != NULL && e->running != 0) {
+    if (e->interp != NULL && e->running != 0 && !e->closing) {
         target = e->running;
         slot *s = slot_find(rec, e);
         if (s != NULL) {
@@ -915,6 +1121,9 @@ interrupt_running(interp_entry *e)
                 tstate = NULL;
             }
         }
+        if (tstate != NULL) {
+            e->interrupting++;
+        }
     }
     UNLOCK();
     if (tstate == NULL) {
@@ -924,39 +1133,82 @@ interrupt_running(interp_entry *e)
     PyEval_RestoreThread(tstate);
     (void)PyThreadState_SetAsyncExc(target, PyExc_SystemExit);
     (void)PyEval_SaveThread();
-    PyEval_RestoreThread(save);
+    PyEval_RestoreThread(save);  /* first: see runtime_run_in */
+    LOCK();
+    e->interrupting--;
+    pthread_cond_broadcast(&runtime.idle);
+    UNLOCK();
 }
 
-/* Last resort at exit, for an interpreter that is still running code in a
- * daemon thread after the grace period: take its GIL with a fresh thread
- * state, delete every other thread state (the running one included) and
- * end it.  This is what CPython 3.13+ does itself to subinterpreters left
- * at exit; 3.12 would abort instead.  The daemon thread must never come
- * back: like any daemon thread at exit, it is stopped abruptly (it would
- * only notice if it woke up before the process is gone). */
+/* Last resort at exit, for an interpreter where code still runs after the
+ * grace period (blocked in C, or swallowing SystemExit), in a daemon
+ * thread: take its GIL, delete every other thread state -- the cached
+ * ones, the running one, those of threads started inside it -- and end
+ * it.  Its threading._shutdown is made a no-op first: it would join the
+ * threads that are still running for ever (3.13+), or complain that their
+ * thread states are gone (3.12).  A thread whose thread state was deleted
+ * must never come back into the interpreter: see stop_at_exit(). */
 static void
 force_close(interp_entry *e)
 {
+    static const char no_join[] =
+        "import sys\n"
+        "_t = sys.modules.get('threading')\n"
+        "if _t is not None:\n"
+        "    _t._shutdown = lambda: None\n";
+    thread_rec *rec = current_thread_rec();
+    slot *mine = NULL;
     LOCK();
-    PyInterpreterState *interp = e->closing ? NULL : e->interp;
-    if (interp != NULL) {
+    PyInterpreterState *interp = NULL;
+    if (e->interp != NULL && (!e->closing || e->deferred)) {
+        interp = e->interp;
         e->closing = 1;
+        mine = rec != NULL ? slot_find(rec, e) : NULL;
     }
     UNLOCK();
     if (interp == NULL) {
         return;
     }
-    PyThreadState *tstate = PyThreadState_New(interp);
+    /* This thread's own cached thread state is idle: use it (the thread
+       that made the interpreter keeps it as its threading main thread). */
+    PyThreadState *tstate = mine != NULL ? mine->tstate
+                                         : PyThreadState_New(interp);
     if (tstate == NULL) {
+        /* out of memory: left to the runtime */
+        LOCK();
+        e->closing = 0;
+        e->deferred = 0;
+        pthread_cond_broadcast(&runtime.idle);
+        UNLOCK();
         return;
     }
     PyThreadState *save = PyEval_SaveThread();
     PyEval_RestoreThread(tstate);
     LOCK();
-    slot *all = take_all_slots(e, NULL);
+    slot *all = take_all_slots(e, mine);
     UNLOCK();
     slots_delete(all);
+    /* With its GIL held no thread of it can start or end: the list is
+       stable. */
+    PyThreadState *ts = PyInterpreterState_ThreadHead(interp);
+    while (ts != NULL) {
+        PyThreadState *next = PyThreadState_Next(ts);
+        if (ts != tstate) {
+            PyThreadState_Clear(ts);
+            PyThreadState_Delete(ts);
+        }
+        ts = next;
+    }
+    Py_XDECREF(run_in_namespace(no_join));
+    PyErr_Clear();
     run_closing_hooks();
+    LOCK();
+    if (mine != NULL) {
+        slot_unlink_thread(mine);
+        slot_unlink_entry(mine);
+        PyMem_RawFree(mine);
+    }
+    UNLOCK();
     int64_t id = e->id;
     Py_EndInterpreter(tstate);
     LOCK();
@@ -964,29 +1216,132 @@ force_close(interp_entry *e)
     e->orphaned = 0;
     e->running = 0;
     e->closing = 0;
+    e->deferred = 0;
     pthread_cond_broadcast(&runtime.idle);
     UNLOCK();
     run_closed_hooks(id);
     PyEval_RestoreThread(save);
 }
 
+#if PY_VERSION_HEX < 0x030D0000
+/* 3.12: end the deferred interpreters.  Runs while the main interpreter
+ * clears its sys module's dict (below), after the runtime marked itself
+ * finalizing: from then on a thread that comes back from C code into any
+ * interpreter exits at once, without looking at its (deleted) thread
+ * state, so ending their interpreters is safe. */
+static void
+exit_deferred(PyObject *capsule)
+{
+    (void)capsule;
+    for (size_t i = 0; i < runtime.n_deferred; i++) {
+        interp_entry *e = runtime.deferred[i];
+        force_close(e);
+        LOCK();
+        e->refcount--;
+        entry_maybe_free(e);
+        UNLOCK();
+    }
+    PyMem_RawFree(runtime.deferred);
+    runtime.deferred = NULL;
+    runtime.n_deferred = runtime.cap_deferred = 0;
+}
+
+/* Remember e for exit_deferred (taking a reference).  The first time, put
+ * an object in the main interpreter's sys dict whose destructor calls it:
+ * finalization clears that dict after it marked the runtime finalizing,
+ * and before it checks that no subinterpreter is left.  0, or -1 (no
+ * memory: the caller ends e now). */
+static int
+defer_to_finalization(interp_entry *e)
+{
+    if (runtime.n_deferred == runtime.cap_deferred) {
+        size_t cap = runtime.cap_deferred ? 2 * runtime.cap_deferred : 4;
+        interp_entry **p = PyMem_RawRealloc(runtime.deferred,
+                                            cap * sizeof(interp_entry *));
+        if (p == NULL) {
+            return -1;
+        }
+        runtime.deferred = p;
+        runtime.cap_deferred = cap;
+    }
+    if (runtime.n_deferred == 0) {
+        PyObject *sysmod = PyImport_AddModule("sys");  /* borrowed */
+        PyObject *guard = PyCapsule_New(&runtime, "subinterp._exit_deferred",
+                                        exit_deferred);
+        int res = -1;
+        if (sysmod != NULL && guard != NULL) {
+            res = PyDict_SetItemString(PyModule_GetDict(sysmod),
+                                       "_subinterp_exit_deferred", guard);
+        }
+        if (guard != NULL) {
+            /* on failure, destroyed before anything was deferred */
+            Py_DECREF(guard);
+        }
+        if (res < 0) {
+            PyErr_Clear();
+            return -1;
+        }
+    }
+    LOCK();
+    e->refcount++;
+    e->deferred = 1;
+    e->closing = 1;   /* no new runs; the running one may finish */
+    UNLOCK();
+    runtime.deferred[runtime.n_deferred++] = e;
+    return 0;
+}
+#endif
+
+/* An interpreter still runs code (or has threads) after the grace
+ * period.  Its threads are stopped abruptly, as daemon threads are at
+ * exit; the danger is one of them coming back from C code into the
+ * interpreter after it was freed.
+ *
+ * 3.12: a thread that comes back once the runtime is finalizing exits
+ * before touching anything, so the interpreter is ended then
+ * (exit_deferred), and nothing is freed under a thread before.
+ *
+ * 3.13+: the runtime ends every subinterpreter left at exit itself,
+ * before it marks itself finalizing (deleting one thread state and
+ * aborting with "not the last thread" if there are more), and a thread
+ * coming back reads its thread state even after that; so it is ended now,
+ * as CPython would a moment later, at the end of the single grace period.
+ * A thread blocked in C for longer than the rest of the exit never comes
+ * back (the process is gone); one that comes back in the few
+ * milliseconds between is not protected: CPython offers no public way to
+ * keep it from its freed interpreter. */
+static void
+stop_at_exit(interp_entry *e, int err)
+{
+    PySys_WriteStderr(
+        "subinterp: interpreter %lld was stopped at exit with %s\n",
+        (long long)e->id,
+        err == ERR_INTERP_RUNNING ? "code still running in it"
+        : err == ERR_INTERP_THREADS ? "daemon threads still running"
+                                    : "threads still running");
+#if PY_VERSION_HEX < 0x030D0000
+    if (defer_to_finalization(e) == 0) {
+        return;
+    }
+#endif
+    force_close(e);
+}
+
 /* Wait (GIL released) until e stops running or the deadline passes. */
 static void
-wait_idle(interp_entry *e, double seconds)
+wait_idle(interp_entry *e, const deadline *dl)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)seconds;
-    deadline.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec += 1;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    int64_t left = deadline_remaining_ns(dl);
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    int64_t ns = (int64_t)at.tv_nsec + left % 1000000000;
+    at.tv_sec += (time_t)(left / 1000000000 + ns / 1000000000);
+    at.tv_nsec = (long)(ns % 1000000000);
     Py_BEGIN_ALLOW_THREADS
     LOCK();
     while (e->running != 0 && e->interp != NULL) {
         if (pthread_cond_timedwait(&runtime.idle, &runtime.mutex,
-                                   &deadline) != 0) {
+                                   &at) != 0) {
             break;
         }
     }
@@ -994,29 +1349,75 @@ wait_idle(interp_entry *e, double seconds)
     Py_END_ALLOW_THREADS
 }
 
+/* Wait (GIL released) until no interpreter is being created, or closed
+ * by another thread (a pool worker closing its own, say): the runtime
+ * must not finalize under them.  Both are bounded: a close joins the
+ * interpreter's threads for CLOSE_GRACE seconds at most. */
+static void
+wait_for_others(void)
+{
+    Py_BEGIN_ALLOW_THREADS
+    LOCK();
+    for (;;) {
+        int busy = runtime.creating > 0;
+        for (interp_entry *e = runtime.head; e != NULL && !busy;
+             e = e->next) {
+            busy = e->interp != NULL && e->closing && !e->deferred;
+        }
+        if (!busy) {
+            break;
+        }
+        pthread_cond_wait(&runtime.idle, &runtime.mutex);
+    }
+    UNLOCK();
+    Py_END_ALLOW_THREADS
+}
+
+/* After the grace period (or at its end): close e, or stop it. */
+static void
+settle_at_exit(interp_entry *e, const deadline *dl)
+{
+    wait_idle(e, dl);
+    double left = (double)deadline_remaining_ns(dl) / 1e9;
+    int err = close_entry(e, left, 1);
+    if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
+        err == ERR_INTERP_BUSY) {
+        stop_at_exit(e, err);
+    }
+}
+
 /* The atexit callback of the main interpreter: close every interpreter
  * this package created, before the runtime finalizes.  Threads the
  * threading module started have been joined by then, so what still runs
- * code in one of ours is a daemon thread: it gets SystemExit and a grace
- * period (docs/design.md, "Exit"). */
+ * code in one of ours is a daemon thread: it gets SystemExit, and so do
+ * the threads started inside them; all of them share one grace period
+ * (docs/design.md, "Exit"). */
 PyObject *
 runtime_shutdown(double grace)
 {
+    interp_entry **busy = NULL;
+    size_t n_busy = 0, cap_busy = 0;
+    deadline dl;
     LOCK();
     runtime.shutting_down = 1;
     UNLOCK();
-    runtime_close_orphans();
+    wait_for_others();
+    /* (orphans are taken below with the others: closing them apart
+       could give each its own grace period) */
+    deadline_from_seconds(grace, &dl);
+
+    /* 1. Close what is idle; ask the rest to stop, all at once. */
     for (;;) {
         interp_entry *e;
         LOCK();
         for (e = runtime.head; e != NULL; e = e->next) {
             if (e->owned && e->interp != NULL && !e->closing &&
-                !e->exit_tried) {
+                !e->exit_tried && !e->worker) {
                 break;
             }
         }
         if (e != NULL) {
-            /* hold it, and mark it so a failure is not retried */
+            /* hold it, and mark it so that it is taken once */
             e->refcount++;
             e->exit_tried = 1;
         }
@@ -1025,32 +1426,65 @@ runtime_shutdown(double grace)
         if (e == NULL) {
             break;
         }
+        int err = ERR_INTERP_RUNNING;
         if (running) {
             /* A thread parked in one of our waits (queue get, channel
                recv, lock acquire) has no GIL to receive SystemExit with:
                wake those first. */
             wait_interrupt_interp(e->id);
             interrupt_running(e);
-            wait_idle(e, grace);
         }
-        int err = runtime_close(e);
-        if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS) {
-            PySys_WriteStderr(
-                "subinterp: interpreter %lld was stopped at exit with %s\n",
-                (long long)e->id,
-                err == ERR_INTERP_RUNNING ? "code still running in it"
-                                          : "daemon threads still running");
-            force_close(e);
+        else {
+            /* stops its threads without waiting for them */
+            err = close_entry(e, 0.0, 1);
+        }
+        if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
+            err == ERR_INTERP_BUSY) {
+            if (n_busy == cap_busy) {
+                size_t cap = cap_busy ? 2 * cap_busy : 8;
+                interp_entry **p = PyMem_RawRealloc(
+                    busy, cap * sizeof(interp_entry *));
+                if (p != NULL) {
+                    busy = p;
+                    cap_busy = cap;
+                }
+            }
+            if (n_busy < cap_busy) {
+                busy[n_busy++] = e;  /* keeps the reference */
+                continue;
+            }
+            /* out of memory: settle it now */
+            settle_at_exit(e, &dl);
         }
         LOCK();
         e->refcount--;
         entry_maybe_free(e);
         UNLOCK();
     }
+
+    /* 2. One grace period for all of them. */
+    for (size_t i = 0; i < n_busy; i++) {
+        interp_entry *e = busy[i];
+        settle_at_exit(e, &dl);
+        LOCK();
+        e->refcount--;
+        entry_maybe_free(e);
+        UNLOCK();
+    }
+    PyMem_RawFree(busy);
+    wait_for_others();
     LOCK();
     runtime.shut_down = 1;
     UNLOCK();
     Py_RETURN_NONE;
+}
+
+void
+runtime_entry_set_worker(interp_entry *e)
+{
+    LOCK();
+    e->worker = 1;
+    UNLOCK();
 }
 
 /* How many interpreters other than the main one are alive (for the
@@ -1078,17 +1512,27 @@ runtime_is_shutting_down(void)
     return res;
 }
 
-/* The module of an interpreter subinterp did not create is being freed:
- * that interpreter is going away, so forget it. */
+/* Bumped whenever a module state is freed: every thread's state_cache
+ * (below) from before is stale then. */
+static atomic_long state_epoch;
+
+/* The module of the current interpreter is being freed (m_free): forget
+ * its state, and for an interpreter subinterp did not create, the
+ * interpreter too (it is going away). */
 void
-runtime_module_freed(void)
+runtime_module_freed(module_state *st)
 {
     PyThreadState *ts = PyThreadState_Get();
     PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    atomic_fetch_add(&state_epoch, 1);
     LOCK();
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
         if (e->interp != interp) {
             continue;
+        }
+        if (e->modstate != st) {
+            /* an older copy of the module (imported again since) */
+            break;
         }
         e->modstate = NULL;
         if (!e->owned && !e->is_main) {
@@ -1115,6 +1559,7 @@ runtime_module_freed(void)
 static _Thread_local struct {
     PyInterpreterState *interp;
     int64_t id;
+    long epoch;                 /* state_epoch when filled */
     module_state *st;
 } state_cache;
 
@@ -1123,8 +1568,9 @@ get_current_state(void)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     int64_t id = PyInterpreterState_GetID(interp);
+    long epoch = atomic_load_explicit(&state_epoch, memory_order_acquire);
     if (state_cache.interp == interp && state_cache.id == id &&
-        state_cache.st != NULL) {
+        state_cache.epoch == epoch && state_cache.st != NULL) {
         return state_cache.st;
     }
     module_state *st = NULL;
@@ -1147,6 +1593,7 @@ get_current_state(void)
     }
     state_cache.interp = interp;
     state_cache.id = id;
+    state_cache.epoch = epoch;
     state_cache.st = st;
     return st;
 }
@@ -1242,7 +1689,7 @@ static PyObject *
 coremod_shutdown(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
     (void)mod;
-    return runtime_shutdown(2.0);
+    return runtime_shutdown(CLOSE_GRACE);
 }
 
 static PyMethodDef runtime_methods[] = {

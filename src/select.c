@@ -149,6 +149,7 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
     static const deadline now = {.forever = 0};
     fifo *stack_locks[STACK_CASES];
     fifo **locks = stack_locks;
+    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
     int res;
 
     if (n > STACK_CASES) {
@@ -158,10 +159,17 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
             return -1;
         }
     }
-    /* First a poll with the GIL held: no hand-off of the GIL when the
+    /* Signal handlers first (a no-op outside the thread that runs
+       them): one that raises stops the operation before any item moved.
+       A received item is also protected after it moved (see
+       queue_item_to_object); a sent one cannot be taken back. */
+    if (PyErr_CheckSignals() < 0) {
+        res = -1;
+        goto done;
+    }
+    /* Then a poll with the GIL held: no hand-off of the GIL when the
        case can complete at once (our mutexes are never held by a thread
        that waits for anything, so taking them with a GIL is fine). */
-    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
     res = run(cases, n, start, &now, 0, interp_id, locks, index, got);
     if (res == SEL_TIMEOUT && dl != NULL && deadline_remaining_ns(dl) > 0) {
         int check_signals = wait_is_signal_thread();
@@ -170,17 +178,6 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
             res = run(cases, n, start, dl, check_signals, interp_id, locks,
                       index, got);
             Py_END_ALLOW_THREADS
-            if (res == SEL_DONE && check_signals &&
-                cases[*index].kind == CASE_RECV) {
-                /* A signal that arrived while the item was handed to us
-                   would make the eval loop raise right after we return,
-                   dropping the item: give it back instead and raise. */
-                if (PyErr_CheckSignals() < 0) {
-                    fifo_unget(cases[*index].f, got);
-                    res = -1;
-                }
-                break;
-            }
             if (res != SEL_INTERRUPTED) {
                 break;
             }
@@ -193,6 +190,7 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
             }
         }
     }
+done:
     if (locks != stack_locks) {
         PyMem_Free(locks);
     }
@@ -215,6 +213,7 @@ coremod_select(PyObject *mod, PyObject *args, PyObject *kwargs)
     deadline dl;
     int index = -1, r = -1;
     item got = {.m = NULL};
+    PyObject *taken = NULL;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:select", kwlist,
                                      &cases_obj, &timeout)) {
@@ -300,7 +299,8 @@ coremod_select(PyObject *mod, PyObject *args, PyObject *kwargs)
     switch (r) {
     case SEL_DONE:
         if (cases[index].kind == CASE_RECV) {
-            PyObject *value = queue_item_to_object(st, &got);
+            PyObject *value = queue_item_to_object(
+                st, sources[index], cases[index].f, &got, &taken);
             if (value != NULL) {
                 res = PyTuple_Pack(2, sources[index], value);
                 Py_DECREF(value);
@@ -331,13 +331,87 @@ done:
     PyMem_Free(cases);
     PyMem_Free(sources);
     Py_XDECREF(seq);
-    return res;
+    return taken_pair(res, taken);
 }
 
 static PyMethodDef select_functions[] = {
-    {"select", _PyCFunction_CAST(coremod_select),
+    /* select() is a Python wrapper of this (below) */
+    {"_select", _PyCFunction_CAST(coremod_select),
      METH_VARARGS | METH_KEYWORDS,
-     "select(cases, timeout=None)\n--\n\n"
+     "_select(cases, timeout=None)\n--\n\n"
+     "select(), returning (result, taken) (internal)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* The receive operations (and Queue.put: see _put in queue.c) as Python
+ * functions around their C parts.  The C part returns (result, taken):
+ * `taken` holds the received item and puts it back into its FIFO if it
+ * is dropped unmarked.  A C function's
+ * return value can be lost after the function is done: the eval loop
+ * runs pending signal handlers right after a call returns, and a handler
+ * that raises discards the value.  Here that can only happen to the pair
+ * (the item goes back); then the wrapper marks `taken` with an attribute
+ * store and returns, two steps the eval loop takes without running
+ * handlers -- so a received item is delivered exactly once, or stays in
+ * its queue, whenever a handler raises. */
+static const char receive_wrappers[] =
+    "def put(self, obj, block=True, timeout=None, *, unbounditems=None):\n"
+    "    _put(self, block, timeout, unbounditems).obj = obj\n"
+    "def put_nowait(self, obj, *, unbounditems=None):\n"
+    "    _put(self, False, None, unbounditems).obj = obj\n"
+    "def get(self, block=True, timeout=None):\n"
+    "    obj, taken = _get(self, block, timeout)\n"
+    "    taken.done = True\n"
+    "    return obj\n"
+    "def get_nowait(self):\n"
+    "    obj, taken = _get_nowait(self)\n"
+    "    taken.done = True\n"
+    "    return obj\n"
+    "def recv(self, timeout=None):\n"
+    "    obj, taken = _recv(self, timeout)\n"
+    "    taken.done = True\n"
+    "    return obj\n"
+    "def recv_nowait(self, *args, **kwargs):\n"
+    "    obj, taken = _recv_nowait(self, *args, **kwargs)\n"
+    "    if taken is not None:\n"
+    "        taken.done = True\n"
+    "    return obj\n"
+    "def select(cases, timeout=None):\n"
+    "    res, taken = _select(cases, timeout)\n"
+    "    if taken is not None:\n"
+    "        taken.done = True\n"
+    "    return res\n";
+
+static const struct {
+    const char *name;
+    const char *qualname;
+    const char *doc;
+} receive_docs[] = {
+    {"put", "Queue.put",
+     "Add obj to the queue, waiting while it is full (unless block is "
+     "false), at most timeout seconds; raises QueueFull then.\n\n"
+     "obj is copied (handles, such as queues, refer to the same object).  "
+     "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
+     "queue's default) says what get() does with obj if this interpreter "
+     "is destroyed before obj is taken."},
+    {"put_nowait", "Queue.put_nowait",
+     "put(obj, block=False): raises QueueFull if the queue is full."},
+    {"get", "Queue.get",
+     "Remove and return the next object, waiting while the queue is empty "
+     "(unless block is false), at most timeout seconds; raises QueueEmpty "
+     "then."},
+    {"get_nowait", "Queue.get_nowait",
+     "get(block=False): raises QueueEmpty if the queue is empty."},
+    {"recv", "RecvChannel.recv",
+     "Return the next object, waiting for one at most timeout seconds "
+     "(TimeoutError then).  Raises ChannelClosedError once the channel is "
+     "closed and drained."},
+    {"recv_nowait", "RecvChannel.recv_nowait",
+     "recv_nowait(default=<unset>)\n\n"
+     "Return the next object if one can be had without waiting, else "
+     "default (ChannelEmptyError when no default is given).  Raises "
+     "ChannelClosedError once the channel is closed and drained."},
+    {"select", "select",
      "Wait until one of several queue or channel operations can complete, "
      "complete exactly that one, and return (source, item).\n\n"
      "A case is a Queue or RecvChannel (receive: item is what was "
@@ -346,12 +420,94 @@ static PyMethodDef select_functions[] = {
      "Returns None when timeout seconds pass first (timeout=0 polls).  "
      "A case on a closed channel raises ChannelClosedError with the "
      "channel end as its ``source`` attribute."},
-    {NULL, NULL, 0, NULL},
 };
+
+/* Make the wrappers (in every interpreter that imports the module) and
+ * put them where users look for them. */
+static int
+add_receive_wrappers(PyObject *mod, module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    int res = -1;
+    PyObject *ns = PyDict_New();
+    PyObject *name = PyModule_GetNameObject(mod);
+    PyObject *run = NULL;
+    if (ns == NULL || name == NULL ||
+        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+        PyDict_SetItemString(ns, "__name__", name) < 0) {
+        goto done;
+    }
+    static const struct {
+        const char *global;
+        int type;   /* 0 Queue, 1 RecvChannel, 2 module */
+        const char *attr;
+    } parts[] = {
+        {"_get", 0, "_get"},
+        {"_get_nowait", 0, "_get_nowait"},
+        {"_recv", 1, "_recv"},
+        {"_recv_nowait", 1, "_recv_nowait"},
+        {"_select", 2, "_select"},
+        {"_put", 0, "_put"},
+    };
+    PyObject *owners[3] = {(PyObject *)qs->QueueType,
+                           (PyObject *)qs->RecvChannelType, mod};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        PyObject *v = PyObject_GetAttrString(owners[parts[i].type],
+                                             parts[i].attr);
+        if (v == NULL || PyDict_SetItemString(ns, parts[i].global, v) < 0) {
+            Py_XDECREF(v);
+            goto done;
+        }
+        Py_DECREF(v);
+    }
+    run = PyRun_String(receive_wrappers, Py_file_input, ns, ns);
+    if (run == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < sizeof(receive_docs) / sizeof(receive_docs[0]);
+         i++) {
+        PyObject *fn = PyDict_GetItemString(ns, receive_docs[i].name);
+        PyObject *qual = PyUnicode_FromString(receive_docs[i].qualname);
+        PyObject *doc = PyUnicode_FromString(receive_docs[i].doc);
+        int err = fn == NULL || qual == NULL || doc == NULL ||
+                  PyObject_SetAttrString(fn, "__qualname__", qual) < 0 ||
+                  PyObject_SetAttrString(fn, "__doc__", doc) < 0;
+        Py_XDECREF(qual);
+        Py_XDECREF(doc);
+        if (err) {
+            goto done;
+        }
+        PyTypeObject *tp = i < 4   ? qs->QueueType
+                           : i < 6 ? qs->RecvChannelType
+                                   : NULL;
+        if (tp == NULL) {
+            if (PyModule_AddObjectRef(mod, receive_docs[i].name, fn) < 0) {
+                goto done;
+            }
+        }
+        else {
+            /* Our own immutable heap type: its dict is filled in here,
+               before any instance exists. */
+            if (PyDict_SetItemString(tp->tp_dict, receive_docs[i].name,
+                                     fn) < 0) {
+                goto done;
+            }
+            PyType_Modified(tp);
+        }
+    }
+    res = 0;
+done:
+    Py_XDECREF(run);
+    Py_XDECREF(name);
+    Py_XDECREF(ns);
+    return res;
+}
 
 int
 select_init(PyObject *mod, module_state *st)
 {
-    (void)st;
-    return PyModule_AddFunctions(mod, select_functions);
+    if (PyModule_AddFunctions(mod, select_functions) < 0) {
+        return -1;
+    }
+    return add_receive_wrappers(mod, st);
 }

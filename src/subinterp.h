@@ -38,6 +38,8 @@ typedef enum {
     ERR_INTERP_THREADS = -14, /* other threads still run in it */
     ERR_INTERP_CLOSING = -15,
     ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed */
+    ERR_INTERP_BUSY = -17,    /* its threads did not end within the close
+                                 grace period */
 } err_code;
 
 /* ------------------------------------------------------------------ */
@@ -114,6 +116,15 @@ void entry_incref(interp_entry *e);
  * runtime_close_orphans(). */
 void entry_decref(interp_entry *e);
 int64_t entry_id(const interp_entry *e);
+/* The reference of an Interpreter object made in the current interpreter
+ * (GIL held).  A handle an interpreter holds to itself (get_current(),
+ * list_all(), a received handle) must not keep it alive, or it would never
+ * be closed: such a reference only keeps the entry's memory and returns 1;
+ * any other is an entry_incref() and returns 0.  Messages always hold
+ * real references (the codec uses handle_kind.incref).  Give the result
+ * back to entry_decref_handle(). */
+int entry_incref_handle(interp_entry *e);
+void entry_decref_handle(interp_entry *e, int self_ref);
 
 /* Run fn(arg) inside the interpreter of entry `e`, from the calling
  * thread: leaves the current interpreter (releasing its GIL), enters the
@@ -209,6 +220,9 @@ PyObject *codec_decode(module_state *st, const msg *m);
 void msg_free(msg *m);
 /* Size of the encoded bytes (not counting shared buffers). */
 Py_ssize_t msg_size(const msg *m);
+/* How many handle references m holds to the C object ref (any kind).
+ * Any thread, no GIL needed. */
+Py_ssize_t msg_count_refs(const msg *m, const void *ref);
 
 /* ------------------------------------------------------------------ */
 /* interp.c: the Interpreter type                                      */
@@ -272,7 +286,17 @@ void queue_clear(module_state *st);  /* frees st->queue, sets it NULL */
 interp_entry *runtime_main(void);
 int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
+/* Close an interpreter subinterp created.  Its threads are asked to stop
+ * (waits of subinterp inside it raise SystemExit) and joined for at most
+ * CLOSE_GRACE seconds; ERR_INTERP_BUSY if some still run. */
 int runtime_close(interp_entry *e);
+/* e is a pool worker's interpreter: its worker closes it, when its pool
+ * shuts down (its owner's close or exit does that), so the exit handler
+ * leaves it alone. */
+void runtime_entry_set_worker(interp_entry *e);
+/* Seconds given to threads to stop, at close() and (once for all
+ * interpreters) at exit. */
+#define CLOSE_GRACE 2.0
 int runtime_entry_state(interp_entry *e, int *running, int *owned);
 int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);
@@ -281,7 +305,12 @@ int runtime_count_subinterpreters(void);
 
 /* Exit status of a forked child that had subinterpreters (EX_SOFTWARE). */
 #define SUBINTERP_FORK_EXIT 70
-void runtime_module_freed(void);
+/* m_free of the module whose state is st, in its interpreter. */
+void runtime_module_freed(module_state *st);
+
+/* Add note to exc's notes, best effort: a failure to add it is dropped,
+ * and an exception being raised stays raised (module.c). */
+void exc_add_note(PyObject *exc, PyObject *note);
 
 /* Raise the exception for an err_code (one place for every component's
  * shared codes). */

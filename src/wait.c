@@ -383,9 +383,10 @@ wait_interrupt_interp(int64_t interp_id)
     pthread_mutex_unlock(&parking.mutex);
 }
 
-/* The interpreter was destroyed: nothing waits in it any more. */
-static void
-parking_forget(int64_t interp_id)
+/* The interpreter was destroyed (nothing waits in it any more), or its
+ * close was refused and it lives on. */
+void
+wait_resume_interp(int64_t interp_id)
 {
     pthread_mutex_lock(&parking.mutex);
     for (size_t i = 0; i < parking.nstopped; i++) {
@@ -541,6 +542,48 @@ done:
 }
 
 int
+wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+           int flags)
+{
+    /* -1 is no interpreter: wait_interrupt_interp() never matches it */
+    int64_t interp_id =
+        (flags & WAIT_NO_STOP)
+            ? -1
+            : PyInterpreterState_GetID(PyInterpreterState_Get());
+    unsigned long thread_id = PyThread_get_thread_ident();
+    int check_signals = wait_is_signal_thread();
+    for (;;) {
+        int done;
+        wait_result r = WAIT_FIRED;
+        waiter_init(w);
+        w->interp_id = interp_id;
+        w->thread_id = thread_id;
+        Py_BEGIN_ALLOW_THREADS
+        done = c->poll(arg, w);
+        if (!done) {
+            r = waiter_wait(w, dl, check_signals, 1);
+            if (r != WAIT_FIRED) {
+                /* cancelled, or fired by wait_interrupt_interp() */
+                c->withdraw(arg, w);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (done) {
+            return WAIT_FIRED;
+        }
+        if (r == WAIT_TIMEOUT) {
+            return WAIT_TIMEOUT;
+        }
+        if (r == WAIT_INTERRUPTED &&
+            ((flags & WAIT_NO_STOP) ? PyErr_CheckSignals()
+                                    : wait_after_interrupt()) < 0) {
+            return -1;
+        }
+        /* fired (something changed), or handlers ran: test again */
+    }
+}
+
+int
 wait_is_signal_thread(void)
 {
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
@@ -626,6 +669,7 @@ sobj_register(sobj *o, const sobj_type *type)
 {
     o->type = type;
     o->refcount = 1;
+    atomic_init(&o->inner, 0);
     pthread_mutex_lock(&registry.mutex);
     o->id = registry.next_id++;
     o->prev = registry.head.prev;
@@ -647,7 +691,7 @@ sobj_incref(sobj *o)
 void
 sobj_decref(sobj *o)
 {
-    int last = 0;
+    int last = 0, drop = 0;
     pthread_mutex_lock(&registry.mutex);
     assert(o->refcount > 0);
     if (--o->refcount == 0) {
@@ -656,9 +700,22 @@ sobj_decref(sobj *o)
         o->prev = o->next = NULL;
         last = 1;
     }
+    else if (o->type->drop_buffer != NULL &&
+             o->refcount == atomic_load(&o->inner)) {
+        /* Only the object's own buffered items refer to it: no handle,
+           no other message, no blocked operation (each holds a reference
+           of its own).  Nobody can take those items any more; drop them,
+           holding a reference so that the object outlives the drop. */
+        o->refcount++;
+        drop = 1;
+    }
     pthread_mutex_unlock(&registry.mutex);
     if (last) {
         o->type->destroy(o);
+    }
+    else if (drop) {
+        o->type->drop_buffer(o);
+        sobj_decref(o);
     }
 }
 
@@ -730,7 +787,7 @@ registry_interp_closed(int64_t interp_id)
     sobj **objs = NULL;
     size_t n = 0, i = 0;
 
-    parking_forget(interp_id);
+    wait_resume_interp(interp_id);
 
     pthread_mutex_lock(&registry.mutex);
     for (sobj *o = registry.head.next; o != &registry.head; o = o->next) {
@@ -875,7 +932,7 @@ handle_new(PyTypeObject *tp, const handle_kind *kind, sobj *o)
     if (self == NULL) {
         return NULL;
     }
-    sobj_incref(o);
+    kind->incref(o);
     self->kind = kind;
     self->ref = o;
     return (PyObject *)self;
@@ -886,10 +943,12 @@ handle_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     sobj *o = (sobj *)((HandleObject *)self)->ref;
+    const handle_kind *kind = ((HandleObject *)self)->kind;
     tp->tp_free(self);
     Py_DECREF(tp);
     if (o != NULL) {
-        sobj_decref(o);
+        /* the kind's: a channel counts its receive ends */
+        kind->decref(o);
     }
 }
 

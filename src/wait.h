@@ -171,11 +171,48 @@ int wait_is_signal_thread(void);
  * pool shutdown): a thread parked on a futex with its GIL released never
  * sees an asynchronous exception.  Any thread, no GIL needed. */
 void wait_interrupt_interp(int64_t interp_id);
+/* Undo wait_interrupt_interp() for an interpreter that stays alive (a
+ * close that was refused): waits there block again. */
+void wait_resume_interp(int64_t interp_id);
 
 /* After WAIT_INTERRUPTED (GIL held): -1 with SystemExit set when the
  * current interpreter is being stopped, -1 when a signal handler raised,
  * 0 to wait again. */
 int wait_after_interrupt(void);
+
+/* A wait for a condition of a source (the pool's waits: a task to take,
+ * a task done, workers gone...), the whole loop in one place.  The source
+ * supplies two functions, called with no GIL and no lock of ours held:
+ *
+ *   poll(arg, w)      under the source's lock: 1 when the condition
+ *                     holds (the wait is over), else 0 after linking w
+ *                     where a change of the condition fires it (so that
+ *                     no change is missed between the test and the link);
+ *   withdraw(arg, w)  the wait ended unfired (deadline, signal, stop):
+ *                     unlink w under the source's lock, so that nobody
+ *                     fires it afterwards.
+ *
+ * The engine does the rest: it registers the interpreter and thread on w
+ * (re-initialised before every poll: w may be on the caller's stack or in
+ * a shared struct), releases the GIL (held on entry and return), spins
+ * then parks, polls again after every wake, and after an interruption
+ * runs wait_after_interrupt(): SystemExit when the interpreter is being
+ * stopped, the signal handlers in the main thread.  Returns WAIT_FIRED
+ * (poll said the condition holds), WAIT_TIMEOUT, or -1 with an exception
+ * set.
+ *
+ * flags: WAIT_NO_STOP for the waits an interpreter's own clean-up needs
+ * to finish (joining its pools' workers while it closes, completing
+ * their Futures): stopping the interpreter does not end them. */
+typedef struct {
+    int (*poll)(void *arg, waiter *w);
+    void (*withdraw)(void *arg, waiter *w);
+} wait_cond;
+
+enum { WAIT_NO_STOP = 1 };
+
+int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+               int flags);
 
 /* ------------------------------------------------------------------ */
 /* registrations                                                       */
@@ -260,12 +297,24 @@ typedef struct {
     void (*after_fork)(sobj *o);
     /* The handle kinds that refer to it (channels have two ends). */
     const handle_kind *kinds[2];
+    /* Only references held by items in the object's own buffer are left
+       (refcount == inner): nobody can ever take those items, so drop
+       them, which breaks the cycle.  No lock held; the caller holds a
+       reference for the duration.  NULL for objects without a buffer. */
+    void (*drop_buffer)(sobj *o);
 } sobj_type;
 
 struct sobj {
     const sobj_type *type;  /* immutable */
     int64_t id;             /* immutable, unique in the process */
     int64_t refcount;       /* registry.mutex */
+    /* The part of refcount held by messages waiting in the object's own
+       buffer (a queue that holds an item with a handle to itself).
+       Changed under the object's mutex, read under registry.mutex, hence
+       atomic.  It never exceeds what those items really hold: it goes up
+       after an item entered the buffer and down when it leaves, while
+       the item's references are still counted in refcount. */
+    _Atomic int64_t inner;
     sobj *prev, *next;      /* registry.mutex */
 };
 
@@ -300,6 +349,8 @@ struct queue_state {
     PyTypeObject *BoundedSemaphoreType;
     PyTypeObject *BarrierType;
     PyTypeObject *UnboundType;
+    PyTypeObject *TakenType;
+    PyTypeObject *PutType;
     /* subinterp.interpreters.Queue: the standard library's face of the
        same C queue (Queue(id) looks a queue up; queue.c) */
     PyTypeObject *InterpQueueType;
@@ -386,9 +437,12 @@ typedef struct fifo {
     int closed;             /* mutex: FIFO_* */
     wlist receivers;        /* mutex: blocked receivers (buffer empty) */
     wlist senders;          /* mutex: blocked senders (buffer full) */
+    sobj *owner;            /* immutable: the object around the FIFO, whose
+                               `inner` counts the references buffered
+                               items hold to it */
 } fifo;
 
-void fifo_init(fifo *f, Py_ssize_t capacity);
+void fifo_init(fifo *f, Py_ssize_t capacity, sobj *owner);
 /* Free the buffer (no waiters may be left). */
 void fifo_fini(fifo *f);
 
@@ -414,6 +468,8 @@ void fifo_unget(fifo *f, item *it);
 /* Close: force drops the buffer; every waiter is woken with WS_CLOSED.
  * Takes f->mutex. */
 void fifo_close(fifo *f, int force);
+/* Free every buffered item (sobj_type.drop_buffer).  Takes f->mutex. */
+void fifo_drop_buffer(fifo *f);
 
 /* ------------------------------------------------------------------ */
 /* select engine (select.c), used by every blocking queue and channel   */
@@ -457,9 +513,21 @@ uint32_t wait_random(void);
  * no exception when obj is none of ours.  *kind tells which end. */
 fifo *queue_fifo_of(module_state *st, PyObject *obj);
 fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
-/* Turn an item received from a queue into an object (handles
- * unbound items); consumes the item.  New reference or NULL. */
-PyObject *queue_item_to_object(module_state *st, item *it);
+/* Turn an item received from f (the FIFO of the Queue or RecvChannel
+ * handle `source`) into an object (handles unbound items); consumes the
+ * item.  New reference or NULL.  Delivery is exactly-once: when a signal
+ * handler raises before the object is returned, the item goes back to
+ * the head of f and the exception propagates.  With taken, the item is
+ * not freed but moved into a new _Taken object (*taken), which puts it
+ * back when it is dropped before being marked done: the receive
+ * functions' Python wrappers (select.c) mark it only once the object is
+ * theirs, so an exception the eval loop raises as the C call returns
+ * cannot drop the item either. */
+PyObject *queue_item_to_object(module_state *st, PyObject *source, fifo *f,
+                               item *it, PyObject **taken);
+/* (obj, taken) for the receive wrappers; steals obj and taken (taken may
+ * be NULL: None).  NULL when obj is NULL. */
+PyObject *taken_pair(PyObject *obj, PyObject *taken);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);

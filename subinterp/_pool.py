@@ -48,8 +48,15 @@ def _cpu_count() -> int:
 def _deliver(fut: Future, outcome: tuple) -> None:
     kind, value = outcome
     if kind == _core.OUTCOME_CANCELLED:
-        # cancelled in C (shutdown with cancel_futures): tell the Future
+        # A worker met a task cancelled by Future.cancel(), or shutdown
+        # (cancel_futures=True) dropped it.  concurrent.futures counts a
+        # cancelled Future as done for wait() and as_completed() only once
+        # it is *notified*: ThreadPoolExecutor's worker calls
+        # set_running_or_notify_cancel() when it meets the item, which
+        # wakes their waiters.  (Its shutdown(cancel_futures=True) never
+        # does, so wait() on those hangs there; not here.)
         Future.cancel(fut)
+        fut.set_running_or_notify_cancel()
         return
     if not fut.set_running_or_notify_cancel():
         return
@@ -101,12 +108,17 @@ class _PoolFuture(Future):
 # tasks still finish before exit, as ThreadPoolExecutor's do.
 _live: dict[Any, threading.Thread] = {}
 _live_lock = threading.Lock()
-_exiting = False
+_exiting = False  # _live_lock
+_AT_EXIT = "cannot schedule new futures after interpreter shutdown"
 
 
-def _join(core: Any, collector: threading.Thread) -> None:
-    core.join(None)
-    if collector is not threading.current_thread():
+def _join(core: Any, collector: threading.Thread, closing: bool = False) -> None:
+    core.join(None, closing)
+    # Closing: threading joins the collector itself right after its exit
+    # hooks.  Thread.join() would call current_thread(), which in a pool
+    # worker's thread makes a _DummyThread whose clean-up comes too late
+    # in a closing interpreter (an "Exception ignored" on 3.13).
+    if not closing and collector is not threading.current_thread():
         collector.join()
     with _live_lock:
         _live.pop(core, None)
@@ -114,18 +126,27 @@ def _join(core: Any, collector: threading.Thread) -> None:
 
 def _python_exit() -> None:
     # ThreadPoolExecutor's rule: at exit, queued and running tasks finish,
-    # then the workers stop.
+    # then the workers stop.  threading runs this hook of each interpreter
+    # before it joins that interpreter's threads: at the process's exit
+    # for the main one, in Py_EndInterpreter for the others (close(), a
+    # pool worker replacing or closing its interpreter), which must not
+    # end while a worker holds a thread state there.
     global _exiting
-    _exiting = True
     with _live_lock:
+        _exiting = True
         items = list(_live.items())
     for core, _ in items:
         core.shutdown(False)
     for core, collector in items:
-        _join(core, collector)
+        _join(core, collector, closing=True)
 
 
-threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+try:
+    threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+except RuntimeError:
+    # imported once exit began ("can't register atexit after shutdown"):
+    # pools could not be joined any more, so none can be made
+    _exiting = True
 
 
 class Pool(Executor):
@@ -180,24 +201,33 @@ class Pool(Executor):
         self._max_workers = max_workers
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        self._core = _core.PoolCore(
-            max_workers,
-            BrokenInterpreterPool,
-            config,
-            initializer,
-            tuple(initargs),
-            max_tasks_per_worker,
-            thread_name_prefix or "subinterp-",
-        )
-        self._collector = threading.Thread(
-            target=self._collect,
-            args=(self._core,),
-            name=f"{thread_name_prefix or 'subinterp'}-collector",
-            daemon=True,
-        )
-        self._collector.start()
-        self._core.start()  # after our own thread: no worker wants our GIL yet
+        # Checked and registered under the lock _python_exit takes: a pool
+        # made once exit began would never be joined, and its interpreters
+        # never closed.
         with _live_lock:
+            if _exiting:
+                raise RuntimeError(_AT_EXIT)
+            self._core = _core.PoolCore(
+                max_workers,
+                BrokenInterpreterPool,
+                config,
+                initializer,
+                tuple(initargs),
+                max_tasks_per_worker,
+                thread_name_prefix or "subinterp-",
+            )
+            self._collector = threading.Thread(
+                target=self._collect,
+                args=(self._core,),
+                name=f"{thread_name_prefix or 'subinterp'}-collector",
+                # not a daemon: isolated interpreters allow none (so pools
+                # work in them and in pool workers), and the exit hook above
+                # shuts every pool down before threading joins this thread
+                daemon=False,
+            )
+            self._collector.start()
+            # after our own thread: no worker wants our GIL yet
+            self._core.start()
             _live[self._core] = self._collector
         # dropped without shutdown(): stop taking tasks, finish the queued
         # ones and let the workers go
@@ -222,6 +252,8 @@ class Pool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                **kwargs: Any) -> Future:
         """Schedule ``fn(*args, **kwargs)`` and return its Future."""
+        if _exiting:
+            raise RuntimeError(_AT_EXIT)
         fut = _PoolFuture()
         fut._pool_core = self._core
         fut._token = self._core.submit(fut, fn, args, kwargs or None)
@@ -321,7 +353,7 @@ def default_pool() -> Pool:
     with _default_lock:
         if _default_pool is None or _default_pool._shutdown:
             if _exiting:
-                raise RuntimeError("cannot use the default pool at exit")
+                raise RuntimeError(_AT_EXIT)
             _default_pool = Pool()
         return _default_pool
 

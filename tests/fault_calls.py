@@ -39,10 +39,20 @@ QUEUE = subinterp.Queue()
 
 
 def op_shared_queue():
-    # A queue that lives across failures: its items must stay in order.
+    # A queue that lives across failures.
     QUEUE.put(PAYLOAD)
     assert QUEUE.get() == PAYLOAD
     assert QUEUE.empty()
+
+
+def after_shared_queue():
+    # Exactly once: a put that failed did not insert its item, a get that
+    # failed left its item in the queue.  So after a failure the queue
+    # holds nothing, or the one item whose get failed.
+    left = []
+    while not QUEUE.empty():
+        left.append(QUEUE.get_nowait())
+    assert left in ([], [PAYLOAD]), left
 
 
 def op_channel():
@@ -99,6 +109,8 @@ OPS = {
     "lock": op_lock,
 }
 
+AFTER_FAILURE = {"shared queue": after_shared_queue}
+
 
 def main(names, limit):
     global INTERP, POOL
@@ -120,6 +132,8 @@ def main(names, limit):
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 failures += 1
+                if name in AFTER_FAILURE:
+                    AFTER_FAILURE[name]()
             else:
                 _testcapi.remove_mem_hooks()
             # The process and the objects are usable afterwards.

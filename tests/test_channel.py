@@ -299,6 +299,52 @@ def test_channel_kept_alive_by_one_end():
     assert recv.recv_nowait() == 1
 
 
+@pytest.mark.parametrize("maxsize", [0, 1])
+def test_dropping_every_receive_end_closes(maxsize):
+    recv, send = sq.create_channel(maxsize)
+    again = pickle.loads(pickle.dumps(recv))
+    t = run_in_thread(lambda: send.send("a", timeout=60))
+    if maxsize:
+        t.join(60)
+        assert t.outcome == ("ok", None)
+        t = run_in_thread(lambda: send.send("b", timeout=60))
+    del recv
+    assert not send.closed  # another receive end is left
+    del again
+    # the blocked sender wakes at once; later sends fail at once
+    t.join(60)
+    assert t.outcome[0] == "err"
+    assert type(t.outcome[1]) is sq.ChannelClosedError
+    assert send.closed
+    with pytest.raises(sq.ChannelClosedError):
+        send.send_nowait("c")
+
+
+def test_receive_end_in_a_message_or_interpreter_keeps_channel_open(interp):
+    recv, send = sq.create_channel(2)
+    q = sq.Queue()
+    q.put(recv)
+    del recv
+    send.send_nowait(1)
+    recv = q.get_nowait()
+    interp.prepare_main(recv=recv)
+    del recv
+    send.send_nowait(2)
+    assert not send.closed
+    interp.exec("assert recv.recv_nowait() == 1\ndel recv")
+    assert send.closed
+
+
+def test_channel_holding_its_own_ends_is_freed():
+    recv, send = sq.create_channel(2)
+    probe = pickle.dumps(send)
+    send.send_nowait((recv, send))
+    send.send_nowait(send)
+    del recv, send
+    with pytest.raises(sq.ChannelNotFoundError):
+        pickle.loads(probe)
+
+
 # ---------------------------------------------------------------------------
 # Ctrl-C and bad input
 

@@ -971,6 +971,54 @@ def test_buffers_from_a_closing_interpreter():
     assert _core._codec_debug()["pending"] == 0
 
 
+def stdlib_interpreters():
+    """The stdlib's low-level module: create, exec (raises on failure),
+    destroy."""
+    try:
+        import _interpreters as mod
+    except ImportError:
+        import _xxsubinterpreters as mod  # 3.12
+
+        return mod.create, mod.run_string, mod.destroy
+
+    def run(i, code):
+        err = mod.exec(i, code)
+        assert err is None, err
+
+    return mod.create, run, mod.destroy
+
+
+def test_buffers_from_a_closing_stdlib_interpreter():
+    """An interpreter subinterp did not create releases what it pinned
+    when it ends (its module's clean-up): no owner is left behind, pending
+    releases happen in it, and messages still queued get a copy."""
+    create, run, destroy = stdlib_interpreters()
+    q = subinterp.Queue()
+    gc.collect()
+    before = _core._codec_debug()
+    i = create()
+    try:
+        run(i, f"import sys\nsys.path[:0] = {sys.path!r}")
+        run(i, "import pickle\n"
+               f"q = pickle.loads({pickle.dumps(q)!r})\n"
+               # 64 KiB and more: pinned in this interpreter
+               "q.put(b'a' * 100000)\n"
+               "q.put(b'b' * 100000)\n")
+        # freed here: the release waits for the owner
+        assert q.get_nowait() == b"a" * 100000
+        now = _core._codec_debug()
+        assert now["owners"] == before["owners"] + 1, now
+        assert now["pending"] == before["pending"] + 1, now
+    finally:
+        destroy(i)
+    after = _core._codec_debug()
+    assert after["owners"] == before["owners"], after
+    assert after["pending"] == before["pending"], after
+    # the queued one was copied out before its owner went
+    assert q.get_nowait() == b"b" * 100000
+    assert _core._codec_debug()["live_blobs"] == before["live_blobs"]
+
+
 def test_main_script_functions(tmp_path):
     script = tmp_path / "main_script.py"
     script.write_text(textwrap.dedent(f"""

@@ -140,6 +140,48 @@ def spin_pingpong(path, me, rounds, deadline):
         sys.setswitchinterval(old)
 
 
+def nested_pools(n):
+    """Inside a pool worker (or any interpreter): a Pool used and shut
+    down, the default pool, and a Pool left alive, which the
+    interpreter's close must shut down and join."""
+    with Pool(2) as p:
+        total = sum(p.map(add, range(n), chunksize=1))
+    left = Pool(1)
+    left.submit(sleep_return, 0.05)
+    return total + sum(subinterp.map(add, range(n)))
+
+
+def queue_get(q):
+    return q.get()
+
+
+def wait_result_and_get(release, q, ready):
+    """In an interpreter: a thread waits in Future.result() of a task that
+    blocks until `release` gets an item, and this one in q.get(); returns
+    how each wait ended."""
+    pool = Pool(1)
+    fut = pool.submit(queue_get, release)
+    outcome = {}
+
+    def wait_result():
+        try:
+            fut.result()
+            outcome["result"] = "returned"
+        except SystemExit:
+            outcome["result"] = "SystemExit"
+
+    t = threading.Thread(target=wait_result)
+    t.start()
+    ready.put("ready")
+    try:
+        q.get()
+        outcome["get"] = "returned"
+    except SystemExit:
+        outcome["get"] = "SystemExit"
+    t.join()
+    return outcome
+
+
 def close_own_interpreter():
     subinterp.get_current().close()
 
@@ -359,6 +401,121 @@ def test_cancel_queued_task():
                 os.remove(flag)
 
 
+# Cancelled Futures and concurrent.futures' waiters: each scenario runs on
+# a ThreadPoolExecutor and on a Pool, and must give the same outcome.
+
+
+def _executors():
+    return [cf.ThreadPoolExecutor(1), Pool(1)]
+
+
+def _start_one_task(ex, path, value, seconds=0.3):
+    """Submit a task that is surely running (not queued) when this
+    returns, so that the next submissions stay queued."""
+    fut = ex.submit(touch_then_sleep, path, seconds, value)
+    assert wait_for_file(path)
+    return fut
+
+
+def test_wait_returns_with_cancelled_future(tmp_path):
+    outcomes = []
+    for i, ex in enumerate(_executors()):
+        with ex:
+            a = _start_one_task(ex, str(tmp_path / f"a{i}"), "a")
+            b = ex.submit(add, 1)
+            cancelled = b.cancel()
+            done, not_done = cf.wait([a, b], timeout=30)
+            outcomes.append((cancelled, done == {a, b}, not_done,
+                             a.result(), b.cancelled()))
+    assert outcomes[0] == (True, True, set(), "a", True)
+    assert outcomes[1] == outcomes[0]
+
+
+def test_wait_first_completed_with_cancelled_future(tmp_path):
+    outcomes = []
+    for i, ex in enumerate(_executors()):
+        with ex:
+            a = _start_one_task(ex, str(tmp_path / f"a{i}"), "a")
+            b = ex.submit(add, 1)
+            c = ex.submit(add, 2)
+            assert b.cancel()
+            done, not_done = cf.wait([b, c], timeout=30,
+                                     return_when=cf.FIRST_COMPLETED)
+            outcomes.append((b in done, a.result(timeout=30),
+                             c.result(timeout=30)))
+    assert outcomes[0] == (True, "a", 2)
+    assert outcomes[1] == outcomes[0]
+
+
+def test_as_completed_yields_cancelled_future(tmp_path):
+    outcomes = []
+    for i, ex in enumerate(_executors()):
+        with ex:
+            a = _start_one_task(ex, str(tmp_path / f"a{i}"), "a")
+            b = ex.submit(add, 1)
+            c = ex.submit(add, 2)
+            assert c.cancel()
+            try:
+                got = list(cf.as_completed([a, b, c], timeout=30))
+            except cf.TimeoutError:
+                got = []
+            outcomes.append((len(got), set(got) == {a, b, c},
+                             [f.cancelled() for f in (a, b, c)]))
+    assert outcomes[0] == (3, True, [False, False, True])
+    assert outcomes[1] == outcomes[0]
+
+
+def test_map_with_cancelled_futures(tmp_path):
+    # shutdown(cancel_futures=True) while map() is consumed: the running
+    # call's result comes, then CancelledError.  Closing a map early
+    # cancels the rest, and shutdown(wait=True) still returns.
+    outcomes = []
+    for i, ex in enumerate(_executors()):
+        paths = [str(tmp_path / f"m{i}-{k}") for k in range(4)]
+        it = ex.map(touch_then_sleep, paths, [0.3] * 4, range(4))
+        assert wait_for_file(paths[0])
+        ex.shutdown(wait=False, cancel_futures=True)
+        got = []
+        try:
+            got.extend(it)
+        except cf.CancelledError:
+            got.append("cancelled")
+        ex.shutdown(wait=True)
+        outcomes.append(got)
+    assert outcomes[0] == [0, "cancelled"]
+    assert outcomes[1] == outcomes[0]
+    outcomes = []
+    for ex in _executors():
+        with ex:
+            it = ex.map(sleep_return, [0.2] * 4, range(4))
+            first = next(it)
+            it.close()  # cancels the calls not yet running
+            late = ex.submit(add, 5)
+            done, not_done = cf.wait([late], timeout=30)
+            outcomes.append((first, not_done, late.result()))
+    assert outcomes[0] == (0, set(), 5)
+    assert outcomes[1] == outcomes[0]
+
+
+def test_wait_after_shutdown_cancel_futures(tmp_path):
+    # ThreadPoolExecutor cancels the queued Futures without notifying
+    # them, so wait() would not return for them there; a Pool's are done
+    # for wait() and as_completed() like any other cancelled Future.
+    # What is cancelled and what runs is the same on both.
+    outcomes = []
+    for i, ex in enumerate(_executors()):
+        first = _start_one_task(ex, str(tmp_path / f"s{i}"), "first")
+        rest = [ex.submit(add, k) for k in range(5)]
+        ex.shutdown(wait=True, cancel_futures=True)
+        outcomes.append((first.result(), [f.cancelled() for f in rest]))
+        if i == 1:
+            done, not_done = cf.wait([first] + rest, timeout=30)
+            assert not not_done
+            assert len(list(cf.as_completed(rest, timeout=30))) == 5
+    assert outcomes[0] == ("first", [True] * 5)
+    assert outcomes[1] == outcomes[0]
+
+
 def test_shutdown(pool):
     futs = [pool.submit(sleep_return, 0.01, i) for i in range(10)]
     pool.shutdown(wait=True)
@@ -497,6 +654,58 @@ def test_ctrl_c_interrupts_result_promptly(pool):
     assert elapsed < 2.0, elapsed  # the task itself takes 3 s
     # the Future still completes (through the collector)
     assert fut.result(timeout=30) == "done"
+
+
+def test_stopping_an_interpreter_wakes_result_like_get():
+    # What exit and close() do to an interpreter that runs code in another
+    # thread (wait_interrupt_interp): every wait of ours there ends with
+    # SystemExit, Future.result() of a pool made there like Queue.get().
+    release, q, ready = (subinterp.create_queue() for _ in range(3))
+    it = subinterp.create()
+    try:
+        t = it.call_in_thread(wait_result_and_get, release, q, ready)
+        assert ready.get(timeout=30) == "ready"
+        time.sleep(0.2)  # both parked by now (or they stop at once later)
+        subinterp._core._interrupt_waits(it.id)
+        assert t.result(timeout=30) == {"result": "SystemExit",
+                                        "get": "SystemExit"}
+    finally:
+        release.put(None)  # the task ends; close() joins the pool
+        it.close()
+    assert q.empty()
+
+
+def test_pools_inside_interpreters_and_pool_workers():
+    expected = 2 * sum(range(10))
+    it = subinterp.create()
+    try:
+        assert it.call(nested_pools, 10) == expected
+    finally:
+        it.close()  # shuts down and joins the Pool left alive there
+    with Pool(2) as pool:
+        assert pool.submit(nested_pools, 10).result(timeout=60) == expected
+        assert list(pool.map(nested_pools, [3, 4])) == [6, 12]
+
+
+def test_exit_with_pools_alive_inside_interpreters():
+    res = run_script(
+        """
+        import subinterp, test_pool
+        it = subinterp.create()
+        it.exec("import subinterp, test_pool; "
+                "p = subinterp.Pool(2); "
+                "futs = [p.submit(test_pool.sleep_return, 0.05, i) "
+                "for i in range(4)]")
+        pool = subinterp.Pool(1)
+        fut = pool.submit(test_pool.nested_pools, 5)
+        print(fut.result(timeout=60))
+        print("bye")
+        """,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "20\nbye\n"
+    assert res.stderr == ""
 
 
 def test_exit_with_queued_and_running_tasks():

@@ -17,6 +17,7 @@ import pytest
 import queue_helpers
 import subinterp
 from subinterp import _queues as sq
+from script_helpers import run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -280,12 +281,23 @@ def test_two_faces_of_one_queue():
     assert len(same) == 1
     rich = same[0]
     assert type(rich) is sq.Queue and type(iq) is interpreters.Queue
+    # the standard library's face is a subinterp.Queue with another
+    # constructor, not the other way round
+    assert isinstance(iq, sq.Queue) and not isinstance(rich, interpreters.Queue)
     assert rich.id == iq.id and rich != iq
     rich.put(1)
     assert iq.get_nowait() == 1
     # select takes either face
     iq.put(2)
     assert subinterp.select([iq], timeout=0) == (iq, 2)
+
+
+def test_queue_cannot_be_subclassed():
+    class MyQueue(sq.Queue):
+        pass
+
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        MyQueue()
 
 
 def test_face_kept_across_interpreters(interp):
@@ -599,6 +611,135 @@ def test_signal_pending_when_item_handed_over_keeps_item():
     assert q.get_nowait() == "precious"
 
 
+# The consumer of the signal tests below.  SIGALRM fires at ~5 kHz; while
+# `armed`, its handler raises, at any bytecode the eval loop runs handlers
+# at (a call returning is one).  Every statement that can see it is inside
+# the try, and `armed` is false where a raise would escape it.
+SIGNAL_SCRIPT = """
+import signal, sys, threading
+import subinterp, queue_helpers
+
+N = 50_000
+
+
+class Alarm(Exception):
+    pass
+
+
+armed = False
+
+
+def handler(signum, frame):
+    if armed:
+        raise Alarm
+
+
+signal.signal(signal.SIGALRM, handler)
+got = []
+sent = []
+finished = threading.Event()
+
+
+def drain(receive):
+    global armed
+    while True:
+        try:
+            if finished.is_set():
+                x = receive(False)  # what is left, unarmed
+                if x is None:
+                    break
+            else:
+                armed = True
+                x = receive(True)
+                armed = False
+            if x is not None:
+                got.append(x)
+        except Alarm:
+            armed = False
+
+
+if mode == "get":
+    q = subinterp.create_queue()
+    it = subinterp.create()
+    t = it.call_in_thread(queue_helpers.produce, q, 0, N)
+    threading.Thread(target=lambda: (t.result(), finished.set())).start()
+
+    def receive(block):
+        try:
+            return q.get(timeout=0.5) if block else q.get_nowait()
+        except subinterp.QueueEmpty:
+            return None
+
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    drain(receive)
+elif mode == "recv":
+    recv, send = subinterp.create_channel(8)
+
+    def produce():
+        for i in range(N):
+            send.send(i)
+        finished.set()
+
+    threading.Thread(target=produce).start()
+
+    def receive(block):
+        return recv.recv(timeout=0.5) if block else recv.recv_nowait(None)
+
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    drain(receive)
+elif mode == "select":
+    qs = [subinterp.create_queue(), subinterp.create_queue()]
+
+    def produce():
+        for i in range(N):
+            qs[i % 2].put(i)
+        finished.set()
+
+    threading.Thread(target=produce).start()
+
+    def receive(block):
+        res = subinterp.select(qs, timeout=0.5 if block else 0)
+        return None if res is None else res[1]
+
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    drain(receive)
+    got.sort()
+elif mode == "put":
+    # a bounded queue: puts often wait, and are interrupted there
+    q = subinterp.create_queue(maxsize=1)
+    it = subinterp.create()
+    t = it.call_in_thread(queue_helpers.get_n, q, N, 30)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    i = 0
+    while True:
+        try:
+            if i == N:
+                break
+            armed = True
+            q.put(i, timeout=30)
+            armed = False
+            i += 1
+        except Alarm:
+            armed = False  # not put: again
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    got = t.result()
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+missing = sorted(set(range(N)) - set(got))
+print(len(got), got == list(range(N)), missing[:5])
+"""
+
+
+@pytest.mark.parametrize("mode", ["get", "recv", "select", "put"])
+def test_raising_signal_handler_never_loses_or_doubles_items(mode):
+    """A handler that raises while items move (queue get, channel recv,
+    select, a put that waits on a full queue): every item is delivered
+    exactly once and in order -- one taken is put back at the head when
+    the handler raises, a put that raised did not put."""
+    res = run_script(f"mode = {mode!r}\n" + SIGNAL_SCRIPT, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "50000 True []\n", res.stdout
+
+
 def test_interrupt_waits_stops_blocked_interpreter():
     """What the exit handler and pools use: a thread parked in get() inside
     another interpreter never sees an asynchronous exception, so
@@ -697,6 +838,67 @@ def test_queue_held_only_by_a_message_stays_alive():
     assert outer.get().get_nowait() == "kept"
     gc.collect()
     assert iid not in subinterp._core._list_queue_ids()
+
+
+def queue_ids():
+    return subinterp._core._list_queue_ids()
+
+
+@pytest.mark.parametrize(
+    "item", [lambda q: q, lambda q: [q, q, "x"], lambda q: {"me": q}]
+)
+def test_queue_holding_a_handle_to_itself_is_freed(item):
+    q = sq.Queue()
+    qid = q.id
+    q.put("before")
+    q.put(item(q))
+    q.put("after")
+    del q
+    gc.collect()
+    assert qid not in queue_ids()
+    with pytest.raises(sq.QueueNotFoundError):
+        subinterp._core._handle_by_id(qid, 10)
+
+
+def test_queues_freed_along_a_chain_of_self_holding():
+    # q1 holds itself and the only handle to q2, which holds itself
+    q1, q2 = sq.Queue(), sq.Queue()
+    ids = {q1.id, q2.id}
+    q2.put(q2)
+    q1.put((q1, q2))
+    del q1, q2
+    gc.collect()
+    assert not ids & set(queue_ids())
+
+
+def test_queue_holding_itself_still_delivers():
+    q = sq.Queue()
+    qid = q.id
+    q.put(q)
+    q.put("x")
+    # a handle elsewhere (a message in another queue, another
+    # interpreter) keeps it and its items
+    outer = sq.Queue()
+    outer.put(q)
+    del q
+    gc.collect()
+    assert qid in queue_ids()
+    q = outer.get_nowait()
+    assert q.get_nowait() == q
+    assert q.get_nowait() == "x"
+    q.put(q)
+    it = subinterp.create()
+    try:
+        it.prepare_main(q=q)
+        del q
+        gc.collect()
+        assert qid in queue_ids()
+        it.exec("assert q.get_nowait() == q\nq.put(q)\nq.put('y')")
+        it.exec("del q")
+        gc.collect()
+        assert qid not in queue_ids()
+    finally:
+        it.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -627,7 +627,6 @@ worker_main(void *arg)
                                     "interpreter");
             break;
         }
-        runtime_entry_set_worker(e);
         pthread_mutex_lock(&p->mutex);
         p->n_ready++;
         pthread_mutex_unlock(&p->mutex);

@@ -71,7 +71,6 @@ struct interp_entry {
     int orphaned;               /* refcount reached 0: close it */
     int has_dead_slots;         /* some slot's thread has exited */
     int exit_tried;             /* the exit handler tried to close it */
-    int worker;                 /* a pool worker's: it closes it itself */
     int interrupting;           /* threads in interrupt_running() with a
                                    thread state of it: closing waits */
     int deferred;               /* 3.12: ended after the runtime stopped
@@ -784,6 +783,11 @@ too_late:
  * there, for as long as they run, and aborts the process ("not the last
  * thread") when any other thread state is left:
  *
+ * - the pools made inside it are shut down and joined first, as
+ *   threading's exit hook does in Py_EndInterpreter: queued and running
+ *   tasks finish and the workers close their interpreters (otherwise the
+ *   pools' collector threads would be among the threads to stop, and their
+ *   workers' interpreters would outlive it);
  * - daemon threads (legacy config only) cannot be waited for: refused,
  *   except at exit (below);
  * - other threads are asked to stop: every wait of subinterp inside the
@@ -799,6 +803,11 @@ too_late:
  *   after the module's globals are gone.
  */
 static const char prepare_code[] =
+    "def pools():\n"
+    "    import sys\n"
+    "    pool = sys.modules.get('subinterp._pool')\n"
+    "    if pool is not None:\n"
+    "        pool._python_exit()\n"
     "def threads():\n"
     "    import sys\n"
     "    threading = sys.modules.get('threading')\n"
@@ -875,6 +884,11 @@ prepare_close(int64_t id, double timeout, int at_exit, int *stopped)
         goto error;
     }
     /* borrowed: ns holds them */
+    res = PyObject_CallNoArgs(PyDict_GetItemString(ns, "pools"));
+    if (res == NULL) {
+        goto error;
+    }
+    Py_CLEAR(res);
     threads = PyObject_CallNoArgs(PyDict_GetItemString(ns, "threads"));
     if (threads == NULL || !PyList_Check(threads)) {
         goto error;
@@ -968,6 +982,39 @@ run_closing_hooks(void)
     }
 }
 
+/* The end of every close (close_entry, force_close), in e's interpreter
+ * with its GIL held through tstate, the last thread state left there
+ * (mine, the slot that cached it, or NULL): the closing hooks, then
+ * Py_EndInterpreter, then e is marked ended and the closed hooks run;
+ * back in `save`.  e may be freed by then unless the caller holds a
+ * reference. */
+static void
+end_interpreter(interp_entry *e, PyThreadState *tstate, slot *mine,
+                PyThreadState *save)
+{
+    run_closing_hooks();
+    LOCK();
+    if (mine != NULL) {
+        slot_unlink_thread(mine);
+        slot_unlink_entry(mine);
+        PyMem_RawFree(mine);
+    }
+    UNLOCK();
+    int64_t id = e->id;
+    Py_EndInterpreter(tstate);
+    LOCK();
+    e->interp = NULL;
+    e->orphaned = 0;
+    e->running = 0;
+    e->closing = 0;
+    e->deferred = 0;
+    pthread_cond_broadcast(&runtime.idle);
+    entry_maybe_free(e);
+    UNLOCK();
+    run_closed_hooks(id);
+    PyEval_RestoreThread(save);
+}
+
 /* Close e from this thread; its threads get `timeout` seconds to stop
  * (prepare_close). */
 static int
@@ -1009,28 +1056,7 @@ close_entry(interp_entry *e, double timeout, int at_exit)
         release_claim(e, 1);
         return err;
     }
-    run_closing_hooks();
-
-    LOCK();
-    if (mine != NULL) {
-        slot_unlink_thread(mine);
-        slot_unlink_entry(mine);
-        PyMem_RawFree(mine);
-    }
-    UNLOCK();
-    int64_t id = e->id;
-    Py_EndInterpreter(tstate);
-
-    LOCK();
-    e->interp = NULL;
-    e->orphaned = 0;
-    e->running = 0;
-    e->closing = 0;
-    pthread_cond_broadcast(&runtime.idle);
-    entry_maybe_free(e);  /* e may be gone after this */
-    UNLOCK();
-    run_closed_hooks(id);
-    PyEval_RestoreThread(save);
+    end_interpreter(e, tstate, mine, save);  /* e may be gone after this */
     return 0;
 }
 
@@ -1201,26 +1227,7 @@ force_close(interp_entry *e)
     }
     Py_XDECREF(run_in_namespace(no_join));
     PyErr_Clear();
-    run_closing_hooks();
-    LOCK();
-    if (mine != NULL) {
-        slot_unlink_thread(mine);
-        slot_unlink_entry(mine);
-        PyMem_RawFree(mine);
-    }
-    UNLOCK();
-    int64_t id = e->id;
-    Py_EndInterpreter(tstate);
-    LOCK();
-    e->interp = NULL;
-    e->orphaned = 0;
-    e->running = 0;
-    e->closing = 0;
-    e->deferred = 0;
-    pthread_cond_broadcast(&runtime.idle);
-    UNLOCK();
-    run_closed_hooks(id);
-    PyEval_RestoreThread(save);
+    end_interpreter(e, tstate, mine, save);
 }
 
 #if PY_VERSION_HEX < 0x030D0000
@@ -1373,6 +1380,33 @@ wait_for_others(void)
     Py_END_ALLOW_THREADS
 }
 
+/* wait_interrupt_interps() for every live interpreter this package
+ * created (at exit). */
+static void
+stop_all_waits(void)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    LOCK();
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        n += e->owned && e->interp != NULL;
+    }
+    ids = n ? PyMem_RawMalloc(n * sizeof(int64_t)) : NULL;
+    n = 0;
+    for (interp_entry *e = runtime.head; ids != NULL && e != NULL;
+         e = e->next) {
+        if (e->owned && e->interp != NULL) {
+            ids[n++] = e->id;
+        }
+    }
+    UNLOCK();
+    /* out of memory: step 1 below stops them one by one */
+    if (ids != NULL) {
+        wait_interrupt_interps(ids, n);
+        PyMem_RawFree(ids);
+    }
+}
+
 /* After the grace period (or at its end): close e, or stop it. */
 static void
 settle_at_exit(interp_entry *e, const deadline *dl)
@@ -1406,13 +1440,18 @@ runtime_shutdown(double grace)
        could give each its own grace period) */
     deadline_from_seconds(grace, &dl);
 
+    /* 0. Stop the waits of every one of them at once: a thread blocked in
+       a Barrier with threads of other interpreters must get SystemExit,
+       not BrokenBarrierError because another party was stopped first. */
+    stop_all_waits();
+
     /* 1. Close what is idle; ask the rest to stop, all at once. */
     for (;;) {
         interp_entry *e;
         LOCK();
         for (e = runtime.head; e != NULL; e = e->next) {
             if (e->owned && e->interp != NULL && !e->closing &&
-                !e->exit_tried && !e->worker) {
+                !e->exit_tried) {
                 break;
             }
         }
@@ -1477,14 +1516,6 @@ runtime_shutdown(double grace)
     runtime.shut_down = 1;
     UNLOCK();
     Py_RETURN_NONE;
-}
-
-void
-runtime_entry_set_worker(interp_entry *e)
-{
-    LOCK();
-    e->worker = 1;
-    UNLOCK();
 }
 
 /* How many interpreters other than the main one are alive (for the

@@ -290,10 +290,6 @@ int runtime_create(const PyInterpreterConfig *config, interp_fn init,
  * (waits of subinterp inside it raise SystemExit) and joined for at most
  * CLOSE_GRACE seconds; ERR_INTERP_BUSY if some still run. */
 int runtime_close(interp_entry *e);
-/* e is a pool worker's interpreter: its worker closes it, when its pool
- * shuts down (its owner's close or exit does that), so the exit handler
- * leaves it alone. */
-void runtime_entry_set_worker(interp_entry *e);
 /* Seconds given to threads to stop, at close() and (once for all
  * interpreters) at exit. */
 #define CLOSE_GRACE 2.0

@@ -351,11 +351,25 @@ parking_leave(waiter *w)
     pthread_mutex_unlock(&parking.mutex);
 }
 
+static int
+id_in(int64_t id, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void
-wait_interrupt_interp(int64_t interp_id)
+wait_interrupt_interps(const int64_t *ids, size_t n)
 {
     pthread_mutex_lock(&parking.mutex);
-    if (!interp_stopped(interp_id)) {
+    for (size_t i = 0; i < n; i++) {
+        if (interp_stopped(ids[i])) {
+            continue;
+        }
         if (parking.nstopped == parking.capstopped) {
             size_t cap = parking.capstopped ? 2 * parking.capstopped : 8;
             int64_t *p = PyMem_RawRealloc(parking.stopped,
@@ -366,21 +380,36 @@ wait_interrupt_interp(int64_t interp_id)
             }
         }
         if (parking.nstopped < parking.capstopped) {
-            parking.stopped[parking.nstopped++] = interp_id;
+            parking.stopped[parking.nstopped++] = ids[i];
         }
         /* XXX else out of memory: only the waiters parked now wake */
     }
+    /* Claim every waiter first, then wake them: a woken one cannot fire
+       (or break) a source another one still waits on before that one is
+       claimed too. */
     for (waiter *w = parking.head; w != NULL; w = w->pnext) {
-        uint32_t prev;
+        w->stop_prev = UINT32_MAX;
         /* Fired like by a source (so a real firer cannot fire it too),
            with nothing in it: the owner unlinks its nodes itself. */
-        if (w->interp_id == interp_id && waiter_claim(w, &prev)) {
+        if (id_in(w->interp_id, ids, n) && waiter_claim(w, &w->stop_prev)) {
             w->fired_case = -1;
             w->status = WS_STOPPED;
-            waiter_publish(w, prev);
+        }
+    }
+    /* A woken owner leaves the list through parking_leave(), which needs
+       parking.mutex: every w stays valid while this holds it. */
+    for (waiter *w = parking.head; w != NULL; w = w->pnext) {
+        if (w->stop_prev != UINT32_MAX) {
+            waiter_publish(w, w->stop_prev);
         }
     }
     pthread_mutex_unlock(&parking.mutex);
+}
+
+void
+wait_interrupt_interp(int64_t interp_id)
+{
+    wait_interrupt_interps(&interp_id, 1);
 }
 
 /* The interpreter was destroyed (nothing waits in it any more), or its

@@ -122,6 +122,9 @@ typedef struct waiter {
     unsigned long thread_id;
     /* While parked: on the list of parked waiters (parking.mutex). */
     struct waiter *pprev, *pnext;
+    /* wait_interrupt_interps(), between its claim and its publish
+       (parking.mutex held throughout). */
+    uint32_t stop_prev;
 #if !SUBINTERP_FUTEX
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -171,6 +174,11 @@ int wait_is_signal_thread(void);
  * pool shutdown): a thread parked on a futex with its GIL released never
  * sees an asynchronous exception.  Any thread, no GIL needed. */
 void wait_interrupt_interp(int64_t interp_id);
+/* The same for n interpreters at once: every waiter of theirs is claimed
+ * before any is woken, so none of them can see a source changed by
+ * another one's stop (a Barrier broken by a party that was stopped first
+ * would give the others BrokenBarrierError instead of SystemExit). */
+void wait_interrupt_interps(const int64_t *ids, size_t n);
 /* Undo wait_interrupt_interp() for an interpreter that stays alive (a
  * close that was refused): waits there block again. */
 void wait_resume_interp(int64_t interp_id);

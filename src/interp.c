@@ -724,9 +724,17 @@ self_state(PyObject *self)
     return get_mod_state_by_type(Py_TYPE(self));
 }
 
+/* The Interpreter object of this interpreter for e: the live one when
+ * there is one (one object per id, as in the standard library), else a
+ * new one holding a new C reference to e. */
 PyObject *
 interp_object_new(module_state *st, interp_entry *e)
 {
+    int64_t id = entry_id(e);
+    PyObject *cached = handle_cache_get(st->interp_handles, id);
+    if (cached != NULL) {
+        return cached;
+    }
     InterpreterObject *self = PyObject_GC_New(InterpreterObject,
                                               st->InterpreterType);
     if (self == NULL) {
@@ -736,6 +744,10 @@ interp_object_new(module_state *st, interp_entry *e)
     self->handle.kind = &interp_kind;
     self->handle.ref = e;
     PyObject_GC_Track(self);
+    if (handle_cache_add(&st->interp_handles, id, (PyObject *)self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -761,6 +773,12 @@ interp_dealloc(PyObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     interp_entry *e = self_entry(self);
+    if (e != NULL) {
+        module_state *st = PyType_GetModuleState(tp);
+        if (st != NULL) {
+            handle_cache_remove(st->interp_handles, entry_id(e), self);
+        }
+    }
     ((InterpreterObject *)self)->handle.ref = NULL;
     if (e != NULL) {
         entry_decref_handle(e, ((InterpreterObject *)self)->self_ref);
@@ -1065,17 +1083,22 @@ interp_prepare_main(PyObject *self, PyObject *args, PyObject *kwargs)
     if (merged == NULL) {
         goto done;
     }
+    /* What dict(ns, **kwargs) accepts, as the standard library does: a
+     * mapping (anything with keys()) or an iterable of pairs. */
     if (ns != NULL && ns != Py_None) {
-        if (PyDict_Update(merged, ns) < 0) {
-            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                PyErr_Format(PyExc_TypeError,
-                             "prepare_main() expected a mapping, got %.200s",
-                             Py_TYPE(ns)->tp_name);
-            }
+        int merged_ok = PyObject_HasAttrString(ns, "keys")
+            ? PyDict_Merge(merged, ns, 1)
+            : PyDict_MergeFromSeq2(merged, ns, 1);
+        if (merged_ok < 0) {
             goto done;
         }
     }
     if (kwargs != NULL && PyDict_Update(merged, kwargs) < 0) {
+        goto done;
+    }
+    if (PyDict_GET_SIZE(merged) == 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "prepare_main() needs at least one name to bind");
         goto done;
     }
     PyObject *key;
@@ -1138,16 +1161,66 @@ interp_exit(PyObject *self, PyObject *Py_UNUSED(args))
     return interp_close(self, NULL);
 }
 
+/* Pickled as Interpreter(id), like the standard library's: valid in this
+ * process while the interpreter lives. */
 static PyObject *
 interp_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *fn = compat_import_attr("subinterp._core", "_interpreter");
-    if (fn == NULL) {
+    return Py_BuildValue("(O(L))", (PyObject *)Py_TYPE(self),
+                         (long long)entry_id(self_entry(self)));
+}
+
+/* The Interpreter object for an id given by the user: an int (bool
+ * included, as in the standard library), else TypeError; negative:
+ * ValueError; beyond 64 bits: OverflowError; not a live interpreter:
+ * InterpreterNotFoundError. */
+static PyObject *
+interp_from_id(module_state *st, PyObject *arg)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "id must be an int, got %R", arg);
         return NULL;
     }
-    PyObject *res = Py_BuildValue("(N(L))", fn,
-                                  (long long)entry_id(self_entry(self)));
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (id < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "interpreter ID must be a non-negative int, got %R",
+                     arg);
+        return NULL;
+    }
+    int err = 0;
+    interp_entry *e = runtime_lookup(id, &err);
+    if (e == NULL) {
+        PyErr_Format(st->InterpreterNotFoundError,
+                     "interpreter %lld not found", id);
+        return NULL;
+    }
+    PyObject *res = interp_object_new(st, e);
+    entry_decref(e);
     return res;
+}
+
+/* Interpreter(id, /): the interpreter with that id. */
+static PyObject *
+interp_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    PyObject *id;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Interpreter() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "Interpreter", 1, 1, &id)) {
+        return NULL;
+    }
+    module_state *st = PyType_GetModuleState(tp);
+    if (st == NULL) {
+        return NULL;
+    }
+    return interp_from_id(st, id);
 }
 
 static PyMethodDef interp_methods[] = {
@@ -1199,10 +1272,14 @@ static PyGetSetDef interp_getset[] = {
 
 static PyType_Slot interp_slots[] = {
     {Py_tp_doc,
+     "Interpreter(id, /)\n--\n\n"
      "A handle to an interpreter of this process.\n\n"
-     "Create one with subinterp.create().  Handles compare and hash by id; "
-     "an interpreter created by subinterp is closed when its last handle "
-     "goes away, or by close()."},
+     "Create an interpreter with subinterp.create(); Interpreter(id) "
+     "returns the handle of a live one (the same object each time, in this "
+     "interpreter), or raises InterpreterNotFoundError.  Handles compare "
+     "and hash by id; an interpreter created by subinterp is closed when "
+     "its last handle goes away, or by close()."},
+    {Py_tp_new, interp_tp_new},
     {Py_tp_dealloc, interp_dealloc},
     {Py_tp_traverse, interp_traverse},
     {Py_tp_richcompare, interp_richcompare},
@@ -1217,7 +1294,7 @@ static PyType_Spec interp_spec = {
     .name = "subinterp.Interpreter",
     .basicsize = sizeof(InterpreterObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
-             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+             Py_TPFLAGS_IMMUTABLETYPE,
     .slots = interp_slots,
 };
 
@@ -1582,21 +1659,7 @@ coremod_get_main(PyObject *mod, PyObject *Py_UNUSED(ignored))
 static PyObject *
 coremod_interpreter(PyObject *mod, PyObject *arg)
 {
-    module_state *st = get_mod_state(mod);
-    int err = 0;
-    long long id = PyLong_AsLongLong(arg);
-    if (id == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    interp_entry *e = runtime_lookup(id, &err);
-    if (e == NULL) {
-        PyErr_Format(st->InterpreterNotFoundError,
-                     "interpreter %lld not found", id);
-        return NULL;
-    }
-    PyObject *res = interp_object_new(st, e);
-    entry_decref(e);
-    return res;
+    return interp_from_id(get_mod_state(mod), arg);
 }
 
 static PyObject *

@@ -71,6 +71,76 @@ set_err(module_state *st, int err)
 }
 
 /* ------------------------------------------------------------------ */
+/* one object per id: the handle cache (see subinterp.h)               */
+
+PyObject *
+handle_cache_get(PyObject *table, int64_t id)
+{
+    PyObject *res = NULL;
+    if (table == NULL) {
+        return NULL;
+    }
+    PyObject *key = PyLong_FromLongLong(id);
+    if (key == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *addr = PyDict_GetItemWithError(table, key); /* borrowed */
+    if (addr != NULL) {
+        void *p = PyLong_AsVoidPtr(addr);
+        if (p != NULL) {
+            res = Py_NewRef((PyObject *)p);
+        }
+    }
+    /* a failed lookup just means a new object is made */
+    PyErr_Clear();
+    Py_DECREF(key);
+    return res;
+}
+
+int
+handle_cache_add(PyObject **table, int64_t id, PyObject *obj)
+{
+    int res = -1;
+    PyObject *key = NULL;
+    PyObject *addr = NULL;
+    if (*table == NULL && (*table = PyDict_New()) == NULL) {
+        goto done;
+    }
+    key = PyLong_FromLongLong(id);
+    addr = PyLong_FromVoidPtr(obj);
+    if (key == NULL || addr == NULL) {
+        goto done;
+    }
+    res = PyDict_SetItem(*table, key, addr);
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(addr);
+    return res;
+}
+
+void
+handle_cache_remove(PyObject *table, int64_t id, PyObject *obj)
+{
+    if (table == NULL) {
+        return;     /* never cached, or the module state was cleared */
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *key = PyLong_FromLongLong(id);
+    if (key != NULL) {
+        PyObject *addr = PyDict_GetItemWithError(table, key);
+        /* Only our own entry: another object may have taken the id's
+           place if adding this one failed half-way. */
+        if (addr != NULL && PyLong_AsVoidPtr(addr) == (void *)obj) {
+            (void)PyDict_DelItem(table, key);
+        }
+        Py_DECREF(key);
+    }
+    PyErr_Clear();
+    PyErr_SetRaisedException(exc);
+}
+
+/* ------------------------------------------------------------------ */
 /* exceptions                                                          */
 
 static int
@@ -213,6 +283,7 @@ coremodule_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->call_in_thread);
     Py_VISIT(st->main_call);
     Py_VISIT(st->main_name);
+    Py_VISIT(st->interp_handles);
     if (st->codec != NULL && codec_traverse(st, visit, arg) < 0) {
         return -1;
     }
@@ -244,6 +315,7 @@ coremodule_clear(PyObject *mod)
     Py_CLEAR(st->call_in_thread);
     Py_CLEAR(st->main_call);
     Py_CLEAR(st->main_name);
+    Py_CLEAR(st->interp_handles);
     return 0;
 }
 

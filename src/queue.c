@@ -579,6 +579,7 @@ queue_after_fork(sobj *o)
 }
 
 static PyObject *queue_wrap(module_state *st, void *ref);
+static PyObject *interp_queue_wrap(module_state *st, void *ref);
 
 static const handle_kind queue_kind = {
     .name = "Queue",
@@ -588,20 +589,82 @@ static const handle_kind queue_kind = {
     .wrap = queue_wrap,
 };
 
+/* The same queue seen through subinterp.interpreters: a handle keeps its
+ * kind in messages, so a queue sent by code written for the standard
+ * library's API arrives as the type that code expects. */
+static const handle_kind interp_queue_kind = {
+    .name = "interpreters.Queue",
+    .tag = TAG_INTERP_QUEUE,
+    .incref = (void (*)(void *))sobj_incref,
+    .decref = (void (*)(void *))sobj_decref,
+    .wrap = interp_queue_wrap,
+};
+
 static const sobj_type queue_type = {
     .name = "Queue",
     .destroy = queue_destroy,
     .interp_closed = queue_interp_closed,
     .mutex = queue_mutex,
     .after_fork = queue_after_fork,
-    .kinds = {&queue_kind, NULL},
+    .kinds = {&queue_kind, &interp_queue_kind},
     .drop_buffer = queue_drop_buffer,
 };
+
+/* The handle of type tp for queue o in this interpreter: the live one
+ * from *table when there is one (one object per id and type, as the
+ * standard library has), else a new one. */
+static PyObject *
+queue_handle_get(PyTypeObject *tp, const handle_kind *kind, PyObject **table,
+                 sobj *o)
+{
+    PyObject *res = handle_cache_get(*table, o->id);
+    if (res != NULL) {
+        return res;
+    }
+    res = handle_new(tp, kind, o);
+    if (res != NULL && handle_cache_add(table, o->id, res) < 0) {
+        Py_CLEAR(res);
+    }
+    return res;
+}
 
 static PyObject *
 queue_wrap(module_state *st, void *ref)
 {
-    return handle_new(st->queue->QueueType, &queue_kind, (sobj *)ref);
+    struct queue_state *qs = st->queue;
+    return queue_handle_get(qs->QueueType, &queue_kind, &qs->queue_handles,
+                            (sobj *)ref);
+}
+
+static PyObject *
+interp_queue_wrap(module_state *st, void *ref)
+{
+    struct queue_state *qs = st->queue;
+    return queue_handle_get(qs->InterpQueueType, &interp_queue_kind,
+                            &qs->interp_queue_handles, (sobj *)ref);
+}
+
+/* Both queue types: leave the cache, then the common handle dealloc. */
+static void
+queue_dealloc(PyObject *self)
+{
+    HandleObject *h = (HandleObject *)self;
+    module_state *st = PyType_GetModuleState(Py_TYPE(self));
+    if (st != NULL && st->queue != NULL && h->ref != NULL) {
+        struct queue_state *qs = st->queue;
+        handle_cache_remove(h->kind == &interp_queue_kind
+                                ? qs->interp_queue_handles
+                                : qs->queue_handles,
+                            ((sobj *)h->ref)->id, self);
+    }
+    handle_dealloc(self);
+}
+
+static int
+is_queue_handle(module_state *st, PyObject *obj)
+{
+    return Py_TYPE(obj) == st->queue->QueueType ||
+           Py_TYPE(obj) == st->queue->InterpQueueType;
 }
 
 static queue_obj *
@@ -613,7 +676,7 @@ queue_of(PyObject *self)
 fifo *
 queue_fifo_of(module_state *st, PyObject *obj)
 {
-    if (Py_TYPE(obj) != st->queue->QueueType) {
+    if (!is_queue_handle(st, obj)) {
         return NULL;
     }
     return &queue_of(obj)->f;
@@ -651,7 +714,7 @@ queue_error(module_state *st, queue_err err, int64_t id)
     case QERR_NOT_FOUND:
         PyErr_Format(qs->QueueNotFoundError,
                      "queue %lld not found (every handle to it was "
-                     "dropped)", (long long)id);
+                     "dropped, or it never existed)", (long long)id);
         break;
     }
     return NULL;
@@ -698,8 +761,14 @@ unboundop_to_object(module_state *st, int op)
 /* ------------------------------------------------------------------ */
 /* creating queues                                                     */
 
+/* A new queue; its handle is of the face `interp` asks for: 0 for
+ * subinterp.Queue (maxsize >= 0, 0 unbounded, like queue.Queue but
+ * refusing negative sizes), 1 for subinterp.interpreters (the standard
+ * library's create_queue: maxsize <= 0 is unbounded and reported as
+ * given). */
 static PyObject *
-queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
+queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound,
+             int interp)
 {
     PyObject *res = NULL;
     Py_ssize_t maxsize = 0;
@@ -715,7 +784,7 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
         if (maxsize == -1 && PyErr_Occurred()) {
             return NULL;
         }
-        if (maxsize < 0) {
+        if (maxsize < 0 && !interp) {
             PyErr_SetString(PyExc_ValueError,
                             "maxsize must be >= 0 (0 means unbounded)");
             return NULL;
@@ -729,11 +798,11 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound)
     if (q == NULL) {
         return PyErr_NoMemory();
     }
-    fifo_init(&q->f, maxsize == 0 ? -1 : maxsize, &q->base);
+    fifo_init(&q->f, maxsize <= 0 ? -1 : maxsize, &q->base);
     q->maxsize = maxsize;
     q->unboundop = op;
     (void)sobj_register(&q->base, &queue_type);
-    res = queue_wrap(st, q);
+    res = interp ? interp_queue_wrap(st, q) : queue_wrap(st, q);
     sobj_decref(&q->base);  /* the handle holds it now (or nobody) */
     return res;
 }
@@ -747,8 +816,18 @@ queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
                                      &maxsize, &unbound)) {
         return NULL;
     }
-    module_state *st = PyType_GetModuleState(tp);
-    return queue_create(st, maxsize, unbound);
+    module_state *st = get_mod_state_by_type(tp);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (tp != st->queue->QueueType) {
+        /* only subinterp.interpreters.Queue derives from Queue, and it
+           has a constructor of its own */
+        PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances "
+                     "(subinterp.Queue cannot be subclassed)", tp->tp_name);
+        return NULL;
+    }
+    return queue_create(st, maxsize, unbound, 0);
 }
 
 static PyObject *
@@ -760,7 +839,79 @@ coremod_create_queue(PyObject *mod, PyObject *args, PyObject *kwargs)
                                      kwlist, &maxsize, &unbound)) {
         return NULL;
     }
-    return queue_create(get_mod_state(mod), maxsize, unbound);
+    return queue_create(get_mod_state(mod), maxsize, unbound, 0);
+}
+
+static PyObject *
+coremod_create_interp_queue(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"maxsize", "unbounditems", NULL};
+    PyObject *maxsize = NULL, *unbound = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$O:create_queue",
+                                     kwlist, &maxsize, &unbound)) {
+        return NULL;
+    }
+    return queue_create(get_mod_state(mod), maxsize, unbound, 1);
+}
+
+/* interpreters.Queue(id, /): the live queue with that id, as the
+ * standard library's Queue(id) (TypeError for a non-int, ValueError for
+ * a negative id, OverflowError beyond 64 bits, QueueNotFoundError for an
+ * unknown one). */
+static PyObject *
+interp_queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    PyObject *arg;
+    PyObject *res = NULL;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Queue() takes no keyword arguments (use "
+                        "create_queue() to make a queue)");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "Queue", 1, 1, &arg)) {
+        return NULL;
+    }
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "id must be an int, got %R", arg);
+        return NULL;
+    }
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (id < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "queue ID must be a non-negative int, got %R", arg);
+        return NULL;
+    }
+    module_state *st = PyType_GetModuleState(tp);
+    if (st == NULL) {
+        return NULL;
+    }
+    sobj *o = sobj_lookup(id, &queue_type);
+    if (o == NULL) {
+        return queue_error(st, QERR_NOT_FOUND, id);
+    }
+    res = interp_queue_wrap(st, o);
+    sobj_decref(o);
+    return res;
+}
+
+/* Pickled as interpreters.Queue(id), as the standard library's queues:
+ * valid in this process while the queue lives. */
+static PyObject *
+interp_queue_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(O(L))", (PyObject *)Py_TYPE(self),
+                         (long long)((sobj *)queue_of(self))->id);
+}
+
+static PyObject *
+interp_queue_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("Queue(%lld)",
+                                (long long)((sobj *)queue_of(self))->id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1014,6 +1165,12 @@ static PyMethodDef queue_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* subinterp.interpreters.Queue inherits the rest from Queue. */
+static PyMethodDef interp_queue_methods[] = {
+    {"__reduce__", interp_queue_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef queue_getset[] = {
     {"id", handle_get_id, NULL, "The queue's id, unique in the process.",
      NULL},
@@ -1033,7 +1190,7 @@ static PyType_Slot queue_slots[] = {
      "Blocking operations release the GIL and sleep until woken: no "
      "polling.  maxsize 0 means unbounded."},
     {Py_tp_new, queue_tp_new},
-    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_dealloc, queue_dealloc},
     {Py_tp_repr, queue_repr},
     {Py_tp_richcompare, handle_richcompare},
     {Py_tp_hash, handle_hash},
@@ -1042,11 +1199,44 @@ static PyType_Slot queue_slots[] = {
     {0, NULL},
 };
 
+/* A base type for subinterp.interpreters.Queue only: queue_tp_new
+ * refuses other subclasses (a handle's type must be one the codec
+ * knows). */
 static PyType_Spec queue_spec = {
     .name = "subinterp.Queue",
     .basicsize = sizeof(HandleObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_BASETYPE,
     .slots = queue_slots,
+};
+
+static PyType_Slot interp_queue_slots[] = {
+    {Py_tp_doc,
+     "Queue(id, /)\n--\n\n"
+     "A cross-interpreter queue, as the standard library's "
+     "concurrent.interpreters.Queue.\n\n"
+     "Queue(id) returns the live queue with that id (the same object each "
+     "time, in this interpreter) or raises QueueNotFoundError: that is how "
+     "code in another interpreter reaches a queue.  create_queue() makes "
+     "one.  The C queue is the one subinterp.Queue wraps: blocking "
+     "operations sleep until woken, no polling."},
+    {Py_tp_new, interp_queue_tp_new},
+    {Py_tp_dealloc, queue_dealloc},
+    {Py_tp_repr, interp_queue_repr},
+    {Py_tp_richcompare, handle_richcompare},
+    {Py_tp_hash, handle_hash},
+    {Py_tp_methods, interp_queue_methods},
+    {0, NULL},
+};
+
+/* A subclass of subinterp.Queue (queue_init), named after the module
+ * that exports it, so that pickle finds it there; in _core it is
+ * _InterpretersQueue. */
+static PyType_Spec interp_queue_spec = {
+    .name = "subinterp.interpreters.Queue",
+    .basicsize = sizeof(HandleObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = interp_queue_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1202,7 +1392,8 @@ queue_exceptions_ensure(module_state *st)
 #define NEW(slot, name, b1, b2, doc)                                       \
     if (new_exception(mod, &qs->slot, "subinterp." name, b1, b2, doc) < 0) \
         goto done;
-    NEW(QueueError, "QueueError", st->InterpreterError, NULL,
+    /* RuntimeError as well, like the standard library's QueueError */
+    NEW(QueueError, "QueueError", st->InterpreterError, PyExc_RuntimeError,
         "A queue operation failed.");
     NEW(QueueNotFoundError, "QueueNotFoundError", qs->QueueError, NULL,
         "The queue no longer exists.");
@@ -1326,6 +1517,10 @@ static PyMethodDef queue_functions[] = {
      METH_VARARGS | METH_KEYWORDS,
      "create_queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
      "Return a new Queue (the same as Queue(...))."},
+    {"_create_interp_queue", _PyCFunction_CAST(coremod_create_interp_queue),
+     METH_VARARGS | METH_KEYWORDS,
+     "_create_interp_queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
+     "A new queue as subinterp.interpreters.create_queue() makes it."},
     {"_handle_by_id", coremod_handle_by_id, METH_VARARGS,
      "_handle_by_id(id, tag, /)\n--\n\n"
      "A new handle to a live queue, channel end or lock (unpickling)."},
@@ -1371,6 +1566,18 @@ queue_init(PyObject *mod, module_state *st)
     if (qs->PutType == NULL) {
         return -1;
     }
+    /* A subclass of Queue: it shares every method, the Python wrappers
+       of select.c included, and overrides construction and pickling. */
+    qs->InterpQueueType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &interp_queue_spec, (PyObject *)qs->QueueType);
+    if (qs->InterpQueueType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(mod, "_InterpretersQueue",
+                              (PyObject *)qs->InterpQueueType) < 0 ||
+        codec_register_handle_type(st, qs->InterpQueueType) < 0) {
+        return -1;
+    }
     qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
         mod, &unbound_spec, NULL);
     if (qs->UnboundType == NULL) {
@@ -1405,6 +1612,9 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->UnboundType);
     Py_VISIT(qs->TakenType);
     Py_VISIT(qs->PutType);
+    Py_VISIT(qs->InterpQueueType);
+    Py_VISIT(qs->queue_handles);
+    Py_VISIT(qs->interp_queue_handles);
     Py_VISIT(qs->UNBOUND);
     Py_VISIT(qs->UNBOUND_ERROR);
     Py_VISIT(qs->UNBOUND_REMOVE);
@@ -1439,6 +1649,9 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->UnboundType);
     Py_CLEAR(qs->TakenType);
     Py_CLEAR(qs->PutType);
+    Py_CLEAR(qs->InterpQueueType);
+    Py_CLEAR(qs->queue_handles);
+    Py_CLEAR(qs->interp_queue_handles);
     Py_CLEAR(qs->UNBOUND);
     Py_CLEAR(qs->UNBOUND_ERROR);
     Py_CLEAR(qs->UNBOUND_REMOVE);

@@ -68,6 +68,11 @@ typedef struct module_state {
     /* made on first use (interp.c) */
     PyObject *main_call;      /* trampoline bound to __main__.__dict__ */
     PyObject *main_name;      /* interned "__main__" */
+
+    /* The live Interpreter objects of this interpreter by id (see
+       handle_cache_get), so that one id gives one object, as in the
+       standard library.  Made on first use. */
+    PyObject *interp_handles;
 } module_state;
 
 extern PyModuleDef coremodule_def;
@@ -174,6 +179,23 @@ typedef struct {
     const handle_kind *kind;
     void *ref;                  /* one C reference, owned */
 } HandleObject;
+
+/* A per-interpreter table of live handle objects by id: the standard
+ * library gives one object per id (Interpreter(i) is Interpreter(i), a
+ * queue that comes back through a queue is the queue that was sent), and
+ * so do our wrap functions.  The table does not keep its objects alive:
+ * its values are borrowed pointers (as ints), and every cached object
+ * removes itself from the table in its dealloc, before it is freed, so a
+ * pointer found in it is always a live object.  *table is a dict made on
+ * first use; it holds ints only, so it needs no GC support.
+ *
+ * handle_cache_get: a new reference to the live object for id, or NULL
+ * (no exception) when there is none.  handle_cache_add: 0, or -1 with an
+ * exception.  handle_cache_remove: drops id's entry if it is obj; never
+ * fails (called from dealloc; an exception being raised is kept). */
+PyObject *handle_cache_get(PyObject *table, int64_t id);
+int handle_cache_add(PyObject **table, int64_t id, PyObject *obj);
+void handle_cache_remove(PyObject *table, int64_t id, PyObject *obj);
 
 /* Make exact instances of tp travel as handles (called from each
  * component's init; tp's instances must start with HandleObject). */

@@ -359,6 +359,12 @@ struct queue_state {
     PyTypeObject *UnboundType;
     PyTypeObject *TakenType;
     PyTypeObject *PutType;
+    /* subinterp.interpreters.Queue: the standard library's face of the
+       same C queue (Queue(id) looks a queue up; queue.c) */
+    PyTypeObject *InterpQueueType;
+    /* live Queue / interpreters.Queue objects by id (handle_cache_get) */
+    PyObject *queue_handles;
+    PyObject *interp_queue_handles;
     /* sentinels for unbound items */
     PyObject *UNBOUND;
     PyObject *UNBOUND_ERROR;
@@ -402,6 +408,7 @@ enum {
     TAG_SEMAPHORE = 16,
     TAG_BOUNDED_SEMAPHORE = 17,
     TAG_BARRIER = 18,
+    TAG_INTERP_QUEUE = 19,  /* subinterp.interpreters.Queue (queue.c) */
 };
 
 /* A new handle of type tp on o (takes a new reference to o). */

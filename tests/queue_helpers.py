@@ -32,6 +32,10 @@ def put_all(q, items, unbounditems=None):
             q.put(item, unbounditems=getattr(_queues, unbounditems))
 
 
+def type_names(objs):
+    return [f"{type(o).__module__}.{type(o).__qualname__}" for o in objs]
+
+
 def put_stateless(q, item):
     """No globals, no closure: the stdlib's Interpreter.call takes it."""
     q.put(item)

@@ -4,6 +4,7 @@ import gc
 import mmap
 import operator
 import os
+import pickle
 import sys
 import textwrap
 import threading
@@ -46,6 +47,12 @@ def raise_system_exit():
 
 def recurse(n=0):
     return recurse(n + 1)
+
+
+def same_handles(own_id):
+    cur = subinterp.get_current()
+    return (cur is subinterp.Interpreter(own_id) is subinterp.get_current()
+            and subinterp.get_main() is subinterp.Interpreter(0))
 
 
 def close_current():
@@ -132,8 +139,9 @@ def test_current_inside(interp):
 
 
 def test_equality_and_hash(interp):
+    # one object per id in an interpreter, as in the standard library
     other = subinterp._core._interpreter(interp.id)
-    assert other is not interp
+    assert other is interp
     assert other == interp
     assert hash(other) == hash(interp)
     assert interp != subinterp.get_main()
@@ -149,9 +157,35 @@ def test_list_all(interp):
     assert interp.id not in [i.id for i in subinterp.list_all()]
 
 
-def test_cannot_instantiate_directly():
+def test_interpreter_by_id(interp):
+    assert subinterp.Interpreter(interp.id) is interp
+    assert subinterp.Interpreter(0) is subinterp.get_main()
+    assert subinterp.get_main() is subinterp.get_main()
+    assert subinterp.get_current() is subinterp.get_main()
+    assert [i for i in subinterp.list_all() if i.id == interp.id] == [interp]
+    assert pickle.loads(pickle.dumps(interp)) is interp
+    for bad, exc in [((), TypeError), (("1",), TypeError),
+                     ((1.0,), TypeError), ((-1,), ValueError),
+                     ((2**64,), OverflowError),
+                     ((10**6,), InterpreterNotFoundError)]:
+        with pytest.raises(exc):
+            subinterp.Interpreter(*bad)
     with pytest.raises(TypeError):
-        subinterp.Interpreter()
+        subinterp.Interpreter(id=0)
+
+
+def test_interpreter_by_id_inside(interp):
+    # each interpreter has its own object per id
+    assert interp.call(same_handles, interp.id)
+
+
+def test_interpreter_object_does_not_outlive_its_handles():
+    i = subinterp.create()
+    iid = i.id
+    del i
+    gc.collect()
+    with pytest.raises(InterpreterNotFoundError):
+        subinterp.Interpreter(iid)
 
 
 # --- configuration ---------------------------------------------------------
@@ -408,6 +442,21 @@ def test_prepare_main_errors(interp):
         interp.prepare_main(lock=threading.Lock())
     interp.prepare_main(None, z=3)
     interp.exec("assert z == 3")
+    for empty in [(), (None,), ({},), ([],)]:
+        with pytest.raises(ValueError, match="at least one name"):
+            interp.prepare_main(*empty)
+    # refused before anything is bound
+    with pytest.raises(NotShareableError):
+        interp.prepare_main(fresh=1, lock=threading.Lock())
+    interp.exec("assert 'fresh' not in globals()")
+
+
+def test_prepare_main_takes_pairs(interp):
+    interp.prepare_main((("a", 1), ("b", 2)), c=3)
+    interp.prepare_main(iter([("d", 4)]))
+    assert interp.call(eval, "(a, b, c, d)") == (1, 2, 3, 4)
+    with pytest.raises(ValueError):
+        interp.prepare_main([("a",)])   # not a pair, as for dict()
 
 
 # --- close and lifetimes -------------------------------------------------------

@@ -202,14 +202,16 @@ def test_handle_crosses_and_is_the_same_queue(interp):
     interp.exec("q.put(('from', 'sub'))")
     assert q.get_nowait() == ("from", "sub")
     back = interp.call(queue_helpers.roundtrip, q)
-    assert back == q and hash(back) == hash(q) and back is not q
+    # back in this interpreter it is the very object that was sent (one
+    # object per queue and type here, as in the standard library)
+    assert back is q and hash(back) == hash(q)
 
 
 def test_queue_inside_queue(interp):
     outer, inner = sq.Queue(), sq.Queue()
     outer.put(inner)
     got = outer.get()
-    assert got == inner
+    assert got is inner
     got.put(5)
     assert inner.get_nowait() == 5
 
@@ -253,6 +255,76 @@ def test_two_producers_two_consumers():
 
 
 # ---------------------------------------------------------------------------
+# the two faces of a queue: subinterp.Queue and subinterp.interpreters.Queue
+
+
+def test_queue_constructor_creates_interpreters_queue_looks_up():
+    from subinterp import interpreters
+
+    q = sq.Queue(5)                 # a new queue of maxsize 5
+    assert q.maxsize == 5 and q.id != 5
+    with pytest.raises(ValueError):
+        sq.Queue(-1)
+    iq = interpreters.create_queue(-1)
+    assert iq.maxsize == -1 and not iq.full()
+    assert interpreters.Queue(iq.id) is iq
+    with pytest.raises(sq.QueueNotFoundError):
+        interpreters.Queue(1_000_000)
+    assert repr(iq) == f"Queue({iq.id})"
+
+
+def test_two_faces_of_one_queue():
+    from subinterp import interpreters
+
+    iq = interpreters.create_queue()
+    same = [h for h in sq.list_all_queues() if h.id == iq.id]
+    assert len(same) == 1
+    rich = same[0]
+    assert type(rich) is sq.Queue and type(iq) is interpreters.Queue
+    # the standard library's face is a subinterp.Queue with another
+    # constructor, not the other way round
+    assert isinstance(iq, sq.Queue) and not isinstance(rich, interpreters.Queue)
+    assert rich.id == iq.id and rich != iq
+    rich.put(1)
+    assert iq.get_nowait() == 1
+    # select takes either face
+    iq.put(2)
+    assert subinterp.select([iq], timeout=0) == (iq, 2)
+
+
+def test_queue_cannot_be_subclassed():
+    class MyQueue(sq.Queue):
+        pass
+
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        MyQueue()
+
+
+def test_face_kept_across_interpreters(interp):
+    from subinterp import interpreters
+
+    iq = interpreters.create_queue()
+    rich = sq.Queue()
+    types = interp.call(queue_helpers.type_names, [iq, rich])
+    assert types == ["subinterp.interpreters.Queue", "subinterp.Queue"]
+    assert interp.call(queue_helpers.roundtrip, iq) is iq
+
+
+def test_handles_table_keeps_nothing_alive():
+    from subinterp import interpreters
+
+    iq = interpreters.create_queue()
+    qid = iq.id
+    rich = sq.Queue()
+    rid = rich.id
+    del iq, rich
+    gc.collect()
+    with pytest.raises(sq.QueueNotFoundError):
+        interpreters.Queue(qid)
+    assert rid not in [h.id for h in sq.list_all_queues()]
+
+
+# ---------------------------------------------------------------------------
 # pickling by id
 
 
@@ -260,7 +332,9 @@ def test_pickle_by_id():
     q = sq.Queue()
     data = pickle.dumps(q)
     r = pickle.loads(data)
-    assert r == q and r is not q
+    assert r is q
+    del r
+    r = pickle.loads(data)
     r.put(1)
     assert q.get_nowait() == 1
 

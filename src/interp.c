@@ -1177,18 +1177,8 @@ interp_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 interp_from_id(module_state *st, PyObject *arg)
 {
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "id must be an int, got %R", arg);
-        return NULL;
-    }
-    long long id = PyLong_AsLongLong(arg);
-    if (id == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (id < 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "interpreter ID must be a non-negative int, got %R",
-                     arg);
+    int64_t id;
+    if (id_from_object(arg, "interpreter", &id) < 0) {
         return NULL;
     }
     int err = 0;

@@ -15,6 +15,26 @@
 /* error codes -> exceptions                                           */
 
 int
+id_from_object(PyObject *arg, const char *what, int64_t *out)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "id must be an int, got %R", arg);
+        return -1;
+    }
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (id < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s ID must be a non-negative int, got %R", what, arg);
+        return -1;
+    }
+    *out = (int64_t)id;
+    return 0;
+}
+
+int
 set_err(module_state *st, int err)
 {
     switch (err) {

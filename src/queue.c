@@ -872,17 +872,8 @@ interp_queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
     if (!PyArg_UnpackTuple(args, "Queue", 1, 1, &arg)) {
         return NULL;
     }
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "id must be an int, got %R", arg);
-        return NULL;
-    }
-    long long id = PyLong_AsLongLong(arg);
-    if (id == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (id < 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "queue ID must be a non-negative int, got %R", arg);
+    int64_t id;
+    if (id_from_object(arg, "queue", &id) < 0) {
         return NULL;
     }
     module_state *st = PyType_GetModuleState(tp);

@@ -308,6 +308,12 @@ void runtime_module_freed(module_state *st);
  * and an exception being raised stays raised (codec.c). */
 void exc_add_note(PyObject *exc, PyObject *note);
 
+/* An id given by the user, as the standard library checks it: an int
+ * (bool included), else TypeError; negative: ValueError ("<what> ID must
+ * be a non-negative int"); beyond 64 bits: OverflowError.  0 or -1 with
+ * an exception set (module.c). */
+int id_from_object(PyObject *arg, const char *what, int64_t *out);
+
 /* Raise the exception for an err_code (one place for every component's
  * shared codes). */
 int set_err(module_state *st, int err);

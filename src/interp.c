@@ -654,8 +654,10 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
     PyObject *res = NULL;
     job j = {.kind = kind, .in = in};
     int err = runtime_run_in(e, job_run, &j);
-    if (runtime_is_shutting_down() && !wait_is_signal_thread() &&
-        PyInterpreterState_Get() == PyInterpreterState_Main()) {
+    /* (cheapest test first: the runtime's flag takes its mutex) */
+    if (!wait_is_signal_thread() &&
+        PyInterpreterState_Get() == PyInterpreterState_Main() &&
+        runtime_is_shutting_down()) {
         /* A daemon thread of the main interpreter, back from a call that
            the exit handler stopped (or that ended while it runs): it does
            not go on to run more Python in a dying process, where it would

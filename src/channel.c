@@ -470,49 +470,46 @@ send_impl(PyObject *self, PyObject *obj, const deadline *dl)
     return res;
 }
 
+/* The store_fn of send(), send_nowait() and send_buffer() (extra:
+ * Py_True to send obj's buffer without copying it). */
 static PyObject *
-sendchannel_send(PyObject *self, PyObject *args, PyObject *kwargs)
+send_store(PyObject *self, PyObject *obj, int block, PyObject *timeout,
+           PyObject *buffer)
 {
-    static char *kwlist[] = {"obj", "timeout", NULL};
-    PyObject *obj, *timeout = Py_None;
     deadline dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:send", kwlist, &obj,
-                                     &timeout)) {
+    PyObject *view = NULL, *res;
+    if (block && deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
-    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
-        return NULL;
+    if (buffer == Py_True) {
+        /* The codec carries a memoryview without copying its memory. */
+        view = PyMemoryView_FromObject(obj);
+        if (view == NULL) {
+            return NULL;
+        }
+        obj = view;
     }
-    return send_impl(self, obj, &dl);
-}
-
-static PyObject *
-sendchannel_send_nowait(PyObject *self, PyObject *obj)
-{
-    return send_impl(self, obj, NULL);
-}
-
-static PyObject *
-sendchannel_send_buffer(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"obj", "timeout", NULL};
-    PyObject *obj, *timeout = Py_None, *view = NULL, *res = NULL;
-    deadline dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:send_buffer", kwlist,
-                                     &obj, &timeout)) {
-        return NULL;
-    }
-    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
-        return NULL;
-    }
-    /* The codec carries a memoryview without copying its memory. */
-    view = PyMemoryView_FromObject(obj);
-    if (view == NULL) {
-        return NULL;
-    }
-    res = send_impl(self, view, &dl);
-    Py_DECREF(view);
+    res = send_impl(self, obj, block ? &dl : NULL);
+    Py_XDECREF(view);
     return res;
+}
+
+/* _send(block, timeout, buffer) -> a _StoreOp; send(), send_nowait() and
+ * send_buffer() are Python wrappers storing obj into it (select.c). */
+static PyObject *
+sendchannel_send_op(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_send(block, timeout, buffer)");
+        return NULL;
+    }
+    int block = PyObject_IsTrue(args[0]);
+    int buffer = block < 0 ? -1 : PyObject_IsTrue(args[2]);
+    if (buffer < 0) {
+        return NULL;
+    }
+    return store_op_new(handle_state(self), send_store, self, block, args[1],
+                        buffer ? Py_True : Py_False);
 }
 
 static PyObject *
@@ -528,22 +525,11 @@ sendchannel_close(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 static PyMethodDef send_methods[] = {
-    {"send", _PyCFunction_CAST(sendchannel_send),
-     METH_VARARGS | METH_KEYWORDS,
-     "send($self, obj, timeout=None)\n--\n\n"
-     "Send a copy of obj.  On a rendezvous channel (maxsize 0) returns "
-     "once a receiver has it; otherwise once it is buffered.  Waits at "
-     "most timeout seconds (TimeoutError then; obj was not sent).  Raises "
-     "ChannelClosedError when the channel is closed."},
-    {"send_nowait", sendchannel_send_nowait, METH_O,
-     "send_nowait($self, obj, /)\n--\n\n"
-     "Send obj if that needs no waiting (a receiver is waiting, or the "
-     "buffer has room); else raise ChannelFullError."},
-    {"send_buffer", _PyCFunction_CAST(sendchannel_send_buffer),
-     METH_VARARGS | METH_KEYWORDS,
-     "send_buffer($self, obj, timeout=None)\n--\n\n"
-     "Send a buffer (bytes-like object) without copying it: the receiver "
-     "gets a memoryview on the same memory."},
+    /* send(), send_nowait() and send_buffer() are Python wrappers
+       around _send (select.c) */
+    {"_send", _PyCFunction_CAST(sendchannel_send_op), METH_FASTCALL,
+     "_send($self, block, timeout, buffer, /)\n--\n\n"
+     "An operation sending the object stored into it (internal)."},
     {"close", _PyCFunction_CAST(sendchannel_close),
      METH_VARARGS | METH_KEYWORDS,
      "close($self, *, force=False)\n--\n\n"

@@ -1044,22 +1044,43 @@ queue_repr(PyObject *self)
                                 (long long)q->base.id, q->maxsize);
 }
 
-/* A put waiting for its object: `queue._put(block, timeout,
- * unbounditems).obj = obj` puts it.  put() and put_nowait() are Python
- * wrappers doing exactly that (select.c): the eval loop runs pending
- * signal handlers after a call returns but not after an attribute store,
- * so a put that raised never put its object, and one that returned did,
- * whenever a handler raises.  (Signals that arrive during the put are
- * handled inside it, before the object enters or while it waits.) */
+/* An operation waiting for its object: `op.obj = obj` runs it, and
+ * `op.result` is what it returned.  Queue.put (`queue._put(block,
+ * timeout, unbounditems).obj = obj`), the sends of a SendChannel and
+ * select() are Python wrappers doing exactly that (select.c): the eval
+ * loop runs pending signal handlers after a call returns but not after
+ * an attribute store or load, so an operation that raised never put or
+ * sent its object, and one that returned did, whenever a handler raises.
+ * (Signals that arrive during the operation are handled inside it,
+ * before the object moves or while it waits.) */
 typedef struct {
     PyObject_HEAD
-    PyObject *queue;
+    store_fn run;
+    PyObject *target;
     int block;
     PyObject *timeout;
-    PyObject *unbound;
-} PutObject;
+    PyObject *extra;
+    PyObject *result;   /* NULL until the operation returned */
+} StoreOp;
 
-/* _put(block, timeout, unbounditems) -> a _Put (put() calls it) */
+PyObject *
+store_op_new(module_state *st, store_fn run, PyObject *target, int block,
+             PyObject *timeout, PyObject *extra)
+{
+    StoreOp *self = PyObject_New(StoreOp, st->queue->StoreOpType);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->run = run;
+    self->target = Py_NewRef(target);
+    self->block = block;
+    self->timeout = Py_NewRef(timeout);
+    self->extra = Py_NewRef(extra);
+    self->result = NULL;
+    return (PyObject *)self;
+}
+
+/* _put(block, timeout, unbounditems) -> a _StoreOp (put() calls it) */
 static PyObject *
 queue_put_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1072,73 +1093,74 @@ queue_put_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
     if (block < 0) {
         return NULL;
     }
-    PyTypeObject *tp = handle_state(queue)->queue->PutType;
-    PutObject *self = PyObject_New(PutObject, tp);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->queue = Py_NewRef(queue);
-    self->block = block;
-    self->timeout = Py_NewRef(args[1]);
-    self->unbound = Py_NewRef(args[2]);
-    return (PyObject *)self;
+    return store_op_new(handle_state(queue), queue_put_impl, queue, block,
+                        args[1], args[2]);
 }
 
 static void
-put_dealloc(PyObject *op)
+store_op_dealloc(PyObject *op)
 {
-    PutObject *self = (PutObject *)op;
+    StoreOp *self = (StoreOp *)op;
     PyTypeObject *tp = Py_TYPE(op);
-    Py_DECREF(self->queue);
+    Py_DECREF(self->target);
     Py_DECREF(self->timeout);
-    Py_DECREF(self->unbound);
+    Py_DECREF(self->extra);
+    Py_XDECREF(self->result);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
 
 static int
-put_set_obj(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+store_op_set_obj(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
 {
-    PutObject *self = (PutObject *)op;
+    StoreOp *self = (StoreOp *)op;
     if (value == NULL) {
         PyErr_SetString(PyExc_AttributeError, "cannot delete obj");
         return -1;
     }
-    PyObject *res = queue_put_impl(self->queue, value, self->block,
-                                   self->block ? self->timeout : NULL,
-                                   self->unbound);
+    PyObject *res = self->run(self->target, value, self->block,
+                              self->block ? self->timeout : NULL,
+                              self->extra);
     if (res == NULL) {
         return -1;
     }
-    Py_DECREF(res);
+    Py_XSETREF(self->result, res);
     return 0;
 }
 
-static PyGetSetDef put_getset[] = {
-    {"obj", NULL, put_set_obj, NULL, NULL},
+static PyObject *
+store_op_get_result(PyObject *op, void *Py_UNUSED(closure))
+{
+    StoreOp *self = (StoreOp *)op;
+    return Py_NewRef(self->result != NULL ? self->result : Py_None);
+}
+
+static PyGetSetDef store_op_getset[] = {
+    {"obj", NULL, store_op_set_obj, NULL, NULL},
+    {"result", store_op_get_result, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyType_Slot put_slots[] = {
-    {Py_tp_doc, "A put waiting for its object (internal)."},
-    {Py_tp_dealloc, put_dealloc},
-    {Py_tp_getset, put_getset},
+static PyType_Slot store_op_slots[] = {
+    {Py_tp_doc, "An operation waiting for its object (internal)."},
+    {Py_tp_dealloc, store_op_dealloc},
+    {Py_tp_getset, store_op_getset},
     {0, NULL},
 };
 
-static PyType_Spec put_spec = {
-    .name = "subinterp._core._Put",
-    .basicsize = sizeof(PutObject),
+static PyType_Spec store_op_spec = {
+    .name = "subinterp._core._StoreOp",
+    .basicsize = sizeof(StoreOp),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = put_slots,
+    .slots = store_op_slots,
 };
 
 static PyMethodDef queue_methods[] = {
     /* put() and put_nowait() are Python wrappers around _put (select.c) */
     {"_put", _PyCFunction_CAST(queue_put_op), METH_FASTCALL,
      "_put($self, block, timeout, unbounditems, /)\n--\n\n"
-     "A _Put for put() (internal)."},
+     "An operation putting the object stored into it (internal)."},
     /* get() and get_nowait() are Python wrappers of these (select.c) */
     {"_get", _PyCFunction_CAST(queue_get), METH_FASTCALL,
      "_get($self, block=True, timeout=None)\n--\n\n"
@@ -1552,9 +1574,9 @@ queue_init(PyObject *mod, module_state *st)
     if (qs->TakenType == NULL) {
         return -1;
     }
-    qs->PutType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &put_spec, NULL);
-    if (qs->PutType == NULL) {
+    qs->StoreOpType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &store_op_spec, NULL);
+    if (qs->StoreOpType == NULL) {
         return -1;
     }
     /* A subclass of Queue: it shares every method, the Python wrappers
@@ -1602,7 +1624,7 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
     Py_VISIT(qs->TakenType);
-    Py_VISIT(qs->PutType);
+    Py_VISIT(qs->StoreOpType);
     Py_VISIT(qs->InterpQueueType);
     Py_VISIT(qs->queue_handles);
     Py_VISIT(qs->interp_queue_handles);
@@ -1639,7 +1661,7 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
     Py_CLEAR(qs->TakenType);
-    Py_CLEAR(qs->PutType);
+    Py_CLEAR(qs->StoreOpType);
     Py_CLEAR(qs->InterpQueueType);
     Py_CLEAR(qs->queue_handles);
     Py_CLEAR(qs->interp_queue_handles);

@@ -200,12 +200,12 @@ done:
 /* ------------------------------------------------------------------ */
 /* select()                                                            */
 
+/* The store_fn of select(): cases_obj is the iterable of cases. */
 static PyObject *
-coremod_select(PyObject *mod, PyObject *args, PyObject *kwargs)
+select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
+             PyObject *timeout, PyObject *Py_UNUSED(extra))
 {
-    static char *kwlist[] = {"cases", "timeout", NULL};
     module_state *st = get_mod_state(mod);
-    PyObject *cases_obj, *timeout = Py_None;
     PyObject *seq = NULL, *res = NULL;
     PyObject **sources = NULL;
     sel_case *cases = NULL;
@@ -215,10 +215,6 @@ coremod_select(PyObject *mod, PyObject *args, PyObject *kwargs)
     item got = {.m = NULL};
     PyObject *taken = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:select", kwlist,
-                                     &cases_obj, &timeout)) {
-        return NULL;
-    }
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
@@ -334,26 +330,42 @@ done:
     return taken_pair(res, taken);
 }
 
+/* _select(timeout) -> a _StoreOp whose result is (result, taken) */
+static PyObject *
+coremod_select_op(PyObject *mod, PyObject *timeout)
+{
+    return store_op_new(get_mod_state(mod), select_store, mod, 1, timeout,
+                        Py_None);
+}
+
 static PyMethodDef select_functions[] = {
     /* select() is a Python wrapper of this (below) */
-    {"_select", _PyCFunction_CAST(coremod_select),
-     METH_VARARGS | METH_KEYWORDS,
-     "_select(cases, timeout=None)\n--\n\n"
-     "select(), returning (result, taken) (internal)."},
+    {"_select", coremod_select_op, METH_O,
+     "_select(timeout, /)\n--\n\n"
+     "An operation running select() on the cases stored into it; its "
+     "result is (result, taken) (internal)."},
     {NULL, NULL, 0, NULL},
 };
 
-/* The receive operations (and Queue.put: see _put in queue.c) as Python
- * functions around their C parts.  The C part returns (result, taken):
- * `taken` holds the received item and puts it back into its FIFO if it
- * is dropped unmarked.  A C function's
- * return value can be lost after the function is done: the eval loop
- * runs pending signal handlers right after a call returns, and a handler
- * that raises discards the value.  Here that can only happen to the pair
- * (the item goes back); then the wrapper marks `taken` with an attribute
- * store and returns, two steps the eval loop takes without running
- * handlers -- so a received item is delivered exactly once, or stays in
- * its queue, whenever a handler raises. */
+/* The blocking operations of queues and channels, and select(), as Python
+ * functions around their C parts, so that a signal handler that raises
+ * never loses or doubles an item.  A C function's return value can be
+ * lost after the function is done: the eval loop runs pending signal
+ * handlers right after a call returns, and a handler that raises
+ * discards the value.
+ *
+ * - Receives: the C part returns (result, taken), where `taken` holds
+ *   the received item and puts it back into its FIFO if it is dropped
+ *   unmarked.  Only the pair can be lost (the item goes back); then the
+ *   wrapper marks `taken` with an attribute store and returns, two steps
+ *   the eval loop takes without running handlers.
+ * - Puts, sends and select(): the operation runs inside an attribute
+ *   store (`op.obj = obj`, store_op_new in queue.c), after which the
+ *   wrapper only loads attributes and returns: an operation that raised
+ *   did not move its item, one that returned did.
+ *
+ * So an item is delivered exactly once, or stays where it was, whenever
+ * a handler raises. */
 static const char receive_wrappers[] =
     "def put(self, obj, block=True, timeout=None, *, unbounditems=None):\n"
     "    _put(self, block, timeout, unbounditems).obj = obj\n"
@@ -371,47 +383,59 @@ static const char receive_wrappers[] =
     "    obj, taken = _recv(self, timeout)\n"
     "    taken.done = True\n"
     "    return obj\n"
+    "def send(self, obj, timeout=None):\n"
+    "    _send(self, True, timeout, False).obj = obj\n"
+    "def send_nowait(self, obj, /):\n"
+    "    _send(self, False, None, False).obj = obj\n"
+    "def send_buffer(self, obj, timeout=None):\n"
+    "    _send(self, True, timeout, True).obj = obj\n"
     "def recv_nowait(self, *args, **kwargs):\n"
     "    obj, taken = _recv_nowait(self, *args, **kwargs)\n"
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return obj\n"
     "def select(cases, timeout=None):\n"
-    "    res, taken = _select(cases, timeout)\n"
+    "    op = _select(timeout)\n"
+    "    op.obj = cases\n"
+    "    res, taken = op.result\n"
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return res\n";
 
+/* Where a wrapper or its C part lives. */
+enum { ON_QUEUE, ON_RECV, ON_SEND, ON_MODULE };
+
 static const struct {
     const char *name;
+    int owner;
     const char *qualname;
     const char *doc;
 } receive_docs[] = {
-    {"put", "Queue.put",
+    {"put", ON_QUEUE, "Queue.put",
      "Add obj to the queue, waiting while it is full (unless block is "
      "false), at most timeout seconds; raises QueueFull then.\n\n"
      "obj is copied (handles, such as queues, refer to the same object).  "
      "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
      "queue's default) says what get() does with obj if this interpreter "
      "is destroyed before obj is taken."},
-    {"put_nowait", "Queue.put_nowait",
+    {"put_nowait", ON_QUEUE, "Queue.put_nowait",
      "put(obj, block=False): raises QueueFull if the queue is full."},
-    {"get", "Queue.get",
+    {"get", ON_QUEUE, "Queue.get",
      "Remove and return the next object, waiting while the queue is empty "
      "(unless block is false), at most timeout seconds; raises QueueEmpty "
      "then."},
-    {"get_nowait", "Queue.get_nowait",
+    {"get_nowait", ON_QUEUE, "Queue.get_nowait",
      "get(block=False): raises QueueEmpty if the queue is empty."},
-    {"recv", "RecvChannel.recv",
+    {"recv", ON_RECV, "RecvChannel.recv",
      "Return the next object, waiting for one at most timeout seconds "
      "(TimeoutError then).  Raises ChannelClosedError once the channel is "
      "closed and drained."},
-    {"recv_nowait", "RecvChannel.recv_nowait",
+    {"recv_nowait", ON_RECV, "RecvChannel.recv_nowait",
      "recv_nowait(default=<unset>)\n\n"
      "Return the next object if one can be had without waiting, else "
      "default (ChannelEmptyError when no default is given).  Raises "
      "ChannelClosedError once the channel is closed and drained."},
-    {"select", "select",
+    {"select", ON_MODULE, "select",
      "Wait until one of several queue or channel operations can complete, "
      "complete exactly that one, and return (source, item).\n\n"
      "A case is a Queue or RecvChannel (receive: item is what was "
@@ -420,6 +444,17 @@ static const struct {
      "Returns None when timeout seconds pass first (timeout=0 polls).  "
      "A case on a closed channel raises ChannelClosedError with the "
      "channel end as its ``source`` attribute."},
+    {"send", ON_SEND, "SendChannel.send",
+     "Send a copy of obj.  On a rendezvous channel (maxsize 0) returns "
+     "once a receiver has it; otherwise once it is buffered.  Waits at "
+     "most timeout seconds (TimeoutError then; obj was not sent).  Raises "
+     "ChannelClosedError when the channel is closed."},
+    {"send_nowait", ON_SEND, "SendChannel.send_nowait",
+     "Send obj if that needs no waiting (a receiver is waiting, or the "
+     "buffer has room); else raise ChannelFullError."},
+    {"send_buffer", ON_SEND, "SendChannel.send_buffer",
+     "Send a buffer (bytes-like object) without copying it: the receiver "
+     "gets a memoryview on the same memory."},
 };
 
 /* Make the wrappers (in every interpreter that imports the module) and
@@ -439,20 +474,25 @@ add_receive_wrappers(PyObject *mod, module_state *st)
     }
     static const struct {
         const char *global;
-        int type;   /* 0 Queue, 1 RecvChannel, 2 module */
+        int owner;
         const char *attr;
     } parts[] = {
-        {"_get", 0, "_get"},
-        {"_get_nowait", 0, "_get_nowait"},
-        {"_recv", 1, "_recv"},
-        {"_recv_nowait", 1, "_recv_nowait"},
-        {"_select", 2, "_select"},
-        {"_put", 0, "_put"},
+        {"_get", ON_QUEUE, "_get"},
+        {"_get_nowait", ON_QUEUE, "_get_nowait"},
+        {"_put", ON_QUEUE, "_put"},
+        {"_recv", ON_RECV, "_recv"},
+        {"_recv_nowait", ON_RECV, "_recv_nowait"},
+        {"_send", ON_SEND, "_send"},
+        {"_select", ON_MODULE, "_select"},
     };
-    PyObject *owners[3] = {(PyObject *)qs->QueueType,
-                           (PyObject *)qs->RecvChannelType, mod};
+    PyObject *owners[] = {
+        [ON_QUEUE] = (PyObject *)qs->QueueType,
+        [ON_RECV] = (PyObject *)qs->RecvChannelType,
+        [ON_SEND] = (PyObject *)qs->SendChannelType,
+        [ON_MODULE] = mod,
+    };
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        PyObject *v = PyObject_GetAttrString(owners[parts[i].type],
+        PyObject *v = PyObject_GetAttrString(owners[parts[i].owner],
                                              parts[i].attr);
         if (v == NULL || PyDict_SetItemString(ns, parts[i].global, v) < 0) {
             Py_XDECREF(v);
@@ -477,10 +517,7 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         if (err) {
             goto done;
         }
-        PyTypeObject *tp = i < 4   ? qs->QueueType
-                           : i < 6 ? qs->RecvChannelType
-                                   : NULL;
-        if (tp == NULL) {
+        if (receive_docs[i].owner == ON_MODULE) {
             if (PyModule_AddObjectRef(mod, receive_docs[i].name, fn) < 0) {
                 goto done;
             }
@@ -488,6 +525,7 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         else {
             /* Our own immutable heap type: its dict is filled in here,
                before any instance exists. */
+            PyTypeObject *tp = (PyTypeObject *)owners[receive_docs[i].owner];
             if (PyDict_SetItemString(tp->tp_dict, receive_docs[i].name,
                                      fn) < 0) {
                 goto done;

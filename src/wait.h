@@ -358,7 +358,7 @@ struct queue_state {
     PyTypeObject *BarrierType;
     PyTypeObject *UnboundType;
     PyTypeObject *TakenType;
-    PyTypeObject *PutType;
+    PyTypeObject *StoreOpType;  /* _StoreOp: see store_op_new */
     /* subinterp.interpreters.Queue: the standard library's face of the
        same C queue (Queue(id) looks a queue up; queue.c) */
     PyTypeObject *InterpQueueType;
@@ -388,6 +388,16 @@ struct queue_state {
 
 /* Create the exception classes if not done yet.  0 or -1. */
 int queue_exceptions_ensure(module_state *st);
+
+/* An operation run by an attribute store, `op.obj = value` (queue.c):
+ * run(target, value, block, timeout, extra) returns a new reference or
+ * NULL with an exception; timeout is NULL when block is false.  The
+ * Python wrappers of put, send and select (select.c) use it so that no
+ * signal handler runs between the operation and their return. */
+typedef PyObject *(*store_fn)(PyObject *target, PyObject *value, int block,
+                              PyObject *timeout, PyObject *extra);
+PyObject *store_op_new(module_state *st, store_fn run, PyObject *target,
+                       int block, PyObject *timeout, PyObject *extra);
 
 /* The module state of a handle type of ours (exact types only). */
 static inline module_state *

@@ -723,18 +723,44 @@ elif mode == "put":
             armed = False  # not put: again
     signal.setitimer(signal.ITIMER_REAL, 0, 0)
     got = t.result()
+elif mode in ("send", "select-send"):
+    # a rendezvous channel: every send waits for the receiver, and is
+    # interrupted there or as it returns; one that raised did not send
+    recv, send = subinterp.create_channel(0)
+    it = subinterp.create()
+    t = it.call_in_thread(queue_helpers.recv_all, recv)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    i = 0
+    while True:
+        try:
+            if i == N:
+                break
+            armed = True
+            if mode == "send":
+                send.send(i, timeout=30)
+            else:
+                subinterp.select([(send, i)], timeout=30)
+            armed = False
+            i += 1
+        except Alarm:
+            armed = False  # not sent: again
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    send.close()
+    got = t.result()
 signal.setitimer(signal.ITIMER_REAL, 0, 0)
 missing = sorted(set(range(N)) - set(got))
 print(len(got), got == list(range(N)), missing[:5])
 """
 
 
-@pytest.mark.parametrize("mode", ["get", "recv", "select", "put"])
+@pytest.mark.parametrize(
+    "mode", ["get", "recv", "select", "put", "send", "select-send"])
 def test_raising_signal_handler_never_loses_or_doubles_items(mode):
     """A handler that raises while items move (queue get, channel recv,
-    select, a put that waits on a full queue): every item is delivered
-    exactly once and in order -- one taken is put back at the head when
-    the handler raises, a put that raised did not put."""
+    select, a put that waits on a full queue, a send or a select send on a
+    rendezvous channel): every item is delivered exactly once and in order
+    -- one taken is put back at the head when the handler raises, a put or
+    send that raised did not put or send."""
     res = run_script(f"mode = {mode!r}\n" + SIGNAL_SCRIPT, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "50000 True []\n", res.stdout

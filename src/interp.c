@@ -1133,13 +1133,8 @@ interp_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (st == NULL) {
         return NULL;
     }
-    int err = runtime_close(self_entry(self));
+    int err = runtime_close(self_entry(self), 1);
     if (err < 0) {
-        /* A Ctrl-C that came while its threads were joined (a wait in
-           another interpreter cannot run signal handlers) wins. */
-        if (PyErr_CheckSignals() < 0) {
-            return NULL;
-        }
         set_err(st, err);
         return NULL;
     }

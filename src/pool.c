@@ -634,7 +634,7 @@ worker_main(void *arg)
         (void)err;
         /* Its own threads are joined there; daemon threads (legacy
            config) would keep it alive until exit. */
-        (void)runtime_close(e);
+        (void)runtime_close(e, 0);
         entry_decref(e);
         if (wk->pause) {
             wk->pause = 0;

@@ -824,6 +824,21 @@ static const char prepare_code[] =
     "    for t in threads:\n"
     "        t.join(max(0.0, end - time.monotonic()))\n"
     "    return any(t.is_alive() for t in threads)\n"
+    "def join_then(threads, timeout, fire):\n"
+    "    import threading\n"
+    "    def joiner():\n"
+    "        try:\n"
+    "            join(threads, timeout)\n"
+    "        finally:\n"
+    "            fire()\n"
+    "    t = threading.Thread(target=joiner, name='subinterp-close')\n"
+    "    t._subinterp_joiner = True\n"
+    "    t.start()\n"
+    "def stop_targets(threads):\n"
+    "    return [t.ident for t in threads\n"
+    "            if not getattr(t, '_subinterp_joiner', False)]\n"
+    "def alive(threads):\n"
+    "    return any(t.is_alive() for t in threads)\n"
     "def done():\n"
     "    import sys\n"
     "    threading = sys.modules.get('threading')\n"
@@ -872,8 +887,161 @@ prepare_namespace(void)
     return run_in_namespace(prepare_code);
 }
 
+/* A one-shot latch: the thread that joins a closing interpreter's
+ * threads fires it, and close() waits for it in its own interpreter, where
+ * a signal handler (Ctrl-C) runs as in any of our waits.  Shared by the
+ * two (refs, atomic); raw memory, no GIL needed. */
+typedef struct {
+    pthread_mutex_t mutex;
+    int fired;          /* mutex */
+    waiter *w;          /* mutex: close()'s wait, while linked */
+    _Atomic int refs;
+} join_latch;
+
+static join_latch *
+latch_new(void)
+{
+    join_latch *l = PyMem_RawCalloc(1, sizeof(join_latch));
+    if (l != NULL) {
+        pthread_mutex_init(&l->mutex, NULL);
+        atomic_store(&l->refs, 1);
+    }
+    return l;
+}
+
+static void
+latch_decref(join_latch *l)
+{
+    if (atomic_fetch_sub(&l->refs, 1) == 1) {
+        pthread_mutex_destroy(&l->mutex);
+        PyMem_RawFree(l);
+    }
+}
+
 static int
-prepare_close(int64_t id, double timeout, int at_exit, int *stopped)
+latch_poll(void *arg, waiter *w)
+{
+    join_latch *l = arg;
+    pthread_mutex_lock(&l->mutex);
+    int fired = l->fired;
+    l->w = fired ? NULL : w;
+    pthread_mutex_unlock(&l->mutex);
+    return fired;
+}
+
+static void
+latch_withdraw(void *arg, waiter *w)
+{
+    join_latch *l = arg;
+    pthread_mutex_lock(&l->mutex);
+    if (l->w == w) {
+        l->w = NULL;
+    }
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static const wait_cond latch_cond = {latch_poll, latch_withdraw};
+
+static void
+latch_capsule_free(PyObject *capsule)
+{
+    latch_decref(PyCapsule_GetPointer(capsule, "subinterp.join_latch"));
+}
+
+static PyObject *
+latch_fire(PyObject *capsule, PyObject *Py_UNUSED(ignored))
+{
+    join_latch *l = PyCapsule_GetPointer(capsule, "subinterp.join_latch");
+    if (l == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&l->mutex);
+    l->fired = 1;
+    waiter *w = l->w;
+    l->w = NULL;
+    uint32_t prev;
+    if (w != NULL && waiter_claim(w, &prev)) {
+        waiter_publish(w, prev);
+    }
+    pthread_mutex_unlock(&l->mutex);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef latch_fire_def = {
+    "fire", latch_fire, METH_NOARGS, "Fire the latch close() waits for."};
+
+/* close()'s join of the interpreter's threads (this thread runs in it,
+ * through its thread state; `caller` is the thread state to wait in): a
+ * new thread there joins them for `timeout` seconds and fires a latch,
+ * which this thread waits for in the caller's interpreter -- so that
+ * Ctrl-C stops close() at once, not when the join ends.  0, with
+ * *alive set to whether some thread still runs; -1 with an exception set
+ * in `caller`'s thread state (a signal handler raised there); or -2 with
+ * an exception set here. */
+static int
+join_from(PyThreadState *caller, PyObject *ns, PyObject *threads,
+          double timeout, int *alive)
+{
+    join_latch *l = latch_new();
+    if (l == NULL) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    atomic_fetch_add(&l->refs, 1);
+    PyObject *capsule = PyCapsule_New(l, "subinterp.join_latch",
+                                      latch_capsule_free);
+    if (capsule == NULL) {
+        latch_decref(l);
+        latch_decref(l);
+        return -2;
+    }
+    PyObject *fire = PyCFunction_New(&latch_fire_def, capsule);
+    Py_DECREF(capsule);
+    PyObject *res = NULL;
+    if (fire != NULL) {
+        res = PyObject_CallFunction(PyDict_GetItemString(ns, "join_then"),
+                                    "OdO", threads, timeout, fire);
+        Py_DECREF(fire);
+    }
+    if (res == NULL) {
+        latch_decref(l);
+        return -2;
+    }
+    Py_DECREF(res);
+
+    deadline dl;
+    waiter w;
+    deadline_from_seconds(timeout, &dl);
+    waiter_init(&w);
+    PyThreadState *me = PyEval_SaveThread();
+    PyEval_RestoreThread(caller);
+    int r = wait_until(&latch_cond, l, &w, &dl, 0);
+    (void)PyEval_SaveThread();
+    PyEval_RestoreThread(me);
+    waiter_fini(&w);
+    latch_decref(l);
+    if (r < 0) {
+        return -1;
+    }
+    res = PyObject_CallFunction(PyDict_GetItemString(ns, "alive"), "O",
+                                threads);
+    if (res == NULL) {
+        return -2;
+    }
+    *alive = PyObject_IsTrue(res) == 1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* Ready e's interpreter (current, through this thread) to end: shut its
+ * pools down, stop its waits and join its threads for `timeout` seconds.
+ * caller: the thread state close() was called in, to join from there
+ * (join_from: a signal handler that raises there stops the close, and
+ * ERR_PYEXC is returned with the exception set in caller), or NULL to
+ * join here. */
+static int
+prepare_close(int64_t id, double timeout, int at_exit, int *stopped,
+              PyThreadState *caller)
 {
     int err = 0;
     int daemon = 0;
@@ -911,20 +1079,46 @@ prepare_close(int64_t id, double timeout, int at_exit, int *stopped)
         wait_interrupt_interp(id);
         *stopped = 1;
     }
-    for (Py_ssize_t i = 0; at_exit && i < n; i++) {
-        PyObject *ident = PyObject_GetAttrString(PyList_GET_ITEM(threads, i),
-                                                 "ident");
-        if (ident == NULL) {
+    if (at_exit && n > 0) {
+        /* Not to the thread of an interrupted close() that still joins
+           them: an exception there while Thread.join() gives up would
+           release the joined thread's lock and make it look ended
+           (threading's bpo-45274 clean-up); it ends with its deadline,
+           before the exit's. */
+        res = PyObject_CallFunction(PyDict_GetItemString(ns, "stop_targets"),
+                                    "O", threads);
+        if (res == NULL || !PyList_Check(res)) {
             goto error;
         }
-        unsigned long tid = PyLong_AsUnsignedLong(ident);
-        Py_DECREF(ident);
-        if (tid == (unsigned long)-1 && PyErr_Occurred()) {
-            goto error;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(res); i++) {
+            unsigned long tid =
+                PyLong_AsUnsignedLong(PyList_GET_ITEM(res, i));
+            if (tid == (unsigned long)-1 && PyErr_Occurred()) {
+                goto error;
+            }
+            (void)PyThreadState_SetAsyncExc(tid, PyExc_SystemExit);
         }
-        (void)PyThreadState_SetAsyncExc(tid, PyExc_SystemExit);
+        Py_CLEAR(res);
     }
-    if (n > 0) {
+    if (n > 0 && caller != NULL) {
+        int alive = 0;
+        int r = join_from(caller, ns, threads, timeout, &alive);
+        if (r == -1) {
+            err = ERR_PYEXC;   /* set in the caller's thread state */
+            goto done;
+        }
+        if (r < 0) {
+            goto error;
+        }
+        if (alive) {
+            err = ERR_INTERP_BUSY;
+            goto done;
+        }
+    }
+    else if (n > 0) {
+        /* Joined here: at exit (the exit handler gives every interpreter
+           one grace period and handles Ctrl-C itself), and for closes
+           that nothing may interrupt (orphans, pool workers). */
         res = PyObject_CallFunction(PyDict_GetItemString(ns, "join"), "Od",
                                     threads, timeout);
         if (res == NULL) {
@@ -1018,7 +1212,7 @@ end_interpreter(interp_entry *e, PyThreadState *tstate, slot *mine,
 /* Close e from this thread; its threads get `timeout` seconds to stop
  * (prepare_close). */
 static int
-close_entry(interp_entry *e, double timeout, int at_exit)
+close_entry(interp_entry *e, double timeout, int at_exit, int interruptible)
 {
     PyThreadState *tstate = NULL;
     slot *dead = NULL;
@@ -1045,7 +1239,8 @@ close_entry(interp_entry *e, double timeout, int at_exit)
     slots_delete(dead);
     slots_delete(others);
 
-    err = prepare_close(e->id, timeout, at_exit, &stopped);
+    err = prepare_close(e->id, timeout, at_exit, &stopped,
+                        interruptible ? save : NULL);
     if (err < 0) {
         (void)PyEval_SaveThread();
         if (stopped && !at_exit) {
@@ -1061,9 +1256,9 @@ close_entry(interp_entry *e, double timeout, int at_exit)
 }
 
 int
-runtime_close(interp_entry *e)
+runtime_close(interp_entry *e, int interruptible)
 {
-    return close_entry(e, CLOSE_GRACE, 0);
+    return close_entry(e, CLOSE_GRACE, 0, interruptible);
 }
 
 void
@@ -1101,7 +1296,7 @@ runtime_close_orphans(void)
         if (e == NULL) {
             return;
         }
-        int err = runtime_close(e);
+        int err = runtime_close(e, 0);
         LOCK();
         e->refcount--;
         if (err < 0) {
@@ -1413,7 +1608,7 @@ settle_at_exit(interp_entry *e, const deadline *dl)
 {
     wait_idle(e, dl);
     double left = (double)deadline_remaining_ns(dl) / 1e9;
-    int err = close_entry(e, left, 1);
+    int err = close_entry(e, left, 1, 0);
     if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
         err == ERR_INTERP_BUSY) {
         stop_at_exit(e, err);
@@ -1475,7 +1670,7 @@ runtime_shutdown(double grace)
         }
         else {
             /* stops its threads without waiting for them */
-            err = close_entry(e, 0.0, 1);
+            err = close_entry(e, 0.0, 1, 0);
         }
         if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
             err == ERR_INTERP_BUSY) {

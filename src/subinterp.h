@@ -288,8 +288,11 @@ int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
 /* Close an interpreter subinterp created.  Its threads are asked to stop
  * (waits of subinterp inside it raise SystemExit) and joined for at most
- * CLOSE_GRACE seconds; ERR_INTERP_BUSY if some still run. */
-int runtime_close(interp_entry *e);
+ * CLOSE_GRACE seconds; ERR_INTERP_BUSY if some still run.  interruptible:
+ * the join is a wait of the caller's (a signal handler that raises, or a
+ * stop of the caller's interpreter, ends it: ERR_PYEXC, the interpreter
+ * stays). */
+int runtime_close(interp_entry *e, int interruptible);
 /* Seconds given to threads to stop, at close() and (once for all
  * interpreters) at exit. */
 #define CLOSE_GRACE 2.0

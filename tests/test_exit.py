@@ -216,6 +216,31 @@ def test_ctrl_c_during_close():
     assert only_stop_messages(res.stderr) == [], res.stderr
 
 
+def test_signal_handlers_run_while_close_joins():
+    # close() joins the interpreter's threads as a wait of the caller's
+    # interpreter: the main thread's signal handlers run meanwhile.  Here
+    # the handler is what lets the thread end (it is blocked in C, where
+    # stopping the interpreter's waits cannot reach it); before, handlers
+    # ran only once the join gave up, and close() refused.
+    res = run_script(
+        """
+        import os, signal, threading, subinterp
+        r, w = os.pipe()
+        signal.signal(signal.SIGUSR1, lambda *a: os.write(w, b"x"))
+        i = subinterp.create()
+        i.exec(f"import os, threading\\n"
+               f"threading.Thread(target=os.read, args=({r}, 1)).start()")
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        i.close()
+        print("closed")
+        """,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "closed\n"
+    assert res.stderr == ""
+
+
 # --- Ctrl-C at exit while pools are joined ------------------------------------
 
 POOL_BLOCKED = """

@@ -196,44 +196,61 @@ def test_close_refuses_when_threads_do_not_stop():
     assert only_stop_messages(res.stderr) == [], res.stderr
 
 
+# The thread below sends the signal once close() has stopped its wait, so
+# while close() joins it (a timer could fire before close() begins, or be
+# starved on a busy machine).
+SIGNAL_IN_JOIN = """
+import os, threading
+def run():
+    try:
+        q.get()
+    except SystemExit:
+        os.kill(os.getpid(), SIGNUM)
+        AFTER()
+threading.Thread(target=run).start()
+"""
+
+
 def test_ctrl_c_during_close():
+    # close() joins the interpreter's threads as a wait of the caller's
+    # interpreter: a Ctrl-C there is raised by close() at once, and the
+    # interpreter stays
     res = run_script(
         """
-        import os, signal, threading, subinterp
+        import signal, subinterp
+        q = subinterp.Queue()
         i = subinterp.create()
-        i.exec("import threading, time\\n"
-               "threading.Thread(target=time.sleep, args=(300,)).start()")
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        i.prepare_main(q=q, SIGNUM=int(signal.SIGINT))
+        i.exec("import time\\nAFTER = lambda: time.sleep(3)\\n" + SIGNAL_IN_JOIN)
         try:
             i.close()
         except KeyboardInterrupt:
             print("interrupted")
-        """,
+        i.exec("import threading; print(len(threading.enumerate()) > 1)")
+        """.replace("SIGNAL_IN_JOIN", repr(SIGNAL_IN_JOIN)),
         timeout=60,
     )
     assert res.returncode == 0, res.stderr
-    assert res.stdout == "interrupted\n"
+    assert res.stdout == "interrupted\nTrue\n"
     assert only_stop_messages(res.stderr) == [], res.stderr
 
 
 def test_signal_handlers_run_while_close_joins():
-    # close() joins the interpreter's threads as a wait of the caller's
-    # interpreter: the main thread's signal handlers run meanwhile.  Here
-    # the handler is what lets the thread end (it is blocked in C, where
-    # stopping the interpreter's waits cannot reach it); before, handlers
-    # ran only once the join gave up, and close() refused.
+    # Here the handler is what lets the thread end (it is blocked in C,
+    # where stopping the interpreter's waits cannot reach it); before,
+    # handlers ran only once the join gave up, and close() refused.
     res = run_script(
         """
-        import os, signal, threading, subinterp
+        import os, signal, subinterp
         r, w = os.pipe()
         signal.signal(signal.SIGUSR1, lambda *a: os.write(w, b"x"))
+        q = subinterp.Queue()
         i = subinterp.create()
-        i.exec(f"import os, threading\\n"
-               f"threading.Thread(target=os.read, args=({r}, 1)).start()")
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        i.prepare_main(q=q, SIGNUM=int(signal.SIGUSR1), r=r)
+        i.exec("AFTER = lambda: os.read(r, 1)\\n" + SIGNAL_IN_JOIN)
         i.close()
         print("closed")
-        """,
+        """.replace("SIGNAL_IN_JOIN", repr(SIGNAL_IN_JOIN)),
         timeout=60,
     )
     assert res.returncode == 0, res.stderr

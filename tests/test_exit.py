@@ -225,8 +225,9 @@ def test_ctrl_c_during_close():
         try:
             i.close()
         except KeyboardInterrupt:
-            print("interrupted")
-        i.exec("import threading; print(len(threading.enumerate()) > 1)")
+            print("interrupted", flush=True)
+        i.exec("import threading\\n"
+               "print(len(threading.enumerate()) > 1, flush=True)")
         """.replace("SIGNAL_IN_JOIN", repr(SIGNAL_IN_JOIN)),
         timeout=60,
     )

@@ -8,7 +8,16 @@
 # interpreter itself is not instrumented: libasan is preloaded, and Python's
 # own allocator is replaced by malloc so that ASan sees every allocation.
 #
+# With SUBINTERP_LSAN=1 it is the LeakSanitizer run instead: the same
+# build (in build/lsan/), leak detection on, every process's report written
+# under build/logs/lsan/, and any leak fails the run.  Only where CPython
+# frees what it allocated: 3.14 and later (make test runs it on 3.14 in the
+# Debian root).  3.12 and 3.13 never free interned strings (thousands of
+# reports per process, all CPython's).  A deliberate leak is checked to be
+# reported first, so the run can fail.
+#
 # Environment:
+#   SUBINTERP_LSAN  1: the LeakSanitizer run
 #   PYTEST_ARGS   extra pytest arguments (split on blanks)
 #   SUBINTERP_TEST_TIMEOUT  seconds the pytest run may take (default 900)
 # Tests can tell they run under the sanitizers by SUBINTERP_SANITIZER=address
@@ -41,9 +50,12 @@ CC=${CC:-gcc}
 libasan=$("$CC" -print-file-name=libasan.so)
 [ -f "$libasan" ] || die "$CC has no libasan.so (apt-get install gcc)"
 
-work=$REPO/build/asan
+lsan=${SUBINTERP_LSAN:-0}
+name=asan
+[ "$lsan" = 1 ] && name=lsan
+work=$REPO/build/$name
 mkdir -p "$REPO/build/logs"
-log "asan: copying the package and tests to $work"
+log "$name: copying the package and tests to $work"
 mkdir -p "$work"
 for item in src subinterp tests; do
     rm -rf "${work:?}/$item"
@@ -54,39 +66,76 @@ for item in setup.py pyproject.toml README.md conftest.py; do
 done
 find "$work" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
 
-log "asan: building with $py"
+log "$name: building with $py"
 cd "$work"
 t0=$SECONDS
 if ! SUBINTERP_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g -UNDEBUG" \
     SUBINTERP_LDFLAGS="-fsanitize=address,undefined" \
     "$py" setup.py build_ext --inplace --build-temp build/temp-asan --force; then
-    printf '\nasan   FAIL  build failed (%ds)\n' $((SECONDS - t0))
+    printf '\n%s   FAIL  build failed (%ds)\n' "$name" $((SECONDS - t0))
     exit 1
 fi
 t1=$SECONDS
 
-log "asan: testing (LD_PRELOAD=$libasan)"
-rc=0
-# detect_leaks=0: CPython does not free everything at exit.
+# detect_leaks=0: CPython does not free everything at exit (the LSan run
+# checks leaks where it does).
 # allocator_may_return_null=1: a huge allocation gives MemoryError, as it
 # does without ASan, instead of aborting.
+asan_options=detect_leaks=0:allocator_may_return_null=1
+leak_logs=$REPO/build/logs/lsan
+if [ "$lsan" = 1 ]; then
+    # Reports go to files, one per process (tests run scripts in
+    # subprocesses and compare their output), and do not change exit
+    # statuses: the logs are read at the end.
+    rm -rf "$leak_logs"
+    mkdir -p "$leak_logs"
+    asan_options=detect_leaks=1:allocator_may_return_null=1:exitcode=0:log_path=$leak_logs/report
+    export LSAN_OPTIONS=exitcode=0
+    # The run can fail: a deliberate leak is reported.
+    env LD_PRELOAD="$libasan" PYTHONMALLOC=malloc \
+        ASAN_OPTIONS="detect_leaks=1:exitcode=0:log_path=$leak_logs/selfcheck" \
+        "$py" -c 'import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+for _ in range(10):
+    libc.malloc(4321)'
+    if ! grep -qs "43210 byte(s) leaked" "$leak_logs"/selfcheck.*; then
+        printf '\nlsan   FAIL  LeakSanitizer did not report a deliberate leak\n'
+        exit 1
+    fi
+    rm -f "$leak_logs"/selfcheck.*
+fi
+
+log "$name: testing (LD_PRELOAD=$libasan)"
+rc=0
 env LD_PRELOAD="$libasan" \
     PYTHONMALLOC=malloc \
-    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+    ASAN_OPTIONS="$asan_options" \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     SUBINTERP_SANITIZER=address \
     "${TIMEOUT_CMD[@]}" "$py" -m pytest "${pytest_args[@]}" 2>&1 \
-    | (trap '' INT && exec tee "$REPO/build/logs/test-asan.log") || rc=${PIPESTATUS[0]}
+    | (trap '' INT && exec tee "$REPO/build/logs/test-$name.log") || rc=${PIPESTATUS[0]}
 t2=$SECONDS
 
-read_pytest_summary "$REPO/build/logs/test-asan.log"
+read_pytest_summary "$REPO/build/logs/test-$name.log"
 
-printf '\n=========================== subinterp asan summary ===========================\n'
+leaks=
+if [ "$lsan" = 1 ]; then
+    leaks=$(cat "$leak_logs"/report.* 2>/dev/null | grep -c 'leak of' || true)
+    if [ "$leaks" -gt 0 ]; then
+        grep -h 'SUMMARY' "$leak_logs"/report.* || true
+        [ "$rc" -ne 0 ] || rc=1
+    fi
+fi
+
+printf '\n=========================== subinterp %s summary ===========================\n' "$name"
 if [ "$rc" -eq 0 ]; then
-    printf 'asan   PASS  %s (build %ds, tests %ds)\n' "$pytest_summary" $((t1 - t0)) $((t2 - t1))
+    printf '%s   PASS  %s (build %ds, tests %ds)\n' "$name" "$pytest_summary" $((t1 - t0)) $((t2 - t1))
+elif [ -n "$leaks" ] && [ "$leaks" -gt 0 ]; then
+    printf '%s   FAIL  %s leak report(s) in %s (tests: %s)\n' "$name" "$leaks" "$leak_logs" "$pytest_summary"
 else
-    printf 'asan   FAIL  %s (build %ds, tests %ds)\n' \
+    printf '%s   FAIL  %s (build %ds, tests %ds)\n' "$name" \
         "$(pytest_status "$rc")" $((t1 - t0)) $((t2 - t1))
 fi
-printf 'asan: %d passed, %d failed, %d skipped\n' "$n_passed" "$n_failed" "$n_skipped"
+printf '%s: %d passed, %d failed, %d skipped\n' "$name" "$n_passed" "$n_failed" "$n_skipped"
 exit "$rc"

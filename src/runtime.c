@@ -54,6 +54,9 @@ typedef struct slot {
 
 struct thread_rec {
     slot *slots;               /* runtime.mutex */
+    /* every live record, so that a forked child can free those of the
+       threads it does not have (runtime.mutex) */
+    thread_rec *prev, *next;
 };
 
 struct interp_entry {
@@ -88,6 +91,7 @@ static struct {
     pthread_mutex_t mutex;
     pthread_cond_t idle;        /* broadcast when an entry stops running */
     interp_entry *head;
+    thread_rec *threads;        /* every thread_rec (prev/next) */
     /* interp_closed_hook / interp_closing_hook, stored as void * so one
        function registers both */
     void *closed_hooks[MAX_HOOKS];
@@ -114,6 +118,22 @@ static pthread_key_t thread_key;
 /* ------------------------------------------------------------------ */
 /* threads                                                             */
 
+/* runtime.mutex held */
+static void
+thread_rec_unlink(thread_rec *rec)
+{
+    if (rec->prev != NULL) {
+        rec->prev->next = rec->next;
+    }
+    else if (runtime.threads == rec) {
+        runtime.threads = rec->next;
+    }
+    if (rec->next != NULL) {
+        rec->next->prev = rec->prev;
+    }
+    rec->prev = rec->next = NULL;
+}
+
 /* pthread key destructor: the OS thread is exiting.  We cannot take a
  * GIL here safely (the runtime may be finalizing), so the slots are only
  * marked; runtime_run_in and close delete them later. */
@@ -131,6 +151,7 @@ thread_rec_destroy(void *ptr)
         s = next;
     }
     rec->slots = NULL;
+    thread_rec_unlink(rec);
     UNLOCK();
     PyMem_RawFree(rec);
 }
@@ -155,6 +176,13 @@ current_thread_rec(void)
             PyMem_RawFree(rec);
             return NULL;
         }
+        LOCK();
+        rec->next = runtime.threads;
+        if (rec->next != NULL) {
+            rec->next->prev = rec;
+        }
+        runtime.threads = rec;
+        UNLOCK();
     }
     return rec;
 }
@@ -1903,9 +1931,35 @@ atfork_child(void)
             e->orphaned = 0;
         }
     }
-    /* Thread records of other threads are gone with their threads;
-       their slots were freed above (main's slots stay, but only this
-       thread can use them and it keeps its record). */
+    /* The main interpreter's slots of the other threads: CPython deletes
+       their thread states in the child (PyOS_AfterFork_Child), so only
+       the slots go.  Then the records of the other threads, whose threads
+       are gone. */
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        slot **pp = &e->slots;
+        while (*pp != NULL) {
+            slot *s = *pp;
+            if (e->is_main && s->thread != rec) {
+                *pp = s->next_in_entry;
+                PyMem_RawFree(s);
+            }
+            else {
+                pp = &s->next_in_entry;
+            }
+        }
+    }
+    thread_rec *t = runtime.threads;
+    while (t != NULL) {
+        thread_rec *next = t->next;
+        if (t != rec) {
+            PyMem_RawFree(t);
+        }
+        t = next;
+    }
+    runtime.threads = rec;
+    if (rec != NULL) {
+        rec->prev = rec->next = NULL;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1927,8 +1981,7 @@ static PyMethodDef runtime_methods[] = {
 int
 runtime_init(PyObject *mod, module_state *st)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    (void)pthread_once(&once, thread_key_create);
+    (void)pthread_once(&thread_key_once, thread_key_create);
     static int atfork_done = 0;
     if (PyModule_AddFunctions(mod, runtime_methods) < 0) {
         return -1;

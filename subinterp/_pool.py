@@ -15,8 +15,9 @@ import os
 import threading
 import time
 import weakref
-from concurrent.futures import BrokenExecutor, Executor, Future
+from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
+from concurrent.futures.thread import BrokenThreadPool
 
 from . import _core
 from ._chunk import run_chunk
@@ -28,9 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["BrokenInterpreterPool", "Pool", "default_pool", "map", "submit"]
 
 
-class BrokenInterpreterPool(BrokenExecutor):
+class BrokenInterpreterPool(BrokenThreadPool):
     """The pool cannot run tasks: its initializer failed, or a worker could
-    not create its interpreter."""
+    not create its interpreter.  A ``BrokenThreadPool``, as the standard
+    library's ``concurrent.futures.interpreter.BrokenInterpreterPool``."""
 
 
 def _cpu_count() -> int:
@@ -175,6 +177,11 @@ class Pool(Executor):
     new ones work.
     """
 
+    # The __cause__ of a task's exception re-raised here: "traceback" (a
+    # RemoteTraceback, as ProcessPoolExecutor) or "execution_failed" (an
+    # ExecutionFailed, as the standard library's InterpreterPoolExecutor).
+    _remote_cause = "traceback"
+
     def __init__(
         self,
         max_workers: int | None = None,
@@ -215,6 +222,7 @@ class Pool(Executor):
                 tuple(initargs),
                 max_tasks_per_worker,
                 thread_name_prefix or "subinterp-",
+                self._remote_cause,
             )
             self._collector = threading.Thread(
                 target=self._collect,
@@ -265,14 +273,22 @@ class Pool(Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
+        buffersize: int | None = None,
     ) -> Iterator[Any]:
         """Like ``map(fn, *iterables)``, in the workers; results in order.
 
         Input is consumed lazily (a bounded number of chunks is in flight).
         With ``chunksize=None`` the chunk size is chosen from the input's
         length when it has one (about four chunks per worker, at most
-        4096 items), else 256.
+        4096 items), else 256.  *buffersize* (as in Python 3.14's
+        ``Executor.map``) bounds the items submitted whose results have
+        not been yielded yet.
         """
+        if buffersize is not None:
+            if not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an integer or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or > 0")
         if timeout is not None:
             end_time = timeout + time.monotonic()
         if chunksize is None:
@@ -281,6 +297,9 @@ class Pool(Executor):
             raise ValueError("chunksize must be an int >= 1")
         args_iter = zip(*iterables)
         window = max(2 * self._max_workers, 4)
+        if buffersize is not None:
+            chunksize = min(chunksize, buffersize)
+            window = max(1, buffersize // chunksize)
         pending: collections.deque[Future] = collections.deque()
 
         def submit_next() -> None:

@@ -1452,10 +1452,13 @@ warn_open_at_exit(void)
         }
     }
     UNLOCK();
+    /* Where the runtime's own warning points on 3.14 (from C, no frame);
+       3.12 and 3.13 would say "sys:1" */
     if (n > 0 &&
-        PyErr_WarnEx(PyExc_RuntimeWarning,
-                     "remaining subinterpreters; close them with "
-                     "Interpreter.close()", 0) < 0) {
+        PyErr_WarnExplicit(PyExc_RuntimeWarning,
+                           "remaining subinterpreters; close them with "
+                           "Interpreter.close()", "<sys>", 0, "sys",
+                           NULL) < 0) {
         PyErr_WriteUnraisable(NULL);
     }
 }

@@ -15,9 +15,8 @@ import os
 import threading
 import time
 import weakref
-from concurrent.futures import Executor, Future
+from concurrent.futures import BrokenExecutor, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from concurrent.futures.thread import BrokenThreadPool
 
 from . import _core
 from ._chunk import run_chunk
@@ -29,10 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["BrokenInterpreterPool", "Pool", "default_pool", "map", "submit"]
 
 
-class BrokenInterpreterPool(BrokenThreadPool):
+class BrokenInterpreterPool(BrokenExecutor):
     """The pool cannot run tasks: its initializer failed, or a worker could
-    not create its interpreter.  A ``BrokenThreadPool``, as the standard
-    library's ``concurrent.futures.interpreter.BrokenInterpreterPool``."""
+    not create its interpreter."""
 
 
 def _cpu_count() -> int:

@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, as_completed, wait
-from concurrent.futures.thread import BrokenThreadPool
 
 
 class CustomError(Exception):
@@ -105,8 +104,7 @@ def main(modname):
         try:
             fn()
         except BrokenInterpreterPool as e:
-            print("broken", what, isinstance(e, BrokenThreadPool),
-                  isinstance(e, BrokenExecutor))
+            print("broken", what, isinstance(e, BrokenExecutor))
     ex.shutdown()
 
     # shutdown(cancel_futures=True): the running task finishes, the queued

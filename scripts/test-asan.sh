@@ -45,7 +45,7 @@ work=$REPO/build/asan
 mkdir -p "$REPO/build/logs"
 log "asan: copying the package and tests to $work"
 mkdir -p "$work"
-for item in src subinterp tests; do
+for item in src subinterp tests docs; do
     rm -rf "${work:?}/$item"
     cp -a "$REPO/$item" "$work/$item"
 done

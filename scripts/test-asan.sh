@@ -57,7 +57,7 @@ work=$REPO/build/$name
 mkdir -p "$REPO/build/logs"
 log "$name: copying the package and tests to $work"
 mkdir -p "$work"
-for item in src subinterp tests; do
+for item in src subinterp tests docs; do
     rm -rf "${work:?}/$item"
     cp -a "$REPO/$item" "$work/$item"
 done

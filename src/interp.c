@@ -30,7 +30,7 @@ static const handle_kind interp_kind;
 /* jobs                                                                */
 
 typedef enum {
-    JOB_EXEC,         /* in: str source or marshalled code (bytes) */
+    JOB_EXEC,         /* in: marshalled code (bytes) */
     JOB_CALL,         /* in: (callable, args, kwargs or None) */
     JOB_PREPARE_MAIN, /* in: dict */
 } job_kind;
@@ -400,14 +400,7 @@ job_exec(PyObject *in)
     if (ns == NULL) {
         return NULL;
     }
-    if (PyUnicode_Check(in)) {
-        const char *src = PyUnicode_AsUTF8(in);
-        if (src == NULL) {
-            return NULL;
-        }
-        code = Py_CompileString(src, "<string>", Py_file_input);
-    }
-    else if (PyBytes_Check(in)) {
+    if (PyBytes_Check(in)) {
         code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(in),
                                               PyBytes_GET_SIZE(in));
         if (code != NULL && !PyCode_Check(code)) {
@@ -526,26 +519,107 @@ new_namespace(PyObject *kw)
     return res;
 }
 
-/* The exception to raise in this interpreter for a description made by
- * interp_capture_exception.  With original, the exception itself when obj
- * (its message) decodes to one, with a RemoteTraceback of the traceback
- * text as its __cause__; otherwise ExecutionFailed with excinfo, and (with
- * original) the same cause plus a note saying why the exception could not
- * be rebuilt, as ProcessPoolExecutor keeps the traceback of an exception
- * it cannot unpickle.  New reference, or NULL with an exception set. */
-PyObject *
-interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
-                           int original)
+/* The one-line description of an exception, as the standard library
+ * makes excinfo.formatted (and ExecutionFailed's args[0]): "Type: msg",
+ * with the type's module in front unless it is builtins or __main__, as
+ * the traceback module names types. */
+static PyObject *
+excinfo_formatted(PyObject *qualname, PyObject *module, PyObject *msgtext)
 {
-    PyObject *info = NULL;
+    if (!PyUnicode_Check(qualname)) {
+        return PyObject_Str(msgtext);
+    }
+    if (PyUnicode_Check(module) &&
+        PyUnicode_CompareWithASCIIString(module, "builtins") != 0 &&
+        PyUnicode_CompareWithASCIIString(module, "__main__") != 0) {
+        return PyUnicode_FromFormat("%U.%U: %S", module, qualname, msgtext);
+    }
+    return PyUnicode_FromFormat("%U: %S", qualname, msgtext);
+}
+
+/* ExecutionFailed for a decoded description (the tuple made by
+ * interp_capture_exception), with the standard library's excinfo: a
+ * namespace with type (__name__, __qualname__, __module__), msg,
+ * formatted ("Type: msg") and errdisplay (the traceback text without its
+ * final newline; absent when it could not be made, as there).  New
+ * reference, or NULL with an exception set. */
+static PyObject *
+execution_failed_from_info(module_state *st, PyObject *info)
+{
+    PyObject *kw = NULL;
     PyObject *type = NULL;
     PyObject *excinfo = NULL;
+    PyObject *formatted = NULL;
+    PyObject *errdisplay = NULL;
+    PyObject *exc = NULL;
+    PyObject *qual = PyTuple_GET_ITEM(info, 1);
+    PyObject *mod = PyTuple_GET_ITEM(info, 2);
+    PyObject *msgtext = PyTuple_GET_ITEM(info, 3);
+    PyObject *tb = PyTuple_GET_ITEM(info, 4);
+
+    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 0),
+                       "__qualname__", qual, "__module__", mod);
+    if (kw == NULL || (type = new_namespace(kw)) == NULL) {
+        goto done;
+    }
+    Py_CLEAR(kw);
+    formatted = excinfo_formatted(qual, mod, msgtext);
+    if (formatted == NULL) {
+        goto done;
+    }
+    kw = Py_BuildValue("{sOsOsO}", "type", type, "msg", msgtext,
+                       "formatted", formatted);
+    if (kw == NULL) {
+        goto done;
+    }
+    if (PyUnicode_Check(tb)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(tb);
+        if (n > 0 && PyUnicode_READ_CHAR(tb, n - 1) == '\n') {
+            n--;
+        }
+        errdisplay = PyUnicode_Substring(tb, 0, n);
+        if (errdisplay == NULL ||
+            PyDict_SetItemString(kw, "errdisplay", errdisplay) < 0) {
+            goto done;
+        }
+    }
+    excinfo = new_namespace(kw);
+    if (excinfo == NULL) {
+        goto done;
+    }
+    exc = PyObject_CallOneArg(st->ExecutionFailed, formatted);
+    if (exc != NULL && PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
+        Py_CLEAR(exc);
+    }
+done:
+    Py_XDECREF(kw);
+    Py_XDECREF(type);
+    Py_XDECREF(excinfo);
+    Py_XDECREF(formatted);
+    Py_XDECREF(errdisplay);
+    return exc;
+}
+
+/* The exception to raise in this interpreter for a description made by
+ * interp_capture_exception.
+ *
+ * EXC_EXECUTION_FAILED (exec, call): ExecutionFailed with excinfo.
+ * EXC_ITSELF_TRACEBACK / EXC_ITSELF_EXCINFO (pool tasks): the exception
+ * itself when obj (its message) decodes to one, with the other
+ * interpreter's traceback as its __cause__: a RemoteTraceback of the text,
+ * as ProcessPoolExecutor does, or an ExecutionFailed, as the standard
+ * library's InterpreterPoolExecutor does.  When it cannot be rebuilt, an
+ * ExecutionFailed (whose text has the traceback) with a note saying why.
+ * New reference, or NULL with an exception set. */
+PyObject *
+interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
+                           exc_rebuild how)
+{
+    PyObject *info = NULL;
     PyObject *exc = NULL;
     PyObject *orig = NULL;
     PyObject *why_not = NULL;
     PyObject *cause = NULL;
-    PyObject *kw = NULL;
-    PyObject *text = NULL;
 
     if (m == NULL) {
         return PyObject_CallFunction(
@@ -553,7 +627,7 @@ interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
             "code in the other interpreter raised an exception that could "
             "not be described");
     }
-    if (original && obj != NULL) {
+    if (how != EXC_EXECUTION_FAILED && obj != NULL) {
         orig = codec_decode(st, obj);
         if (orig != NULL && !PyExceptionInstance_Check(orig)) {
             PyErr_Format(PyExc_TypeError, "%.200s is not an exception",
@@ -572,48 +646,23 @@ interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
         PyErr_SetString(PyExc_SystemError, "bad exception description");
         goto done;
     }
-    PyObject *qual = PyTuple_GET_ITEM(info, 1);
-    PyObject *mod = PyTuple_GET_ITEM(info, 2);
-    PyObject *msgtext = PyTuple_GET_ITEM(info, 3);
-    PyObject *formatted = PyTuple_GET_ITEM(info, 4);
-    if (original) {
-        cause = PyObject_CallOneArg(st->RemoteTraceback, formatted);
+    if (orig != NULL) {
+        if (how == EXC_ITSELF_TRACEBACK) {
+            cause = PyObject_CallOneArg(st->RemoteTraceback,
+                                        PyTuple_GET_ITEM(info, 4));
+        }
+        else {
+            cause = execution_failed_from_info(st, info);
+        }
         if (cause == NULL) {
             goto done;
         }
-        if (orig != NULL) {
-            PyException_SetCause(orig, Py_NewRef(cause));
-            exc = Py_NewRef(orig);
-            goto done;
-        }
-    }
-    kw = Py_BuildValue("{sOsOsO}", "__name__", PyTuple_GET_ITEM(info, 0),
-                       "__qualname__", qual, "__module__", mod);
-    if (kw == NULL || (type = new_namespace(kw)) == NULL) {
+        PyException_SetCause(orig, Py_NewRef(cause));
+        exc = Py_NewRef(orig);
         goto done;
     }
-    Py_CLEAR(kw);
-    kw = Py_BuildValue("{sOsOsOsO}", "type", type, "msg", msgtext,
-                       "formatted", formatted, "errdisplay", formatted);
-    if (kw == NULL || (excinfo = new_namespace(kw)) == NULL) {
-        goto done;
-    }
-    if (PyUnicode_Check(mod) &&
-        PyUnicode_CompareWithASCIIString(mod, "builtins") != 0) {
-        text = PyUnicode_FromFormat("%S.%S: %S", mod, qual, msgtext);
-    }
-    else {
-        text = PyUnicode_FromFormat("%S: %S", qual, msgtext);
-    }
-    if (text == NULL) {
-        goto done;
-    }
-    exc = PyObject_CallOneArg(st->ExecutionFailed, text);
-    if (exc != NULL && PyObject_SetAttrString(exc, "excinfo", excinfo) < 0) {
-        Py_CLEAR(exc);
-    }
-    if (exc != NULL && cause != NULL) {
-        PyException_SetCause(exc, Py_NewRef(cause));
+    exc = execution_failed_from_info(st, info);
+    if (exc != NULL && how != EXC_EXECUTION_FAILED) {
         /* why it is not the exception itself: it could not be sent, or
            not rebuilt here */
         PyObject *sent_err = PyTuple_GET_ITEM(info, 5);
@@ -639,10 +688,6 @@ done:
     Py_XDECREF(orig);
     Py_XDECREF(why_not);
     Py_XDECREF(cause);
-    Py_XDECREF(type);
-    Py_XDECREF(excinfo);
-    Py_XDECREF(kw);
-    Py_XDECREF(text);
     return exc;
 }
 
@@ -685,7 +730,8 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
         res = codec_decode(st, j.out);
     }
     else if (j.exc != NULL || j.lost) {
-        PyObject *exc = interp_exception_from_info(st, j.exc, NULL, 0);
+        PyObject *exc = interp_exception_from_info(st, j.exc, NULL,
+                                                   EXC_EXECUTION_FAILED);
         if (exc != NULL) {
             PyErr_SetRaisedException(exc);
         }
@@ -864,15 +910,43 @@ interp_is_running(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(running);
 }
 
-/* Encode what exec() was given: source text, a code object, or a function
- * without arguments or closure (its body runs in __main__). */
+/* Source text given to exec() is compiled here, in the calling
+ * interpreter, as the standard library does: a syntax error is a
+ * SyntaxError raised by the call (not an ExecutionFailed), the file name
+ * is "<script>", str and bytes-like sources are taken as compile() takes
+ * them (a coding cookie applies to bytes only), and compile-time warnings
+ * go to the caller.  The code object then crosses marshalled, like any
+ * other.  New reference, or NULL with an exception set. */
+static PyObject *
+compile_exec_source(PyObject *source)
+{
+    PyObject *res = NULL;
+    PyObject *compile = compat_import_attr("builtins", "compile");
+    if (compile != NULL) {
+        /* dont_inherit: the caller's __future__ flags do not apply, as
+           they would not in the other interpreter */
+        res = PyObject_CallFunction(compile, "Ossii", source, "<script>",
+                                    "exec", 0, 1);
+        Py_DECREF(compile);
+    }
+    return res;
+}
+
+/* Encode what exec() was given: source text (str or bytes-like), a code
+ * object, or a function without arguments or closure (its body runs in
+ * __main__).  The target receives marshalled code. */
 static msg *
 encode_exec_input(module_state *st, PyObject *code)
 {
     msg *m = NULL;
     PyObject *marshalled = NULL;
-    if (PyUnicode_Check(code)) {
-        return codec_encode(st, code);
+    PyObject *compiled = NULL;
+    if (PyUnicode_Check(code) || PyObject_CheckBuffer(code)) {
+        compiled = compile_exec_source(code);
+        if (compiled == NULL) {
+            return NULL;
+        }
+        code = compiled;
     }
     if (PyFunction_Check(code)) {
         PyObject *fcode = PyFunction_GetCode(code); /* borrowed */
@@ -882,7 +956,7 @@ encode_exec_input(module_state *st, PyObject *code)
                          "exec() got function %R with a closure; pass a "
                          "function without free variables, or source "
                          "text", code);
-            return NULL;
+            goto done;
         }
         PyObject *argcount = PyObject_GetAttrString(fcode, "co_argcount");
         PyObject *kwonly = argcount == NULL ? NULL
@@ -896,33 +970,35 @@ encode_exec_input(module_state *st, PyObject *code)
         Py_XDECREF(kwonly);
         Py_XDECREF(flags);
         if (bad < 0) {
-            return NULL;
+            goto done;
         }
         if (bad) {
             PyErr_Format(PyExc_ValueError,
                          "exec() got function %R that takes arguments; use "
                          "call() to pass arguments", code);
-            return NULL;
+            goto done;
         }
         code = fcode;
     }
     if (PyCode_Check(code)) {
         if (check_no_free_vars(code) < 0) {
-            return NULL;
+            goto done;
         }
         marshalled = PyMarshal_WriteObjectToString(code,
                                                    Py_MARSHAL_VERSION);
         if (marshalled == NULL) {
-            return NULL;
+            goto done;
         }
         m = codec_encode(st, marshalled);
-        Py_DECREF(marshalled);
-        return m;
+        goto done;
     }
     PyErr_Format(PyExc_TypeError,
-                 "exec() expected source text (str), a code object or a "
-                 "function, got %.200s", Py_TYPE(code)->tp_name);
-    return NULL;
+                 "exec() expected source text (str or bytes), a code object "
+                 "or a function, got %.200s", Py_TYPE(code)->tp_name);
+done:
+    Py_XDECREF(marshalled);
+    Py_XDECREF(compiled);
+    return m;
 }
 
 static PyObject *
@@ -1673,6 +1749,22 @@ coremod_list_all(PyObject *mod, PyObject *Py_UNUSED(ignored))
     return res;
 }
 
+static PyObject *
+coremod_warn_if_open_at_exit(PyObject *mod, PyObject *arg)
+{
+    module_state *st = get_mod_state(mod);
+    interp_entry *e = st == NULL ? NULL : interp_object_entry(st, arg);
+    if (e == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError, "expected an Interpreter, got %.200s",
+                         Py_TYPE(arg)->tp_name);
+        }
+        return NULL;
+    }
+    runtime_set_warn_at_exit(e);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef interp_module_methods[] = {
     {"create", _PyCFunction_CAST(coremod_create),
      METH_VARARGS | METH_KEYWORDS,
@@ -1688,6 +1780,10 @@ static PyMethodDef interp_module_methods[] = {
      "one and every one it created, oldest first."},
     {"_interpreter", coremod_interpreter, METH_O,
      "_interpreter(id)\n--\n\nThe Interpreter with that id."},
+    {"_warn_if_open_at_exit", coremod_warn_if_open_at_exit, METH_O,
+     "_warn_if_open_at_exit(interp)\n--\n\n"
+     "Give the standard library's RuntimeWarning (\"remaining "
+     "subinterpreters\") if interp is still open at exit."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -163,6 +163,48 @@ handle_cache_remove(PyObject *table, int64_t id, PyObject *obj)
 /* ------------------------------------------------------------------ */
 /* exceptions                                                          */
 
+/* ExecutionFailed.__str__, as the standard library's (Python 3.14): the
+ * one-line description (args[0]), then the traceback text of the other
+ * interpreter (excinfo.errdisplay), so that an uncaught ExecutionFailed
+ * shows where the code failed.  Without that text (excinfo missing, or the
+ * traceback could not be formatted), the plain one-line text. */
+static PyObject *
+execution_failed_str(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *res = NULL;
+    PyObject *errdisplay = NULL;
+    PyObject *line = NULL;
+    PyObject *excinfo = PyObject_GetAttrString(self, "excinfo");
+    if (excinfo != NULL) {
+        errdisplay = PyObject_GetAttrString(excinfo, "errdisplay");
+    }
+    if (errdisplay == NULL) {
+        /* the standard library's "except Exception: return
+           super().__str__()" */
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            goto done;
+        }
+        PyErr_Clear();
+        res = ((PyTypeObject *)PyExc_BaseException)->tp_str(self);
+        goto done;
+    }
+    line = ((PyTypeObject *)PyExc_BaseException)->tp_str(self);
+    if (line == NULL) {
+        goto done;
+    }
+    res = PyUnicode_FromFormat("%U\n\nUncaught in the interpreter:\n\n%S",
+                               line, errdisplay);
+done:
+    Py_XDECREF(line);
+    Py_XDECREF(errdisplay);
+    Py_XDECREF(excinfo);
+    return res;
+}
+
+static PyMethodDef execution_failed_str_def = {
+    "__str__", execution_failed_str, METH_NOARGS, NULL,
+};
+
 static int
 add_exception(PyObject *mod, PyObject **slot, const char *name,
               PyObject *bases, const char *doc)
@@ -187,6 +229,7 @@ exceptions_init(PyObject *mod, module_state *st)
 {
     int res = -1;
     PyObject *bases = NULL;
+    PyObject *str_method = NULL;
 
     if (add_exception(mod, &st->InterpreterError, "subinterp.InterpreterError",
                       PyExc_Exception,
@@ -204,8 +247,18 @@ exceptions_init(PyObject *mod, module_state *st)
                       "Code raised an uncaught exception in another "
                       "interpreter.\n\n"
                       "``excinfo`` describes the original exception: type "
-                      "(with __name__, __qualname__, __module__), msg, "
-                      "formatted (the traceback text).") < 0) {
+                      "(with __name__, __qualname__, __module__), msg "
+                      "(its str()), formatted (the one-line \"Type: msg\") "
+                      "and errdisplay (the traceback text).") < 0) {
+        goto done;
+    }
+    /* a method of the class, so that tp_str is set (a heap exception
+       class takes new attributes) */
+    str_method = PyDescr_NewMethod((PyTypeObject *)st->ExecutionFailed,
+                                   &execution_failed_str_def);
+    if (str_method == NULL ||
+        PyObject_SetAttrString(st->ExecutionFailed, "__str__",
+                               str_method) < 0) {
         goto done;
     }
     /* A TypeError like the issue's contract asks, and a ValueError like
@@ -229,6 +282,7 @@ exceptions_init(PyObject *mod, module_state *st)
     res = 0;
 done:
     Py_XDECREF(bases);
+    Py_XDECREF(str_method);
     return res;
 }
 

@@ -675,6 +675,8 @@ typedef struct {
     PyObject_HEAD
     pool *pool;
     PyObject *broken_cls;   /* raised by submit() once the pool broke */
+    exc_rebuild exc_how;    /* immutable: how a task's exception is
+                               raised here (its __cause__) */
 } PoolObject;
 
 static module_state *
@@ -706,7 +708,7 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"max_workers", "broken_cls", "config",
                              "initializer", "initargs",
                              "max_tasks_per_worker", "thread_name_prefix",
-                             NULL};
+                             "remote_cause", NULL};
     PyObject *broken_cls;
     int n_workers;
     PyObject *config = Py_None;
@@ -714,17 +716,34 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyObject *initargs = NULL;
     PyObject *max_tasks = Py_None;
     const char *prefix = "";
+    const char *remote_cause = "traceback";
+    exc_rebuild exc_how;
     PoolObject *self = NULL;
     pool *p = NULL;
     module_state *st = get_mod_state_by_type(type);
     if (st == NULL) {
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO!Os:PoolCore",
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO!Oss:PoolCore",
                                      kwlist, &n_workers, &broken_cls,
                                      &config,
                                      &initializer, &PyTuple_Type, &initargs,
-                                     &max_tasks, &prefix)) {
+                                     &max_tasks, &prefix, &remote_cause)) {
+        return NULL;
+    }
+    /* the __cause__ of a task's exception: the traceback text (as
+       ProcessPoolExecutor), or an ExecutionFailed (as the standard
+       library's InterpreterPoolExecutor) */
+    if (strcmp(remote_cause, "traceback") == 0) {
+        exc_how = EXC_ITSELF_TRACEBACK;
+    }
+    else if (strcmp(remote_cause, "execution_failed") == 0) {
+        exc_how = EXC_ITSELF_EXCINFO;
+    }
+    else {
+        PyErr_Format(PyExc_ValueError,
+                     "remote_cause must be 'traceback' or "
+                     "'execution_failed', not %.100s", remote_cause);
         return NULL;
     }
     if (runtime_is_shutting_down()) {
@@ -812,6 +831,7 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->pool = p;
     self->broken_cls = Py_NewRef(broken_cls);
+    self->exc_how = exc_how;
     for (int i = 0; i < n_workers; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
@@ -981,7 +1001,8 @@ error:
  * (state DONE or CANCELLED -> DELIVERED); the others get NULL without an
  * exception. */
 static PyObject *
-task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
+task_outcome(module_state *st, pool *p, exc_rebuild how, task *t,
+             PyObject **future_p)
 {
     PyObject *value = NULL;
     int kind;
@@ -1005,7 +1026,7 @@ task_outcome(module_state *st, pool *p, task *t, PyObject **future_p)
     }
     else if (t->failed) {
         kind = OUTCOME_EXCEPTION;
-        value = interp_exception_from_info(st, t->out, t->out_exc, 1);
+        value = interp_exception_from_info(st, t->out, t->out_exc, how);
     }
     else {
         kind = OUTCOME_RESULT;
@@ -1098,7 +1119,7 @@ poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *fut = NULL;
-    PyObject *res = task_outcome(st, self->pool, t, &fut);
+    PyObject *res = task_outcome(st, self->pool, self->exc_how, t, &fut);
     if (res == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
@@ -1186,7 +1207,7 @@ poolobj_collect(PyObject *op, PyObject *Py_UNUSED(ignored))
         task *t = list;
         list = t->next;
         PyObject *fut = NULL;
-        PyObject *out = task_outcome(st, p, t, &fut);
+        PyObject *out = task_outcome(st, p, self->exc_how, t, &fut);
         if (out != NULL && res != NULL) {
             PyObject *pair = PyTuple_Pack(2, fut, out);
             if (pair == NULL || PyList_Append(res, pair) < 0) {

@@ -78,6 +78,9 @@ struct interp_entry {
                                    thread state of it: closing waits */
     int deferred;               /* 3.12: ended after the runtime stopped
                                    every other thread (exit_deferred) */
+    int warn_at_exit;           /* made by subinterp.interpreters.create():
+                                   left open at exit, it gets the standard
+                                   library's RuntimeWarning */
     module_state *modstate;     /* _core's state in that interpreter, NULL
                                    until imported there (a plain pointer:
                                    only used from inside it) */
@@ -1643,6 +1646,46 @@ settle_at_exit(interp_entry *e, const deadline *dl)
     }
 }
 
+void
+runtime_set_warn_at_exit(interp_entry *e)
+{
+    LOCK();
+    e->warn_at_exit = 1;
+    UNLOCK();
+}
+
+/* The standard library's finalization warns when subinterpreters are left
+ * open (3.14+, "<sys>:0: RuntimeWarning: remaining subinterpreters; close
+ * them with Interpreter.close()") and then ends them.  Ours are closed
+ * before it looks, so the exit handler gives the same warning for the
+ * interpreters made through subinterp.interpreters (code written for the
+ * standard library's module): open, and not merely waiting to be closed
+ * because no handle is left (the standard library ends those when the
+ * last handle goes).  Warnings turned into errors (-W error) are reported
+ * and do not stop the exit handler. */
+static void
+warn_open_at_exit(void)
+{
+    int n = 0;
+    LOCK();
+    for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
+        if (e->warn_at_exit && e->interp != NULL && !e->closing &&
+            !e->orphaned) {
+            n++;
+        }
+    }
+    UNLOCK();
+    /* Where the runtime's own warning points on 3.14 (from C, no frame);
+       3.12 and 3.13 would say "sys:1" */
+    if (n > 0 &&
+        PyErr_WarnExplicit(PyExc_RuntimeWarning,
+                           "remaining subinterpreters; close them with "
+                           "Interpreter.close()", "<sys>", 0, "sys",
+                           NULL) < 0) {
+        PyErr_WriteUnraisable(NULL);
+    }
+}
+
 /* The atexit callback of the main interpreter: close every interpreter
  * this package created, before the runtime finalizes.  Threads the
  * threading module started have been joined by then, so what still runs
@@ -1655,6 +1698,7 @@ runtime_shutdown(double grace)
     interp_entry **busy = NULL;
     size_t n_busy = 0, cap_busy = 0;
     deadline dl;
+    warn_open_at_exit();
     LOCK();
     runtime.shutting_down = 1;
     UNLOCK();

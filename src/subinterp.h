@@ -237,8 +237,15 @@ interp_entry *interp_object_entry(module_state *st, PyObject *obj);
 /* Describe the exception being raised (clears it) / turn a description
  * back into an exception to raise; see interp.c. */
 msg *interp_capture_exception(module_state *st, msg **obj);
+typedef enum {
+    EXC_EXECUTION_FAILED,   /* ExecutionFailed(excinfo): exec, call */
+    EXC_ITSELF_TRACEBACK,   /* the exception itself, its __cause__ a
+                               RemoteTraceback (subinterp.Pool) */
+    EXC_ITSELF_EXCINFO,     /* the exception itself, its __cause__ an
+                               ExecutionFailed (InterpreterPoolExecutor) */
+} exc_rebuild;
 PyObject *interp_exception_from_info(module_state *st, const msg *m,
-                                     const msg *obj, int original);
+                                     const msg *obj, exc_rebuild how);
 /* fn(*args, **kwargs) (kwargs may be NULL) run with a frame at the top
  * level of the current interpreter's __main__, as calls from another
  * interpreter are made; see interp.c. */
@@ -301,6 +308,8 @@ int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);
 int runtime_is_shutting_down(void);
 int runtime_count_subinterpreters(void);
+/* Warn at exit if e is still open then (see warn_open_at_exit). */
+void runtime_set_warn_at_exit(interp_entry *e);
 
 /* Exit status of a forked child that had subinterpreters (EX_SOFTWARE). */
 #define SUBINTERP_FORK_EXIT 70

@@ -175,6 +175,11 @@ class Pool(Executor):
     new ones work.
     """
 
+    # The __cause__ of a task's exception re-raised here: "traceback" (a
+    # RemoteTraceback, as ProcessPoolExecutor) or "execution_failed" (an
+    # ExecutionFailed, as the standard library's InterpreterPoolExecutor).
+    _remote_cause = "traceback"
+
     def __init__(
         self,
         max_workers: int | None = None,
@@ -215,6 +220,7 @@ class Pool(Executor):
                 tuple(initargs),
                 max_tasks_per_worker,
                 thread_name_prefix or "subinterp-",
+                self._remote_cause,
             )
             self._collector = threading.Thread(
                 target=self._collect,
@@ -265,14 +271,22 @@ class Pool(Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
+        buffersize: int | None = None,
     ) -> Iterator[Any]:
         """Like ``map(fn, *iterables)``, in the workers; results in order.
 
         Input is consumed lazily (a bounded number of chunks is in flight).
         With ``chunksize=None`` the chunk size is chosen from the input's
         length when it has one (about four chunks per worker, at most
-        4096 items), else 256.
+        4096 items), else 256.  *buffersize* (as in Python 3.14's
+        ``Executor.map``) bounds the items submitted whose results have
+        not been yielded yet.
         """
+        if buffersize is not None:
+            if not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an integer or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or > 0")
         if timeout is not None:
             end_time = timeout + time.monotonic()
         if chunksize is None:
@@ -281,6 +295,9 @@ class Pool(Executor):
             raise ValueError("chunksize must be an int >= 1")
         args_iter = zip(*iterables)
         window = max(2 * self._max_workers, 4)
+        if buffersize is not None:
+            chunksize = min(chunksize, buffersize)
+            window = max(1, buffersize // chunksize)
         pending: collections.deque[Future] = collections.deque()
 
         def submit_next() -> None:

@@ -16,23 +16,28 @@ _MISSING = object()
 class InterpreterThread(threading.Thread):
     """A thread that makes one call in another interpreter.
 
-    ``result(timeout=None)`` waits for the call and returns its result, or
-    raises what the call raised (``ExecutionFailed`` for an exception in the
-    other interpreter).
+    As the standard library's ``call_in_thread`` thread, it is named
+    ``Thread-N (_call)`` and an exception the call raises
+    (``ExecutionFailed`` for an exception in the other interpreter) is
+    uncaught in the thread, so it goes to ``threading.excepthook``.
+    ``result(timeout=None)`` also waits for the call and returns its
+    result, or raises that exception.
     """
 
     def __init__(self, interp: Any, encoded: Any) -> None:
-        super().__init__(name=f"subinterp-{interp.id}-call")
+        # The target's name gives the thread the standard library's name.
+        super().__init__(target=self._call)
         self._interp = interp
         self._encoded = encoded
         self._result: Any = _MISSING
         self._exc: BaseException | None = None
 
-    def run(self) -> None:
+    def _call(self) -> None:
         try:
             self._result = self._interp._call_encoded(self._encoded)
-        except BaseException as exc:  # handed to result()
-            self._exc = exc
+        except BaseException as exc:
+            self._exc = exc  # for result()
+            raise  # and for threading.excepthook
         finally:
             self._encoded = None
 

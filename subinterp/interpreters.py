@@ -71,8 +71,14 @@ _LAZY_EXCEPTIONS = frozenset(
 
 
 def create() -> Interpreter:
-    """Create an isolated interpreter (own GIL) and return it."""
-    return _create()
+    """Create an isolated interpreter (own GIL) and return it.
+
+    As with the standard library, one still open at exit gets a
+    ``RuntimeWarning`` ("remaining subinterpreters") and is then closed.
+    """
+    interp = _create()
+    _core._warn_if_open_at_exit(interp)
+    return interp
 
 
 def create_queue(maxsize: int = 0, *, unbounditems: Any = UNBOUND) -> Queue:

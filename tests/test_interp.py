@@ -291,9 +291,18 @@ def test_exec_exception_info(interp):
     assert exc.excinfo.type.__qualname__ == "KeyError"
     assert exc.excinfo.type.__module__ == "builtins"
     assert exc.excinfo.msg == "'k'"
-    assert "Traceback" in exc.excinfo.formatted
-    assert "in f" in exc.excinfo.formatted
-    assert str(exc) == "KeyError: 'k'"
+    # the standard library's shape: formatted is the one-line description
+    # (and the exception's args), errdisplay the traceback without its
+    # final newline, str() both
+    assert exc.excinfo.formatted == "KeyError: 'k'"
+    assert exc.args == ("KeyError: 'k'",)
+    assert exc.excinfo.errdisplay == (
+        "Traceback (most recent call last):\n"
+        '  File "<script>", line 3, in <module>\n'
+        '  File "<script>", line 2, in f\n'
+        "KeyError: 'k'")
+    assert str(exc) == ("KeyError: 'k'\n\nUncaught in the interpreter:\n\n"
+                        + exc.excinfo.errdisplay)
     # still usable
     interp.exec("ok = True")
 
@@ -301,7 +310,6 @@ def test_exec_exception_info(interp):
 @pytest.mark.parametrize(
     "source, name",
     [
-        ("def (", "SyntaxError"),
         ("raise SystemExit(2)", "SystemExit"),
         ("raise KeyboardInterrupt", "KeyboardInterrupt"),
         ("def r(): return r()\nr()", "RecursionError"),
@@ -316,12 +324,53 @@ def test_exec_failures_leave_interpreter_usable(interp, source, name):
     assert interp.call(add, 1, 1) == 2
 
 
+@pytest.mark.parametrize("source", ["def (", b"def (", "x = 1\n  y = 2"])
+def test_exec_syntax_error_raised_by_the_call(interp, source):
+    # Compiled in the calling interpreter, as the standard library does:
+    # a SyntaxError of file "<script>" (it used to be an ExecutionFailed
+    # from the other interpreter, file "<string>").
+    with pytest.raises(SyntaxError) as info:
+        interp.exec(source)
+    assert not isinstance(info.value, ExecutionFailed)
+    assert info.value.filename == "<script>"
+    interp.exec("x = 1")
+
+
+def test_exec_source_text_like_compile(interp):
+    # str and bytes-like sources are what compile() takes: a coding cookie
+    # applies to bytes only (the str source was read as UTF-8 bytes with
+    # the cookie applied: 'é' came out as two characters), NUL is refused.
+    interp.exec("# -*- coding: latin-1 -*-\nx = 'é'\n")
+    assert interp.call(eval, "x") == "é"
+    interp.exec("# -*- coding: latin-1 -*-\nx = 'é'\n".encode("latin-1"))
+    assert interp.call(eval, "x") == "é"
+    interp.exec(bytearray(b"y = 2"))
+    interp.exec(memoryview(b"y += 1"))
+    assert interp.call(eval, "y") == 3
+    with pytest.raises(SyntaxError, match="null bytes"):
+        interp.exec("x = 1\0")
+    # compile-time warnings are the caller's
+    with pytest.warns(SyntaxWarning):
+        interp.exec("z = '\\d'")
+    # the script's frames are those of "<script>"
+    interp.exec("import sys\nname = sys._getframe().f_code.co_filename")
+    assert interp.call(eval, "name") == "<script>"
+
+
 def test_exec_user_exception_class(interp):
     interp.exec("class Boom(Exception):\n    pass")
     with pytest.raises(ExecutionFailed) as info:
         interp.exec("raise Boom('x')")
     assert info.value.excinfo.type.__module__ == "__main__"
-    assert str(info.value) == "__main__.Boom: x"
+    # named as the traceback module names it: no "__main__." (nor
+    # "builtins.") in front
+    assert info.value.excinfo.formatted == "Boom: x"
+    assert str(info.value).startswith("Boom: x\n\nUncaught in the "
+                                      "interpreter:\n\nTraceback")
+    with pytest.raises(ExecutionFailed) as info:
+        interp.exec("import json\njson.loads('{')")
+    assert info.value.excinfo.formatted.startswith(
+        "json.decoder.JSONDecodeError: Expecting")
 
 
 # --- call ------------------------------------------------------------------
@@ -405,10 +454,26 @@ def test_call_in_thread(interp):
     assert not t.is_alive()
 
 
-def test_call_in_thread_exception(interp):
+@pytest.fixture
+def excepthook_calls(monkeypatch):
+    """What threading.excepthook receives during the test (not printed)."""
+    calls = []
+    monkeypatch.setattr(threading, "excepthook", calls.append)
+    return calls
+
+
+def test_call_in_thread_exception(interp, excepthook_calls):
     t = interp.call_in_thread(raise_value_error, "in thread")
     with pytest.raises(ExecutionFailed, match="in thread"):
         t.result()
+    # uncaught in the thread, as in the standard library's thread: it
+    # reaches threading.excepthook too (it used to be kept for result()
+    # only, so nothing showed a failure nobody asked the result of)
+    [args] = excepthook_calls
+    assert args.exc_type is ExecutionFailed
+    assert args.exc_value.excinfo.msg == "in thread"
+    assert args.thread is t
+    assert t.name.endswith(" (_call)")
 
 
 def test_call_in_thread_unshareable_raises_at_call_site(interp):
@@ -462,7 +527,7 @@ def test_prepare_main_takes_pairs(interp):
 # --- close and lifetimes -------------------------------------------------------
 
 
-def test_close_then_use(interp):
+def test_close_then_use(interp, excepthook_calls):
     interp.close()
     assert repr(interp) == f"<subinterp.Interpreter {interp.id} closed>"
     for op in (
@@ -475,6 +540,9 @@ def test_close_then_use(interp):
     ):
         with pytest.raises(InterpreterNotFoundError):
             op()
+    # call_in_thread's error is uncaught in its thread too
+    assert [a.exc_type for a in excepthook_calls] == [
+        InterpreterNotFoundError]
 
 
 def test_close_current_and_main(interp):
@@ -683,7 +751,7 @@ def test_no_reference_leaks_on_success_and_error_paths(interp):
             for bad in ("1/0", "def ("):
                 try:
                     interp.exec(bad)
-                except ExecutionFailed:
+                except (ExecutionFailed, SyntaxError):
                     pass
             try:
                 interp.call(raise_value_error, "e")
@@ -1118,12 +1186,14 @@ def test_call_traceback_starts_at_the_function(interp):
                functools.partial(raise_value_error)):   # a C callable
         with pytest.raises(ExecutionFailed) as info:
             interp.call(fn, "deep")
-        formatted = info.value.excinfo.formatted
-        assert "<subinterp>" not in formatted
-        assert formatted.splitlines()[1].endswith(", in raise_value_error")
+        errdisplay = info.value.excinfo.errdisplay
+        assert "<subinterp>" not in errdisplay
+        assert errdisplay.splitlines()[1].endswith(", in raise_value_error")
     with pytest.raises(ExecutionFailed) as info:
         interp.call(int, "x")
-    assert info.value.excinfo.formatted.startswith("ValueError: invalid")
+    # no frame at all: the exception line only, as the standard library
+    assert info.value.excinfo.errdisplay.startswith("ValueError: invalid")
+    assert "\n" not in info.value.excinfo.errdisplay
 
 
 def call_nested(inner_id):

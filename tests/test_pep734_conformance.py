@@ -13,12 +13,16 @@ standard library's interpreters do not start with this process's
 
 import gc
 import importlib
+import inspect
 import os
 import pickle
 import queue
+import re
 import subprocess
 import sys
 import threading
+import traceback
+import types
 
 import pytest
 
@@ -274,19 +278,16 @@ def test_exec_failure(mod, interp):
     assert exc.excinfo.type.__name__ == "ValueError"
     assert exc.excinfo.type.__module__ == "builtins"
     assert exc.excinfo.msg == "boom"
-    assert "in f" in exc.excinfo.errdisplay
-    assert exc.excinfo.errdisplay.rstrip().endswith("ValueError: boom")
-    assert exc.excinfo.formatted.rstrip().endswith("ValueError: boom")
-    if stdlib(mod):
-        assert exc.excinfo.formatted == "ValueError: boom"
-    else:
-        # the whole traceback, like errdisplay (compatibility.md)
-        assert exc.excinfo.formatted == exc.excinfo.errdisplay
-    assert str(exc).splitlines()[0] == "ValueError: boom"
-    if stdlib(mod):
-        assert "Uncaught in the interpreter" in str(exc)
-    else:
-        assert str(exc) == "ValueError: boom"  # compatibility.md
+    assert exc.excinfo.formatted == "ValueError: boom"
+    assert exc.excinfo.errdisplay == (
+        "Traceback (most recent call last):\n"
+        '  File "<script>", line 3, in <module>\n'
+        '  File "<script>", line 2, in f\n'
+        "ValueError: boom")
+    assert exc.args == ("ValueError: boom",)
+    assert str(exc) == (
+        "ValueError: boom\n\nUncaught in the interpreter:\n\n"
+        + exc.excinfo.errdisplay)
     # the interpreter is still usable
     interp.exec("z = 1")
 
@@ -296,15 +297,55 @@ def test_exec_bad_input(mod, interp):
         interp.exec(5)
 
 
-def test_exec_syntax_error(mod, interp):
-    if stdlib(mod):
-        with pytest.raises(SyntaxError):
-            interp.exec("x = (")
-    else:
-        # compiled in the target interpreter (compatibility.md)
-        with pytest.raises(mod.ExecutionFailed) as info:
-            interp.exec("x = (")
-        assert info.value.excinfo.type.__name__ == "SyntaxError"
+SYNTAX_ERRORS = [
+    "x = (",
+    "def f(:\n  pass",
+    "  x = 1",
+    "x = 1\ny = 2 +\n",
+    "return 5",
+    "nonlocal x",
+    "x = '\\N{foo}'",
+    "print 'hi'",
+    "from __future__ import braces",
+    "def f():\n    x = 1\n   y = 2\n",
+    "'\0'",
+    b"x = (",
+]
+
+
+@pytest.mark.parametrize("source", SYNTAX_ERRORS)
+def test_exec_syntax_error(mod, interp, source):
+    """Source text is compiled by the call, as compile(source, "<script>",
+    "exec") would: the SyntaxError (not an ExecutionFailed) is raised in
+    the caller, with the same attributes and display."""
+    with pytest.raises(SyntaxError) as info:
+        interp.exec(source)
+    err = info.value
+    assert not isinstance(err, mod.ExecutionFailed)
+    with pytest.raises(SyntaxError) as expected:
+        compile(source, "<script>", "exec", dont_inherit=True)
+    want = expected.value
+    assert type(err) is type(want)
+    assert err.args == want.args
+    for attr in ("msg", "filename", "lineno", "offset", "text",
+                 "end_lineno", "end_offset"):
+        assert getattr(err, attr) == getattr(want, attr), attr
+    assert (traceback.format_exception_only(err)
+            == traceback.format_exception_only(want))
+    interp.exec("still_usable = True")
+
+
+def test_exec_source_like_compile(mod, interp):
+    # str: a coding cookie does not apply; bytes-like: it does
+    interp.exec("# -*- coding: latin-1 -*-\nx = '\xe9'\n")
+    interp.exec("# -*- coding: latin-1 -*-\ny = '\xe9'\n".encode("latin-1"))
+    interp.exec(bytearray(b"z = 1"))
+    assert interp.call(eval, "(x, y, z)") == ("\xe9", "\xe9", 1)
+    # the code's file name, and its compile-time warnings in the caller
+    interp.exec("import sys\nname = sys._getframe().f_code.co_filename")
+    assert interp.call(eval, "name") == "<script>"
+    with pytest.warns(SyntaxWarning):
+        interp.exec("w = '\\d'")
 
 
 def test_call(mod, interp):
@@ -652,3 +693,433 @@ def test_pipeline_program(mod):
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert res.stdout == PIPELINE_OUTPUT
+
+
+# ---------------------------------------------------------------------------
+# ExecutionFailed as the standard library shows it
+
+
+def run_python(args, stdin=None, timeout=120):
+    """Run this Python with *args*, the repository on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(HERE), env.get("PYTHONPATH", "")]
+    )
+    return subprocess.run(
+        [sys.executable, *args], input=stdin, capture_output=True,
+        text=True, timeout=timeout, env=env,
+    )
+
+
+def shown(text):
+    """Traceback text without the frames of either implementation's own
+    Python files (the standard library raises ExecutionFailed from Python
+    code, subinterp from C) and with the class's module left out."""
+    text = re.sub(
+        r'  File "[^"]*/(?:concurrent/interpreters|subinterp)/[^"]*", '
+        r"line \d+, in \S+\n(?:    .*\n)*",
+        "", text)
+    return re.sub(r"^(?:concurrent\.interpreters|subinterp)\.ExecutionFailed",
+                  "ExecutionFailed", text, flags=re.M)
+
+
+EXCEPTION_CASES = [
+    # source, excinfo.formatted, the last line of excinfo.errdisplay
+    ("raise KeyError('k')", "KeyError: 'k'", "KeyError: 'k'"),
+    ("raise ValueError", "ValueError: ", "ValueError"),
+    ("raise SystemExit(3)", "SystemExit: 3", "SystemExit: 3"),
+    ("class MyErr(Exception): pass\nraise MyErr('x', 2)",
+     "MyErr: ('x', 2)", "MyErr: ('x', 2)"),
+    ("import json\njson.loads('{')",
+     "json.decoder.JSONDecodeError: Expecting property name enclosed in "
+     "double quotes: line 1 column 2 (char 1)",
+     "json.decoder.JSONDecodeError: Expecting property name enclosed in "
+     "double quotes: line 1 column 2 (char 1)"),
+    ("e = ValueError('noted')\ne.add_note('a note')\nraise e",
+     "ValueError: noted", "a note"),
+    ("try:\n    1/0\nexcept Exception as e:\n    raise ValueError('v') from e",
+     "ValueError: v", "ValueError: v"),
+    ("raise ExceptionGroup('g', [ValueError(1), TypeError(2)])",
+     "ExceptionGroup: g (2 sub-exceptions)",
+     "    +------------------------------------"),
+]
+
+
+@pytest.mark.parametrize("source, formatted, last", EXCEPTION_CASES)
+def test_execution_failed_excinfo(mod, interp, source, formatted, last):
+    with pytest.raises(mod.ExecutionFailed) as info:
+        interp.exec(source)
+    exc = info.value
+    excinfo = exc.excinfo
+    assert excinfo.formatted == formatted
+    assert exc.args == (formatted,)
+    assert excinfo.formatted.endswith(excinfo.msg)
+    assert excinfo.errdisplay.splitlines()[-1] == last
+    assert not excinfo.errdisplay.endswith("\n")
+    assert str(exc) == (formatted + "\n\nUncaught in the interpreter:\n\n"
+                        + excinfo.errdisplay)
+    if "from e" in source:
+        assert ("The above exception was the direct cause of the following "
+                "exception:") in excinfo.errdisplay
+    assert exc.__cause__ is None and exc.__context__ is None
+
+
+def test_execution_failed_of_call(mod, interp):
+    # a builtin raising: no frame to show, the exception line only
+    with pytest.raises(mod.ExecutionFailed) as info:
+        interp.call(int, "x")
+    text = "ValueError: invalid literal for int() with base 10: 'x'"
+    assert info.value.excinfo.formatted == text
+    assert info.value.excinfo.errdisplay == text
+    assert str(info.value) == (text + "\n\nUncaught in the interpreter:\n\n"
+                               + text)
+
+
+def test_execution_failed_without_errdisplay(mod):
+    # str() falls back to the plain text when excinfo has no traceback
+    exc = mod.ExecutionFailed.__new__(mod.ExecutionFailed)
+    exc.args = ("ValueError: x",)
+    exc.excinfo = types.SimpleNamespace(formatted="ValueError: x")
+    assert str(exc) == "ValueError: x"
+
+
+UNCAUGHT = """\
+import importlib, sys
+mod = importlib.import_module(sys.argv[1])
+it = mod.create()
+it.exec("def f():\\n    raise ValueError('boom')\\n")
+try:
+    if sys.argv[2] == "exec":
+        it.exec("f()")
+    elif sys.argv[2] == "call":
+        it.call(int, "x")
+    else:
+        t = it.call_in_thread(eval, "f()")
+        t.join()
+finally:
+    it.close()
+"""
+
+UNCAUGHT_TAIL = {
+    "exec": """\
+ExecutionFailed: ValueError: boom
+
+Uncaught in the interpreter:
+
+Traceback (most recent call last):
+  File "<script>", line 1, in <module>
+  File "<script>", line 2, in f
+ValueError: boom
+""",
+    "call": """\
+ExecutionFailed: ValueError: invalid literal for int() with base 10: 'x'
+
+Uncaught in the interpreter:
+
+ValueError: invalid literal for int() with base 10: 'x'
+""",
+    "call_in_thread": """\
+ExecutionFailed: ValueError: boom
+
+Uncaught in the interpreter:
+
+Traceback (most recent call last):
+  File "<string>", line 1, in <module>
+  File "<script>", line 2, in f
+ValueError: boom
+""",
+}
+
+
+@pytest.mark.parametrize("how", ["exec", "call", "call_in_thread"])
+def test_uncaught_execution_failed_display(mod, tmp_path, how):
+    """What Python prints for an ExecutionFailed nobody catches (in the
+    main thread: sys.excepthook; in call_in_thread's thread:
+    threading.excepthook): the caller's traceback, then the exception
+    with the other interpreter's traceback, as the standard library."""
+    script = tmp_path / "uncaught.py"
+    script.write_text(UNCAUGHT)
+    res = run_python([str(script), mod.__name__, how])
+    err = shown(res.stderr)
+    if how == "call_in_thread":
+        assert res.returncode == 0, res.stderr
+        assert re.match(r"Exception in thread Thread-\d+ \(_call\):\n"
+                        r"Traceback \(most recent call last\):\n", err), err
+        assert err.endswith(UNCAUGHT_TAIL[how]), err
+        # the frames of threading then of the thread's target, _call
+        local = res.stderr.split("ExecutionFailed: ")[0]
+        frames = re.findall(r'^  File "[^"]*", line \d+, in (\S+)$',
+                            local, flags=re.M)
+        assert frames == ["_bootstrap_inner", "run", "_call"], res.stderr
+    else:
+        assert res.returncode == 1, res.stderr
+        assert err.startswith("Traceback (most recent call last):\n"
+                              f'  File "{script}", line '), err
+        assert err.endswith(UNCAUGHT_TAIL[how]), err
+    # the class's module is where each defines it
+    owner = "concurrent.interpreters" if stdlib(mod) else "subinterp"
+    assert f"{owner}.ExecutionFailed: " in res.stderr
+
+
+def test_call_in_thread_exception_reaches_excepthook(mod, interp,
+                                                     monkeypatch):
+    calls = []
+    monkeypatch.setattr(threading, "excepthook", calls.append)
+    t = interp.call_in_thread(int, "x")
+    t.join()
+    [args] = calls
+    assert args.exc_type is mod.ExecutionFailed
+    assert isinstance(args.exc_value, mod.ExecutionFailed)
+    assert args.exc_value.excinfo.type.__name__ == "ValueError"
+    assert args.exc_traceback is args.exc_value.__traceback__
+    assert [f.name for f in traceback.extract_tb(args.exc_traceback)] == [
+        "_bootstrap_inner", "run", "_call"]
+    assert args.thread is t
+    assert re.fullmatch(r"Thread-\d+ \(_call\)", t.name)
+    assert t.daemon is False
+    # a call that succeeds reaches no hook
+    t = interp.call_in_thread(pow, 2, 3)
+    t.join()
+    assert len(calls) == 1
+
+
+# ---------------------------------------------------------------------------
+# interpreters left open at exit
+
+EXIT_WARNING = ("<sys>:0: RuntimeWarning: remaining subinterpreters; "
+                "close them with Interpreter.close()\n")
+
+EXIT_BODY = {
+    "open": "a = mod.create()\na.exec('x = 1')\nprint('made')\n",
+    "two open": "a = mod.create()\nb = mod.create()\nprint('made')\n",
+    "closed": "a = mod.create()\na.close()\nprint('made')\n",
+    "dropped": "import gc\na = mod.create()\ndel a\n_ = gc.collect()\n"
+               "print('made')\n",
+    "sys.exit": "import sys\na = mod.create()\nprint('made')\nsys.exit(2)\n",
+    "uncaught": "a = mod.create()\nprint('made')\n"
+                "a.exec('raise ValueError(1)')\n",
+    "thread": "a = mod.create()\nt = a.call_in_thread(exec, "
+              "'import time; time.sleep(0.2)')\nprint('made')\n",
+}
+
+
+def exit_run(modname, body, how, tmp_path, flags=()):
+    code = f"import {modname} as mod\n" + body
+    if how == "script":
+        path = tmp_path / "at_exit.py"
+        path.write_text(code)
+        return run_python([*flags, str(path)])
+    if how == "-c":
+        return run_python([*flags, "-c", code])
+    if how == "stdin":
+        return run_python([*flags, "-"], stdin=code)
+    # the interactive interpreter reading piped input
+    return run_python([*flags, "-i"], stdin=code)
+
+
+@pytest.mark.parametrize("how", ["script", "-c", "stdin", "-i"])
+@pytest.mark.parametrize("case", list(EXIT_BODY))
+def test_interpreters_open_at_exit(mod, tmp_path, how, case):
+    """An interpreter still open at exit: the standard library's
+    finalization warns, then ends it; subinterp's exit handler does the
+    same for the interpreters subinterp.interpreters made (not for one
+    closed, or dropped, or made by subinterp.create())."""
+    if how == "-i" and case in ("sys.exit", "uncaught"):
+        body = EXIT_BODY[case].replace("sys.exit(2)", "raise SystemExit(2)")
+    else:
+        body = EXIT_BODY[case]
+    res = exit_run(mod.__name__, body, how, tmp_path)
+    warned = case not in ("closed", "dropped")
+    code = {"sys.exit": 2, "uncaught": 1}.get(case, 0)
+    if how == "-i" and case == "uncaught":
+        code = 0    # the interactive interpreter goes on after it
+    assert res.returncode == code, res.stderr
+    assert res.stdout.replace(">>> ", "").strip() == "made", res.stdout
+    assert res.stderr.endswith(EXIT_WARNING) is warned, res.stderr
+    assert res.stderr.count("RuntimeWarning") == int(warned), res.stderr
+    if case == "uncaught":
+        assert "ValueError: 1" in res.stderr
+    if how == "-i" and case != "sys.exit":
+        # the prompts and the newline the interactive interpreter writes
+        # at the end of its input come before the warning
+        before = res.stderr[:len(res.stderr) - len(EXIT_WARNING) * warned]
+        assert before.endswith("\n"), res.stderr
+    if sys.version_info >= (3, 14):
+        other = OURS if stdlib(mod) else STDLIB
+        twin = exit_run(other, body, how, tmp_path)
+        assert (twin.returncode, twin.stdout) == (res.returncode, res.stdout)
+        assert shown(twin.stderr) == shown(res.stderr)
+
+
+@pytest.mark.parametrize("flag, warned", [
+    ("ignore::RuntimeWarning", False),
+    ("error::RuntimeWarning", True),
+])
+def test_warning_at_exit_follows_the_filters(tmp_path, flag, warned):
+    """-W filters apply to the warning.  As an error it is reported and
+    exit goes on (the interpreters are closed, the exit status is 0); the
+    standard library's finalization leaves that error set instead (exit
+    status 120 on 3.14), which is not copied."""
+    res = exit_run(OURS, EXIT_BODY["open"], "script", tmp_path,
+                   flags=("-W", flag))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "made\n"
+    if warned:
+        assert res.stderr.splitlines()[-1] == EXIT_WARNING[len("<sys>:0: "):-1]
+    else:
+        assert res.stderr == ""
+
+
+def test_no_warning_at_exit_for_the_richer_api(tmp_path):
+    """subinterp.create() documents that open interpreters are closed at
+    exit: no warning for those."""
+    res = exit_run("subinterp", EXIT_BODY["open"], "script", tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (res.stdout, res.stderr) == ("made\n", "")
+
+
+# ---------------------------------------------------------------------------
+# concurrent.futures.InterpreterPoolExecutor
+
+FUTURES_STDLIB = "concurrent.futures"
+FUTURES_OURS = "subinterp.futures"
+
+
+@pytest.fixture(params=[FUTURES_OURS, FUTURES_STDLIB],
+                ids=["subinterp", "stdlib"])
+def futmod(request):
+    if request.param == FUTURES_STDLIB and sys.version_info < (3, 14):
+        pytest.skip("InterpreterPoolExecutor is new in Python 3.14")
+    return importlib.import_module(request.param)
+
+
+EXECUTOR_PROGRAM = os.path.join(HERE, "pep734_executor.py")
+
+EXECUTOR_OUTPUT = """\
+49
+1024
+[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
+[1, 4, 3]
+[0, 1, 4, 9, 16]
+[0, 1, 4, 9, 16, 25, 36]
+[0, 1, 4, 9, 16] 0
+[0, 1, 4, 9, 16]
+[9]
+ValueError ('bad 3',) ExecutionFailed
+ValueError bad 3 ValueError: bad 3
+['ValueError: bad 3', '', 'Uncaught in the interpreter:']
+True
+map: bad 1
+custom: {custom}
+('positional', 1)
+[('keyword', 2), ('keyword', 3)]
+broken result True
+broken submit True
+b'x' [True, True, True, True]
+after shutdown: cannot schedule new futures after shutdown
+0 max_workers must be greater than 0
+-1 max_workers must be greater than 0
+25
+done
+"""
+
+
+def test_executor_program(futmod):
+    """tests/pep734_executor.py, unchanged, on either executor: submit,
+    map (timeout, chunksize, buffersize), wait, as_completed, a task's
+    exception and its ExecutionFailed cause, the positional and keyword
+    signature with initializer and initargs, a failing initializer,
+    shutdown(wait, cancel_futures=True), all with functions and classes of
+    the main script."""
+    res = run_python([EXECUTOR_PROGRAM, futmod.__name__])
+    assert res.returncode == 0, res.stderr
+    if futmod.__name__ == FUTURES_STDLIB:
+        # An exception class of the main script cannot cross back there
+        # (it is made in a "<fake __main__>" module the caller does not
+        # have): ExecutionFailed, and a traceback printed.  subinterp
+        # imports the main script in the worker under the spawn rule, so
+        # the exception arrives as itself.
+        custom = "ExecutionFailed"
+        assert "exception is not shareable" in res.stderr
+        # the failing initializer is logged by concurrent.futures
+        assert "Exception in initializer:" in res.stderr
+    else:
+        custom = "CustomError"
+        assert res.stderr == ""
+    assert res.stdout == EXECUTOR_OUTPUT.format(custom=custom)
+
+
+def test_executor_signature(futmod):
+    Executor = futmod.InterpreterPoolExecutor
+    sig = inspect.signature(Executor)
+    assert list(sig.parameters) == [
+        "max_workers", "thread_name_prefix", "initializer", "initargs"]
+    assert [p.default for p in sig.parameters.values()] == [
+        None, "", None, ()]
+    with pytest.raises(TypeError):
+        Executor(1, mp_context=None)
+    for bad in (0, -1, -0.5):
+        with pytest.raises(ValueError, match="max_workers must be greater "
+                                             "than 0"):
+            Executor(bad)
+    with pytest.raises(TypeError):
+        Executor("2")
+    # what ThreadPoolExecutor compares with its thread count
+    for n in (True, 1.5, 2):
+        with Executor(n) as ex:
+            assert ex.submit(pow, 2, 3).result() == 8
+    with Executor(1) as ex:
+        with pytest.raises(TypeError):
+            ex.map(pow, [1], [2], buffersize=1.0)
+        with pytest.raises(ValueError):
+            ex.map(pow, [1], [2], buffersize=0)
+        assert list(ex.map(pow, [1, 2], [2, 2], buffersize=1)) == [1, 4]
+        assert ex.submit(pow, 3, 2).result() == 9
+    ex.shutdown(wait=True, cancel_futures=False)
+    ex.shutdown(False)
+    with pytest.raises(RuntimeError):
+        ex.submit(pow, 1, 1)
+    from concurrent.futures import BrokenExecutor
+    from concurrent.futures.thread import BrokenThreadPool
+    if futmod.__name__ == FUTURES_STDLIB:
+        from concurrent.futures.interpreter import BrokenInterpreterPool
+        assert issubclass(BrokenInterpreterPool, BrokenThreadPool)
+    else:
+        # not a BrokenThreadPool: concurrent.futures.thread cannot be
+        # imported once exit began, and subinterp's pool module may be
+        # (compatibility.md)
+        from subinterp.futures import BrokenInterpreterPool
+        assert not issubclass(BrokenInterpreterPool, BrokenThreadPool)
+    assert issubclass(BrokenInterpreterPool, BrokenExecutor)
+
+
+def test_executor_task_exception_cause(futmod):
+    with futmod.InterpreterPoolExecutor(1) as ex:
+        exc = ex.submit(int, "x").exception()
+    assert type(exc) is ValueError
+    cause = exc.__cause__
+    excinfo_mod = STDLIB if futmod.__name__ == FUTURES_STDLIB else OURS
+    assert isinstance(cause, importlib.import_module(excinfo_mod)
+                      .ExecutionFailed)
+    assert cause.excinfo.formatted == (
+        "ValueError: invalid literal for int() with base 10: 'x'")
+    assert str(cause).startswith(cause.excinfo.formatted
+                                 + "\n\nUncaught in the interpreter:\n\n")
+
+
+def test_executor_refuses_at_submit(futmod):
+    """What cannot cross is refused by submit() in subinterp (the call
+    site), by the Future in the standard library (when a worker takes
+    the task); the exception is NotShareableError in both."""
+    nshare = importlib.import_module(
+        STDLIB if futmod.__name__ == FUTURES_STDLIB else OURS
+    ).NotShareableError
+    with futmod.InterpreterPoolExecutor(1) as ex:
+        if futmod.__name__ == FUTURES_STDLIB:
+            fut = ex.submit(id, threading.Lock())
+            with pytest.raises(nshare):
+                fut.result()
+        else:
+            with pytest.raises(nshare):
+                ex.submit(id, threading.Lock())
+        assert ex.submit(pow, 2, 2).result() == 4

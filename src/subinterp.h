@@ -237,6 +237,11 @@ interp_entry *interp_object_entry(module_state *st, PyObject *obj);
 /* Describe the exception being raised (clears it) / turn a description
  * back into an exception to raise; see interp.c. */
 msg *interp_capture_exception(module_state *st, msg **obj);
+/* An ImportError being raised for an extension module that cannot load in
+ * this interpreter becomes one that says why and what to do. */
+void interp_explain_import_error(void);
+/* "TypeError: text" for the exception being raised (cleared), or NULL. */
+PyObject *interp_describe_error(void);
 PyObject *interp_exception_from_info(module_state *st, const msg *m,
                                      const msg *obj, int original);
 /* fn(*args, **kwargs) (kwargs may be NULL) run with a frame at the top

@@ -47,6 +47,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import textwrap
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -275,7 +276,7 @@ def run_one(kind, module, smoke):
 def spawn_probe(kind, module, smoke, timeout, stdlib=False):
     """The outcome and process status of one probe in a fresh process.
     A probe that crashes or hangs is repeated with the standard library's
-    interpreters (stdlib_returncode: what that gave)."""
+    interpreters ("stdlib": its exit status)."""
     argv = [sys.executable, os.path.abspath(__file__), "one", kind, module]
     if smoke:
         argv.append(smoke)
@@ -420,11 +421,15 @@ def reason(chain):
     texts = [t for _, t in chain]
     for t in texts:
         if "does not support loading in subinterpreters" in t:
-            return "refused: not isolated"
-        if "PyO3 modules" in t and ("subinterpreters" in t or "once per" in t):
-            return "PyO3: one interpreter only"
-        if "more than once per process" in t or "one interpreter per process" in t:
+            return "refused"
+        if "PyO3 modules" in t:
+            return "PyO3: once per process"
+        if ("more than once per process" in t
+                or "one interpreter per process" in t
+                or "can only be loaded once per process" in t):
             return "once per process"
+        if "failed to import from subinterpreter due to exception" in t:
+            return "main interpreter first: failed"
     name, text = chain[-1] if chain else ("?", "")
     text = text.splitlines()[0] if text else ""
     if len(text) > 60:
@@ -474,11 +479,33 @@ def summarize(probe):
 
 
 def fmt_mark(mark):
+    if mark == "not probed":
+        return "–"
     if mark == "ok":
         return "✓"
     if mark.startswith("ok; then "):
         return "✓, then ✗ " + mark[len("ok; then "):]
     return "✗ " + mark if not mark.startswith("(") else mark
+
+
+def merged(per_version, fmt=str):
+    """One table cell for [(version, value)]: the value alone when every
+    version has it, else one line per version.  Versions without the
+    module ("absent") are left out."""
+    per_version = [(ver, v) for ver, v in per_version if v != "absent"]
+    if len({v for _, v in per_version}) == 1:
+        return fmt(per_version[0][1])
+    return "<br>".join(f"{ver}: {fmt(v)}" for ver, v in per_version)
+
+
+def probe_mark(r, module, kind):
+    row = r["rows"].get(module)
+    if row is None:
+        return "absent"
+    if "not_installed" in row:
+        return "not installed: " + row["not_installed"]
+    p = row["probes"].get(kind)
+    return summarize(p) if p else "not probed"
 
 
 def cmd_report(args):
@@ -487,60 +514,154 @@ def cmd_report(args):
         with open(path) as f:
             results.append(json.load(f))
     results.sort(key=lambda r: tuple(map(int, r["version"].split("."))))
+    vers = [r["version"] for r in results]
     out = []
     w = out.append
-    versions = ", ".join(f"{r['python']}" for r in results)
-    dates = sorted({r["date"] for r in results})
+    pythons = ", ".join(r["python"] for r in results)
+    dates = ", ".join(sorted({r["date"] for r in results}))
+
+    third = [(req, module) for req, modules in PACKAGES for module, _ in modules]
+
+    def everywhere(module, kind, want="ok"):
+        return all(probe_mark(r, module, kind) == want for r in results)
+
+    iso_ok = [m for _, m in third if everywhere(m, "isolated")]
+    legacy_ok = [m for _, m in third if everywhere(m, "legacy")]
+    repeat_ok = [m for _, m in third
+                 if everywhere(m, "legacy2") and everywhere(m, "main+legacy")]
+
     w("# Extension modules in subinterp's interpreters")
     w("")
     w("Which compiled modules load in an interpreter made by")
-    w("`subinterp.create()` / `subinterp.Pool()` with the default")
-    w('`config="isolated"` (own GIL) and with `config="legacy"` (the main GIL,')
-    w("shared).  **Generated** by `scripts/probe-extensions.sh` on "
-      + ", ".join(dates) + f" with CPython {versions} ({results[0]['platform']});")
-    w("regenerate it with")
+    w("`subinterp.create()` / `subinterp.Pool()`: with the default")
+    w('`config="isolated"` (its own GIL, so Python code runs in parallel) and')
+    w('with `config="legacy"` (the main GIL, shared).')
+    w("")
+    w(f"**Generated** by `scripts/probe-extensions.sh` on {dates}, with CPython")
+    w(f"{pythons} ({results[0]['platform']}).  To regenerate it:")
     w("")
     w("```sh")
-    w("scripts/probe-extensions.sh            # all four versions, then this file")
-    w("scripts/probe-extensions.sh 3.13 3.14  # some versions (the others' last results are kept)")
+    w("scripts/probe-extensions.sh            # 3.12, 3.13, 3.14, 3.15, then this file")
+    w("scripts/probe-extensions.sh 3.14       # one version; the others' last results")
+    w("                                       # (build/probe/) are kept")
     w("```")
     w("")
-    w("It makes a throwaway venv per version, installs the packages below from")
-    w("PyPI (the newest release with a wheel for that version; else it tries a")
-    w("build from source) and probes each module in fresh processes.  It needs")
-    w("the network and takes a while, so it is not part of the test suite or")
-    w("CI: the table is a snapshot, re-run it after upgrading a package.")
+    w("Per version it builds subinterp, makes a throwaway venv, installs the")
+    w("packages below from PyPI (the newest release with a wheel for that")
+    w("version, else it builds one from source) and probes each module in")
+    w("fresh processes.  It needs the network and takes several minutes per")
+    w("version, so it is not part of the test suite or of CI: this file is a")
+    w("snapshot of the releases named below.  The message subinterp gives when")
+    w("such an import fails is tested by `tests/test_extensions.py`.")
+    w("")
+    w("## In short")
+    w("")
+    n = len(third)
+
+    def pkgs(modules):
+        names = []
+        for req, m in third:
+            if m in modules and req not in names:
+                names.append(req)
+        return ", ".join(names) or "none"
+
+    refused = [m for _, m in third if everywhere(m, "isolated", "refused")]
+    legacy_bad = [m for _, m in third
+                  if any(probe_mark(r, m, "legacy") not in ("ok", "absent")
+                         and not probe_mark(r, m, "legacy").startswith("ok;")
+                         and not probe_mark(r, m, "legacy").startswith("not ")
+                         for r in results)]
+
+    def fails_again(m):
+        return any(not probe_mark(r, m, kind).startswith("ok")
+                   for r in results for kind in ("legacy2", "main+legacy"))
+
+    once = [m for _, m in third if m in legacy_ok and fails_again(m)]
+    bullets = [
+        f"Of the {n} compiled modules of popular packages probed, "
+        f"{len(iso_ok)} load in an isolated interpreter on every version: "
+        + (", ".join(f"`{m}`" for m in iso_ok) or "none") + ".  CPython "
+        f"refuses {len(refused)} on every version, those of {pkgs(refused)}. "
+        " Pure-Python packages and most of the standard library load.",
+        f"In a legacy interpreter {len(legacy_ok)} of them load on every "
+        "version, but legacy interpreters share the main GIL: no parallel "
+        "Python code.  Those of " + pkgs(legacy_bad) + " fail there too on "
+        "some version (CPython 3.13+ loads their single-phase modules in "
+        "the main interpreter first, see below).",
+        f"Of the {len(legacy_ok)}, {len(once)} fail in a second legacy "
+        "interpreter, or in one after the main interpreter imported them: "
+        f"those of {pkgs(once)}.  So a `Pool(config=\"legacy\")` with more "
+        "than one worker, or a main interpreter that uses them too, fails.",
+        "Keep such modules in the main interpreter and send plain data to "
+        "the workers, or use processes for that work.",
+    ]
+    crashes = {}  # version -> [(module, kind, also with the stdlib's)]
+    for r in results:
+        for module, row in r["rows"].items():
+            for kind, p in row.get("probes", {}).items():
+                if p.get("returncode", 0) != 0 or p.get("status") == "hang":
+                    crashes.setdefault(r["version"], []).append(
+                        (module, kind, p.get("stdlib", 0) != 0))
+    if crashes:
+        where = "; ".join(f"{len(c)} on {v}" for v, c in sorted(crashes.items()))
+        ours = [c for cs in crashes.values() for c in cs if not c[2]]
+        bullets.append(
+            f"Crashes (at an interpreter's close or at exit): {where}; "
+            + ("every one of them happens with the standard library's own "
+               "interpreters too (a bug of CPython or of the module)."
+               if not ours else
+               f"{len(ours)} of them not with the standard library's own "
+               "interpreters: " + ", ".join(f"{m} ({k})" for m, k, _ in ours)
+               + "."))
+    for b in bullets:
+        w(textwrap.fill(b, 76, initial_indent="- ", subsequent_indent="  "))
     w("")
     w("## Why modules refuse, and what to do")
     w("")
-    w("An interpreter with its own GIL (`isolated`, the default) loads only")
-    w("extension modules that declare they support it: multi-phase init")
-    w("(PEP 489) with `Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`.  A module with")
-    w("the old single-phase init, or one that does not declare that slot, is")
-    w("refused by CPython itself (`ImportError: module X does not support")
-    w("loading in subinterpreters`).  Some modules check on their own: PyO3")
-    w("(Rust) modules load in the first interpreter that imports them and in")
-    w("no other, numpy (in legacy interpreters) and Cython modules that keep")
-    w("process-wide state load once per process.")
+    w("An interpreter with its own GIL loads only extension modules that")
+    w("declare they support it: multi-phase init (PEP 489) with")
+    w("`Py_mod_multiple_interpreters` = `Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`")
+    w("(PEP 684).  CPython refuses the others, single-phase modules and")
+    w("multi-phase ones without that declaration: `ImportError: module X does")
+    w("not support loading in subinterpreters`.  Legacy interpreters")
+    w("(`check_multi_interp_extensions` off) load them, but many modules check")
+    w("by themselves that no other interpreter loaded them: numpy (`cannot")
+    w("load module more than once per process`), PyO3 (`PyO3 modules do not")
+    w("yet support subinterpreters`), Cython (`Interpreter change detected`),")
+    w("`curses` (3.14+).  Since 3.13 CPython loads a single-phase module")
+    w("imported by a legacy interpreter in the main interpreter first, so the")
+    w("first legacy interpreter fails too when that load meets such a check:")
+    w("scipy's and pandas' modules import numpy, which the legacy interpreter")
+    w("already holds; a PyO3 module (bcrypt) is then held by the main")
+    w("interpreter.  3.13 passes the cause on; 3.14+ raises only `failed to")
+    w("import from subinterpreter due to exception` and prints the cause to")
+    w("stderr.")
     w("")
-    w("subinterp turns such an `ImportError` raised by `exec`, `call`,")
-    w("`call_in_thread` or a `Pool` task into one whose message names the")
-    w("module, says why and lists the options (it stays an `ImportError`; the")
-    w("original is its `__cause__`).  The options:")
+    w("When `exec`, `call`, `call_in_thread`, a `Pool` task or a `Pool`")
+    w("initializer ends with such an `ImportError`, subinterp raises one whose")
+    w("message names the module, says which case it is and lists the options")
+    w("(it stays an `ImportError`; the original is its `__cause__`; see")
+    w("[api.md](api.md)).  The options:")
     w("")
     w('- `config="legacy"` (`subinterp.create(config="legacy")`,')
-    w('  `subinterp.Pool(config="legacy")`): the interpreter shares the main')
-    w("  interpreter's GIL and allows single-phase modules.  Code there does not")
-    w("  run in parallel with other Python code (no speed-up for Python work;")
-    w("  C code that releases the GIL still overlaps), and modules that load")
-    w("  once per process (the legacy2 and main+legacy columns) still fail in")
-    w("  every interpreter after the first.")
-    w("- Import the module only in the main interpreter and send plain data to")
-    w("  the workers (the codec moves bytes, buffers, lists, dicts, ...).")
-    w("- A process pool (`concurrent.futures.ProcessPoolExecutor`,")
-    w("  `multiprocessing`): every process has its own copy of every module.")
-    w("- Ask the module's maintainers for multi-phase init with a per-interpreter")
-    w("  GIL (PEP 489, PEP 684; the C API's isolating-extensions HOWTO).")
+    w('  `subinterp.Pool(config="legacy")`) loads single-phase modules.  Its')
+    w("  interpreters share the main GIL: their Python code does not run in")
+    w("  parallel with other Python code (C code that releases the GIL still")
+    w("  does), and modules that load once per process still fail in every")
+    w("  interpreter after the first (the legacy2 and main+legacy columns).")
+    w("- Import the module in the main interpreter only, and send plain data")
+    w("  (bytes, buffers, lists, dicts, ...) to the workers.")
+    w("- Processes (`concurrent.futures.ProcessPoolExecutor`,")
+    w("  `multiprocessing`): each has its own copy of every module.")
+    w("- Ask the module's maintainers for multi-phase init with per-interpreter")
+    w("  GIL support (the C API's \"Isolating Extension Modules\" HOWTO).")
+    w("")
+    w("A refused import is not always harmless: CPython runs a single-phase")
+    w("module's init function before it refuses the module, and a module that")
+    w("keeps objects in C globals there leaves objects of that interpreter")
+    w("behind.  The standard library's `_testsinglephase`, for one, crashed")
+    w("3.12.1 in its init function when a second isolated interpreter tried")
+    w("to import it: it freed the object the first refused import had left.")
     w("")
     w("## Columns")
     w("")
@@ -552,87 +673,70 @@ def cmd_report(args):
     w("| legacy2 | in a second legacy interpreter, after a first one imported it |")
     w("| main+legacy | in a legacy interpreter after the main interpreter imported it |")
     w("")
-    w("✓: the import and the smoke test (a few lines of ordinary use) passed.")
-    w("✗ refused: not isolated: CPython's `does not support loading in")
-    w("subinterpreters`.  ✗ PyO3: one interpreter only: PyO3's `PyO3 modules do")
-    w("not yet support subinterpreters`.  ✗ once per process: the module's own")
-    w("check (`cannot load module more than once per process`, Cython's")
-    w("`Interpreter change detected`).  A crash is the process dying on a")
-    w("signal; \"then crash at close/exit\": the import worked, closing the")
-    w("interpreter or the process's exit crashed.")
+    w("- ✓: the import and a smoke test (a few lines of ordinary use) passed.")
+    w("- ✗ refused: CPython's `does not support loading in subinterpreters`.")
+    w("- ✗ once per process / PyO3: once per process: the module's own check")
+    w("  (above).")
+    w("- ✗ main interpreter first: failed: 3.14+'s `failed to import from")
+    w("  subinterpreter due to exception` (above).")
+    w("- (first failed): the first interpreter already failed.")
+    w("- crash: the process died on a signal; \"✓, then ✗ crash at")
+    w("  close/exit\": the import worked, closing the interpreter or the")
+    w("  process's exit crashed.  Each crash was repeated with the standard")
+    w("  library's own interpreters (`_interpreters`, `_xxsubinterpreters` on")
+    w("  3.12) doing the same steps: \"the stdlib's interpreters too\" means a")
+    w("  bug of CPython or of the module, not of subinterp.")
+    w("- A cell without versions holds for every version; otherwise it lists")
+    w("  each.")
     w("")
-    w("## Third-party packages")
-    for r in results:
-        w("")
-        w(f"### Python {r['python']}")
-        w("")
-        w("| package | version | module | " + " | ".join(KINDS) + " |")
-        w("| --- | --- | --- | " + " | ".join("---" for _ in KINDS) + " |")
-        for req, modules in PACKAGES:
-            inst = r["installed"].get(req, {"how": "not tried"})
-            for module, _ in modules:
-                row = r["rows"].get(module)
-                if row is None:
-                    continue
-                how = inst.get("how")
-                ver = inst.get("version") or ""
-                if how == "built from source":
-                    ver += " (built from source)"
-                if "not_installed" in row:
-                    w(f"| {req} | {row['not_installed']} | `{module}` | "
-                      + " | ".join("" for _ in KINDS) + " |")
-                    continue
-                cells = []
-                for kind in KINDS:
-                    p = row["probes"].get(kind)
-                    cells.append(fmt_mark(summarize(p)) if p else "")
-                w(f"| {req} | {ver} | `{module}` | " + " | ".join(cells) + " |")
+    w("## Popular packages")
+    w("")
+    w("| package | version | module | " + " | ".join(KINDS) + " |")
+    w("| --- | --- | --- | " + " | ".join("---" for _ in KINDS) + " |")
+    for req, module in third:
+        inst = []
+        for r in results:
+            i = r["installed"].get(req, {})
+            how = i.get("how", "not tried")
+            v = i.get("version")
+            if how == "wheel":
+                inst.append((r["version"], v))
+            elif how == "built from source":
+                inst.append((r["version"], f"{v} (no wheel: built from source)"))
+            else:
+                inst.append((r["version"], f"not installed ({how})"))
+        cells = [merged([(r["version"], probe_mark(r, module, kind))
+                         for r in results], fmt_mark) for kind in KINDS]
+        w(f"| {req} | {merged(inst)} | `{module}` | " + " | ".join(cells) + " |")
     w("")
     w("## Standard library")
     w("")
     w("Every module of `sys.stdlib_module_names` that is a builtin module or a")
-    w("shared library in this build; a smoke test ran for " +
-      ", ".join(f"`{m}`" for m in sorted(STDLIB_SMOKE)) + " (when present).")
-    w("Rows where every version gives ✓ in every column are listed, in")
-    w("short, after the table.")
+    w("shared library in these builds; a smoke test ran for " +
+      ", ".join(f"`{m}`" for m in sorted(STDLIB_SMOKE)) + ".")
+    w("Modules with ✓ in every column are listed after the table.  A version")
+    w("named after a module: the module exists only there.")
     names = sorted({m for r in results for m, row in r["rows"].items()
                     if row["group"] == "stdlib"})
-    vers = [r["version"] for r in results]
     w("")
-    w("| module | " + " | ".join(f"{k}" for k in KINDS) + " |")
+    w("| module | " + " | ".join(KINDS) + " |")
     w("| --- | " + " | ".join("---" for _ in KINDS) + " |")
     all_ok = []
     for name in names:
-        per_kind = []
-        every_ok = True
-        for kind in KINDS:
-            marks = []
-            for r in results:
-                row = r["rows"].get(name)
-                if row is None:
-                    marks.append((r["version"], "absent"))
-                    every_ok = False
-                    continue
-                p = row["probes"].get(kind)
-                mark = summarize(p) if p else "not probed"
-                if mark != "ok":
-                    every_ok = False
-                marks.append((r["version"], mark))
-            per_kind.append(marks)
-        if every_ok:
-            all_ok.append(name)
+        per_kind = [[(r["version"], probe_mark(r, name, kind)) for r in results]
+                    for kind in KINDS]
+        present = [r["version"] for r in results if name in r["rows"]]
+        label = f"`{name}`"
+        if len(present) < len(results):
+            label += " (" + ", ".join(present) + ")"
+        if all(m in ("ok", "absent") for marks in per_kind for _, m in marks):
+            all_ok.append(label)
             continue
-        cells = []
-        for marks in per_kind:
-            distinct = {m for _, m in marks}
-            if len(distinct) == 1:
-                cells.append(fmt_mark(marks[0][1]) + " (all)")
-            else:
-                cells.append("<br>".join(f"{v}: {fmt_mark(m)}" for v, m in marks))
-        w(f"| `{name}` | " + " | ".join(cells) + " |")
+        w(f"| {label} | " + " | ".join(merged(marks, fmt_mark)
+                                       for marks in per_kind) + " |")
     w("")
-    w(f"✓ everywhere on {', '.join(vers)}: " +
-      ", ".join(f"`{n}`" for n in all_ok) + ".")
+    w(f"✓ in every column on {', '.join(vers)} (or on the versions named): "
+      + ", ".join(all_ok) + ".")
     w("")
     print("\n".join(out))
 

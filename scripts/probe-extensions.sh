@@ -35,6 +35,10 @@ probe_in_venv() {
 if [ "${1:-}" = --in-root ]; then
     # inside the Debian root (run-in-root.sh), in /src
     ver=$2
+    # the host's certificate authorities (a proxy's, say), copied below
+    if [ -f "$results/ca-bundle.crt" ]; then
+        export PIP_CERT=$PWD/$results/ca-bundle.crt
+    fi
     python$ver setup.py build_ext --inplace --build-temp "build/temp-$ver-probe" -q
     probe_in_venv "$ver" "python$ver" "/tmp/probe-venv-$ver"
     exit 0
@@ -46,6 +50,11 @@ cd "$REPO"
 for ver in "$@"; do
     resolve_python "$ver" || die "Python $ver: $why"
     if [ "$where" = root ]; then
+        # pip in the root trusts what pip here trusts
+        cert=${PIP_CERT:-${SSL_CERT_FILE:-}}
+        if [ -n "$cert" ] && [ -f "$cert" ]; then
+            cp "$cert" "$results/ca-bundle.crt"
+        fi
         "$REPO/scripts/run-in-root.sh" bash scripts/probe-extensions.sh --in-root "$ver"
     else
         "$py" setup.py build_ext --inplace --build-temp "build/temp-$ver-probe" -q

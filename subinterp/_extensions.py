@@ -34,12 +34,20 @@ DOC = "docs/extensions.md in subinterp's documentation"
 # Py_MOD_PER_INTERPRETER_GIL_SUPPORTED, in an interpreter with its own
 # GIL, i.e. with check_multi_interp_extensions on).
 _REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
-# Modules that load in one interpreter per process: (text, what they are).
+# Modules that load in one interpreter per process: (their message, what
+# they are); a group "name" is the module.
 _ONCE = (
-    ("PyO3 modules", "a PyO3 (Rust) extension module"),
-    ("cannot load module more than once per process", "an extension module"),
-    ("Interpreter change detected", "a Cython extension module"),
+    (re.compile(r"PyO3 modules"), "a PyO3 (Rust) extension module"),
+    (re.compile(r"cannot load module more than once per process"),
+     "an extension module"),
+    (re.compile(r"module '(?P<name>[\w.]+)' can only be loaded once per "
+                r"process"), "an extension module"),
+    (re.compile(r"Interpreter change detected"), "a Cython extension module"),
 )
+# 3.13+ loads a single-phase module imported in a legacy interpreter in the
+# main interpreter first; when that fails, 3.14+ raises this and prints the
+# cause to stderr (3.13 passes the cause on).
+_MAIN_FIRST = "failed to import from subinterpreter due to exception"
 _IMPORT = re.compile(
     r"^\s*(?:from\s+(\.*[\w.]*)\s+import\s+\(?\s*(\w+)|import\s+([\w.]+))")
 
@@ -121,20 +129,44 @@ def _diagnose(exc: BaseException) -> tuple[str | None, str] | None:
             '(config="isolated", subinterp\'s default).\n'
             + _REFUSED_OPTIONS
         )
-    for needle, kind in _ONCE:
-        if needle in text:
-            name, importer = _imported_by(exc.__traceback__)
-            if name is None and importer not in (None, "__main__"):
-                subject = f"an extension module imported by {importer}"
-            else:
-                subject = name or "an extension module"
-            return name, (
+    for pattern, kind in _ONCE:
+        m = pattern.search(text)
+        if m is not None:
+            name = m.groupdict().get("name")
+            subject, found = _subject(exc, name)
+            return found, (
                 f"cannot import {subject} in this interpreter: it is {kind} "
                 "that loads in only one interpreter per process, and "
-                "another interpreter (the main one or another "
-                "subinterpreter) loaded it first.\n" + _ONCE_OPTIONS
+                "another interpreter loaded it first (since 3.13, CPython "
+                "loads a single-phase module that a legacy interpreter "
+                "imports in the main interpreter first, so the module "
+                "refused may also be one that it imports).\n"
+                + _ONCE_OPTIONS
             )
+    if _MAIN_FIRST in text:
+        subject, found = _subject(exc, None)
+        return found, (
+            f"cannot import {subject} in this interpreter: CPython loads a "
+            "single-phase extension module for a legacy interpreter in the "
+            "main interpreter first, and that failed (the error is printed "
+            "on stderr), typically because the module imports another one "
+            "that loads in only one interpreter per process (numpy, say) "
+            "and this interpreter loaded that first.\n"
+            + _ONCE_OPTIONS
+        )
     return None
+
+
+def _subject(exc: BaseException, name: str | None) -> tuple[str, str | None]:
+    """(how to name the module in a message, its name or None)."""
+    importer = None
+    if name is None:
+        name, importer = _imported_by(exc.__traceback__)
+    if name is not None:
+        return name, name
+    if importer not in (None, "__main__"):
+        return f"an extension module imported by {importer}", None
+    return "an extension module", None
 
 
 def explain_import_error(exc: BaseException) -> ImportError | None:

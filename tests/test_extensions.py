@@ -1,11 +1,11 @@
 """Extension modules that cannot load in an interpreter: the ImportError
 says which module, why, and what to do (subinterp/_extensions.py).
 
-The modules are real: the standard library's ``_testsinglephase`` and two
-tiny extensions built here with setuptools, ``_sp_basic`` (single-phase
-init, no state) and ``sp_pkg._sp_once`` (multi-phase init that refuses
-every interpreter but the first to load it, as numpy, PyO3 and Cython
-modules do).
+The modules are real: the standard library's ``_testsinglephase`` and
+tiny extensions built here with setuptools: ``_sp_basic`` (single-phase
+init, no state), ``sp_pkg._sp_once`` (multi-phase init that refuses every
+interpreter but the first to load it, as numpy, PyO3 and Cython modules
+do) and ``_sp_needs`` (single-phase init that imports ``sp_pkg._sp_once``).
 """
 
 import concurrent.futures
@@ -92,6 +92,27 @@ PyInit__sp_once(void)
 }
 """
 
+SP_NEEDS = r"""
+#include <Python.h>
+
+/* Single-phase init that imports sp_pkg._sp_once, as an f2py module of
+   scipy imports numpy. */
+static struct PyModuleDef def = {
+    PyModuleDef_HEAD_INIT, "_sp_needs", NULL, -1, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__sp_needs(void)
+{
+    PyObject *dep = PyImport_ImportModule("sp_pkg._sp_once");
+    if (dep == NULL) {
+        return NULL;
+    }
+    Py_DECREF(dep);
+    return PyModule_Create(&def);
+}
+"""
+
 SETUP = """
 from setuptools import Extension, setup
 setup(
@@ -99,6 +120,7 @@ setup(
     ext_modules=[
         Extension("_sp_basic", ["sp_basic.c"]),
         Extension("sp_pkg._sp_once", ["sp_once.c"]),
+        Extension("_sp_needs", ["sp_needs.c"]),
     ],
 )
 """
@@ -113,6 +135,7 @@ def ext_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("extensions")
     (d / "sp_basic.c").write_text(SP_BASIC)
     (d / "sp_once.c").write_text(SP_ONCE)
+    (d / "sp_needs.c").write_text(SP_NEEDS)
     (d / "setup.py").write_text(SETUP)
     (d / "sp_pkg").mkdir()
     (d / "sp_pkg" / "__init__.py").write_text("from . import _sp_once\n")
@@ -260,6 +283,10 @@ def test_explain_finds_the_refusal_in_the_chain():
     new = explain_import_error(outer)
     assert new.name == "numpy._core._multiarray_umath"
     assert new.__cause__ is outer
+    once = explain_import_error(
+        ImportError("module 'curses' can only be loaded once per process"))
+    assert once.name == "curses"
+    assert "loads in only one interpreter per process" in str(once)
     text_only = ImportError(f"Unable to import required dependencies:\n"
                             f"numpy: module numpy.x {REFUSED}")
     assert explain_import_error(text_only).name == "numpy.x"
@@ -348,3 +375,39 @@ def test_once_per_process_is_explained(ext_dir):
     assert out.count("use the module in one interpreter only") == 3
     assert out.count("docs/extensions.md") == 3
     assert 'config="legacy"' not in out  # no help here
+
+
+def test_main_interpreter_first_is_explained(ext_dir):
+    # A legacy interpreter loaded sp_pkg._sp_once, then imports _sp_needs
+    # (single-phase).  3.12 loads it there.  3.13+ loads it in the main
+    # interpreter first, whose import of sp_pkg._sp_once is refused there
+    # (as scipy's f2py modules fail on numpy); 3.13 passes that error on,
+    # 3.14+ raises a generic one and prints the cause.
+    out = run_with_path(ext_dir, """
+        import subinterp
+        with subinterp.create(config="legacy") as interp:
+            interp.exec("import sp_pkg")
+            try:
+                interp.exec("import _sp_needs")
+                print("loaded")
+            except subinterp.ExecutionFailed as exc:
+                print(exc.excinfo.type.__name__)
+                print(exc.excinfo.msg)
+                print(exc.excinfo.formatted)
+        """)
+    if sys.version_info < (3, 13):
+        assert out == "loaded\n"
+        return
+    if sys.version_info < (3, 14):
+        assert out.startswith("ImportError\ncannot import sp_pkg._sp_once in "
+                              "this interpreter: it is an extension module "
+                              "that loads in only one interpreter per process")
+        assert "cannot load module more than once per process" in out
+    else:
+        assert out.startswith("ImportError\ncannot import an extension module "
+                              "in this interpreter: CPython loads a "
+                              "single-phase extension module for a legacy "
+                              "interpreter in the main interpreter first, "
+                              "and that failed")
+        assert "failed to import from subinterpreter due to exception" in out
+    assert "use the module in one interpreter only" in out

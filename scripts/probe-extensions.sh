@@ -65,6 +65,8 @@ for ver in "$@"; do
     fi
 done
 
+rm -f "$results/ca-bundle.crt"
+
 reports=()
 for ver in $ALL_VERSIONS; do
     [ -f "$results/$ver.json" ] && reports+=("$results/$ver.json")

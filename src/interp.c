@@ -256,8 +256,8 @@ interp_call_in_main(module_state *st, PyObject *fn, PyObject *args,
 }
 
 /* "TypeError: text" for the exception being raised (cleared), or NULL. */
-static PyObject *
-describe_current_error(void)
+PyObject *
+interp_describe_error(void)
 {
     PyObject *err = PyErr_GetRaisedException();
     PyObject *res = NULL;
@@ -275,6 +275,39 @@ describe_current_error(void)
     return res;
 }
 
+/* If the exception being raised is an ImportError of an extension module
+ * that cannot load in this interpreter (CPython refuses a module without
+ * per-interpreter GIL support in an isolated interpreter; PyO3, numpy and
+ * Cython modules refuse a second interpreter), replace it with the
+ * ImportError subinterp/_extensions.py makes: the module, why, the
+ * options, the original as its __cause__.  Jobs, pool tasks and the pool
+ * initializer call this on their way out of a failure only, so successful
+ * calls never pay for it.  Any failure here keeps the original
+ * exception. */
+void
+interp_explain_import_error(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_ImportError)) {
+        return;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *explained = NULL;
+    PyObject *explain = compat_import_attr("subinterp._extensions",
+                                           "explain_import_error");
+    if (explain != NULL) {
+        explained = PyObject_CallOneArg(explain, exc);
+        Py_DECREF(explain);
+    }
+    PyErr_Clear();
+    if (explained != NULL && PyExceptionInstance_Check(explained)) {
+        Py_SETREF(exc, explained);
+    }
+    else {
+        Py_XDECREF(explained);
+    }
+    PyErr_SetRaisedException(exc);
+}
+
 /* Describe the exception being raised as a message: a tuple (type name,
  * qualified name, module, str(exc), formatted traceback, why the object
  * could not be encoded or None).  With obj, *obj is the exception itself
@@ -286,6 +319,7 @@ describe_current_error(void)
 msg *
 interp_capture_exception(module_state *st, msg **obj)
 {
+    interp_explain_import_error();
     PyObject *exc = PyErr_GetRaisedException();
     if (exc == NULL) {
         /* A failure reported without an exception: describe that rather
@@ -304,7 +338,7 @@ interp_capture_exception(module_state *st, msg **obj)
     if (obj != NULL) {
         *obj = st != NULL ? codec_encode(st, exc) : NULL;
         if (*obj == NULL) {
-            why_not = describe_current_error();
+            why_not = interp_describe_error();
         }
     }
     PyObject *name = PyType_GetName((PyTypeObject *)type);
@@ -635,7 +669,7 @@ interp_exception_from_info(module_state *st, const msg *m, const msg *obj,
             Py_CLEAR(orig);
         }
         if (orig == NULL) {
-            why_not = describe_current_error();
+            why_not = interp_describe_error();
         }
     }
     info = codec_decode(st, m);

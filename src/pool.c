@@ -365,15 +365,14 @@ fail_tasks(pool *p, task *list)
 static void
 break_with_exception(pool *p, const char *what)
 {
-    PyObject *exc = PyErr_GetRaisedException();
-    PyObject *text = exc ? PyObject_Repr(exc) : NULL;
+    interp_explain_import_error();
+    PyObject *text = interp_describe_error();
     const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
-    char why[512];
+    char why[2048];
     PyOS_snprintf(why, sizeof(why), "%s: %s", what,
                   s ? s : "(unknown error)");
     PyErr_Clear();
     Py_XDECREF(text);
-    Py_XDECREF(exc);
     pthread_mutex_lock(&p->mutex);
     task *list = break_pool(p, why);
     pthread_mutex_unlock(&p->mutex);

@@ -244,6 +244,11 @@ typedef enum {
     EXC_ITSELF_EXCINFO,     /* the exception itself, its __cause__ an
                                ExecutionFailed (InterpreterPoolExecutor) */
 } exc_rebuild;
+/* An ImportError being raised for an extension module that cannot load in
+ * this interpreter becomes one that says why and what to do. */
+void interp_explain_import_error(void);
+/* "TypeError: text" for the exception being raised (cleared), or NULL. */
+PyObject *interp_describe_error(void);
 PyObject *interp_exception_from_info(module_state *st, const msg *m,
                                      const msg *obj, exc_rebuild how);
 /* fn(*args, **kwargs) (kwargs may be NULL) run with a frame at the top

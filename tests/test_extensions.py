@@ -185,8 +185,8 @@ def test_exec_import_is_explained(on_path):
     assert excinfo.type.__name__ == "ImportError"
     check_refused(excinfo.msg, "_sp_basic")
     # the original, as the cause
-    assert f"module _sp_basic {REFUSED}" in excinfo.formatted
-    assert "direct cause" in excinfo.formatted
+    assert f"module _sp_basic {REFUSED}" in excinfo.errdisplay
+    assert "direct cause" in excinfo.errdisplay
 
 
 def test_call_import_is_explained(on_path):
@@ -198,6 +198,8 @@ def test_call_import_is_explained(on_path):
         assert interp.call(try_import, "json") == "ok"
 
 
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_call_in_thread_import_is_explained(on_path):
     with subinterp.create() as interp:
         t = interp.call_in_thread(importlib.import_module, "_sp_basic")
@@ -393,7 +395,7 @@ def test_main_interpreter_first_is_explained(ext_dir):
             except subinterp.ExecutionFailed as exc:
                 print(exc.excinfo.type.__name__)
                 print(exc.excinfo.msg)
-                print(exc.excinfo.formatted)
+                print(exc.excinfo.errdisplay)
         """)
     if sys.version_info < (3, 13):
         assert out == "loaded\n"

@@ -13,7 +13,7 @@ V ?=
 BUILD_CFLAGS = -Wall -Wextra
 DEBUG_CFLAGS = -Wall -Wextra -O0 -g3 -UNDEBUG
 
-.PHONY: all build debug setup test test-one asan valgrind bench fuzz clean help
+.PHONY: all build debug setup test test-one asan lsan valgrind bench fuzz clean help
 
 all: build
 
@@ -25,6 +25,7 @@ help:
 	@echo "                valgrind run and $(FUZZ_TIME) s of codec fuzzing"
 	@echo "make test-one   build+test with PY (a path or a version)"
 	@echo "make asan       ASan+UBSan build and test run"
+	@echo "make lsan       LeakSanitizer run (3.14, in the Debian root)"
 	@echo "make valgrind   memcheck run of the codec, queue and lock tests"
 	@echo "make bench      benchmarks on the newest Python (V=3.13 for another)"
 	@echo "make fuzz       the fuzz harness under fuzz/"
@@ -44,6 +45,7 @@ setup:
 FUZZ_TIME ?= 60
 test: setup
 	rc=0; bash scripts/test.sh || rc=1; bash scripts/test-asan.sh || rc=1; \
+	bash scripts/test-lsan.sh || rc=1; \
 	bash scripts/test-valgrind.sh || rc=1; \
 	$(MAKE) -C fuzz TIME=$(FUZZ_TIME) || rc=1; exit $$rc
 
@@ -52,6 +54,9 @@ test-one: setup
 
 asan: setup
 	bash scripts/test-asan.sh $(PY)
+
+lsan: setup
+	bash scripts/test-lsan.sh
 
 valgrind: setup
 	bash scripts/test-valgrind.sh $(PY)

@@ -24,14 +24,19 @@ from __future__ import annotations
 
 from . import _core
 
-try:
-    import _interpreters as _low  # 3.13+
-except ImportError:  # 3.12
-    import _xxsubinterpreters as _low
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
+
+_low: Any
+try:
+    import _interpreters as _low  # 3.13+
+except ImportError:
+    try:
+        import _xxsubinterpreters as _low  # 3.12
+    except ImportError:
+        # a build without it: nothing but subinterp's own is known
+        _low = None
 
 _HAS_WHENCE = hasattr(_low, "whence")
 
@@ -84,6 +89,8 @@ def ids() -> list[tuple[int, str]]:
     if _HAS_WHENCE:
         return [(i, _WHENCE.get(w, "unknown"))
                 for i, w in _low.list_all(require_ready=True)]
+    if _low is None:
+        return []
     return [(int(i), "runtime init" if int(i) == 0 else "unknown")
             for i in _low.list_all()]
 
@@ -93,6 +100,8 @@ def whence(id: int) -> str | None:
     try:
         if _HAS_WHENCE:
             return _WHENCE.get(_low.whence(id), "unknown")
+        if _low is None:
+            return None
         _low.is_running(id)  # 3.12: the lookup raises for a missing id
         return "unknown"
     except _REFUSED + _NOT_FOUND as exc:
@@ -105,6 +114,8 @@ def whence(id: int) -> str | None:
 def is_running(id: int) -> bool:
     """Whether the interpreter's main thread runs code (the standard
     library's own notion: its exec() or call() under way)."""
+    if _low is None:
+        _refuse("look at", id)
     return bool(_call(_low.is_running, id))
 
 

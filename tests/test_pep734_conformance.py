@@ -394,6 +394,34 @@ def test_is_running_while_the_stdlib_runs_it(mod, std_interp):
 
 
 @needs_stdlib
+def test_stdlib_sees_the_module_running_its_interpreter(mod, std_interp):
+    """Code the module runs in an interpreter of the standard library is
+    seen by it: is_running() is true and its close() refuses (it would
+    destroy the interpreter under the running call)."""
+    std = importlib.import_module(STDLIB)
+    started = mod.create_queue()
+    release = mod.create_queue()
+    it = mod.Interpreter(std_interp.id)
+    it.prepare_main(a=started.id, b=release.id)
+    t = it.call_in_thread(
+        exec,
+        f"from {mod.__name__} import Queue\n"
+        "Queue(a).put(1)\n"
+        "Queue(b).get(timeout=60)\n",
+    )
+    try:
+        started.get(timeout=30)
+        assert std_interp.is_running() is True
+        with pytest.raises(std.InterpreterError) as info:
+            std_interp.close()
+        assert not isinstance(info.value, std.InterpreterNotFoundError)
+    finally:
+        release.put(None)
+        t.join()
+    assert std_interp.is_running() is False
+
+
+@needs_stdlib
 def test_interpreter_kept_alive_like_the_stdlib_keeps_it(mod):
     """An Interpreter object for an interpreter of
     concurrent.interpreters.create() keeps it alive, as the standard

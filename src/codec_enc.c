@@ -1808,6 +1808,45 @@ done:
     return rc;
 }
 
+/* Is tp the standard library's concurrent.interpreters Queue?  (Never
+ * imports anything: without that module no instance exists.) */
+static int
+is_stdlib_queue_type(PyTypeObject *tp)
+{
+    if (strcmp(tp->tp_name, "Queue") != 0) {
+        return 0;
+    }
+    int res = 0;
+    PyObject *name = PyUnicode_FromString("concurrent.interpreters._queues");
+    PyObject *mod = name == NULL ? NULL : PyImport_GetModule(name);
+    PyObject *cls = mod == NULL ? NULL : PyObject_GetAttrString(mod, "Queue");
+    res = cls == (PyObject *)tp;
+    Py_XDECREF(cls);
+    Py_XDECREF(mod);
+    Py_XDECREF(name);
+    PyErr_Clear();
+    return res;
+}
+
+/* A queue of the standard library crosses by pickle, as Queue(id), and
+ * lives while some Queue object of it does (its own count).  A message
+ * that carries one pins the sender's object, so the queue is still there
+ * when the item is taken, however late, as the standard library's own
+ * queues keep a queue put on them; the pin goes with the message (or
+ * with the sender's interpreter).  0, or -1 with an exception. */
+static int
+enc_keep_stdlib_queue(encoder *e, PyObject *obj)
+{
+    if (!is_stdlib_queue_type(Py_TYPE(obj))) {
+        return 0;
+    }
+    blob *b = blob_pin_object(obj, "", 0);
+    if (b == NULL) {
+        return -1;
+    }
+    return enc_add_blob(e, b) < 0 ? -1 : 0;
+}
+
 PyObject *
 codec_reducer_override(module_state *st, PyObject *obj)
 {
@@ -1884,6 +1923,9 @@ codec_reducer_override(module_state *st, PyObject *obj)
         return Py_BuildValue("(O(nnnisN))", cs->fn_buffer_ref, r.ref,
                              r.offset, r.nbytes, r.readonly, r.lay.fmt,
                              shape);
+    }
+    if (enc_keep_stdlib_queue(e, obj) < 0) {
+        return NULL;
     }
     Py_RETURN_NOTIMPLEMENTED;
 }

@@ -725,6 +725,166 @@ done:
     return exc;
 }
 
+/* ------------------------------------------------------------------ */
+/* interpreters subinterp did not create                               */
+
+/* A foreign interpreter (entry_is_foreign: made by the standard library
+ * or an embedder) may be destroyed by its creator at any moment, from any
+ * thread, and only the standard library can look it up safely (by id,
+ * under CPython's lock).  So subinterp/_foreign.py asks it, and this file
+ * never touches such an interpreter by pointer:
+ *
+ *   whence, is_running, list_all   the standard library's answers;
+ *   close()                        its destroy(), with its rule: only what
+ *                                  its interpreters module created;
+ *   exec, call, prepare_main       the job waits in pending_foreign_job
+ *                                  and the standard library's exec()
+ *                                  enters the interpreter in this thread
+ *                                  (marking it running, as its own calls
+ *                                  do) to run "_core._run_pending()",
+ *                                  which runs the job with job_run;
+ *   Interpreter objects            hold a reference of the standard
+ *                                  library's own count to an interpreter
+ *                                  its interpreters module created, as
+ *                                  its Interpreter objects do.
+ *
+ * An InterpreterNotFoundError from it marks the entry as gone. */
+
+/* The names concurrent.interpreters gives Interpreter.whence (the entry
+ * keeps one of these static strings). */
+static const char *const whence_names[] = {
+    "unknown", "runtime init", "legacy C-API", "C-API",
+    "cross-interpreter C-API", "_interpreters module",
+};
+#define WHENCE_STDLIB (whence_names[5])
+
+static _Thread_local job *pending_foreign_job;
+
+/* subinterp._foreign.<name>(*args); new reference or NULL with an
+ * exception (InterpreterNotFoundError marks e, when given, as gone). */
+static PyObject *
+foreign_call(module_state *st, interp_entry *e, const char *name,
+             PyObject *args)
+{
+    PyObject *fn = NULL;
+    PyObject *res = NULL;
+    if (st->foreign == NULL) {
+        st->foreign = PyImport_ImportModule("subinterp._foreign");
+        if (st->foreign == NULL) {
+            return NULL;
+        }
+    }
+    fn = PyObject_GetAttrString(st->foreign, name);
+    if (fn != NULL) {
+        res = PyObject_Call(fn, args, NULL);
+        Py_DECREF(fn);
+    }
+    if (res == NULL && e != NULL &&
+        PyErr_ExceptionMatches(st->InterpreterNotFoundError)) {
+        runtime_entry_ended(e);
+    }
+    return res;
+}
+
+/* foreign_call with the interpreter's id as the one argument. */
+static PyObject *
+foreign_call_id(module_state *st, interp_entry *e, const char *name,
+                int64_t id)
+{
+    PyObject *args = Py_BuildValue("(L)", (long long)id);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *res = foreign_call(st, e, name, args);
+    Py_DECREF(args);
+    return res;
+}
+
+/* The static string of whence_names equal to s ("unknown" if none). */
+static const char *
+whence_intern(PyObject *s)
+{
+    for (size_t i = 0; i < sizeof(whence_names) / sizeof(*whence_names);
+         i++) {
+        if (PyUnicode_Check(s) &&
+            PyUnicode_CompareWithASCIIString(s, whence_names[i]) == 0) {
+            return whence_names[i];
+        }
+    }
+    return whence_names[0];
+}
+
+/* Where a foreign interpreter came from, asked once and remembered (the
+ * standard library's objects keep theirs for life too).  NULL when it is
+ * gone and was never asked; NULL with an exception on failure. */
+static const char *
+foreign_whence(module_state *st, interp_entry *e)
+{
+    const char *w = runtime_entry_whence(e);
+    if (w != NULL) {
+        return w;
+    }
+    PyObject *r = foreign_call_id(st, e, "whence", entry_id(e));
+    if (r == NULL) {
+        return NULL;
+    }
+    if (r == Py_None) {
+        runtime_entry_ended(e);
+    }
+    else {
+        w = whence_intern(r);
+        runtime_entry_set_whence(e, w);
+    }
+    Py_DECREF(r);
+    return w;
+}
+
+/* Run j in foreign interpreter e, entered by the standard library in
+ * this thread.  0, or ERR_PYEXC with the exception set. */
+static int
+foreign_run(module_state *st, interp_entry *e, job *j)
+{
+    /* the standard library's words, for its refusal */
+    const char *what = j->kind == JOB_EXEC ? "exec code for"
+                       : j->kind == JOB_CALL ? "make a call in"
+                                             : "update __main__ for";
+    PyObject *args = Py_BuildValue("(Ls)", (long long)entry_id(e), what);
+    if (args == NULL) {
+        return ERR_PYEXC;
+    }
+    job *saved = pending_foreign_job;
+    pending_foreign_job = j;
+    PyObject *r = foreign_call(st, e, "run", args);
+    Py_DECREF(args);
+    int started = pending_foreign_job == NULL;
+    pending_foreign_job = saved;
+    if (r == NULL) {
+        return ERR_PYEXC;
+    }
+    Py_DECREF(r);
+    if (!started) {
+        PyErr_SetString(st->InterpreterError,
+                        "the call did not start in the interpreter");
+        return ERR_PYEXC;
+    }
+    return 0;
+}
+
+/* _run_pending(): inside the foreign interpreter, run the job this thread
+ * left (foreign_run).  Not for users: it only ever finds one there. */
+static PyObject *
+coremod_run_pending(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    job *j = pending_foreign_job;
+    pending_foreign_job = NULL;
+    if (j == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no call to run");
+        return NULL;
+    }
+    job_run(j);
+    Py_RETURN_NONE;
+}
+
 /* Run a job whose input is already encoded; returns the decoded result
  * (for calls) or None.  Takes ownership of nothing. */
 static PyObject *
@@ -732,7 +892,8 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
 {
     PyObject *res = NULL;
     job j = {.kind = kind, .in = in};
-    int err = runtime_run_in(e, job_run, &j);
+    int err = entry_is_foreign(e) ? foreign_run(st, e, &j)
+                                  : runtime_run_in(e, job_run, &j);
     /* (cheapest test first: the runtime's flag takes its mutex) */
     if (!wait_is_signal_thread() &&
         PyInterpreterState_Get() == PyInterpreterState_Main() &&
@@ -792,6 +953,10 @@ typedef struct {
                                    holds to itself; its reference does not
                                    keep the interpreter alive (see
                                    entry_incref_handle) */
+    int holds;                  /* immutable: holds a reference of the
+                                   standard library's count (a foreign
+                                   interpreter its interpreters module
+                                   created), given back in dealloc */
 } InterpreterObject;
 
 static interp_entry *
@@ -804,6 +969,34 @@ static module_state *
 self_state(PyObject *self)
 {
     return get_mod_state_by_type(Py_TYPE(self));
+}
+
+/* Keep the foreign interpreter of a new object alive as the standard
+ * library's Interpreter objects do, when its interpreters module created
+ * it (one that is already gone is not an error: the object's operations
+ * say so).  0, or -1 with an exception. */
+static int
+interp_hold_foreign(module_state *st, PyObject *self)
+{
+    interp_entry *e = self_entry(self);
+    const char *w = foreign_whence(st, e);
+    if (w == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (w != WHENCE_STDLIB) {
+        return 0;
+    }
+    PyObject *r = foreign_call_id(st, e, "hold", entry_id(e));
+    if (r == NULL) {
+        if (PyErr_ExceptionMatches(st->InterpreterNotFoundError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    Py_DECREF(r);
+    ((InterpreterObject *)self)->holds = 1;
+    return 0;
 }
 
 /* The Interpreter object of this interpreter for e: the live one when
@@ -823,10 +1016,16 @@ interp_object_new(module_state *st, interp_entry *e)
         return NULL;
     }
     self->self_ref = entry_incref_handle(e);
+    self->holds = 0;
     self->handle.kind = &interp_kind;
     self->handle.ref = e;
     PyObject_GC_Track(self);
     if (handle_cache_add(&st->interp_handles, id, (PyObject *)self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (entry_is_foreign(e) && !self->self_ref &&
+        interp_hold_foreign(st, (PyObject *)self) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -859,6 +1058,17 @@ interp_dealloc(PyObject *self)
         module_state *st = PyType_GetModuleState(tp);
         if (st != NULL) {
             handle_cache_remove(st->interp_handles, entry_id(e), self);
+        }
+        if (st != NULL && st->foreign != NULL &&
+            ((InterpreterObject *)self)->holds) {
+            /* (may end the interpreter, as the standard library's own
+               objects do with their last reference) */
+            PyObject *exc = PyErr_GetRaisedException();
+            PyObject *r = PyObject_CallMethod(st->foreign, "release", "L",
+                                              (long long)entry_id(e));
+            Py_XDECREF(r);
+            PyErr_Clear();
+            PyErr_SetRaisedException(exc);
         }
     }
     ((InterpreterObject *)self)->handle.ref = NULL;
@@ -925,6 +1135,15 @@ interp_get_whence(PyObject *self, void *Py_UNUSED(closure))
     if (entry_id(e) == 0) {
         return PyUnicode_FromString("runtime init");
     }
+    if (entry_is_foreign(e)) {
+        module_state *st = self_state(self);
+        const char *w = st == NULL ? NULL : foreign_whence(st, e);
+        if (w == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* gone before anyone asked: nothing can tell any more */
+        return PyUnicode_FromString(w != NULL ? w : "unknown");
+    }
     if (runtime_entry_state(e, &running, &owned) < 0) {
         return PyUnicode_FromString("unknown");
     }
@@ -936,6 +1155,13 @@ interp_is_running(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     module_state *st = self_state(self);
     int running = 0, owned = 0;
+    if (st == NULL) {
+        return NULL;
+    }
+    if (entry_is_foreign(self_entry(self))) {
+        return foreign_call_id(st, self_entry(self), "is_running",
+                               entry_id(self_entry(self)));
+    }
     int err = runtime_entry_state(self_entry(self), &running, &owned);
     if (err < 0) {
         set_err(st, err);
@@ -1243,6 +1469,16 @@ interp_close(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (st == NULL) {
         return NULL;
     }
+    if (entry_is_foreign(self_entry(self))) {
+        PyObject *r = foreign_call_id(st, self_entry(self), "close",
+                                      entry_id(self_entry(self)));
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+        runtime_entry_ended(self_entry(self));
+        Py_RETURN_NONE;
+    }
     int err = runtime_close(self_entry(self), 1);
     if (err < 0) {
         set_err(st, err);
@@ -1265,7 +1501,15 @@ interp_exit(PyObject *self, PyObject *Py_UNUSED(args))
     if (!runtime_entry_alive(self_entry(self))) {
         Py_RETURN_NONE;
     }
-    return interp_close(self, NULL);
+    PyObject *res = interp_close(self, NULL);
+    module_state *st = self_state(self);
+    if (res == NULL && st != NULL &&
+        PyErr_ExceptionMatches(st->InterpreterNotFoundError)) {
+        /* (a foreign one found gone only now) */
+        PyErr_Clear();
+        res = Py_NewRef(Py_None);
+    }
+    return res;
 }
 
 /* Pickled as Interpreter(id), like the standard library's: valid in this
@@ -1290,10 +1534,32 @@ interp_from_id(module_state *st, PyObject *arg)
     }
     int err = 0;
     interp_entry *e = runtime_lookup(id, &err);
+    if (e != NULL && entry_is_foreign(e) &&
+        id != PyInterpreterState_GetID(PyInterpreterState_Get())) {
+        /* it may be gone since: ask again below */
+        entry_decref(e);
+        e = NULL;
+    }
     if (e == NULL) {
-        PyErr_Format(st->InterpreterNotFoundError,
-                     "interpreter %lld not found", id);
-        return NULL;
+        /* not one of ours: the standard library knows every other */
+        PyObject *w = foreign_call_id(st, NULL, "whence", id);
+        if (w == NULL) {
+            return NULL;
+        }
+        if (w != Py_None) {
+            e = runtime_lookup_foreign(id);
+        }
+        if (e != NULL && entry_is_foreign(e)) {
+            runtime_entry_set_whence(e, whence_intern(w));
+        }
+        Py_DECREF(w);
+        if (e == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(st->InterpreterNotFoundError,
+                             "interpreter %lld not found", id);
+            }
+            return NULL;
+        }
     }
     PyObject *res = interp_object_new(st, e);
     entry_decref(e);
@@ -1362,7 +1628,9 @@ static PyGetSetDef interp_getset[] = {
     {"id", interp_get_id, NULL, "The interpreter's id (an int).", NULL},
     {"whence", interp_get_whence, NULL,
      "Where the interpreter came from: 'runtime init' for the main one, "
-     "'subinterp' for ones this package created, 'unknown' otherwise.",
+     "'subinterp' for ones this package created, and for the others what "
+     "the standard library says ('_interpreters module', 'C-API', "
+     "'legacy C-API', ...; 'unknown' on 3.12).",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -1759,26 +2027,108 @@ coremod_interpreter(PyObject *mod, PyObject *arg)
     return interp_from_id(get_mod_state(mod), arg);
 }
 
+/* Sort key of list_all(): ids grow with creation, so this is oldest
+ * first, as in the standard library. */
+static PyObject *
+list_all_key(PyObject *Py_UNUSED(mod), PyObject *obj)
+{
+    return PyObject_GetAttrString(obj, "id");
+}
+
+static PyMethodDef list_all_key_def = {
+    "_list_all_key", list_all_key, METH_O, NULL,
+};
+
 static PyObject *
 coremod_list_all(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
+    module_state *st = get_mod_state(mod);
+    PyObject *res = NULL;
+    PyObject *key = NULL;
+    PyObject *seen = NULL;
+    PyObject *foreign = NULL;
+    PyObject *empty = NULL;
     PyObject *ids = runtime_list_ids();
     if (ids == NULL) {
         return NULL;
     }
-    PyObject *res = PyList_New(0);
-    for (Py_ssize_t i = 0; res != NULL && i < PyList_GET_SIZE(ids); i++) {
+    /* the interpreters subinterp did not create, from the standard
+       library (with whence) */
+    empty = PyTuple_New(0);
+    if (empty == NULL) {
+        goto error;
+    }
+    foreign = foreign_call(st, NULL, "ids", empty);
+    seen = PySet_New(ids);
+    res = PyList_New(0);
+    if (foreign == NULL || seen == NULL || res == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ids); i++) {
         PyObject *obj = coremod_interpreter(mod, PyList_GET_ITEM(ids, i));
         if (obj == NULL) {
             /* closed in the meantime */
             PyErr_Clear();
             continue;
         }
-        if (PyList_Append(res, obj) < 0) {
-            Py_CLEAR(res);
+        int rc = PyList_Append(res, obj);
+        Py_DECREF(obj);
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(foreign); i++) {
+        PyObject *item = PyList_GET_ITEM(foreign, i);
+        long long id;
+        PyObject *w;
+        if (!PyArg_ParseTuple(item, "LO", &id, &w)) {
+            goto error;
+        }
+        int known = PySet_Contains(seen, PyTuple_GET_ITEM(item, 0));
+        if (known < 0) {
+            goto error;
+        }
+        if (known) {
+            continue;
+        }
+        interp_entry *e = runtime_lookup_foreign(id);
+        if (e == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            continue;
+        }
+        runtime_entry_set_whence(e, whence_intern(w));
+        PyObject *obj = interp_object_new(st, e);
+        entry_decref(e);
+        if (obj == NULL || PyList_Append(res, obj) < 0) {
+            Py_XDECREF(obj);
+            goto error;
         }
         Py_DECREF(obj);
     }
+    key = PyCFunction_New(&list_all_key_def, NULL);
+    if (key == NULL) {
+        goto error;
+    }
+    PyObject *kw = Py_BuildValue("{sO}", "key", key);
+    PyObject *sort = kw == NULL ? NULL
+        : PyObject_GetAttrString(res, "sort");
+    PyObject *r = sort == NULL ? NULL : PyObject_Call(sort, empty, kw);
+    Py_XDECREF(kw);
+    Py_XDECREF(sort);
+    if (r == NULL) {
+        goto error;
+    }
+    Py_DECREF(r);
+    goto done;
+error:
+    Py_CLEAR(res);
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(seen);
+    Py_XDECREF(foreign);
+    Py_XDECREF(empty);
     Py_DECREF(ids);
     return res;
 }
@@ -1810,14 +2160,17 @@ static PyMethodDef interp_module_methods[] = {
      "get_main()\n--\n\nThe main interpreter."},
     {"list_all", coremod_list_all, METH_NOARGS,
      "list_all()\n--\n\n"
-     "The live interpreters subinterp knows: the main one, the current "
-     "one and every one it created, oldest first."},
+     "Every interpreter of the process, oldest first."},
     {"_interpreter", coremod_interpreter, METH_O,
      "_interpreter(id)\n--\n\nThe Interpreter with that id."},
     {"_warn_if_open_at_exit", coremod_warn_if_open_at_exit, METH_O,
      "_warn_if_open_at_exit(interp)\n--\n\n"
      "Give the standard library's RuntimeWarning (\"remaining "
      "subinterpreters\") if interp is still open at exit."},
+    {"_run_pending", coremod_run_pending, METH_NOARGS,
+     "_run_pending()\n--\n\n"
+     "Run the call this thread is making into this interpreter through "
+     "the standard library (subinterp/_foreign.py); nothing else."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -355,6 +355,7 @@ coremodule_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->InterpreterType);
     Py_VISIT(st->PoolType);
     Py_VISIT(st->call_in_thread);
+    Py_VISIT(st->foreign);
     Py_VISIT(st->main_call);
     Py_VISIT(st->main_name);
     Py_VISIT(st->interp_handles);
@@ -387,6 +388,7 @@ coremodule_clear(PyObject *mod)
     Py_CLEAR(st->InterpreterType);
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->call_in_thread);
+    Py_CLEAR(st->foreign);
     Py_CLEAR(st->main_call);
     Py_CLEAR(st->main_name);
     Py_CLEAR(st->interp_handles);

@@ -81,6 +81,11 @@ struct interp_entry {
     int warn_at_exit;           /* made by subinterp.interpreters.create():
                                    left open at exit, it gets the standard
                                    library's RuntimeWarning */
+    int ended;                  /* foreign (neither owned nor main): the
+                                   standard library said it is gone */
+    const char *whence;         /* foreign: where it came from, as the
+                                   standard library says (a static
+                                   string), NULL until asked */
     module_state *modstate;     /* _core's state in that interpreter, NULL
                                    until imported there (a plain pointer:
                                    only used from inside it) */
@@ -318,32 +323,58 @@ take_all_slots(interp_entry *e, slot *keep)
 /* ------------------------------------------------------------------ */
 /* entries                                                             */
 
+/* An interpreter subinterp did not create, other than the main one: the
+ * standard library (subinterp/_foreign.py) says whether it lives.  Its
+ * `interp` is known only while _core is imported there (set from inside,
+ * cleared by runtime_module_freed), and is only ever compared: such an
+ * interpreter may be destroyed by anyone at any moment, so nothing of
+ * subinterp keeps a thread state in it or enters it by pointer. */
+static inline int
+entry_foreign(const interp_entry *e)
+{
+    return !e->owned && !e->is_main;
+}
+
+/* Not known to be gone.  runtime.mutex held. */
+static inline int
+entry_live(const interp_entry *e)
+{
+    return entry_foreign(e) ? !e->ended : e->interp != NULL;
+}
+
 static interp_entry *
 entry_find(int64_t id)
 {
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
-        if (e->id == id && e->interp != NULL) {
+        if (e->id == id && entry_live(e)) {
             return e;
         }
     }
     return NULL;
 }
 
-/* A new entry for a live interpreter.  runtime.mutex held. */
+/* A new entry for a live interpreter, by id (interp may be NULL for a
+ * foreign one looked up from outside).  runtime.mutex held. */
 static interp_entry *
-entry_new(PyInterpreterState *interp, int owned)
+entry_new_id(int64_t id, PyInterpreterState *interp, int owned)
 {
     interp_entry *e = PyMem_RawCalloc(1, sizeof(interp_entry));
     if (e == NULL) {
         return NULL;
     }
-    e->id = PyInterpreterState_GetID(interp);
+    e->id = id;
     e->interp = interp;
     e->owned = owned;
-    e->is_main = (interp == PyInterpreterState_Main());
+    e->is_main = (id == PyInterpreterState_GetID(PyInterpreterState_Main()));
     e->next = runtime.head;
     runtime.head = e;
     return e;
+}
+
+static interp_entry *
+entry_new(PyInterpreterState *interp, int owned)
+{
+    return entry_new_id(PyInterpreterState_GetID(interp), interp, owned);
 }
 
 /* Free e if nothing refers to it any more.  runtime.mutex held. */
@@ -394,9 +425,10 @@ entry_decref(interp_entry *e)
 int
 entry_incref_handle(interp_entry *e)
 {
-    PyInterpreterState *current = PyInterpreterState_Get();
+    /* by id: a foreign entry may not know its interpreter's address */
+    int64_t current = PyInterpreterState_GetID(PyInterpreterState_Get());
     LOCK();
-    int self_ref = e->interp != NULL && e->interp == current;
+    int self_ref = entry_live(e) && e->id == current;
     if (self_ref) {
         e->self_refs++;
     }
@@ -443,6 +475,31 @@ runtime_lookup(int64_t id, int *err)
     return e;
 }
 
+interp_entry *
+runtime_lookup_foreign(int64_t id)
+{
+    int nomem = 0;
+    LOCK();
+    interp_entry *e = entry_find(id);
+    if (e == NULL) {
+        e = entry_new_id(id, NULL, 0);
+        nomem = e == NULL;
+    }
+    else if (!entry_foreign(e)) {
+        /* ours, being closed (runtime_lookup refused it) */
+        e = NULL;
+    }
+    if (e != NULL) {
+        e->refcount++;
+        e->orphaned = 0;
+    }
+    UNLOCK();
+    if (nomem) {
+        PyErr_NoMemory();
+    }
+    return e;
+}
+
 static interp_entry *
 lookup_or_add(PyInterpreterState *interp)
 {
@@ -450,6 +507,10 @@ lookup_or_add(PyInterpreterState *interp)
     interp_entry *e = entry_find(PyInterpreterState_GetID(interp));
     if (e == NULL) {
         e = entry_new(interp, 0);
+    }
+    else if (e->interp == NULL) {
+        /* a foreign entry made from outside: we are inside it now */
+        e->interp = interp;
     }
     if (e != NULL) {
         e->refcount++;
@@ -478,11 +539,44 @@ runtime_main(void)
 /* queries                                                             */
 
 int
+entry_is_foreign(const interp_entry *e)
+{
+    return entry_foreign(e);    /* immutable fields: no lock */
+}
+
+void
+runtime_entry_ended(interp_entry *e)
+{
+    LOCK();
+    if (entry_foreign(e)) {
+        e->ended = 1;
+    }
+    UNLOCK();
+}
+
+const char *
+runtime_entry_whence(interp_entry *e)
+{
+    LOCK();
+    const char *res = e->whence;
+    UNLOCK();
+    return res;
+}
+
+void
+runtime_entry_set_whence(interp_entry *e, const char *whence)
+{
+    LOCK();
+    e->whence = whence;
+    UNLOCK();
+}
+
+int
 runtime_entry_state(interp_entry *e, int *running, int *owned)
 {
     int err = 0;
     LOCK();
-    if (e->interp == NULL) {
+    if (!entry_live(e)) {
         err = ERR_INTERP_NOT_FOUND;
     }
     else {
@@ -498,17 +592,19 @@ int
 runtime_entry_alive(interp_entry *e)
 {
     LOCK();
-    int alive = e->interp != NULL && !e->closing;
+    int alive = entry_live(e) && !e->closing;
     UNLOCK();
     return alive;
 }
 
 /* New list of the ids of live interpreters subinterp knows about: the
- * main one, the current one, every one it created. */
+ * main one, the current one, every one it created (the foreign ones come
+ * from the standard library, see coremod_list_all). */
 PyObject *
 runtime_list_ids(void)
 {
     PyObject *res = NULL;
+    int64_t current = PyInterpreterState_GetID(PyInterpreterState_Get());
     interp_entry *tmp = runtime_main();
     if (tmp == NULL) {
         return NULL;
@@ -526,8 +622,10 @@ runtime_list_ids(void)
     }
     LOCK();
     size_t n = 0;
+#define LISTED(e) (entry_live(e) && !(e)->closing && \
+                   (!entry_foreign(e) || (e)->id == current))
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
-        if (e->interp != NULL && !e->closing) {
+        if (LISTED(e)) {
             n++;
         }
     }
@@ -539,10 +637,11 @@ runtime_list_ids(void)
     }
     size_t i = 0;
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
-        if (e->interp != NULL && !e->closing) {
+        if (LISTED(e)) {
             ids[i++] = e->id;
         }
     }
+#undef LISTED
     UNLOCK();
     /* oldest first, like the stdlib's list_all() */
     for (size_t j = n; j > 0; j--) {
@@ -611,6 +710,11 @@ claim(interp_entry *e, int for_close, PyThreadState **tstate_p,
     }
 
     LOCK();
+    if (entry_foreign(e)) {
+        /* entered only through the standard library (interp.c) */
+        err = ERR_INTERP_NOT_OWNED;
+        goto done;
+    }
     if (e->interp == NULL || e->closing) {
         err = ERR_INTERP_NOT_FOUND;
         goto done;
@@ -1815,17 +1919,18 @@ runtime_is_shutting_down(void)
 static atomic_long state_epoch;
 
 /* The module of the current interpreter is being freed (m_free): forget
- * its state, and for an interpreter subinterp did not create, the
- * interpreter too (it is going away). */
+ * its state, and for an interpreter subinterp did not create, its address
+ * (it is going away; the standard library says when it is gone). */
 void
 runtime_module_freed(module_state *st)
 {
     PyThreadState *ts = PyThreadState_Get();
     PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    int64_t id = PyInterpreterState_GetID(interp);
     atomic_fetch_add(&state_epoch, 1);
     LOCK();
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
-        if (e->interp != interp) {
+        if (e->interp != interp || e->id != id) {
             continue;
         }
         if (e->modstate != st) {
@@ -1833,17 +1938,9 @@ runtime_module_freed(module_state *st)
             break;
         }
         e->modstate = NULL;
-        if (!e->owned && !e->is_main) {
+        if (entry_foreign(e)) {
+            /* (it has no cached thread states: see entry_foreign) */
             e->interp = NULL;
-            /* Its thread states die with it. */
-            slot *s = e->slots;
-            while (s != NULL) {
-                slot *next = s->next_in_entry;
-                slot_unlink_thread(s);
-                PyMem_RawFree(s);
-                s = next;
-            }
-            e->slots = NULL;
             entry_maybe_free(e);
         }
         break;
@@ -1874,7 +1971,7 @@ get_current_state(void)
     module_state *st = NULL;
     LOCK();
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
-        if (e->interp == interp) {
+        if (e->interp == interp && e->id == id) {
             st = e->modstate;
             break;
         }

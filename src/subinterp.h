@@ -64,6 +64,7 @@ typedef struct module_state {
 
     /* lazily imported helpers (may be NULL) */
     PyObject *call_in_thread; /* subinterp._thread.call_in_thread */
+    PyObject *foreign;        /* subinterp._foreign */
 
     /* made on first use (interp.c) */
     PyObject *main_call;      /* trampoline bound to __main__.__dict__ */
@@ -108,6 +109,20 @@ typedef struct interp_entry interp_entry;
  * live interpreter; returns a new C reference or NULL with
  * ERR_INTERP_NOT_FOUND in *err.  No GIL needed. */
 interp_entry *runtime_lookup(int64_t id, int *err);
+/* The entry of an interpreter subinterp did not create, by id, made if
+ * needed: a new reference; NULL with MemoryError, or without an exception
+ * when id is one of ours being closed.  The caller has checked with the
+ * standard library that it exists (interp.c). */
+interp_entry *runtime_lookup_foreign(int64_t id);
+/* Created neither by subinterp nor at runtime init: the standard library
+ * says whence it came, whether it runs and whether it lives, and code
+ * runs in it only through the standard library.  No lock needed. */
+int entry_is_foreign(const interp_entry *e);
+/* A foreign interpreter was found gone: lookups skip its entry. */
+void runtime_entry_ended(interp_entry *e);
+/* The whence string remembered for a foreign entry (static), or NULL. */
+const char *runtime_entry_whence(interp_entry *e);
+void runtime_entry_set_whence(interp_entry *e, const char *whence);
 /* The entry of the current interpreter (new reference); GIL held. */
 interp_entry *runtime_current(void);
 void entry_incref(interp_entry *e);

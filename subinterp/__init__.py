@@ -159,8 +159,9 @@ def __getattr__(name: str) -> Any:
 
 
 def list_all() -> list[Interpreter]:
-    """The main interpreter, the current one and every live one created by
-    subinterp, oldest first."""
+    """Every interpreter of the process, oldest first: the main one, the
+    ones subinterp created and those made by the standard library or the
+    C API."""
     return _core.list_all()
 
 

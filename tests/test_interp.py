@@ -1049,6 +1049,147 @@ def test_imports_in_stdlib_interpreters():
         i.close()
 
 
+def low_level_interpreters():
+    """The standard library's low-level module: (module, create, run) with
+    run(id, source) raising on failure; _xxsubinterpreters on 3.12."""
+    try:
+        import _interpreters as low
+    except ImportError:
+        import _xxsubinterpreters as low  # 3.12
+
+        return low, low.create, low.run_string
+
+    def run(i, code):
+        err = low.exec(i, code)
+        assert err is None, err
+
+    return low, low.create, run
+
+
+def test_interpreters_of_the_stdlib_low_level_module():
+    """Made by _interpreters (_xxsubinterpreters on 3.12): listed, found by
+    id, with the standard library's whence; code runs and close() works
+    where the standard library allows it (an interpreter its module
+    created, which 3.12 cannot tell: there they are only looked at)."""
+    low, create, run = low_level_interpreters()
+    made = create()  # (3.12: an object whose end destroys it)
+    iid = int(made)
+    try:
+        it = subinterp.Interpreter(iid)
+        assert it is subinterp.Interpreter(iid)
+        assert iid in [i.id for i in subinterp.list_all()]
+        assert it.is_running() is False
+        if sys.version_info >= (3, 13):
+            assert it.whence == "_interpreters module"
+            run(iid, f"import sys\nsys.path[:0] = {sys.path!r}")
+            it.prepare_main(x=2)
+            assert it.call(eval, "x ** 10") == 1024
+            it.close()
+            with pytest.raises(low.InterpreterNotFoundError):
+                low.is_running(iid)
+        else:
+            assert it.whence == "unknown"
+            for op, words in [
+                (it.close, "destroy"),
+                (lambda: it.exec("x = 1"), "exec code for"),
+                (lambda: it.call(abs, -1), "make a call in"),
+                (lambda: it.prepare_main(x=1), "update __main__ for"),
+            ]:
+                with pytest.raises(InterpreterError) as info:
+                    op()
+                assert str(info.value) == (
+                    f"cannot {words} unrecognized interpreter {iid}")
+            low.destroy(iid)
+        for op in (it.is_running, it.close, lambda: it.exec("x = 1")):
+            with pytest.raises(InterpreterNotFoundError):
+                op()
+        with pytest.raises(InterpreterNotFoundError):
+            subinterp.Interpreter(iid)
+        assert iid not in [i.id for i in subinterp.list_all()]
+    finally:
+        try:
+            low.destroy(iid)
+        except Exception:
+            pass
+
+
+def test_is_running_of_an_interpreter_the_stdlib_runs():
+    low, create, run = low_level_interpreters()
+    made = create()
+    iid = int(made)
+    started, release = subinterp.Queue(), subinterp.Queue()
+    try:
+        run(iid, f"import sys\nsys.path[:0] = {sys.path!r}")
+        run(iid, "import pickle\n"
+                 f"started = pickle.loads({pickle.dumps(started)!r})\n"
+                 f"release = pickle.loads({pickle.dumps(release)!r})\n")
+        it = subinterp.Interpreter(iid)
+        t = threading.Thread(
+            target=run, args=(iid, "started.put(1)\nrelease.get(timeout=60)"))
+        t.start()
+        try:
+            started.get(timeout=30)
+            assert it.is_running() is True
+            with pytest.raises(InterpreterError) as info:
+                it.close()
+            assert not isinstance(info.value, InterpreterNotFoundError)
+        finally:
+            release.put(None)
+            t.join()
+        assert it.is_running() is False
+    finally:
+        low.destroy(iid)
+
+
+def test_stdlib_destroys_an_interpreter_subinterp_ran_code_in():
+    """A thread state of subinterp cached in an interpreter the standard
+    library made made its destroy() abort the process ("Py_EndInterpreter:
+    not the last thread", 3.12 and 3.13): subinterp never keeps one in an
+    interpreter it did not create; it enters such an interpreter through
+    the standard library, or not at all (3.12)."""
+    res = run_script(
+        """
+        import pickle, sys
+        try:
+            import _interpreters as low
+            run = low.exec
+        except ImportError:
+            import _xxsubinterpreters as low  # 3.12
+            run = low.run_string
+        import subinterp
+
+        q = subinterp.Queue()
+        made = low.create()
+        iid = int(made)
+        run(iid, f"import sys\\nsys.path[:0] = {sys.path!r}")
+        run(iid, "import pickle, subinterp\\n"
+                 f"q = pickle.loads({pickle.dumps(q)!r})\\n"
+                 "q.put(subinterp.get_current())\\n")
+        it = q.get(timeout=30)
+        assert it.id == iid
+        try:
+            it.exec("x = 1")
+            it.call(abs, -1)
+        except subinterp.InterpreterError as exc:
+            assert sys.version_info < (3, 13), exc
+            print(exc)
+        else:
+            print("ran")
+        low.destroy(iid)
+        try:
+            it.is_running()
+        except subinterp.InterpreterNotFoundError:
+            print("gone")
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    if sys.version_info >= (3, 13):
+        assert res.stdout == "ran\ngone\n"
+    else:
+        assert res.stdout.endswith("gone\n"), res.stdout
+        assert "cannot exec code for unrecognized interpreter" in res.stdout
+
+
 # --- code with free variables, and calls at the top level of __main__ -------
 
 

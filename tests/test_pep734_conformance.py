@@ -246,22 +246,270 @@ def test_repr(mod, interp):
         assert repr(interp) == f"<subinterp.Interpreter {interp.id} idle>"
 
 
-@pytest.mark.skipif(sys.version_info < (3, 14),
-                    reason="concurrent.interpreters is new in Python 3.14")
-def test_interpreters_made_by_the_stdlib_are_unknown():
-    """A known gap (compatibility.md): subinterp finds only the
-    interpreters it knows."""
-    from concurrent import interpreters as std
+# ---------------------------------------------------------------------------
+# interpreters the module did not create
 
-    from subinterp import interpreters as ours
 
+needs_stdlib = pytest.mark.skipif(
+    sys.version_info < (3, 14),
+    reason="concurrent.interpreters is new in Python 3.14")
+
+
+@pytest.fixture
+def std_interp():
+    """An interpreter made by concurrent.interpreters.create(), with this
+    process's sys.path (so that subinterp imports there)."""
+    std = importlib.import_module(STDLIB)
     it = std.create()
+    it.exec(f"import sys\nsys.path[:0] = {sys.path!r}")
+    yield it
     try:
-        with pytest.raises(ours.InterpreterNotFoundError):
-            ours.Interpreter(it.id)
-        assert it.id not in [i.id for i in ours.list_all()]
-    finally:
         it.close()
+    except std.InterpreterNotFoundError:
+        pass
+
+
+@needs_stdlib
+def test_interpreter_made_by_the_stdlib(mod, std_interp):
+    std = importlib.import_module(STDLIB)
+    it = mod.Interpreter(std_interp.id)
+    assert it is mod.Interpreter(std_interp.id)
+    assert isinstance(it, mod.Interpreter)
+    assert it.whence == "_interpreters module"
+    found = mod.list_all()
+    ids = [i.id for i in found]
+    assert found[ids.index(it.id)] is it
+    assert ids == sorted(ids)
+    assert it.is_running() is False
+    # what the standard library allows in the interpreters it created
+    it.prepare_main(x=20)
+    it.exec("x += 1")
+    assert it.call(eval, "x * 2") == 42
+    assert std_interp.call(eval, "x") == 21
+    with pytest.raises(mod.ExecutionFailed) as info:
+        it.exec("raise ValueError('boom')")
+    assert info.value.excinfo.type.__name__ == "ValueError"
+    assert it.is_running() is False
+    it.close()
+    with pytest.raises(std.InterpreterNotFoundError):
+        std_interp.is_running()
+    with pytest.raises(mod.InterpreterNotFoundError):
+        it.is_running()
+    with pytest.raises(mod.InterpreterNotFoundError):
+        mod.Interpreter(it.id)
+    assert it.id not in [i.id for i in mod.list_all()]
+
+
+@needs_stdlib
+def test_interpreter_made_by_the_stdlib_from_inside(mod, std_interp):
+    std_interp.exec(
+        f"from {mod.__name__} import get_current, InterpreterError\n"
+        "cur = get_current()\n"
+        "assert cur.whence == '_interpreters module', cur.whence\n"
+        "assert cur.is_running() is True\n"
+        "try:\n"
+        "    cur.close()\n"
+        "except InterpreterError as exc:\n"
+        "    msg = str(exc)\n"
+        "assert msg == 'cannot destroy the current interpreter', msg\n"
+    )
+
+
+C_API_WHENCE = [
+    ("WHENCE_CAPI", "C-API"),
+    ("WHENCE_LEGACY_CAPI", "legacy C-API"),
+    ("WHENCE_XI", "cross-interpreter C-API"),
+]
+
+
+@pytest.fixture(params=C_API_WHENCE, ids=[w for _, w in C_API_WHENCE])
+def capi_interp(request):
+    """(id, whence) of an interpreter made through the C API (CPython's
+    test module), destroyed at the end if still alive."""
+    testcapi = pytest.importorskip("_testinternalcapi")
+    if not hasattr(testcapi, "create_interpreter"):
+        pytest.skip("_testinternalcapi.create_interpreter is new in 3.13")
+    low = importlib.import_module("_interpreters")
+    const, name = request.param
+    iid = testcapi.create_interpreter(whence=getattr(low, const))
+    yield iid, name
+    try:
+        low.destroy(iid)
+    except low.InterpreterNotFoundError:
+        pass
+
+
+def test_interpreter_made_by_the_c_api(mod, capi_interp):
+    """Listed and looked at; what the standard library refuses to do to an
+    interpreter its interpreters module did not create is refused with
+    its words."""
+    iid, whence = capi_interp
+    it = mod.Interpreter(iid)
+    assert it is mod.Interpreter(iid)
+    assert it.whence == whence
+    assert iid in [i.id for i in mod.list_all()]
+    assert it.is_running() is False
+    for op, words in [
+        (it.close, "destroy"),
+        (lambda: it.exec("x = 1"), "exec code for"),
+        (lambda: it.call(abs, -1), "make a call in"),
+        (lambda: it.prepare_main(x=1), "update __main__ for"),
+    ]:
+        with pytest.raises(mod.InterpreterError) as info:
+            op()
+        assert not isinstance(info.value, mod.InterpreterNotFoundError)
+        assert str(info.value) == (
+            f"cannot {words} unrecognized interpreter {iid}")
+    importlib.import_module("_interpreters").destroy(iid)
+    with pytest.raises(mod.InterpreterNotFoundError):
+        it.is_running()
+    with pytest.raises(mod.InterpreterNotFoundError):
+        mod.Interpreter(iid)
+    # where it came from is kept, as the standard library keeps it
+    assert it.whence == whence
+
+
+@needs_stdlib
+def test_is_running_while_the_stdlib_runs_it(mod, std_interp):
+    std = importlib.import_module(STDLIB)
+    started = std.create_queue()
+    release = std.create_queue()
+    std_interp.prepare_main(a=started.id, b=release.id)
+    t = std_interp.call_in_thread(
+        exec,
+        "from concurrent.interpreters import Queue\n"
+        "Queue(a).put(1)\n"
+        "Queue(b).get(timeout=60)\n",
+    )
+    it = mod.Interpreter(std_interp.id)
+    try:
+        started.get(timeout=30)
+        assert it.is_running() is True
+        with pytest.raises(mod.InterpreterError) as info:
+            it.close()
+        assert not isinstance(info.value, mod.InterpreterNotFoundError)
+        with pytest.raises(mod.InterpreterError) as info:
+            it.exec("x = 1")
+        assert not isinstance(info.value, mod.InterpreterNotFoundError)
+    finally:
+        release.put(None)
+        t.join()
+    assert it.is_running() is False
+
+
+@needs_stdlib
+def test_stdlib_sees_the_module_running_its_interpreter(mod, std_interp):
+    """Code the module runs in an interpreter of the standard library is
+    seen by it: is_running() is true and its close() refuses (it would
+    destroy the interpreter under the running call)."""
+    std = importlib.import_module(STDLIB)
+    started = mod.create_queue()
+    release = mod.create_queue()
+    it = mod.Interpreter(std_interp.id)
+    it.prepare_main(a=started.id, b=release.id)
+    t = it.call_in_thread(
+        exec,
+        f"from {mod.__name__} import Queue\n"
+        "Queue(a).put(1)\n"
+        "Queue(b).get(timeout=60)\n",
+    )
+    try:
+        started.get(timeout=30)
+        assert std_interp.is_running() is True
+        with pytest.raises(std.InterpreterError) as info:
+            std_interp.close()
+        assert not isinstance(info.value, std.InterpreterNotFoundError)
+    finally:
+        release.put(None)
+        t.join()
+    assert std_interp.is_running() is False
+
+
+@needs_stdlib
+def test_interpreter_kept_alive_like_the_stdlib_keeps_it(mod):
+    """An Interpreter object for an interpreter of
+    concurrent.interpreters.create() keeps it alive, as the standard
+    library's own objects do; the last one gone destroys it."""
+    std = importlib.import_module(STDLIB)
+    made = std.create()
+    iid = made.id
+    held = mod.Interpreter(iid)
+    del made
+    gc.collect()
+    assert held.is_running() is False
+    del held
+    gc.collect()
+    with pytest.raises(mod.InterpreterNotFoundError):
+        mod.Interpreter(iid)
+
+
+DESTROYED_WHILE_HELD = """
+import gc
+from concurrent import interpreters as std
+import {mod} as mod
+
+it = std.create()
+held = mod.Interpreter(it.id)
+assert held.whence == "_interpreters module"
+it.close()
+for op in (held.is_running, held.close, lambda: held.exec("x = 1"),
+           lambda: held.call(abs, -1), lambda: held.prepare_main(x=1)):
+    try:
+        op()
+    except mod.InterpreterNotFoundError:
+        pass
+    else:
+        raise AssertionError(op)
+assert held.whence == "_interpreters module"
+assert held.id not in [i.id for i in mod.list_all()]
+try:
+    mod.Interpreter(held.id)
+except mod.InterpreterNotFoundError:
+    pass
+else:
+    raise AssertionError("found")
+del it, held
+gc.collect()
+# a new interpreter (often at the freed one's address) is not the old one
+again = std.create()
+assert mod.Interpreter(again.id).whence == "_interpreters module"
+again.close()
+print("ok")
+"""
+
+
+@needs_stdlib
+def test_interpreter_destroyed_by_the_stdlib_while_held(mod):
+    """Every operation on it raises InterpreterNotFoundError; nothing
+    touches the freed interpreter."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(HERE), env.get("PYTHONPATH", "")]
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", DESTROYED_WHILE_HELD.format(mod=mod.__name__)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "ok\n"
+    assert res.stderr == ""
+
+
+@needs_stdlib
+def test_stdlib_sees_interpreters_of_the_module(mod, interp):
+    """The other direction: the standard library lists the module's
+    interpreters; to it an interpreter of subinterp is one made through
+    the C API, which it does not close."""
+    std = importlib.import_module(STDLIB)
+    seen = std.Interpreter(interp.id)
+    assert interp.id in [i.id for i in std.list_all()]
+    if stdlib(mod):
+        assert seen is interp
+    else:
+        assert seen.whence == "C-API"
+        with pytest.raises(std.InterpreterError):
+            seen.close()
+        assert interp.call(abs, -3) == 3
 
 
 def test_exec(mod, interp):
@@ -1123,3 +1371,92 @@ def test_executor_refuses_at_submit(futmod):
             with pytest.raises(nshare):
                 ex.submit(id, threading.Lock())
         assert ex.submit(pow, 2, 2).result() == 4
+
+
+# ---------------------------------------------------------------------------
+# queues of one module handed to the other (3.14+)
+
+
+@needs_stdlib
+def test_our_queue_through_the_stdlib_call(std_interp):
+    """The standard library's call() pickles what it cannot share: a
+    subinterp.interpreters.Queue arrives as Queue(id), the same queue,
+    and comes back as the object that was sent."""
+    from subinterp import interpreters as ours
+
+    q = ours.create_queue()
+    std_interp.call(q.put, "from the stdlib's interpreter")
+    assert q.get(timeout=30) == "from the stdlib's interpreter"
+    back = std_interp.call(tuple, [q])
+    assert back[0] is q
+    assert std_interp.call(repr, q) == repr(q)
+
+
+@needs_stdlib
+def test_our_queue_through_the_stdlib_prepare_main(std_interp):
+    """prepare_main() of the standard library takes only what its own
+    registry of shareable types knows (no pickle), and the public C API
+    offers no way into that registry: it refuses the queue, and the
+    queue's id is the way (PEP 734's own pattern)."""
+    std = importlib.import_module(STDLIB)
+    from subinterp import interpreters as ours
+
+    q = ours.create_queue()
+    with pytest.raises(std.NotShareableError):
+        std_interp.prepare_main(q=q)
+    std_interp.prepare_main(qid=q.id)
+    std_interp.exec(
+        "from subinterp.interpreters import Queue\n"
+        "Queue(qid).put(('same queue', Queue(qid).id))\n"
+    )
+    assert q.get(timeout=30) == ("same queue", q.id)
+
+
+@needs_stdlib
+def test_stdlib_queue_handed_to_subinterp():
+    std = importlib.import_module(STDLIB)
+    from subinterp import interpreters as ours
+
+    sq = std.create_queue()
+    it = ours.create()
+    try:
+        it.prepare_main(q=sq)
+        it.exec("q.put('through prepare_main')")
+        assert sq.get(timeout=30) == "through prepare_main"
+        assert it.call(repr, sq) == repr(sq)
+        it.call(sq.put, "through call")
+        assert sq.get(timeout=30) == "through call"
+    finally:
+        it.close()
+
+
+@needs_stdlib
+def test_stdlib_queue_put_on_our_queue_outlives_the_sender():
+    """A queue of the standard library put on a subinterp queue is still
+    there when the item is taken after the sender dropped it, as with the
+    standard library's own queues (it lived only by its Queue objects:
+    get() raised QueueNotFoundError)."""
+    std = importlib.import_module(STDLIB)
+    from subinterp import interpreters as ours
+
+    carrier = ours.create_queue()
+    carrier.put(std.create_queue())
+    gc.collect()
+    got = carrier.get(timeout=30)
+    got.put(1)
+    assert got.get(timeout=30) == 1
+    # through another interpreter, which drops its own object at once
+    it = ours.create()
+    try:
+        it.prepare_main(cid=carrier.id)
+        it.exec(
+            "from concurrent.interpreters import create_queue\n"
+            "from subinterp.interpreters import Queue\n"
+            "Queue(cid).put(create_queue())\n"
+            "import gc; gc.collect()\n"
+        )
+        got = carrier.get(timeout=30)
+        got.put(2)
+        assert got.get(timeout=30) == 2
+    finally:
+        it.close()

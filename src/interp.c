@@ -1111,14 +1111,7 @@ static PyObject *
 interp_repr(PyObject *self)
 {
     interp_entry *e = self_entry(self);
-    int running = 0, owned = 0;
-    if (runtime_entry_state(e, &running, &owned) < 0) {
-        return PyUnicode_FromFormat("<subinterp.Interpreter %lld closed>",
-                                    (long long)entry_id(e));
-    }
-    return PyUnicode_FromFormat("<subinterp.Interpreter %lld %s>",
-                                (long long)entry_id(e),
-                                running ? "running" : "idle");
+    return PyUnicode_FromFormat("Interpreter(%lld)", (long long)entry_id(e));
 }
 
 static PyObject *

@@ -738,9 +738,11 @@ unboundop_from_object(module_state *st, PyObject *obj, int dflt)
     if (obj == qs->UNBOUND_REMOVE) {
         return UNBOUND_REMOVE;
     }
-    PyErr_Format(PyExc_ValueError,
-                 "unbounditems must be UNBOUND, UNBOUND_ERROR or "
-                 "UNBOUND_REMOVE, not %R", obj);
+    if (queue_exceptions_ensure(st) == 0) {
+        PyErr_Format(qs->UnboundItemsError,
+                     "unbounditems must be UNBOUND, UNBOUND_ERROR or "
+                     "UNBOUND_REMOVE, not %R", obj);
+    }
     return -1;
 }
 
@@ -1372,6 +1374,7 @@ clear_exceptions(struct queue_state *qs)
     Py_CLEAR(qs->ChannelFullError);
     Py_CLEAR(qs->BrokenBarrierError);
     Py_CLEAR(qs->AbandonedLockWarning);
+    Py_CLEAR(qs->UnboundItemsError);
 }
 
 int
@@ -1436,6 +1439,11 @@ queue_exceptions_ensure(module_state *st)
         "The lock was held by an interpreter that was destroyed; it was "
         "released and given to this acquirer.  What it protected may be "
         "inconsistent.");
+    /* ValueError, as for any bad argument, and NotImplementedError, as
+       the standard library's queues raise for one */
+    NEW(UnboundItemsError, "UnboundItemsError", PyExc_ValueError,
+        PyExc_NotImplementedError,
+        "unbounditems is not UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE.");
 #undef NEW
     qs->have_exceptions = 1;
     res = 0;
@@ -1643,6 +1651,7 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->ChannelFullError);
     Py_VISIT(qs->BrokenBarrierError);
     Py_VISIT(qs->AbandonedLockWarning);
+    Py_VISIT(qs->UnboundItemsError);
     return 0;
 }
 

@@ -384,6 +384,7 @@ struct queue_state {
     PyObject *ChannelFullError;
     PyObject *BrokenBarrierError;
     PyObject *AbandonedLockWarning;
+    PyObject *UnboundItemsError;
 };
 
 /* Create the exception classes if not done yet.  0 or -1. */

@@ -77,6 +77,7 @@ __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
+    "UnboundItemsError",
     "AbandonedLockWarning",
     "Barrier",
     "BoundedSemaphore",

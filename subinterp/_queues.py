@@ -36,6 +36,7 @@ __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
+    "UnboundItemsError",
     "AbandonedLockWarning",
     "Barrier",
     "BoundedSemaphore",
@@ -78,6 +79,7 @@ LAZY_NAMES = frozenset(
         "QueueError",
         "QueueFull",
         "QueueNotFoundError",
+        "UnboundItemsError",
     }
 )
 

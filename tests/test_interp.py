@@ -123,7 +123,7 @@ def test_create_returns_interpreter(interp):
     assert isinstance(interp.id, int) and interp.id > 0
     assert interp.whence == "subinterp"
     assert interp.is_running() is False
-    assert repr(interp) == f"<subinterp.Interpreter {interp.id} idle>"
+    assert repr(interp) == f"Interpreter({interp.id})"
 
 
 def test_main_and_current():
@@ -529,7 +529,7 @@ def test_prepare_main_takes_pairs(interp):
 
 def test_close_then_use(interp, excepthook_calls):
     interp.close()
-    assert repr(interp) == f"<subinterp.Interpreter {interp.id} closed>"
+    assert repr(interp) == f"Interpreter({interp.id})"
     for op in (
         lambda: interp.exec("x = 1"),
         lambda: interp.call(abs, 1),

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -22,3 +24,14 @@ def run_script(code, timeout=120):
         timeout=timeout,
         env=env,
     )
+
+
+@pytest.fixture
+def by_value_off():
+    """Functions that cannot cross by reference or as code are refused
+    (not sent by value through cloudpickle) for the test's duration."""
+    import subinterp
+
+    prev = subinterp.set_functions_by_value(False)
+    yield
+    subinterp.set_functions_by_value(prev)

@@ -10,13 +10,17 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_script(code, timeout=120):
+def run_script(code, timeout=120, env=None):
     """Run dedented *code* with ``python -c``; the repository and tests/ on
-    PYTHONPATH.  Returns the CompletedProcess (text output captured)."""
+    PYTHONPATH (after env's PYTHONPATH, if given), the other variables of
+    *env* set.  Returns the CompletedProcess (text output captured)."""
+    extra = dict(env or {})
+    first = [extra.pop("PYTHONPATH")] if "PYTHONPATH" in extra else []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
+        first + [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
     )
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

@@ -167,6 +167,22 @@ def test_distributed_worker_executor():
     assert ex.pool._shutdown
 
 
+def test_distributed_executor_chosen_by_annotation():
+    from distributed import Client, LocalCluster
+
+    ex = subinterp.dask.WorkerExecutor(2)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None,
+                      executor={"subinterp": ex}) as cluster, \
+            Client(cluster):
+        with dask.annotate(executor="subinterp"):
+            on_pool = distributed_graph()
+        here = delayed(lambda: __import__("subinterp").get_current().id)()
+        res, main_id = dask.compute(on_pool, here, optimize_graph=False)
+        check_distributed_results(res)
+        assert main_id == 0   # the worker's own threads: main interpreter
+
+
 def test_distributed_preload_in_a_worker_process():
     from distributed import Client, LocalCluster
 

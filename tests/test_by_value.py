@@ -5,8 +5,10 @@ code; the rest (closures, lambdas using globals, functions of `python
 -c`, of stdin, of scripts without the `__main__` guard) cross by value
 when cloudpickle is installed and subinterp.set_functions_by_value() has
 not switched it off.  cloudpickle is a test dependency
-(requirements-test.txt, ROOT_ADDED_PACKAGES in scripts/lib.sh); the tests
-of the "cloudpickle missing" path hide it in a subprocess.
+(requirements-test.txt, ROOT_ADDED_PACKAGES in scripts/lib.sh): without
+it the by-value tests fail (their error names what to install) rather
+than skip; the tests of the "cloudpickle missing" path hide it in a
+subprocess, and run either way.
 """
 
 import collections
@@ -17,7 +19,6 @@ import sys
 import textwrap
 import threading
 
-import cloudpickle  # a test dependency: missing fails, not skips
 import pytest
 from script_helpers import by_value_off  # noqa: F401 (fixture)
 from script_helpers import run_script
@@ -126,6 +127,8 @@ def test_recursion_through_a_closure(interp):
 def test_cells_are_copied_as_cloudpickle_copies_them(interp):
     # cloudpickle gives each function its own cells, filled with the
     # values: two closures over one cell no longer share it (docs/codec.md)
+    import cloudpickle
+
     pair = make_counter_pair()
     expected = call_both(cloudpickle.loads(cloudpickle.dumps(pair)))
     assert interp.call(call_both, pair) == expected == 0

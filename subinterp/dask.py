@@ -100,8 +100,8 @@ class _TaskOnPool:
             _explain(exc)
             raise
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._task, name)
+    def __repr__(self) -> str:
+        return f"<{self._task!r} on a subinterp pool>"
 
 
 class WorkerExecutor(cf.Executor):

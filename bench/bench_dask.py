@@ -116,6 +116,11 @@ def main(argv=None):
     if bag_works_in_subinterpreters():
         graphs.append(("bag", make_bag_graph(n)))
 
+    from subinterp._bench.cli import OtherLoad
+
+    # what other programs kept busy meanwhile (our process pools' workers
+    # are in our session)
+    other = OtherLoad({os.getsid(0)})
     spawn = multiprocessing.get_context("spawn")
     results: dict = {}
     with subinterp.Pool(WORKERS) as pool, \
@@ -134,6 +139,7 @@ def main(argv=None):
                 except Exception as exc:  # reported, not fatal
                     row[name] = f"{type(exc).__name__}: {exc}"
                 print(f"  measured {gname} on {name}", file=sys.stderr)
+    other_cpus = other.cpus()
 
     print(f"Python {sys.version.split()[0]}, dask {dask.__version__}, "
           f"{WORKERS} workers, {TASKS} tasks of {n} iterations, median of "
@@ -162,6 +168,10 @@ def main(argv=None):
                 print(f"{gname} on {name}: {v}")
     print("(Nx subinterp = how many times subinterp is faster; "
           "Nx sync = speed-up over the sequential scheduler)")
+    if other_cpus is not None:
+        print(f"other programs kept {other_cpus:.2f} CPUs busy meanwhile"
+              + (" (a disturbed run: compare ratios with care)"
+                 if other_cpus >= 0.15 else ""))
     if not bag_works_in_subinterpreters():
         print("bag: not measured on Python 3.12 (dask.bag cannot be imported "
               "in a subinterpreter there)")
@@ -169,7 +179,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"python": sys.version, "dask": dask.__version__,
                        "workers": WORKERS, "tasks": TASKS, "iterations": n,
-                       "ms": results}, f, indent=2)
+                       "other_cpus": other_cpus, "ms": results}, f, indent=2)
 
 
 if __name__ == "__main__":

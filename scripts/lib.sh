@@ -21,6 +21,10 @@ ROOT_VERSIONS="3.14 3.15"
 # setup-pythons.sh rebuild the root (the list is recorded in $ROOT_STAMP).
 ROOT_PACKAGES="python3.14,python3.14-dev,python3.14-venv,python3.15,python3.15-dev,python3.15-venv,gcc,make,libc6-dev,python3-pytest,python3-hypothesis,python3-setuptools"
 ROOT_STAMP=$ROOT/.subinterp-root-stamp
+# Packages that setup-pythons.sh also installs into an existing root when
+# they are missing (without rebuilding it): the optional dependencies the
+# tests exercise.  Pure-Python packages of Debian serve every python3.X.
+ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed"
 
 # Compiler flags of the test build: warnings are errors, no optimisation,
 # asserts on.

@@ -4,7 +4,8 @@
 #   $SUBINTERP_CACHE/venv-3.12, venv-3.13  venvs from pyenv's newest 3.12.* /
 #       3.13.*, with the tools of requirements-test.txt installed
 #   $SUBINTERP_CACHE/sid  a Debian sid root (mmdebstrap) with python3.14 and
-#       python3.15, gcc and Debian's pytest / hypothesis / setuptools
+#       python3.15, gcc and Debian's pytest / hypothesis / setuptools, and
+#       the optional dependencies the tests use (cloudpickle, dask)
 #
 # SUBINTERP_CACHE defaults to /var/cache/subinterp.  Safe to run again and
 # again: when everything is present it only checks and returns in a second.
@@ -123,9 +124,28 @@ ensure_mmdebstrap() {
     apt_install mmdebstrap
 }
 
+# Install the packages of ROOT_ADDED_PACKAGES that an existing root lacks
+# (a root made before they were listed); nothing to do, and no network,
+# when all are there.
+ensure_root_added_packages() {
+    local root=$1 pkg missing=()
+    for pkg in $ROOT_ADDED_PACKAGES; do
+        chroot "$root" dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null \
+            | grep -qx installed || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "root: installing ${missing[*]}"
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get \
+        -o Acquire::Check-Valid-Until=false update \
+        || log "root: apt-get update reported errors; installing anyway"
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        --no-install-recommends "${missing[@]}"
+}
+
 ensure_root() {
     if root_ready; then
         log "root: reusing $ROOT"
+        ensure_root_added_packages "$ROOT"
         return 0
     fi
     ensure_mmdebstrap
@@ -143,7 +163,7 @@ ensure_root() {
     # Check-Valid-Until must be off.
     mmdebstrap --variant=apt \
         --aptopt='Acquire::Check-Valid-Until "false"' \
-        --include="$ROOT_PACKAGES" \
+        --include="$ROOT_PACKAGES,${ROOT_ADDED_PACKAGES// /,}" \
         sid "$tmp"
 
     # mmdebstrap (as root) makes the device nodes the tests need; check, as a

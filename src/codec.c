@@ -434,6 +434,35 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
+/* functions by value (codec_enc.c sends them)                         */
+
+/* -1 until first read from the environment, then 0 or 1.  Process-wide:
+ * a worker that sends a closure back follows the same setting as the
+ * program that configured it. */
+static atomic_int by_value_setting = -1;
+
+int
+codec_by_value_enabled(void)
+{
+    int v = atomic_load(&by_value_setting);
+    if (v < 0) {
+        const char *env = getenv("SUBINTERP_FUNCTIONS_BY_VALUE");
+        int initial = !(env != NULL && strcmp(env, "0") == 0);
+        /* whoever reads first decides; a concurrent set() wins */
+        atomic_compare_exchange_strong(&by_value_setting, &v, initial);
+        v = atomic_load(&by_value_setting);
+    }
+    return v;
+}
+
+int
+codec_set_by_value(int enabled)
+{
+    (void)codec_by_value_enabled();
+    return atomic_exchange(&by_value_setting, enabled != 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* dumps() output: Message, a bytes subclass                           */
 
 static void
@@ -644,6 +673,17 @@ coremod_reducer_override(PyObject *mod, PyObject *obj)
     return codec_reducer_override(get_mod_state(mod), obj);
 }
 
+/* _set_functions_by_value(enabled, /) */
+static PyObject *
+coremod_set_functions_by_value(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    int enabled = PyObject_IsTrue(arg);
+    if (enabled < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(codec_set_by_value(enabled));
+}
+
 /* _main_ref(path, spec, qualname) */
 static PyObject *
 coremod_main_ref(PyObject *mod, PyObject *args)
@@ -747,6 +787,10 @@ static PyMethodDef codec_methods[] = {
     {"_reducer_override", coremod_reducer_override, METH_O,
      "_reducer_override(obj, /)\n--\n\n"
      "reducer_override of the codec's pickler."},
+    {"_set_functions_by_value", coremod_set_functions_by_value, METH_O,
+     "_set_functions_by_value(enabled, /)\n--\n\n"
+     "Switch sending functions by value (subinterp.set_functions_by_value); "
+     "returns the previous setting."},
     {"_main_ref", coremod_main_ref, METH_VARARGS,
      "_main_ref(path, spec, qualname)\n--\n\n"
      "Find an object of the main script (pickle reconstructor)."},

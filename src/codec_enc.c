@@ -93,6 +93,8 @@ typedef struct encoder {
     PyObject *pickler;  /* lazily, see enc_pickle */
     PyObject *pickle_file;
     PyObject *pickle_bufs;
+    PyObject *by_value; /* lazily: subinterp._codec.ByValue, the
+                           reductions of functions sent by value */
 
     PyObject *path;     /* on error: where in the graph, innermost first */
 
@@ -1275,6 +1277,11 @@ main_origin(codec_state *cs, PyObject *mod, PyObject **path,
         }
     }
     Py_XDECREF(specobj);
+    /* "<stdin>" (python - < script.py) and the like name no file */
+    if (*path != NULL && PyUnicode_GET_LENGTH(*path) > 0 &&
+        PyUnicode_READ_CHAR(*path, 0) == '<') {
+        Py_CLEAR(*path);
+    }
     if (*path == NULL) {
         *path = Py_NewRef(Py_None);
     }
@@ -1282,6 +1289,74 @@ main_origin(codec_state *cs, PyObject *mod, PyObject **path,
         *spec = Py_NewRef(Py_None);
     }
     return 0;
+}
+
+/* Why the __main__ module mod (no file, no spec) cannot be imported by
+ * another interpreter, in words its user recognizes. */
+static const char *
+main_unimportable_reason(codec_state *cs, PyObject *mod)
+{
+    PyObject *file = str_attr(mod, cs->s_file);
+    int stdin_script = file != NULL &&
+        PyUnicode_CompareWithASCIIString(file, "<stdin>") == 0;
+    Py_XDECREF(file);
+    if (stdin_script) {
+        return "it belongs to the __main__ module of a script read from "
+               "standard input, which other interpreters cannot import";
+    }
+    PyObject *argv = PySys_GetObject("argv");   /* borrowed */
+    if (argv != NULL && PyList_Check(argv) && PyList_GET_SIZE(argv) > 0 &&
+        PyUnicode_Check(PyList_GET_ITEM(argv, 0)) &&
+        PyUnicode_CompareWithASCIIString(PyList_GET_ITEM(argv, 0),
+                                         "-c") == 0) {
+        return "it belongs to the __main__ module of `python -c` code, "
+               "which other interpreters cannot import";
+    }
+    return "it belongs to the __main__ module of an interactive session "
+           "or of exec'd code, which other interpreters cannot import";
+}
+
+/* May a function or class that can cross neither by reference nor as
+ * code cross by value, through cloudpickle?  1 yes; 0 no, and *hint says
+ * why and what to do (the tail of the NotShareableError); -1 error. */
+static int
+by_value_usable(codec_state *cs, const char **hint)
+{
+    if (!codec_by_value_enabled()) {
+        *hint = "; sending functions by value is switched off "
+                "(subinterp.set_functions_by_value(True) turns it on)";
+        return 0;
+    }
+    if (!codec_pickle_kw_ok()) {
+        /* cloudpickle.Pickler() calls _pickle with keywords: gh-119213 */
+        *hint = "; it could be sent by value through cloudpickle, but "
+                "not on Python 3.12.0-3.12.3 before the main interpreter "
+                "imported subinterp (gh-119213): import subinterp there "
+                "first, or use Python 3.12.4 or newer";
+        return 0;
+    }
+    if (cs->by_value_ok) {
+        return 1;
+    }
+    PyObject *helpers = codec_helpers(cs);
+    if (helpers == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethod(helpers, "by_value_available", NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    cs->by_value_ok = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (cs->by_value_ok < 0) {
+        cs->by_value_ok = 0;
+        return -1;
+    }
+    if (!cs->by_value_ok) {
+        *hint = "; to send it by value instead, install cloudpickle: "
+                "pip install subinterp[cloudpickle]";
+    }
+    return cs->by_value_ok;
 }
 
 int
@@ -1293,6 +1368,7 @@ codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
     PyObject *found = NULL, *cached = NULL, *globals_used = NULL;
     PyObject *path = NULL, *spec = NULL;
     const char *reason = NULL;
+    const char *hint = "";
     *a = *b = NULL;
 
     /* sender cache: id(obj) -> (kind, a, b, obj); by identity, since a
@@ -1356,9 +1432,7 @@ codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
     if (is_main) {
         main_origin(cs, mod, &path, &spec);
         if (path == Py_None && spec == Py_None) {
-            reason = "it belongs to the __main__ module of an interactive "
-                     "session or of exec'd code, which other interpreters "
-                     "cannot import";
+            reason = main_unimportable_reason(cs, mod);
             goto not_by_name;
         }
         if (path != Py_None) {
@@ -1398,22 +1472,36 @@ not_by_name:
     PyErr_Clear();
     if (!PyFunction_Check(obj) || !Py_IS_TYPE(obj, &PyFunction_Type)) {
         if (PyType_Check(obj) && raise) {
+            int usable = by_value_usable(cs, &hint);
+            if (usable < 0) {
+                goto done;
+            }
+            if (usable) {
+                goto by_value;
+            }
             PyErr_Format(st->NotShareableError,
                          "cannot share class %R: other interpreters find "
                          "classes by module and name, and this one cannot "
                          "be found that way (%s); define it at module "
                          "level in a module the other interpreter can "
-                         "import", obj, reason);
+                         "import%s", obj, reason, hint);
             goto done;
         }
         *how = FREF_NONE;
         res = 0;
         goto done;
     }
-    /* A function: maybe it can travel as plain code. */
+    /* A function: maybe it can travel as plain code, else by value. */
     PyObject *closure = PyFunction_GetClosure(obj);
     PyObject *code = PyFunction_GetCode(obj);
     if (closure != NULL && closure != Py_None) {
+        int usable = by_value_usable(cs, &hint);
+        if (usable < 0) {
+            goto done;
+        }
+        if (usable) {
+            goto by_value;
+        }
         PyObject *freevars = PyCode_GetFreevars((PyCodeObject *)code);
         if (freevars == NULL) {
             goto done;
@@ -1421,9 +1509,10 @@ not_by_name:
         PyErr_Format(st->NotShareableError,
                      "cannot share function %R: it cannot be found by name "
                      "in another interpreter (%s), and it is a closure "
-                     "over %R, which cannot be sent; define it at module "
-                     "level and pass those values as arguments (e.g. with "
-                     "functools.partial)", obj, reason, freevars);
+                     "over %R, which cannot be sent as plain code; define "
+                     "it at module level and pass those values as "
+                     "arguments (e.g. with functools.partial)%s", obj,
+                     reason, freevars, hint);
         Py_DECREF(freevars);
         goto done;
     }
@@ -1436,13 +1525,20 @@ not_by_name:
         goto done;
     }
     if (PyList_GET_SIZE(globals_used) > 0) {
+        int usable = by_value_usable(cs, &hint);
+        if (usable < 0) {
+            goto done;
+        }
+        if (usable) {
+            goto by_value;
+        }
         PyErr_Format(st->NotShareableError,
                      "cannot share function %R: it cannot be found by name "
                      "in another interpreter (%s), and it uses the global "
                      "names %R, so it cannot be sent as plain code either; "
                      "define it with def at module level, in a module the "
-                     "other interpreter can import", obj, reason,
-                     globals_used);
+                     "other interpreter can import%s", obj, reason,
+                     globals_used, hint);
         goto done;
     }
     *how = FREF_CODE;
@@ -1453,6 +1549,13 @@ not_by_name:
     *b = Py_NewRef(modname != NULL ? modname : Py_None);
     res = 0;
     /* not cached: such functions are often made on the fly */
+    goto done;
+
+by_value:
+    *how = FREF_VALUE;
+    *a = Py_NewRef(Py_None);
+    *b = Py_NewRef(Py_None);
+    res = 0;
     goto done;
 
 cache:
@@ -1539,6 +1642,7 @@ enc_function(encoder *e, PyObject *obj, int flag)
         }
         break;
     }
+    case FREF_VALUE:    /* the pickler's reducer_override sends it */
     case FREF_NONE:
         rc = enc_pickle(e, obj, flag);
         break;
@@ -1735,12 +1839,24 @@ enc_pickle_error(encoder *e, PyObject *obj)
         return;
     }
     PyObject *exc = PyErr_GetRaisedException();
-    PyErr_Format(e->st->NotShareableError,
-                 "cannot share %.200s object: subinterp encodes it with "
-                 "pickle, and pickling failed (%.200s: %S); make it "
-                 "picklable (e.g. define __reduce__), or send the data it "
-                 "holds instead", Py_TYPE(obj)->tp_name,
-                 Py_TYPE(exc)->tp_name, exc);
+    if (e->by_value != NULL &&
+        (Py_IS_TYPE(obj, &PyFunction_Type) || PyType_Check(obj))) {
+        PyErr_Format(e->st->NotShareableError,
+                     "cannot share %R: it crosses by value (cloudpickle), "
+                     "with the objects its closure and globals refer to, "
+                     "and one of those cannot be pickled (%.200s: %S); "
+                     "pass that object as an argument in a form that can "
+                     "cross (subinterp's own Lock, Queue, ... do)",
+                     obj, Py_TYPE(exc)->tp_name, exc);
+    }
+    else {
+        PyErr_Format(e->st->NotShareableError,
+                     "cannot share %.200s object: subinterp encodes it "
+                     "with pickle, and pickling failed (%.200s: %S); make "
+                     "it picklable (e.g. define __reduce__), or send the "
+                     "data it holds instead", Py_TYPE(obj)->tp_name,
+                     Py_TYPE(exc)->tp_name, exc);
+    }
     PyObject *newexc = PyErr_GetRaisedException();
     PyException_SetCause(newexc, Py_NewRef(exc));
     PyException_SetContext(newexc, exc);
@@ -1847,6 +1963,22 @@ enc_keep_stdlib_queue(encoder *e, PyObject *obj)
     return enc_add_blob(e, b) < 0 ? -1 : 0;
 }
 
+/* The ByValue of this message (subinterp._codec), made on first use:
+ * one per message, so that functions sharing globals share them in the
+ * receiver too, as within one cloudpickle.dumps(). */
+static PyObject *
+enc_by_value(encoder *e)
+{
+    if (e->by_value == NULL) {
+        PyObject *helpers = codec_helpers(e->cs);
+        if (helpers == NULL) {
+            return NULL;
+        }
+        e->by_value = PyObject_CallMethod(helpers, "ByValue", NULL);
+    }
+    return e->by_value;
+}
+
 PyObject *
 codec_reducer_override(module_state *st, PyObject *obj)
 {
@@ -1876,6 +2008,11 @@ codec_reducer_override(module_state *st, PyObject *obj)
             res = Py_BuildValue("(O(OOOO))", cs->fn_code_func, b, a,
                                 defaults ? defaults : Py_None,
                                 kwdefaults ? kwdefaults : Py_None);
+            break;
+        }
+        case FREF_VALUE: {
+            PyObject *bv = enc_by_value(e);
+            res = bv ? PyObject_CallMethod(bv, "reduce", "O", obj) : NULL;
             break;
         }
         default:
@@ -1926,6 +2063,12 @@ codec_reducer_override(module_state *st, PyObject *obj)
     }
     if (enc_keep_stdlib_queue(e, obj) < 0) {
         return NULL;
+    }
+    if (e->by_value != NULL) {
+        /* What a function sent by value holds (code, cells, modules,
+           ...) needs cloudpickle's reductions; messages without such a
+           function never get here. */
+        return PyObject_CallMethod(e->by_value, "reduce_other", "O", obj);
     }
     Py_RETURN_NOTIMPLEMENTED;
 }
@@ -2102,6 +2245,7 @@ enc_reset(encoder *e)
     Py_CLEAR(e->pickler);
     Py_CLEAR(e->pickle_file);
     Py_CLEAR(e->pickle_bufs);
+    Py_CLEAR(e->by_value);
     Py_CLEAR(e->path);
     e->len = MSG_HEADER;
     e->depth = 0;

@@ -212,6 +212,7 @@ typedef struct codec_state {
     /* function / class references */
     PyObject *ref_cache;     /* receiver: key -> resolved object */
     PyObject *send_cache;    /* sender: object -> encoded key */
+    int by_value_ok;         /* cloudpickle was imported here once */
 } codec_state;
 
 static inline codec_state *
@@ -266,8 +267,16 @@ typedef enum {
     FREF_GLOBAL,        /* *a = key "module:qualname" */
     FREF_MAIN,          /* *a = path or None, *b = spec or None */
     FREF_CODE,          /* a stateless function: marshal its code */
+    FREF_VALUE,         /* by value, through cloudpickle (pickle only) */
     FREF_NONE,          /* cannot be found by name, no error set */
 } fref_kind;
+
+/* Are functions and classes that cannot cross by reference or as code
+ * sent by value (through cloudpickle)?  Process-wide; on unless the
+ * environment variable SUBINTERP_FUNCTIONS_BY_VALUE is "0". */
+int codec_by_value_enabled(void);
+/* Switch it; returns the previous setting. */
+int codec_set_by_value(int enabled);
 
 int codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
                        fref_kind *how, PyObject **a, PyObject **b,

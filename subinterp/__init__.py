@@ -72,6 +72,7 @@ __all__ = [
     "dumps",
     "is_shareable",
     "loads",
+    "set_functions_by_value",
     "share",
     # queues, channels, select, locks
     "UNBOUND",
@@ -174,3 +175,21 @@ def get_current() -> Interpreter:
 def get_main() -> Interpreter:
     """The main interpreter."""
     return _core.get_main()
+
+
+def set_functions_by_value(enabled: bool) -> bool:
+    """Send functions that cannot cross by reference by value, through
+    cloudpickle (``True``, the default when cloudpickle is installed), or
+    refuse them with ``NotShareableError`` (``False``).  Returns the
+    previous setting.
+
+    Functions of importable modules always cross by reference, and
+    functions without closure or globals as their code; this decides for
+    the rest: closures, lambdas and nested functions that use globals,
+    functions of ``python -c``, of standard input, of an interactive
+    session or of a script without an ``if __name__ == "__main__":``
+    block (and the classes such code defines).  The setting is
+    process-wide; the environment variable
+    ``SUBINTERP_FUNCTIONS_BY_VALUE=0`` makes ``False`` the initial value.
+    """
+    return _core._set_functions_by_value(enabled)

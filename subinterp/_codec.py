@@ -51,6 +51,48 @@ def new_unpickler(data: bytes, buffers: list[Any] | None) -> pickle.Unpickler:
     return pickle.Unpickler(io.BytesIO(data), buffers=buffers)
 
 
+def by_value_available() -> bool:
+    """Can this interpreter send functions by value (is cloudpickle
+    importable)?  The codec asks once per interpreter, the first time a
+    function can cross neither by reference nor as code."""
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ByValue:
+    """The reductions of one message's functions and classes sent by value.
+
+    The codec's pickler asks ``reduce`` for each function or class that
+    can cross neither by reference nor as code, and, once a message holds
+    one, ``reduce_other`` for every object it would otherwise pickle the
+    plain way: what such a function holds (its code, cells, the modules it
+    uses, ...) needs cloudpickle's reductions too.  Everything else in the
+    reductions goes through the codec's pickler, so handles and zero-copy
+    buffers inside closures cross as they do anywhere.  One per message,
+    so that functions sharing globals share them in the receiver too (as
+    within one ``cloudpickle.dumps``)."""
+
+    __slots__ = ("_pickler", "_dispatch")
+
+    def __init__(self) -> None:
+        import cloudpickle
+
+        # never dumps: only its reducer_override (and the globals_ref of
+        # the functions it reduced) are used
+        self._pickler = cloudpickle.Pickler(io.BytesIO(), 5)
+        self._dispatch = cloudpickle.Pickler.dispatch_table
+
+    def reduce(self, obj: Any) -> Any:
+        return self._pickler.reducer_override(obj)
+
+    def reduce_other(self, obj: Any) -> Any:
+        reducer = self._dispatch.get(type(obj))
+        return NotImplemented if reducer is None else reducer(obj)
+
+
 _guarded: dict[str, bool] = {}
 
 

@@ -5,16 +5,22 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_script(code, timeout=120):
+def run_script(code, timeout=120, env=None):
     """Run dedented *code* with ``python -c``; the repository and tests/ on
-    PYTHONPATH.  Returns the CompletedProcess (text output captured)."""
+    PYTHONPATH (after env's PYTHONPATH, if given), the other variables of
+    *env* set.  Returns the CompletedProcess (text output captured)."""
+    extra = dict(env or {})
+    first = [extra.pop("PYTHONPATH")] if "PYTHONPATH" in extra else []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
+        first + [os.path.dirname(HERE), HERE, env.get("PYTHONPATH", "")]
     )
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -22,3 +28,14 @@ def run_script(code, timeout=120):
         timeout=timeout,
         env=env,
     )
+
+
+@pytest.fixture
+def by_value_off():
+    """Functions that cannot cross by reference or as code are refused
+    (not sent by value through cloudpickle) for the test's duration."""
+    import subinterp
+
+    prev = subinterp.set_functions_by_value(False)
+    yield
+    subinterp.set_functions_by_value(prev)

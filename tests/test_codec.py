@@ -29,6 +29,7 @@ from subinterp import NotShareableError, _core
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import codec_helpers as H  # noqa: E402
+from script_helpers import by_value_off  # noqa: E402, F401 (fixture)
 
 CorruptMessageError = _core.CorruptMessageError
 
@@ -471,7 +472,7 @@ def test_stateless_function_as_code(rt):
     assert rt(nested)(2) == [0, 2, 4, 1]
 
 
-def test_closure_is_not_shareable():
+def test_closure_is_not_shareable(by_value_off):
     secret = 42
 
     def closure():
@@ -482,10 +483,11 @@ def test_closure_is_not_shareable():
     msg = str(info.value)
     assert "closure" in msg and "secret" in msg and "closure" in msg
     assert "module level" in msg
+    assert "subinterp.set_functions_by_value(True)" in msg
     assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
 
 
-def test_lambda_using_globals_is_not_shareable():
+def test_lambda_using_globals_is_not_shareable(by_value_off):
     f = lambda x: collections.Counter(x)  # noqa: E731
     with pytest.raises(NotShareableError, match="global names.*collections"):
         _core.dumps(f)
@@ -493,7 +495,7 @@ def test_lambda_using_globals_is_not_shareable():
     assert _core._roundtrip(H.uses_global) is H.uses_global
 
 
-def test_local_class_is_not_shareable():
+def test_local_class_is_not_shareable(by_value_off):
     class Local:
         pass
 
@@ -516,13 +518,15 @@ def test_not_shareable_names_where(rt):
         rt(gen)
 
 
-def test_is_shareable():
+def test_is_shareable(by_value_off):
     assert _core.is_shareable([1, "a", {"b": (2.5, None)}])
     assert _core.is_shareable(H.Record("x", []))
     assert _core.is_shareable(memoryview(b"abc"))
     assert not _core.is_shareable(threading.Lock())
     x = 1
     assert not _core.is_shareable(lambda: x)
+    subinterp.set_functions_by_value(True)
+    assert _core.is_shareable(lambda: x)   # by value, through cloudpickle
     with pytest.raises(TypeError):
         _core.is_shareable()
 
@@ -912,7 +916,7 @@ def test_stateless_function_across(interp):
     assert interp.call(H.call, lambda a, b=4: a * b, 3) == 12
 
 
-def test_closure_fails_at_the_call_site(interp):
+def test_closure_fails_at_the_call_site(interp, by_value_off):
     y = 3
     with pytest.raises(NotShareableError, match="closure"):
         interp.call(lambda: y)
@@ -1067,6 +1071,7 @@ def test_main_script_without_guard(tmp_path):
         def pure(x):
             return x + 1
 
+        subinterp.set_functions_by_value(False)   # no cloudpickle
         it = subinterp.create()
         print("pure", it.call(pure, 1))   # sent as code: fine
         try:
@@ -1081,24 +1086,38 @@ def test_main_script_without_guard(tmp_path):
     assert res.stdout.splitlines() == ["pure 2", "refused True"]
 
 
-def test_interactive_main_function():
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {ROOT!r})
-        import subinterp
-        def f(x):
-            return subinterp, x
-        it = subinterp.create()
-        try:
-            it.call(f, 1)
-        except subinterp.NotShareableError as e:
-            print("refused:", e)
-        it.close()
-    """)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=120)
+MAIN_FUNCTION = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+import subinterp
+def f(x):
+    return subinterp, x
+subinterp.set_functions_by_value(False)   # no cloudpickle
+it = subinterp.create()
+try:
+    it.call(f, 1)
+except subinterp.NotShareableError as e:
+    print("refused:", e)
+it.close()
+"""
+
+
+@pytest.mark.parametrize("how, where", [
+    ("-c", "of `python -c` code"),
+    ("stdin", "of a script read from standard input"),
+])
+def test_interactive_main_function(how, where):
+    # Each says where the function comes from (before, stdin's "<stdin>"
+    # was taken for a script file without the __main__ guard).
+    if how == "-c":
+        res = subprocess.run([sys.executable, "-c", MAIN_FUNCTION],
+                             capture_output=True, text=True, timeout=120)
+    else:
+        res = subprocess.run([sys.executable, "-"], input=MAIN_FUNCTION,
+                             capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert "refused:" in res.stdout and "interactive" in res.stdout
+    assert "refused:" in res.stdout and where in res.stdout, res.stdout
+    assert "if __name__" not in res.stdout
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import threading
 import types
 
 import pytest
+from script_helpers import by_value_off  # noqa: F401 (fixture)
 from script_helpers import run_script
 
 import subinterp
@@ -405,7 +406,7 @@ def test_call_exceptions(interp):
     assert interp.call(add, 2, 2) == 4
 
 
-def test_call_unshareable(interp):
+def test_call_unshareable(interp, by_value_off):
     with pytest.raises(NotShareableError):
         interp.call(add, threading.Lock())
     y = 1
@@ -476,7 +477,7 @@ def test_call_in_thread_exception(interp, excepthook_calls):
     assert t.name.endswith(" (_call)")
 
 
-def test_call_in_thread_unshareable_raises_at_call_site(interp):
+def test_call_in_thread_unshareable_raises_at_call_site(interp, by_value_off):
     y = 1
     with pytest.raises(NotShareableError):
         interp.call_in_thread(lambda: y)

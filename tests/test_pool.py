@@ -13,6 +13,7 @@ import time
 import warnings
 
 import pytest
+from script_helpers import by_value_off  # noqa: F401 (fixture)
 from script_helpers import run_script
 
 import subinterp
@@ -303,7 +304,7 @@ def test_task_cannot_close_its_interpreter(pool):
     assert pool.submit(add, 1).result() == 1
 
 
-def test_unshareable_raises_from_submit(pool):
+def test_unshareable_raises_from_submit(pool, by_value_off):
     y = 1
     with pytest.raises(NotShareableError):
         pool.submit(lambda: y)

@@ -45,8 +45,11 @@ _SUBINTERP_IMPORT_NOTE = (
 
 
 def _explain(exc: BaseException) -> None:
+    # CPython's refusal, or subinterp's explanation of it (_extensions.py)
+    text = str(exc)
     if isinstance(exc, ImportError) and (
-        "does not support loading in subinterpreters" in str(exc)
+        "does not support loading in subinterpreters" in text
+        or "in this interpreter: it is an extension module" in text
     ):
         exc.add_note(_SUBINTERP_IMPORT_NOTE)
 

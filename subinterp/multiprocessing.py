@@ -529,6 +529,10 @@ class IMapIterator:
         self._window = 0
         self._feeding = False
         self._refeed = False
+        # the input ended (_cond): with an exception, delivered after the
+        # results of the tasks submitted before it
+        self._ended = False
+        self._input_error: tuple[int, BaseException] | None = None
         pool._register(self)
 
     def __iter__(self) -> IMapIterator:
@@ -606,13 +610,12 @@ class IMapIterator:
             if task is None:
                 self._end_of_input()
                 continue
-            i = self._submitted
-            self._submitted += 1
             fn, args = task
             if fn is _reraise:
-                self._set(i, (False, args[0]))
-                self._end_of_input()
+                self._end_of_input(args[0])
                 continue
+            i = self._submitted
+            self._submitted += 1
             assert pool is not None
             with self._cond:
                 self._in_flight += 1
@@ -626,11 +629,27 @@ class IMapIterator:
             else:
                 fut.add_done_callback(functools.partial(self._task_done, i))
 
-    def _end_of_input(self) -> None:
+    def _end_of_input(self, error: BaseException | None = None) -> None:
         with self._cond:
             self._input = None
             self._func = None
-        self._set_length(self._submitted)
+            self._ended = True
+            if error is not None:
+                self._input_error = (self._submitted, error)
+        self._finish_input()
+
+    def _finish_input(self) -> None:
+        # Once the tasks in flight are done: the input's exception, then
+        # the number of results.
+        with self._cond:
+            if not self._ended or self._in_flight:
+                return
+            self._ended = False
+            error, self._input_error = self._input_error, None
+            length = self._submitted + (error is not None)
+        if error is not None:
+            self._set(error[0], (False, error[1]))
+        self._set_length(length)
 
     def _task_done(self, i: int, fut: Any) -> None:
         pool = self._pool
@@ -642,6 +661,7 @@ class IMapIterator:
         with self._cond:
             self._in_flight -= 1
         self._set(i, outcome)
+        self._finish_input()
         self._feed()
 
     # -- results ------------------------------------------------------------

@@ -58,6 +58,7 @@ TERMINATE = "TERMINATE"
 _IMAP_WINDOW_PER_WORKER = 16
 
 _job_counter = itertools.count()
+_latch_lock = threading.Lock()  # ApplyResult._ready and ._latch
 
 
 def _terminated() -> CancelledError:
@@ -172,7 +173,9 @@ class Pool:
         )
         self._state = RUN
 
-    # -- the jobs in flight (multiprocessing's cache) --------------------
+    # -- the imap iterators still taking input (join waits for them) -----
+    # (The tasks of apply_async and map_async are all submitted at once:
+    # the executor's own shutdown waits for those.)
 
     def _register(self, job: Any) -> None:
         with self._lock:
@@ -385,18 +388,24 @@ class ApplyResult:
                  callback: Callable[[Any], object] | None,
                  error_callback: Callable[[BaseException], object] | None
                  ) -> None:
-        self._pool: Pool | None = pool
-        self._event = threading.Event()
+        self._pool: Pool | None = pool  # until set: for _outcome
         self._job = next(_job_counter)
         self._callback = callback
         self._error_callback = error_callback
         self._futures: list[Any] = []
         self._success = False
         self._value: Any = None
-        pool._register(self)
+        # Set once the callbacks ran (_latch_lock); _latch is an Event
+        # made only for a thread that must wait for them meanwhile.
+        self._ready = False
+        self._latch: threading.Event | None = None
 
     def _start(self, futs: list[Any]) -> None:
+        # each Future, or the exception that kept its task from the pool
         self._futures = [f for f in futs if not isinstance(f, BaseException)]
+        if len(futs) == 1 and self._futures:
+            futs[0].add_done_callback(self._done_one)
+            return
         for i, fut in enumerate(futs):
             if isinstance(fut, BaseException):
                 self._set(i, (False, fut))
@@ -408,9 +417,14 @@ class ApplyResult:
         if pool is not None:  # else already set (a chunk failed to submit)
             self._set(i, _outcome(pool, fut))
 
+    def _done_one(self, fut: Any) -> None:
+        pool = self._pool
+        if pool is not None:
+            self._set(0, _outcome(pool, fut))
+
     def ready(self) -> bool:
         """Whether the result is there."""
-        return self._event.is_set()
+        return self._ready
 
     def successful(self) -> bool:
         """Whether the call returned without raising; ValueError when not
@@ -421,17 +435,24 @@ class ApplyResult:
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the result is there, or timeout seconds."""
-        if self._event.is_set():
+        if self._ready:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
-        # The task's own wait first: the worker wakes this thread itself
-        # (no collector hop), which then runs the callbacks.
+        # The tasks' own waits: the worker wakes this thread itself (no
+        # collector hop), which then runs the callbacks.
         for fut in self._futures:
             try:
                 fut.exception(_remaining(deadline))
             except (_FuturesTimeoutError, CancelledError):
                 pass
-        self._event.wait(_remaining(deadline))
+        with _latch_lock:
+            if self._ready:
+                return
+            if self._latch is None:
+                # the collector runs the callbacks now
+                self._latch = threading.Event()
+            latch = self._latch
+        latch.wait(_remaining(deadline))
 
     def get(self, timeout: float | None = None) -> Any:
         """The result, or the task's exception raised; after timeout
@@ -448,7 +469,6 @@ class ApplyResult:
         self._finish()
 
     def _finish(self) -> None:
-        pool = self._pool
         try:
             if not _is_terminated(self._value):
                 # (multiprocessing calls none for a terminated task)
@@ -457,10 +477,12 @@ class ApplyResult:
                 if self._error_callback and not self._success:
                     self._error_callback(self._value)
         finally:
-            self._event.set()
             self._pool = None
-            if pool is not None:
-                pool._unregister(self)
+            with _latch_lock:
+                self._ready = True
+                latch = self._latch
+            if latch is not None:
+                latch.set()
 
 
 AsyncResult = ApplyResult
@@ -483,9 +505,8 @@ class MapResult(ApplyResult):
         if chunksize <= 0:
             self._number_left = 0
             # (no callback: multiprocessing calls none for empty input)
-            self._event.set()
+            self._ready = True
             self._pool = None
-            pool._unregister(self)
         else:
             self._number_left = length // chunksize + bool(length % chunksize)
 

@@ -442,12 +442,16 @@ def test_states(Pool):
     p.join()
 
 
-def test_close_then_join_waits_for_outstanding_work(Pool, tmp_path):
+@pytest.mark.parametrize("with_imap", [True, False])
+def test_close_then_join_waits_for_outstanding_work(Pool, tmp_path,
+                                                    with_imap):
     flag = str(tmp_path / "flag")
     p = Pool(2)
     r = p.apply_async(wait_for_file, (flag,))
     m = p.map_async(square, range(50), 5)
-    it = p.imap(square, range(100))  # not consumed before join
+    # not consumed before join
+    it = p.imap(square, range(100)) if with_imap else iter(
+        [x * x for x in range(100)])
     p.close()
     # join waits for the task that waits for the flag: make the flag from
     # a thread once join is under way

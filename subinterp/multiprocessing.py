@@ -616,6 +616,18 @@ class IMapIterator:
                 self._refeed = True
                 return
             self._feeding = True
+        try:
+            self._feed_while_room()
+        except BaseException:
+            # Ctrl-C in imap() while it submits the first tasks: the input
+            # ends there (the tasks in flight still finish)
+            with self._cond:
+                self._feeding = False
+            self._end_of_input()
+            raise
+
+    def _feed_while_room(self) -> None:
+        # the one thread feeding (_feeding)
         while True:
             with self._cond:
                 room = (self._input is not None
@@ -640,7 +652,13 @@ class IMapIterator:
             assert pool is not None
             with self._cond:
                 self._in_flight += 1
-            fut = pool._submit(fn, *args)
+            try:
+                fut = pool._submit(fn, *args)
+            except BaseException:  # Ctrl-C: no task, no result i
+                with self._cond:
+                    self._in_flight -= 1
+                self._submitted -= 1
+                raise
             if isinstance(fut, BaseException):
                 self._task_done(i, fut)
                 if not isinstance(fut, (TypeError, ValueError)):

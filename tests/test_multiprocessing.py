@@ -643,6 +643,33 @@ def test_ctrl_c_reaches_a_waiting_main_thread(tmp_path, where):
         r.get(0)
 
 
+def test_ctrl_c_while_imap_reads_its_input_ends_that_imap():
+    # imap() reads the first items in the caller: interrupted there, the
+    # iterator must still end, or join() would wait for it for ever.
+    r = run_script("""
+        import os, signal
+        import subinterp.multiprocessing as smp
+        import test_multiprocessing as t
+
+        def items():
+            yield 1
+            yield 2
+            os.kill(os.getpid(), signal.SIGINT)
+            yield from range(10**9)
+
+        p = smp.Pool(1)
+        try:
+            p.imap(t.square, items())
+        except KeyboardInterrupt:
+            print("interrupted")
+        p.close()
+        p.join()
+        print("joined")
+    """, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "interrupted\njoined\n", r.stderr
+
+
 def test_callback_that_raises_is_logged_and_result_still_set(caplog):
     def bad_callback(value):
         raise RuntimeError("callback says no")

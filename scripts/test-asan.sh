@@ -3,8 +3,9 @@
 # build of the extension, on the host's Python 3.12 venv (3.13 if 3.12 is in
 # SUBINTERP_SKIP_VERSIONS), or on the python given as $1.
 #
-# The sanitized build lives in build/asan/, a copy of the package and its
-# tests, so the normal in-place build in subinterp/ is left alone.  The
+# The sanitized build lives in build/asan/, a copy of the package, its tests
+# and docs (a test runs a doc's example), so the normal in-place build in
+# subinterp/ is left alone.  The
 # interpreter itself is not instrumented: libasan is preloaded, and Python's
 # own allocator is replaced by malloc so that ASan sees every allocation.
 #

@@ -47,6 +47,15 @@
  * so its Futures and submit() fail instead of waiting for ever, and
  * subinterp.Pool() makes new pools there.
  *
+ * Terminate (multiprocessing's Pool.terminate): shutdown with the queue
+ * cancelled, and the tasks running now stopped the way the exit handler
+ * stops an interpreter (runtime_interrupt_running): subinterp's waits
+ * there raise SystemExit, and the running thread gets SystemExit
+ * asynchronously.  Which task that hits is settled under the worker's own
+ * GIL (worker.current / worker.interrupted), so a SystemExit meant for a
+ * task that has just ended is taken back instead of landing in whatever
+ * Python code that thread runs next.
+ *
  * Lifetimes: the pool struct is reference counted (the owner's PoolCore
  * object, and each live worker).  A task is reference counted: the owner's
  * token, one reference dropped by whoever finalizes it, and one while it
@@ -126,6 +135,14 @@ typedef struct {
     waiter w;            /* idle wait, and parked for a fork */
     int replace;         /* leave the loop to get a new interpreter */
     int pause;           /* left the loop because a fork is coming */
+    /* For terminate() (poolobj_terminate): */
+    interp_entry *entry;          /* pool.mutex: its interpreter, while
+                                     it has one (the worker's reference) */
+    _Atomic(task *) current;      /* the task it runs; set and cleared by
+                                     the worker with its interpreter's GIL
+                                     held */
+    _Atomic int interrupted;      /* SystemExit was raised in it for
+                                     current (under that GIL too) */
 } worker;
 
 struct pool {
@@ -151,6 +168,8 @@ struct pool {
     int pausing;                /* forks coming (one per forking thread):
                                    workers park while above 0 */
     int n_parked;               /* workers parked without interpreter */
+    _Atomic int terminating;    /* terminate(): workers run no more tasks
+                                   (atomic: read without the mutex) */
     struct forker *forkers;     /* threads waiting for the workers to park */
 
     pool *all_prev, *all_next;  /* all_pools; pools_mutex */
@@ -536,9 +555,27 @@ worker_loop(void *arg)
             return;
         }
         int expect = T_PENDING;
-        if (atomic_compare_exchange_strong(&t->state, &expect, T_RUNNING)) {
+        /* current, then terminating; terminate() stores terminating, then
+           reads current (both sequentially consistent): a task taken
+           while the pool terminates is either seen running and stopped
+           there, or not run. */
+        atomic_store(&wk->current, t);
+        if (atomic_load(&p->terminating)) {
+            (void)atomic_compare_exchange_strong(&t->state, &expect,
+                                                 T_CANCELLED);
+        }
+        else if (atomic_compare_exchange_strong(&t->state, &expect,
+                                                T_RUNNING)) {
             worker_run(st, t);
             atomic_store(&t->state, T_DONE);
+        }
+        /* No GIL release between these two: terminate() decides whether
+           to raise SystemExit in this thread while holding this GIL. */
+        atomic_store(&wk->current, NULL);
+        if (atomic_exchange(&wk->interrupted, 0)) {
+            /* raised for t, which ended first: not in what runs next */
+            (void)PyThreadState_SetAsyncExc(PyThread_get_thread_ident(),
+                                            NULL);
         }
         task_finish(p, t);
         if (p->max_tasks > 0 && ++done >= p->max_tasks) {
@@ -628,9 +665,13 @@ worker_main(void *arg)
         }
         pthread_mutex_lock(&p->mutex);
         p->n_ready++;
+        wk->entry = e;
         pthread_mutex_unlock(&p->mutex);
         int err = runtime_run_in(e, worker_loop, wk);
         (void)err;
+        pthread_mutex_lock(&p->mutex);
+        wk->entry = NULL;
+        pthread_mutex_unlock(&p->mutex);
         /* Its own threads are joined there; daemon threads (legacy
            config) would keep it alive until exit. */
         (void)runtime_close(e, 0);
@@ -1240,6 +1281,21 @@ poolobj_cancel(PyObject *op, PyObject *token)
     return PyBool_FromLong(expect == T_CANCELLED);
 }
 
+/* Cancel the tasks of list (taken off the queue); they go through the
+ * collector like the rest.  No lock held. */
+static void
+cancel_tasks(pool *p, task *list)
+{
+    while (list != NULL) {
+        task *next = list->next;
+        int expect = T_PENDING;
+        (void)atomic_compare_exchange_strong(&list->state, &expect,
+                                             T_CANCELLED);
+        task_finish(p, list);
+        list = next;
+    }
+}
+
 /* shutdown(cancel_futures): no new tasks; workers leave once the queue is
  * empty.  Returns the Futures of the tasks it cancelled. */
 static PyObject *
@@ -1261,15 +1317,68 @@ poolobj_shutdown(PyObject *op, PyObject *cancel)
     wake_all_idle(p);
     kick_collector(p);
     pthread_mutex_unlock(&p->mutex);
-    /* cancelled ones go through the collector like the rest */
-    while (list != NULL) {
-        task *next = list->next;
-        int expect = T_PENDING;
-        (void)atomic_compare_exchange_strong(&list->state, &expect,
-                                             T_CANCELLED);
-        task_finish(p, list);
-        list = next;
+    cancel_tasks(p, list);
+    Py_RETURN_NONE;
+}
+
+/* terminate(): is the worker still running a task?  Asked by
+ * runtime_interrupt_running with the worker's interpreter's GIL held; a
+ * yes is marked, so that the worker takes the SystemExit back if its task
+ * ends before it is raised. */
+static int
+worker_still_running(void *arg)
+{
+    worker *wk = (worker *)arg;
+    if (atomic_load(&wk->current) == NULL) {
+        return 0;
     }
+    atomic_store(&wk->interrupted, 1);
+    return 1;
+}
+
+/* terminate(): multiprocessing's Pool.terminate().  Like shutdown(True),
+ * and the tasks running now are stopped: subinterp's waits in their
+ * interpreters raise SystemExit, and so does their Python code (raised
+ * asynchronously: code blocked in C sees it when it comes back).  A task
+ * a worker takes meanwhile is not run (cancelled).  The workers then
+ * leave and close their interpreters; join() waits for that. */
+static PyObject *
+poolobj_terminate(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    PoolObject *self = (PoolObject *)op;
+    pool *p = self->pool;
+    int n = 0;
+    worker **stop = PyMem_RawCalloc(p->n_workers, sizeof(worker *));
+    interp_entry **entries = PyMem_RawCalloc(p->n_workers,
+                                             sizeof(interp_entry *));
+    if (stop == NULL || entries == NULL) {
+        PyMem_RawFree(stop);
+        PyMem_RawFree(entries);
+        return PyErr_NoMemory();
+    }
+    pthread_mutex_lock(&p->mutex);
+    p->shutdown = 1;
+    atomic_store(&p->terminating, 1);
+    task *list = p->head;
+    p->head = p->tail = NULL;
+    wake_all_idle(p);
+    kick_collector(p);
+    for (int i = 0; i < p->n_workers; i++) {
+        worker *wk = &p->workers[i];
+        if (wk->entry != NULL && atomic_load(&wk->current) != NULL) {
+            entry_incref(wk->entry);
+            entries[n] = wk->entry;
+            stop[n++] = wk;
+        }
+    }
+    pthread_mutex_unlock(&p->mutex);
+    cancel_tasks(p, list);
+    for (int i = 0; i < n; i++) {
+        runtime_interrupt_running(entries[i], worker_still_running, stop[i]);
+        entry_decref(entries[i]);
+    }
+    PyMem_RawFree(stop);
+    PyMem_RawFree(entries);
     Py_RETURN_NONE;
 }
 
@@ -1359,6 +1468,8 @@ static PyMethodDef poolobj_methods[] = {
      "collect() -> [(future, (kind, value))] or None when finished"},
     {"cancel", poolobj_cancel, METH_O, "cancel(token) -> bool"},
     {"shutdown", poolobj_shutdown, METH_O, "shutdown(cancel_futures)"},
+    {"terminate", poolobj_terminate, METH_NOARGS,
+     "terminate(): shutdown(True), and the running tasks are stopped"},
     {"join", _PyCFunction_CAST(poolobj_join), METH_FASTCALL,
      "join(timeout, closing=False) -> bool"},
     {"stats", poolobj_stats, METH_NOARGS, "counters, for tests"},

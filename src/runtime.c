@@ -1452,9 +1452,11 @@ runtime_close_orphans(void)
  * entering e beside it.  Waiting for e's GIL makes the running thread let
  * go of it at its next check (the switch interval).  While this thread
  * holds a thread state of e, e->interrupting keeps others from closing e
- * (which would delete that thread state under it). */
+ * (which would delete that thread state under it).  still, when not NULL,
+ * is asked with e's GIL held whether to go ahead (see
+ * runtime_interrupt_running). */
 static void
-interrupt_running(interp_entry *e)
+interrupt_running(interp_entry *e, int (*still)(void *), void *arg)
 {
     thread_rec *rec = current_thread_rec();
     if (rec == NULL) {
@@ -1487,13 +1489,27 @@ interrupt_running(interp_entry *e)
     }
     PyThreadState *save = PyEval_SaveThread();
     PyEval_RestoreThread(tstate);
-    (void)PyThreadState_SetAsyncExc(target, PyExc_SystemExit);
+    if (still == NULL || still(arg)) {
+        (void)PyThreadState_SetAsyncExc(target, PyExc_SystemExit);
+    }
     (void)PyEval_SaveThread();
     PyEval_RestoreThread(save);  /* first: see runtime_run_in */
     LOCK();
     e->interrupting--;
     pthread_cond_broadcast(&runtime.idle);
     UNLOCK();
+}
+
+void
+runtime_interrupt_running(interp_entry *e, int (*still)(void *), void *arg)
+{
+    LOCK();
+    int alive = e->interp != NULL && !e->closing;
+    UNLOCK();
+    if (alive) {
+        wait_interrupt_interp(e->id);
+        interrupt_running(e, still, arg);
+    }
 }
 
 /* Last resort at exit, for an interpreter where code still runs after the
@@ -1842,7 +1858,7 @@ runtime_shutdown(double grace)
                recv, lock acquire) has no GIL to receive SystemExit with:
                wake those first. */
             wait_interrupt_interp(e->id);
-            interrupt_running(e);
+            interrupt_running(e, NULL, NULL);
         }
         else {
             /* stops its threads without waiting for them */

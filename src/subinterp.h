@@ -152,6 +152,18 @@ void entry_decref_handle(interp_entry *e, int self_ref);
 typedef void (*interp_fn)(void *arg);
 int runtime_run_in(interp_entry *e, interp_fn fn, void *arg);
 
+/* Stop the code that another thread runs in e, as the exit handler does:
+ * subinterp's waits inside e raise SystemExit (until e is closed: call it
+ * only for an interpreter about to be closed), and, when still(arg)
+ * returns 1 -- asked with e's GIL held, so that the running thread is not
+ * between two pieces of Python code that still(arg) must see as one --
+ * SystemExit is raised asynchronously in the running thread.  Takes e's
+ * GIL for a moment (the running thread lets go of it within the switch
+ * interval), never a lock of ours while waiting for it.  The caller holds
+ * a reference to e. */
+void runtime_interrupt_running(interp_entry *e, int (*still)(void *),
+                               void *arg);
+
 /* Hooks run (in registration order) after an interpreter with that id
  * was destroyed, with no GIL held and no lock of ours held: queues use it
  * for unbound items, locks to release what the interpreter held.  Register

@@ -50,6 +50,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs an import in every new interpreter
     from typing import Any
 
+    from ._aio import asyncio_executor
     from ._pool import BrokenInterpreterPool, Pool, default_pool, map, submit
     from ._thread import InterpreterThread
 
@@ -109,6 +110,7 @@ __all__ = [
     "default_pool",
     "map",
     "submit",
+    "asyncio_executor",
 ]
 
 # Imported on first use, not in every new interpreter: the pool needs
@@ -120,6 +122,7 @@ _LAZY = {
     "default_pool": "_pool",
     "map": "_pool",
     "submit": "_pool",
+    "asyncio_executor": "_aio",
     # exception classes made on first use (queue.Empty's module imports
     # threading)
     **dict.fromkeys(_queues.LAZY_NAMES, "_queues"),

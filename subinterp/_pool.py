@@ -349,6 +349,15 @@ class Pool(Executor):
         if wait:
             _join(self._core, self._collector)
 
+    def _terminate(self) -> None:
+        # multiprocessing's Pool.terminate() (subinterp.multiprocessing):
+        # shutdown(cancel_futures=True), the running tasks stopped
+        # (SystemExit raised in them), then the join.
+        with self._shutdown_lock:
+            self._shutdown = True
+            self._core.terminate()
+        _join(self._core, self._collector)
+
     def stats(self) -> dict:
         """Counters of the pool (workers alive, ready, idle; tasks
         outstanding), for monitoring and tests."""

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from script_helpers import by_value_off  # noqa: F401 (fixture)
 
 import subinterp
 
@@ -72,7 +73,7 @@ def test_run_in_executor_none_runs_in_the_pools_interpreters(pool):
     assert pool.submit(add, 1, 2).result() == 3
 
 
-def test_calls_that_cannot_cross_run_in_threads(pool):
+def test_calls_that_cannot_cross_run_in_threads(pool, by_value_off):
     # asyncio.to_thread() wraps the call in Context.run (a context of this
     # thread), loop.getaddrinfo() in debug mode passes a bound method of
     # the loop: asyncio's default executor runs both in threads, and so
@@ -96,6 +97,21 @@ def test_calls_that_cannot_cross_run_in_threads(pool):
         assert closure == 5
         assert addrs and addrs[0][4][0] == "127.0.0.1"
         assert locked is True
+
+
+def test_closure_crosses_by_value_when_allowed(pool):
+    # with functions by value on (the default when cloudpickle is
+    # installed), a closure runs in a worker like any other call
+    pytest.importorskip("cloudpickle")
+    y = 5
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(subinterp.asyncio_executor(pool))
+        return await loop.run_in_executor(None, lambda: (y, interp_id()))
+
+    value, where = asyncio.run(main())
+    assert value == 5 and where != 0
 
 
 def test_default_pool_when_none_given():

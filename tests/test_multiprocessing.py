@@ -21,6 +21,7 @@ import threading
 import time
 
 import pytest
+from script_helpers import by_value_off  # noqa: F401 (fixture)
 from script_helpers import run_script
 
 import subinterp
@@ -550,9 +551,10 @@ def test_unpicklable_result(Pool):
                 p.apply(return_lock)
 
 
-def test_task_that_cannot_be_sent_fails_at_get(Pool):
-    # a closure cannot be pickled, nor cross to an interpreter: both report
-    # it from get() (and error_callback), not from apply_async()
+def test_task_that_cannot_be_sent_fails_at_get(Pool, by_value_off):
+    # a closure cannot be pickled, nor cross to an interpreter (functions
+    # by value switched off): both report it from get() (and
+    # error_callback), not from apply_async()
     y = 1
     got = []
     with Pool(1) as p:

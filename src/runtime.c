@@ -817,6 +817,28 @@ creation_done(void)
     UNLOCK();
 }
 
+#if PY_VERSION_HEX < 0x030D0000
+/* CPython 3.12 creates interpreters that start at the same moment badly:
+ * now and then (about one run in 40 of a loop making 40 two-worker pools)
+ * a new interpreter's first imports find a method of the wrong type
+ * ("descriptor 'close' for '_io.BufferedReader' objects doesn't apply to
+ * a '_io.FileIO' object") and its creation fails.  3.13 does not.  So on
+ * 3.12 one interpreter is created at a time; whoever waits for its turn
+ * waits with its GIL released (creating a legacy interpreter needs the
+ * main GIL). */
+static pthread_mutex_t create_mutex = PTHREAD_MUTEX_INITIALIZER;
+#define CREATE_BEGIN()                          \
+    do {                                        \
+        Py_BEGIN_ALLOW_THREADS                  \
+        pthread_mutex_lock(&create_mutex);      \
+        Py_END_ALLOW_THREADS                    \
+    } while (0)
+#define CREATE_END() pthread_mutex_unlock(&create_mutex)
+#else
+#define CREATE_BEGIN() ((void)0)
+#define CREATE_END() ((void)0)
+#endif
+
 int
 runtime_create(const PyInterpreterConfig *config, interp_fn init,
                void *arg, interp_entry **entry_p)
@@ -842,7 +864,9 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     }
 
     PyThreadState *save = PyThreadState_Get();
+    CREATE_BEGIN();
     PyStatus status = Py_NewInterpreterFromConfig(&tstate, config);
+    CREATE_END();
     if (PyStatus_Exception(status) || tstate == NULL) {
         /* CPython put the calling thread state back. */
         assert(PyThreadState_Get() == save);
@@ -2067,6 +2091,9 @@ atfork_child(void)
     }
     pthread_mutex_init(&runtime.mutex, NULL);
     pthread_cond_init(&runtime.idle, NULL);
+#if PY_VERSION_HEX < 0x030D0000
+    pthread_mutex_init(&create_mutex, NULL);
+#endif
     thread_rec *rec = pthread_getspecific(thread_key);
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
         slot *s = e->slots;

@@ -4,7 +4,9 @@
 # strings, so leak detection is meaningful from 3.14 on), over the tests of
 # the C core: interpreters, calls, the codec, queues, channels, select,
 # locks, the pool, exit and fork.  Any leak report of any process (the
-# tests' subprocesses included) fails it; see test-asan.sh.
+# tests' subprocesses included) fails it; see test-asan.sh.  Not part of
+# `make test` yet: a few processes still report small leaks whose stacks
+# end inside CPython (docs/reliability.md).
 #
 # Environment: PYTEST_ARGS (extra pytest arguments), SUBINTERP_TEST_TIMEOUT.
 set -euo pipefail

@@ -27,13 +27,13 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
-import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from subinterp._bench import workloads  # noqa: E402
 
 WORKERS = 2
 TASKS = 8
@@ -89,13 +89,7 @@ def schedulers(subinterp_pool, process_pool):
     ]
 
 
-def timed(fn, repeat):
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+timed = workloads.median_time
 
 
 def main(argv=None):

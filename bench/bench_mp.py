@@ -25,9 +25,7 @@ import json
 import multiprocessing
 import multiprocessing.pool
 import os
-import statistics
 import sys
-import time
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,13 +70,7 @@ def pools():
     return out
 
 
-def timed(fn, repeat):
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+timed = workloads.median_time
 
 
 def bench_apply(p, n):

@@ -24,9 +24,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
-import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -79,13 +77,7 @@ def executors():
     return out
 
 
-def timed(fn, repeat):
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+timed = workloads.median_time
 
 
 def bench_serial(ex, n):

@@ -76,3 +76,17 @@ def scaled(workloads: list[tuple[int, int]], scale: float) -> list[tuple[int, in
         return list(workloads)
     length = max(1, round((workloads[0][1] - workloads[0][0] + 1) * scale))
     return [(i * length + 1, (i + 1) * length) for i in range(len(workloads))]
+
+
+def median_time(fn, repeat: int) -> float:
+    """Median wall time of *repeat* calls of fn(), in seconds (the
+    micro-benchmarks under bench/)."""
+    import statistics
+    import time
+
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)

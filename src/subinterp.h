@@ -22,6 +22,36 @@
 #include "compat.h"
 
 /* ------------------------------------------------------------------ */
+/* Invariant checks.  Builds without NDEBUG (make debug, the ASan run,  */
+/* which the suite runs) validate the shared structures where they     */
+/* change: a FIFO's counts and links, a waiter list, a blob's counts,   */
+/* a pool's task states.  Each structure has one `*_check` function    */
+/* that uses INVARIANT(); release builds compile the calls away.        */
+
+#ifndef NDEBUG
+#  define SUBINTERP_CHECKS 1
+#else
+#  define SUBINTERP_CHECKS 0
+#endif
+
+static inline void
+invariant_failed(const char *file, int line, const char *cond,
+                 const char *what)
+{
+    fprintf(stderr, "subinterp: invariant broken at %s:%d: %s (%s)\n",
+            file, line, what, cond);
+    fflush(stderr);
+    abort();
+}
+
+#define INVARIANT(cond, what)                                         \
+    do {                                                              \
+        if (SUBINTERP_CHECKS && !(cond)) {                            \
+            invariant_failed(__FILE__, __LINE__, #cond, (what));      \
+        }                                                             \
+    } while (0)
+
+/* ------------------------------------------------------------------ */
 /* Error codes of internal functions.  Functions return 0 on success,  */
 /* -1 when a Python exception is already set, or one of these.  Each   */
 /* component turns its codes into exceptions in one place.             */

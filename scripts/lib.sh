@@ -24,7 +24,7 @@ ROOT_STAMP=$ROOT/.subinterp-root-stamp
 # Packages that setup-pythons.sh also installs into an existing root when
 # they are missing (without rebuilding it): the optional dependencies the
 # tests exercise.  Pure-Python packages of Debian serve every python3.X.
-ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed"
+ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed python3.14-dbg"
 
 # Compiler flags of the test build: warnings are errors, no optimisation,
 # asserts on.

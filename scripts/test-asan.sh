@@ -21,6 +21,9 @@
 #   SUBINTERP_LSAN  1: the LeakSanitizer run
 #   PYTEST_ARGS   extra pytest arguments (split on blanks)
 #   SUBINTERP_TEST_TIMEOUT  seconds the pytest run may take (default 900)
+#   SUBINTERP_LSAN_OPTIONS  more ASAN_OPTIONS for the LeakSanitizer run
+#                 (fast_unwind_on_malloc=0 gives whole allocation stacks
+#                 through a Python built without frame pointers)
 # Tests can tell they run under the sanitizers by SUBINTERP_SANITIZER=address
 # (ASan keeps freed memory in quarantine, so RSS-growth checks may need a
 # looser bound there).
@@ -90,7 +93,7 @@ if [ "$lsan" = 1 ]; then
     # statuses: the logs are read at the end.
     rm -rf "$leak_logs"
     mkdir -p "$leak_logs"
-    asan_options=detect_leaks=1:allocator_may_return_null=1:exitcode=0:log_path=$leak_logs/report
+    asan_options=detect_leaks=1:allocator_may_return_null=1:exitcode=0:log_path=$leak_logs/report${SUBINTERP_LSAN_OPTIONS:+:$SUBINTERP_LSAN_OPTIONS}
     export LSAN_OPTIONS=exitcode=0
     # The run can fail: a deliberate leak is reported.
     env LD_PRELOAD="$libasan" PYTHONMALLOC=malloc \
@@ -122,7 +125,10 @@ read_pytest_summary "$REPO/build/logs/test-$name.log"
 
 leaks=
 if [ "$lsan" = 1 ]; then
-    leaks=$(cat "$leak_logs"/report.* 2>/dev/null | grep -c 'leak of' || true)
+    # Leaks, and any other error: with exitcode=0 a crash under ASan
+    # (SEGV...) exits with status 0 too, so the reports are what tells.
+    leaks=$(cat "$leak_logs"/report.* 2>/dev/null \
+        | grep -c 'leak of\|ERROR: AddressSanitizer' || true)
     if [ "$leaks" -gt 0 ]; then
         grep -h 'SUMMARY' "$leak_logs"/report.* || true
         [ "$rc" -ne 0 ] || rc=1

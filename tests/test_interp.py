@@ -648,6 +648,30 @@ def test_handles_to_itself_do_not_keep_an_interpreter_alive(code):
     assert not left, f"{len(left)} of 20 interpreters were not closed"
 
 
+def test_handle_collected_after_its_module_is_gone_raises_nothing():
+    # A cycle through a handle is collected during the interpreter's
+    # finalization, after its module was cleared: the deallocator must not
+    # leave an exception behind ("Exception ignored in tp_clear",
+    # and an abort in a debug build of CPython).
+    res = run_script(
+        """
+        import gc, subinterp
+        for _ in range(3):
+            i = subinterp.create()
+            i.exec("import subinterp\\n"
+                   "me = [subinterp.get_current()]\\n"
+                   "me.append(me)")
+            del i
+        gc.collect()
+        print("ok")
+        """,
+        env={"PYTHONDEVMODE": "1"},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "ok\n"
+    assert "Exception ignored" not in res.stderr, res.stderr
+
+
 def test_handle_to_itself_sent_out_holds_the_interpreter():
     q = subinterp.Queue()
     i = subinterp.create()

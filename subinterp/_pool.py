@@ -20,12 +20,16 @@ from concurrent.futures import TimeoutError as FuturesTimeoutError
 
 from . import _core
 from ._chunk import run_chunk
+from ._coroutines import is_coroutine_function as _is_coroutine_function
+from ._coroutines import check_supported, run_coroutine
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["BrokenInterpreterPool", "Pool", "default_pool", "map", "submit"]
+__all__ = [
+    "BrokenInterpreterPool", "Pool", "default_pool", "map", "run", "submit",
+]
 
 
 class BrokenInterpreterPool(BrokenExecutor):
@@ -257,13 +261,39 @@ class Pool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                **kwargs: Any) -> Future:
-        """Schedule ``fn(*args, **kwargs)`` and return its Future."""
+        """Schedule ``fn(*args, **kwargs)`` and return its Future.
+
+        An ``async def`` function runs to completion on the event loop
+        that the worker keeps for the life of its interpreter; the Future
+        gets what the coroutine returns (Python 3.13+: ``RuntimeError`` on
+        3.12, where CPython cannot run an event loop in a
+        subinterpreter)."""
         if _exiting:
             raise RuntimeError(_AT_EXIT)
+        if _is_coroutine_function(fn):
+            check_supported()
+            args = (fn, args, kwargs or None)
+            fn = run_coroutine
+            kwargs = {}
         fut = _PoolFuture()
         fut._pool_core = self._core
         fut._token = self._core.submit(fut, fn, args, kwargs or None)
         return fut
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any,
+                  **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in a worker and await its result
+        in the running event loop (``async def`` functions as in
+        ``submit``).
+
+        The wait costs no thread: the task's completion reaches the loop
+        through the loop's own wake-up descriptor
+        (``call_soon_threadsafe``).  Cancelling the awaiting task cancels
+        the work if no worker has started it; once started, it runs to
+        its end in the worker and its result is dropped."""
+        import asyncio
+
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     def map(
         self,
@@ -403,6 +433,11 @@ if hasattr(os, "register_at_fork"):
 def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
     """``default_pool().submit(fn, *args, **kwargs)``."""
     return default_pool().submit(fn, *args, **kwargs)
+
+
+async def run(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``await default_pool().run(fn, *args, **kwargs)``."""
+    return await default_pool().run(fn, *args, **kwargs)
 
 
 def map(  # noqa: A001 - the executor's name

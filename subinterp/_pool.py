@@ -106,6 +106,74 @@ class _PoolFuture(Future):
         return super().cancel()
 
 
+class _LoopInbox:
+    """Completions of pool tasks awaited in one event loop (Pool.run).
+
+    The pool's collector thread posts each task's outcome here; the first
+    one after the loop last drained the inbox wakes the loop once
+    (``call_soon_threadsafe``: the loop's own wake-up descriptor), and the
+    loop hands every outcome posted meanwhile to its asyncio future.  A
+    burst of completions thus costs one wake-up, and no
+    ``concurrent.futures.Future`` is made for a task awaited this way."""
+
+    __slots__ = ("loop", "_items", "_lock", "__weakref__")
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self._items: list = []
+        self._lock = threading.Lock()
+
+    def post(self, afut: Any, outcome: tuple) -> None:
+        # the collector thread
+        with self._lock:
+            first = not self._items
+            self._items.append((afut, outcome))
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits any more
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for afut, (kind, value) in items:
+            if afut.done():  # cancelled meanwhile
+                continue
+            if kind == _core.OUTCOME_RESULT:
+                afut.set_result(value)
+            elif kind == _core.OUTCOME_EXCEPTION:
+                afut.set_exception(value)
+            elif kind == _core.OUTCOME_CANCELLED:
+                afut.cancel()
+            else:
+                afut.set_exception(BrokenInterpreterPool(value))
+
+
+class _Awaited:
+    """What the pool core holds for a task of Pool.run: where its outcome
+    goes (the core hands it back with the outcome, as it does a Future)."""
+
+    __slots__ = ("inbox", "afut")
+
+    def __init__(self, inbox: _LoopInbox, afut: Any) -> None:
+        self.inbox = inbox
+        self.afut = afut
+
+
+_inboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _loop_inbox() -> _LoopInbox:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes[loop] = _LoopInbox(loop)
+    return inbox
+
+
 # Every pool not yet joined, by its core, with its collector thread.  The
 # cores are held here, not the Pools: a Pool dropped without shutdown() is
 # collected, which shuts its core down (see Pool.__init__), and its queued
@@ -252,7 +320,10 @@ class Pool(Executor):
             if batch is None:
                 return
             for fut, outcome in batch:
-                _deliver(fut, outcome)
+                if type(fut) is _Awaited:
+                    fut.inbox.post(fut.afut, outcome)
+                else:
+                    _deliver(fut, outcome)
 
     @property
     def max_workers(self) -> int:
@@ -291,9 +362,21 @@ class Pool(Executor):
         (``call_soon_threadsafe``).  Cancelling the awaiting task cancels
         the work if no worker has started it; once started, it runs to
         its end in the worker and its result is dropped."""
-        import asyncio
-
-        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+        if _exiting:
+            raise RuntimeError(_AT_EXIT)
+        if _is_coroutine_function(fn):
+            check_supported()
+            args = (fn, args, kwargs or None)
+            fn = run_coroutine
+            kwargs = {}
+        inbox = _loop_inbox()
+        afut = inbox.loop.create_future()
+        task = _Awaited(inbox, afut)
+        token = self._core.submit(task, fn, args, kwargs or None)
+        core = self._core
+        afut.add_done_callback(
+            lambda af: core.cancel(token) if af.cancelled() else None)
+        return await afut
 
     def map(
         self,

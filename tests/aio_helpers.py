@@ -37,3 +37,7 @@ def mark(q, value):
 class Holder:
     async def method(self, x):
         return x * 2
+
+
+def fail_init():
+    raise RuntimeError("the initializer failed")

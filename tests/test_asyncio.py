@@ -200,3 +200,70 @@ def test_run_inside_a_subinterpreter_event_loop():
 def test_coroutine_tasks_refused_on_312(pool):
     with pytest.raises(RuntimeError, match="3.13"):
         pool.submit(H.add_later, 1, 2)
+
+
+def test_shutdown_cancelling_queued_tasks_cancels_their_awaits():
+    p = subinterp.Pool(1)
+    release = subinterp.Event()
+    started = subinterp.Queue()
+
+    async def main():
+        busy = asyncio.ensure_future(p.run(H.block_until, release, started))
+        assert await asyncio.to_thread(started.get, timeout=30) == "started"
+        queued = asyncio.ensure_future(p.run(abs, -1))
+        await asyncio.sleep(0.05)
+        p.shutdown(wait=False, cancel_futures=True)
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.set()
+        assert await busy == "released"
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        p.shutdown()
+
+
+def test_broken_pool_reaches_the_await():
+
+    p = subinterp.Pool(1, initializer=H.fail_init)
+
+    async def main():
+        return await p.run(abs, -1)
+
+    try:
+        with pytest.raises(subinterp.BrokenInterpreterPool):
+            asyncio.run(main())
+    finally:
+        p.shutdown()
+
+
+def test_loop_closed_with_pending_awaits_cleans_up():
+    # asyncio.run() cancels what is still pending when main returns; the
+    # outcomes that arrive later find the loop closed and are dropped
+    # without a warning, and the pool carries on.
+    res = run_script(
+        """
+        import asyncio, subinterp, aio_helpers as H
+        p = subinterp.Pool(1)
+        release = subinterp.Event()
+        started = subinterp.Queue()
+
+        async def main():
+            asyncio.ensure_future(p.run(H.block_until, release, started))
+            for i in range(100):
+                asyncio.ensure_future(p.run(abs, -i))
+            await asyncio.to_thread(started.get, timeout=30)
+
+        asyncio.run(main())
+        release.set()
+        assert p.submit(pow, 2, 5).result(30) == 32
+        p.shutdown()
+        print("ok")
+        """,
+        env={"PYTHONWARNINGS": "always"},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "ok\n"
+    assert res.stderr == "", res.stderr

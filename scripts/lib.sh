@@ -25,7 +25,7 @@ ROOT_STAMP=$ROOT/.subinterp-root-stamp
 # they are missing (without rebuilding it): the optional dependencies the
 # tests exercise (pure-Python packages of Debian serve every python3.X),
 # and python3.14-dbg, the debug build the LeakSanitizer run uses.
-ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed python3.14-dbg"
+ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed python3-uvloop python3.14-dbg"
 
 # Compiler flags of the test build: warnings are errors, no optimisation,
 # asserts on.

@@ -267,3 +267,22 @@ def test_loop_closed_with_pending_awaits_cleans_up():
     assert res.returncode == 0, res.stderr
     assert res.stdout == "ok\n"
     assert res.stderr == "", res.stderr
+
+
+def test_run_under_uvloop(pool):
+    uvloop = pytest.importorskip(
+        "uvloop", reason="uvloop is not installed for this Python")
+    marks = subinterp.Queue()
+
+    async def main():
+        assert type(asyncio.get_running_loop()).__module__.startswith(
+            "uvloop")
+        results = await asyncio.gather(*(pool.run(abs, -i)
+                                         for i in range(500)))
+        assert results == list(range(500))
+        with pytest.raises(ValueError):
+            await pool.run(int, "x")
+        return await pool.run(H.mark, marks, "ran")
+
+    assert asyncio.run(main(), loop_factory=uvloop.new_event_loop) == "ran"
+    assert marks.get_nowait() == "ran"

@@ -904,17 +904,25 @@ static int register_pool_fork_hooks(PyObject *mod);
 
 /* The __cause__ of a task's exception, by name: the traceback text (as
  * ProcessPoolExecutor), or an ExecutionFailed (as the standard library's
- * InterpreterPoolExecutor).  0, or -1 with ValueError. */
+ * InterpreterPoolExecutor). */
+static const struct {
+    const char *name;
+    exc_rebuild how;
+} remote_causes[] = {
+    {"traceback", EXC_ITSELF_TRACEBACK},
+    {"execution_failed", EXC_ITSELF_EXCINFO},
+};
+
+/* 0, or -1 with ValueError. */
 static int
 remote_cause_from_name(const char *name, exc_rebuild *how)
 {
-    if (strcmp(name, "traceback") == 0) {
-        *how = EXC_ITSELF_TRACEBACK;
-        return 0;
-    }
-    if (strcmp(name, "execution_failed") == 0) {
-        *how = EXC_ITSELF_EXCINFO;
-        return 0;
+    for (size_t i = 0; i < sizeof(remote_causes) / sizeof(*remote_causes);
+         i++) {
+        if (strcmp(name, remote_causes[i].name) == 0) {
+            *how = remote_causes[i].how;
+            return 0;
+        }
     }
     PyErr_Format(PyExc_ValueError,
                  "remote_cause must be 'traceback' or 'execution_failed', "

@@ -32,7 +32,10 @@
  *     thread of the owner interpreter) completes the Futures of everything
  *     on the list at once, so callbacks, wait() and as_completed() work.
  *
- * Exactly one of the two finalizes a task (task.state DONE -> DELIVERED).
+ * Exactly one thread finalizes a task (task.state DONE or CANCELLED ->
+ * DELIVERED): the one in Future.result(), or the collector.  Debug
+ * builds check the tasks' states and the pool's counts where they change
+ * (task_check, pool_check).
  *
  * Waiting uses the waiters of wait.c: a short adaptive spin, then a futex.
  *
@@ -57,9 +60,10 @@
  * Python code that thread runs next.
  *
  * Lifetimes: the pool struct is reference counted (the owner's PoolCore
- * object, and each live worker).  A task is reference counted: the owner's
- * token, one reference dropped by whoever finalizes it, and one while it
- * is on the done list.  task.future is a strong
+ * object, each live worker, and a fork's "before" hook until "after").  A
+ * task is reference counted: the owner's token (a capsule), one the queue
+ * takes, dropped by whoever finalizes the task, and one while it is on the
+ * done list.  task.future is a strong
  * reference to an object of the owner interpreter: only touched with the
  * owner's GIL, cleared when the task is finalized.
  */
@@ -237,7 +241,9 @@ struct pool {
     int broken;
     char *broken_msg;           /* PyMem_RawMalloc, UTF-8 */
     int n_alive;                /* workers not exited */
-    int n_ready;                /* workers that made their interpreter */
+    int n_ready;                /* interpreters the workers made (one
+                                   more each time a worker replaces its
+                                   own) */
     int64_t outstanding;        /* submitted, not finalized */
     int started;                /* start() was called */
     int pausing;                /* forks coming (one per forking thread):
@@ -902,34 +908,6 @@ task_from_capsule(PyObject *capsule)
 
 static int register_pool_fork_hooks(PyObject *mod);
 
-/* The __cause__ of a task's exception, by name: the traceback text (as
- * ProcessPoolExecutor), or an ExecutionFailed (as the standard library's
- * InterpreterPoolExecutor). */
-static const struct {
-    const char *name;
-    exc_rebuild how;
-} remote_causes[] = {
-    {"traceback", EXC_ITSELF_TRACEBACK},
-    {"execution_failed", EXC_ITSELF_EXCINFO},
-};
-
-/* 0, or -1 with ValueError. */
-static int
-remote_cause_from_name(const char *name, exc_rebuild *how)
-{
-    for (size_t i = 0; i < sizeof(remote_causes) / sizeof(*remote_causes);
-         i++) {
-        if (strcmp(name, remote_causes[i].name) == 0) {
-            *how = remote_causes[i].how;
-            return 0;
-        }
-    }
-    PyErr_Format(PyExc_ValueError,
-                 "remote_cause must be 'traceback' or 'execution_failed', "
-                 "not %.100s", name);
-    return -1;
-}
-
 /* max_tasks_per_worker: None (0, no limit) or a positive int.  0, or -1
  * with an exception set. */
 static int
@@ -948,6 +926,23 @@ max_tasks_from_object(PyObject *obj, long *max_tasks)
                         "max_tasks_per_worker must be a positive int");
         return -1;
     }
+    return 0;
+}
+
+/* The __cause__ of a task's exception, by name: the traceback text (as
+ * ProcessPoolExecutor), or an ExecutionFailed (as the standard library's
+ * InterpreterPoolExecutor).  0, or -1 with ValueError. */
+static int
+remote_cause_from_name(const char *name, exc_rebuild *how)
+{
+    int traceback = strcmp(name, "traceback") == 0;
+    if (!traceback && strcmp(name, "execution_failed") != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "remote_cause must be 'traceback' or "
+                     "'execution_failed', not %.100s", name);
+        return -1;
+    }
+    *how = traceback ? EXC_ITSELF_TRACEBACK : EXC_ITSELF_EXCINFO;
     return 0;
 }
 
@@ -1111,6 +1106,7 @@ poolobj_start(PyObject *op, PyObject *Py_UNUSED(ignored))
         pthread_mutex_lock(&p->mutex);
         p->refcnt++;
         p->n_alive++;
+        pool_check(p);
         pthread_mutex_unlock(&p->mutex);
         if (PyThread_start_new_thread(worker_main, wk) ==
             PYTHREAD_INVALID_THREAD_ID) {

@@ -1919,6 +1919,7 @@ pools_atfork_child(void)
             task *next = t->next;
             task_fail_unrun(t);
             t->handed = 1;
+            t->waiting = NULL;  /* a thread of the parent, not here */
             /* as task_finish: the done list holds a reference */
             atomic_fetch_add(&t->refcnt, 1);
             task_list_append(&p->done_head, &p->done_tail, t);

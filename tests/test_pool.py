@@ -837,21 +837,26 @@ def test_fork_with_live_pools():
 
 
 FORK_DONE_LIST_SCRIPT = """
-import gc, os, sys, time, warnings
+import gc, os, sys, threading, time, warnings
 import subinterp, test_pool
 warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
 
 pool = subinterp.Pool(1)
 running = pool.submit(test_pool.sleep_return, 0.3, "ran")
 queued = [pool.submit(test_pool.add, i, 1) for i in range(4)]
+# a thread of the parent waits in result() for the last one
+waiter = threading.Thread(target=queued[-1].result)
+waiter.start()
 time.sleep(0.1)             # the first task is running
 pid = os.fork()             # waits for it, then forks
 if pid == 0:
     code = 1
     try:
-        # The parent's queued tasks wait failed on the done list; each is
-        # finalized and its Future dropped while the others are still
-        # listed, and the pool (whose checks walk the list) goes on.
+        # The parent's queued tasks wait failed on the done list (with
+        # nobody waiting on them: the parent's waiting thread is not
+        # here); each is finalized and its Future dropped while the others
+        # are still listed, and the pool (whose checks walk the list) goes
+        # on.
         while queued:
             fut = queued.pop(0)
             assert isinstance(fut.exception(timeout=5),
@@ -866,6 +871,7 @@ if pid == 0:
 _, status = os.waitpid(pid, 0)
 print("child", os.waitstatus_to_exitcode(status))
 print([f.result(timeout=30) for f in queued])
+waiter.join()
 pool.shutdown()
 """
 

@@ -1251,8 +1251,12 @@ raise_exit_in_threads(PyObject *ns, PyObject *threads)
 {
     PyObject *tids = PyObject_CallFunction(
         PyDict_GetItemString(ns, "stop_targets"), "O", threads);
-    if (tids == NULL || !PyList_Check(tids)) {
-        Py_XDECREF(tids);
+    if (tids == NULL) {
+        return -1;
+    }
+    if (!PyList_Check(tids)) {
+        PyErr_SetString(PyExc_TypeError, "stop_targets() returned no list");
+        Py_DECREF(tids);
         return -1;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tids); i++) {

@@ -39,7 +39,8 @@ typedef struct {
     job_kind kind;
     const msg *in;
     msg *out;       /* result, when it succeeded */
-    msg *exc;       /* (type name, qualname, module, msg, formatted) */
+    msg *exc;       /* failed: the exception's description, made by
+                       interp_capture_exception */
     int lost;       /* failed, and even the description could not be made */
 } job;
 
@@ -885,6 +886,20 @@ coremod_run_pending(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* Free what a job that ran produced. */
+static void
+job_clear(job *j)
+{
+    if (j->out != NULL) {
+        msg_free(j->out);
+        j->out = NULL;
+    }
+    if (j->exc != NULL) {
+        msg_free(j->exc);
+        j->exc = NULL;
+    }
+}
+
 /* Run a job whose input is already encoded; returns the decoded result
  * (for calls) or None.  Takes ownership of nothing. */
 static PyObject *
@@ -905,12 +920,7 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
            traceback while the main thread finalizes).  It stays blocked,
            its GIL released, until the process ends, as CPython leaves
            daemon threads at finalization. */
-        if (j.out != NULL) {
-            msg_free(j.out);
-        }
-        if (j.exc != NULL) {
-            msg_free(j.exc);
-        }
+        job_clear(&j);
         Py_BEGIN_ALLOW_THREADS
         for (;;) {
             pause();
@@ -935,12 +945,7 @@ job_submit(module_state *st, interp_entry *e, job_kind kind, const msg *in)
         res = Py_NewRef(Py_None);
     }
 done:
-    if (j.out != NULL) {
-        msg_free(j.out);
-    }
-    if (j.exc != NULL) {
-        msg_free(j.exc);
-    }
+    job_clear(&j);
     return res;
 }
 
@@ -1254,6 +1259,19 @@ done:
     return m;
 }
 
+/* job_submit for the interpreter of self with an input just encoded (m,
+ * freed here; NULL: the encoding failed, with an exception set). */
+static PyObject *
+job_submit_encoded(module_state *st, PyObject *self, job_kind kind, msg *m)
+{
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = job_submit(st, self_entry(self), kind, m);
+    msg_free(m);
+    return res;
+}
+
 static PyObject *
 interp_exec(PyObject *self, PyObject *code)
 {
@@ -1261,13 +1279,8 @@ interp_exec(PyObject *self, PyObject *code)
     if (st == NULL) {
         return NULL;
     }
-    msg *m = encode_exec_input(st, code);
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *res = job_submit(st, self_entry(self), JOB_EXEC, m);
-    msg_free(m);
-    return res;
+    return job_submit_encoded(st, self, JOB_EXEC,
+                              encode_exec_input(st, code));
 }
 
 /* Encode (fn, args, kwargs) for a call job. */
@@ -1327,14 +1340,9 @@ interp_call(PyObject *self, PyObject *const *args, size_t nargsf,
     if (st == NULL) {
         return NULL;
     }
-    msg *m = encode_call(st, args, PyVectorcall_NARGS(nargsf), kwnames,
-                         "call");
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *res = job_submit(st, self_entry(self), JOB_CALL, m);
-    msg_free(m);
-    return res;
+    return job_submit_encoded(st, self, JOB_CALL,
+                              encode_call(st, args, PyVectorcall_NARGS(nargsf),
+                                          kwnames, "call"));
 }
 
 static void
@@ -1687,32 +1695,38 @@ static const handle_kind interp_kind = {
 /* ------------------------------------------------------------------ */
 /* configuration                                                       */
 
+/* The named configurations, as the standard library names them. */
+static const struct {
+    const char *name;
+    PyInterpreterConfig cfg;
+} config_presets[] = {
+#define ISOLATED                                                        \
+    {                                                                   \
+        .use_main_obmalloc = 0, .allow_fork = 0, .allow_exec = 0,       \
+        .allow_threads = 1, .allow_daemon_threads = 0,                  \
+        .check_multi_interp_extensions = 1,                             \
+        .gil = PyInterpreterConfig_OWN_GIL,                             \
+    }
+    {"isolated", ISOLATED},
+    {"default", ISOLATED},
+#undef ISOLATED
+    {"legacy", {
+        .use_main_obmalloc = 1, .allow_fork = 1, .allow_exec = 1,
+        .allow_threads = 1, .allow_daemon_threads = 1,
+        .check_multi_interp_extensions = 0,
+        .gil = PyInterpreterConfig_SHARED_GIL,
+    }},
+};
+
 static int
 config_preset(const char *name, PyInterpreterConfig *cfg)
 {
-    if (strcmp(name, "isolated") == 0 || strcmp(name, "default") == 0) {
-        *cfg = (PyInterpreterConfig){
-            .use_main_obmalloc = 0,
-            .allow_fork = 0,
-            .allow_exec = 0,
-            .allow_threads = 1,
-            .allow_daemon_threads = 0,
-            .check_multi_interp_extensions = 1,
-            .gil = PyInterpreterConfig_OWN_GIL,
-        };
-        return 0;
-    }
-    if (strcmp(name, "legacy") == 0) {
-        *cfg = (PyInterpreterConfig){
-            .use_main_obmalloc = 1,
-            .allow_fork = 1,
-            .allow_exec = 1,
-            .allow_threads = 1,
-            .allow_daemon_threads = 1,
-            .check_multi_interp_extensions = 0,
-            .gil = PyInterpreterConfig_SHARED_GIL,
-        };
-        return 0;
+    for (size_t i = 0; i < sizeof(config_presets) / sizeof(*config_presets);
+         i++) {
+        if (strcmp(name, config_presets[i].name) == 0) {
+            *cfg = config_presets[i].cfg;
+            return 0;
+        }
     }
     return -1;
 }
@@ -2032,12 +2046,95 @@ static PyMethodDef list_all_key_def = {
     "_list_all_key", list_all_key, METH_O, NULL,
 };
 
+/* Append to res an Interpreter for each id of ids (those closed in the
+ * meantime are left out).  0, or -1 with an exception set. */
+static int
+list_append_own(PyObject *mod, PyObject *res, PyObject *ids)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ids); i++) {
+        PyObject *obj = coremod_interpreter(mod, PyList_GET_ITEM(ids, i));
+        if (obj == NULL) {
+            /* closed in the meantime */
+            PyErr_Clear();
+            continue;
+        }
+        int rc = PyList_Append(res, obj);
+        Py_DECREF(obj);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Append to res an Interpreter for each (id, whence) of foreign, the
+ * standard library's list, whose id is not in seen.  0, or -1 with an
+ * exception set. */
+static int
+list_append_foreign(module_state *st, PyObject *res, PyObject *foreign,
+                    PyObject *seen)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(foreign); i++) {
+        PyObject *item = PyList_GET_ITEM(foreign, i);
+        long long id;
+        PyObject *w;
+        if (!PyArg_ParseTuple(item, "LO", &id, &w)) {
+            return -1;
+        }
+        int known = PySet_Contains(seen, PyTuple_GET_ITEM(item, 0));
+        if (known < 0) {
+            return -1;
+        }
+        if (known) {
+            continue;
+        }
+        interp_entry *e = runtime_lookup_foreign(id);
+        if (e == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            continue;
+        }
+        runtime_entry_set_whence(e, whence_intern(w));
+        PyObject *obj = interp_object_new(st, e);
+        entry_decref(e);
+        if (obj == NULL || PyList_Append(res, obj) < 0) {
+            Py_XDECREF(obj);
+            return -1;
+        }
+        Py_DECREF(obj);
+    }
+    return 0;
+}
+
+/* list.sort(key=lambda interp: interp.id).  0, or -1 with an exception
+ * set. */
+static int
+list_sort_by_id(PyObject *list)
+{
+    PyObject *empty = PyTuple_New(0);
+    PyObject *key = PyCFunction_New(&list_all_key_def, NULL);
+    PyObject *kw = key == NULL ? NULL : Py_BuildValue("{sO}", "key", key);
+    PyObject *sort = kw == NULL ? NULL
+        : PyObject_GetAttrString(list, "sort");
+    PyObject *r = sort == NULL || empty == NULL ? NULL
+        : PyObject_Call(sort, empty, kw);
+    Py_XDECREF(empty);
+    Py_XDECREF(key);
+    Py_XDECREF(kw);
+    Py_XDECREF(sort);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
 static PyObject *
 coremod_list_all(PyObject *mod, PyObject *Py_UNUSED(ignored))
 {
     module_state *st = get_mod_state(mod);
     PyObject *res = NULL;
-    PyObject *key = NULL;
     PyObject *seen = NULL;
     PyObject *foreign = NULL;
     PyObject *empty = NULL;
@@ -2054,71 +2151,16 @@ coremod_list_all(PyObject *mod, PyObject *Py_UNUSED(ignored))
     foreign = foreign_call(st, NULL, "ids", empty);
     seen = PySet_New(ids);
     res = PyList_New(0);
-    if (foreign == NULL || seen == NULL || res == NULL) {
+    if (foreign == NULL || seen == NULL || res == NULL ||
+        list_append_own(mod, res, ids) < 0 ||
+        list_append_foreign(st, res, foreign, seen) < 0 ||
+        list_sort_by_id(res) < 0) {
         goto error;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ids); i++) {
-        PyObject *obj = coremod_interpreter(mod, PyList_GET_ITEM(ids, i));
-        if (obj == NULL) {
-            /* closed in the meantime */
-            PyErr_Clear();
-            continue;
-        }
-        int rc = PyList_Append(res, obj);
-        Py_DECREF(obj);
-        if (rc < 0) {
-            goto error;
-        }
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(foreign); i++) {
-        PyObject *item = PyList_GET_ITEM(foreign, i);
-        long long id;
-        PyObject *w;
-        if (!PyArg_ParseTuple(item, "LO", &id, &w)) {
-            goto error;
-        }
-        int known = PySet_Contains(seen, PyTuple_GET_ITEM(item, 0));
-        if (known < 0) {
-            goto error;
-        }
-        if (known) {
-            continue;
-        }
-        interp_entry *e = runtime_lookup_foreign(id);
-        if (e == NULL) {
-            if (PyErr_Occurred()) {
-                goto error;
-            }
-            continue;
-        }
-        runtime_entry_set_whence(e, whence_intern(w));
-        PyObject *obj = interp_object_new(st, e);
-        entry_decref(e);
-        if (obj == NULL || PyList_Append(res, obj) < 0) {
-            Py_XDECREF(obj);
-            goto error;
-        }
-        Py_DECREF(obj);
-    }
-    key = PyCFunction_New(&list_all_key_def, NULL);
-    if (key == NULL) {
-        goto error;
-    }
-    PyObject *kw = Py_BuildValue("{sO}", "key", key);
-    PyObject *sort = kw == NULL ? NULL
-        : PyObject_GetAttrString(res, "sort");
-    PyObject *r = sort == NULL ? NULL : PyObject_Call(sort, empty, kw);
-    Py_XDECREF(kw);
-    Py_XDECREF(sort);
-    if (r == NULL) {
-        goto error;
-    }
-    Py_DECREF(r);
     goto done;
 error:
     Py_CLEAR(res);
 done:
-    Py_XDECREF(key);
     Py_XDECREF(seen);
     Py_XDECREF(foreign);
     Py_XDECREF(empty);
@@ -2133,7 +2175,8 @@ coremod_warn_if_open_at_exit(PyObject *mod, PyObject *arg)
     interp_entry *e = st == NULL ? NULL : interp_object_entry(st, arg);
     if (e == NULL) {
         if (!PyErr_Occurred()) {
-            PyErr_Format(PyExc_TypeError, "expected an Interpreter, got %.200s",
+            PyErr_Format(PyExc_TypeError,
+                         "expected an Interpreter, got %.200s",
                          Py_TYPE(arg)->tp_name);
         }
         return NULL;

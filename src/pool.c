@@ -32,7 +32,10 @@
  *     thread of the owner interpreter) completes the Futures of everything
  *     on the list at once, so callbacks, wait() and as_completed() work.
  *
- * Exactly one of the two finalizes a task (task.state DONE -> DELIVERED).
+ * Exactly one thread finalizes a task (task.state DONE or CANCELLED ->
+ * DELIVERED): the one in Future.result(), or the collector.  Debug
+ * builds check the tasks' states and the pool's counts where they change
+ * (task_check, pool_check).
  *
  * Waiting uses the waiters of wait.c: a short adaptive spin, then a futex.
  *
@@ -57,9 +60,10 @@
  * Python code that thread runs next.
  *
  * Lifetimes: the pool struct is reference counted (the owner's PoolCore
- * object, and each live worker).  A task is reference counted: the owner's
- * token, one reference dropped by whoever finalizes it, and one while it
- * is on the done list.  task.future is a strong
+ * object, each live worker, and a fork's "before" hook until "after").  A
+ * task is reference counted: the owner's token (a capsule), one the queue
+ * takes, dropped by whoever finalizes the task, and one while it is on the
+ * done list.  task.future is a strong
  * reference to an object of the owner interpreter: only touched with the
  * owner's GIL, cleared when the task is finalized.
  */
@@ -105,6 +109,81 @@ typedef struct task {
     int handed;
     struct task *next;   /* pool.mutex: queue or done list */
 } task;
+
+/* The states a task may be in, by where it is (see task_check). */
+enum {
+    IN_QUEUE,       /* on the pool's queue: not taken by a worker yet */
+    IN_DONE_LIST,   /* handed on to the collector */
+};
+
+/* A task's state machine:
+ *
+ *   PENDING -> RUNNING -> DONE -> DELIVERED
+ *   PENDING -> CANCELLED -> DELIVERED
+ *
+ * RUNNING belongs to the worker (or to whoever fails a task that never
+ * ran), which writes the outcome fields before DONE; DELIVERED is set by
+ * the one thread that finalizes the task.  where: IN_QUEUE or
+ * IN_DONE_LIST; the pool's mutex is held.  (The state itself may move on
+ * meanwhile: cancel() needs no lock.) */
+static void
+task_check(const task *t, int where)
+{
+    if (!SUBINTERP_CHECKS) {
+        return;
+    }
+    int state = atomic_load(&t->state);
+    INVARIANT(state >= T_PENDING && state <= T_CANCELLED,
+              "a task's state is one of T_*");
+    INVARIANT(atomic_load(&t->refcnt) >= 1,
+              "a task on a list holds a reference");
+    INVARIANT(t->in != NULL, "a queued task has its input");
+    if (where == IN_QUEUE) {
+        INVARIANT(state != T_RUNNING && state != T_DONE,
+                  "a queued task has not been taken by a worker");
+        INVARIANT(!t->handed, "a queued task has not been handed on");
+    }
+    else {
+        INVARIANT(state != T_PENDING && state != T_RUNNING,
+                  "a task on the done list ran, or will not run");
+        INVARIANT(t->handed, "a task on the done list was handed on");
+        INVARIANT(t->waiting == NULL,
+                  "nobody waits on a task that was handed on");
+    }
+    if (state == T_DONE || state == T_DELIVERED) {
+        /* written before T_DONE */
+        INVARIANT(!(t->broken && t->failed),
+                  "a task that never ran did not fail either");
+        INVARIANT(!t->broken || t->out == NULL,
+                  "a task that never ran has no outcome");
+    }
+}
+
+/* Append t to a task list (the queue, or the done list).  mutex held. */
+static void
+task_list_append(task **head, task **tail, task *t)
+{
+    t->next = NULL;
+    if (*tail != NULL) {
+        (*tail)->next = t;
+    }
+    else {
+        *head = t;
+    }
+    *tail = t;
+}
+
+/* t never ran and never will (its pool broke): PENDING -> RUNNING ->
+ * DONE with t->broken set, unless it was cancelled (or taken) first. */
+static void
+task_fail_unrun(task *t)
+{
+    int expect = T_PENDING;
+    if (atomic_compare_exchange_strong(&t->state, &expect, T_RUNNING)) {
+        t->broken = 1;
+        atomic_store(&t->state, T_DONE);
+    }
+}
 
 static void
 task_decref(task *t)
@@ -162,7 +241,9 @@ struct pool {
     int broken;
     char *broken_msg;           /* PyMem_RawMalloc, UTF-8 */
     int n_alive;                /* workers not exited */
-    int n_ready;                /* workers that made their interpreter */
+    int n_ready;                /* interpreters the workers made (one
+                                   more each time a worker replaces its
+                                   own) */
     int64_t outstanding;        /* submitted, not finalized */
     int started;                /* start() was called */
     int pausing;                /* forks coming (one per forking thread):
@@ -184,6 +265,56 @@ struct pool {
     long max_tasks;             /* 0: no limit */
     char name[16];              /* OS thread name prefix */
 };
+
+/* The pool's counts and lists agree with each other; every task on them
+ * passes task_check.  mutex held.  The lists are walked to a bounded
+ * depth: a queue of many thousands of tasks would make every submit()
+ * of a checking build walk all of them. */
+static void
+pool_check(const pool *p)
+{
+    enum { DEPTH = 64 };
+    if (!SUBINTERP_CHECKS) {
+        return;
+    }
+    INVARIANT(p->n_alive >= 0 && p->n_alive <= p->n_workers,
+              "live workers are some of the pool's workers");
+    INVARIANT(p->started || p->n_alive == 0,
+              "no worker lives before start()");
+    INVARIANT(p->refcnt >= p->n_alive,
+              "each live worker holds a reference to the pool");
+    INVARIANT(p->n_idle >= 0 && p->n_cold >= 0 && p->n_parked >= 0,
+              "counts of workers are not negative");
+    INVARIANT(p->n_parked <= p->n_alive, "parked workers are alive");
+    INVARIANT(p->n_cold <= p->n_parked,
+              "workers waiting without an interpreter are parked");
+    INVARIANT(p->n_idle + p->n_cold <= p->n_alive,
+              "each live worker waits on at most one list");
+    INVARIANT(p->pausing >= 0, "every pause is resumed once");
+    INVARIANT(p->outstanding >= 0,
+              "no task is finalized twice or without being submitted");
+    INVARIANT((p->head == NULL) == (p->tail == NULL),
+              "the queue's head and tail are both set or both NULL");
+    INVARIANT(p->tail == NULL || p->tail->next == NULL,
+              "the queue ends at its tail");
+    INVARIANT((p->done_head == NULL) == (p->done_tail == NULL),
+              "the done list's head and tail are both set or both NULL");
+    INVARIANT(p->done_tail == NULL || p->done_tail->next == NULL,
+              "the done list ends at its tail");
+    INVARIANT(p->head == NULL || !p->broken,
+              "a broken pool queues nothing");
+    int n = 0;
+    for (const task *t = p->head; t != NULL && n < DEPTH; t = t->next) {
+        task_check(t, IN_QUEUE);
+        n++;
+    }
+    n = 0;
+    for (const task *t = p->done_head; t != NULL && n < DEPTH;
+         t = t->next) {
+        task_check(t, IN_DONE_LIST);
+        n++;
+    }
+}
 
 /* Every pool of the process, for fork.  pools_mutex is taken before any
  * pool's mutex. */
@@ -223,7 +354,20 @@ pools_remove(pool *p)
 static void
 pool_free(pool *p)
 {
-    assert(p->head == NULL && p->done_head == NULL);
+    assert(p->head == NULL);
+    /* Tasks are left on the done list only in a forked child, where no
+       collector runs: drop the list's references.  A task whose Future
+       was never completed keeps its own (it is leaked): its future may
+       only be released with the owner's GIL. */
+    task *t = p->done_head;
+    while (t != NULL) {
+        task *next = t->next;
+        if (t->future == NULL) {
+            task_decref(t);
+        }
+        t = next;
+    }
+    p->done_head = p->done_tail = NULL;
     for (int i = 0; i < p->n_workers; i++) {
         waiter_fini(&p->workers[i].w);
     }
@@ -332,17 +476,30 @@ task_finish(pool *p, task *t)
         /* Nobody waits: the collector finalizes it.  The done list holds
            a reference of its own. */
         atomic_fetch_add(&t->refcnt, 1);
-        t->next = NULL;
-        if (p->done_tail != NULL) {
-            p->done_tail->next = t;
-        }
-        else {
-            p->done_head = t;
-        }
-        p->done_tail = t;
+        task_list_append(&p->done_head, &p->done_tail, t);
         kick_collector(p);
     }
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
+}
+
+/* The pool takes no more tasks (shutdown): idle and parked workers wake
+ * up to leave once the queue is empty, and so does the collector, which
+ * ends when every task is finalized.  With cancel, the queue is taken off
+ * and returned, for cancel_tasks.  mutex held. */
+static task *
+stop_taking(pool *p, int cancel)
+{
+    task *list = NULL;
+    p->shutdown = 1;
+    if (cancel) {
+        list = p->head;
+        p->head = p->tail = NULL;
+    }
+    wake_all_idle(p);
+    kick_collector(p);
+    pool_check(p);
+    return list;
 }
 
 /* Mark the pool broken and fail every queued task.  mutex held. */
@@ -360,20 +517,18 @@ break_pool(pool *p, const char *why)
     task *list = p->head;
     p->head = p->tail = NULL;
     wake_all_idle(p);
+    pool_check(p);
     return list;
 }
 
+/* Fail the tasks of list (taken off the queue): they never ran.  No lock
+ * held. */
 static void
 fail_tasks(pool *p, task *list)
 {
     while (list != NULL) {
         task *next = list->next;
-        int expect = T_PENDING;
-        if (atomic_compare_exchange_strong(&list->state, &expect,
-                                           T_RUNNING)) {
-            list->broken = 1;
-            atomic_store(&list->state, T_DONE);
-        }
+        task_fail_unrun(list);
         task_finish(p, list);
         list = next;
     }
@@ -441,6 +596,7 @@ take_poll(void *arg, waiter *w)
         p->idle[p->n_idle++] = w;
         done = 0;
     }
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
     return done;
 }
@@ -601,6 +757,7 @@ park_poll(void *arg, waiter *w)
         p->cold[p->n_cold++] = w;
         done = 0;
     }
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
     return done;
 }
@@ -623,6 +780,7 @@ worker_park(pool *p, worker *wk)
     pthread_mutex_lock(&p->mutex);
     p->n_parked++;
     kick_forker(p);
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
     /* in the owner's interpreter: stopping it stops the worker */
     int r = wait_until(&cond, p, &wk->w, &forever, 0);
@@ -633,8 +791,31 @@ worker_park(pool *p, worker *wk)
     p->n_parked--;
     go_on = r == WAIT_FIRED && !p->broken &&
             !(p->shutdown && p->head == NULL);
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
     return go_on ? 0 : -1;
+}
+
+/* A worker thread ends: the last one fails what is still queued, since
+ * nobody is left to run it.  Drops the worker's reference to p.  No lock
+ * held. */
+static void
+worker_exit(pool *p)
+{
+    task *list = NULL;
+    pthread_mutex_lock(&p->mutex);
+    p->n_alive--;
+    kick_forker(p);
+    if (p->n_alive == 0) {
+        list = p->head;
+        p->head = p->tail = NULL;
+        kick_joiner(p);
+        kick_collector(p);
+    }
+    pool_check(p);
+    pthread_mutex_unlock(&p->mutex);
+    fail_tasks(p, list);
+    pool_decref(p);
 }
 
 static void
@@ -690,22 +871,7 @@ worker_main(void *arg)
     PyThreadState_Clear(tstate);
     PyThreadState_DeleteCurrent();
 exit:
-    pthread_mutex_lock(&p->mutex);
-    p->n_alive--;
-    kick_forker(p);
-    if (p->n_alive == 0) {
-        /* nobody is left to run what is queued */
-        task *list = p->head;
-        p->head = p->tail = NULL;
-        kick_joiner(p);
-        kick_collector(p);
-        pthread_mutex_unlock(&p->mutex);
-        fail_tasks(p, list);
-    }
-    else {
-        pthread_mutex_unlock(&p->mutex);
-    }
-    pool_decref(p);
+    worker_exit(p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -742,6 +908,109 @@ task_from_capsule(PyObject *capsule)
 
 static int register_pool_fork_hooks(PyObject *mod);
 
+/* max_tasks_per_worker: None (0, no limit) or a positive int.  0, or -1
+ * with an exception set. */
+static int
+max_tasks_from_object(PyObject *obj, long *max_tasks)
+{
+    *max_tasks = 0;
+    if (obj == Py_None) {
+        return 0;
+    }
+    *max_tasks = PyLong_AsLong(obj);
+    if (*max_tasks == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*max_tasks <= 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_tasks_per_worker must be a positive int");
+        return -1;
+    }
+    return 0;
+}
+
+/* The __cause__ of a task's exception, by name: the traceback text (as
+ * ProcessPoolExecutor), or an ExecutionFailed (as the standard library's
+ * InterpreterPoolExecutor).  0, or -1 with ValueError. */
+static int
+remote_cause_from_name(const char *name, exc_rebuild *how)
+{
+    int traceback = strcmp(name, "traceback") == 0;
+    if (!traceback && strcmp(name, "execution_failed") != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "remote_cause must be 'traceback' or "
+                     "'execution_failed', not %.100s", name);
+        return -1;
+    }
+    *how = traceback ? EXC_ITSELF_TRACEBACK : EXC_ITSELF_EXCINFO;
+    return 0;
+}
+
+/* A new pool of n_workers (not started), with one reference: the
+ * owner's.  NULL with MemoryError. */
+static pool *
+pool_alloc(int n_workers, long max_tasks, const char *prefix)
+{
+    pool *p = PyMem_RawCalloc(1, sizeof(pool));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    pthread_mutex_init(&p->mutex, NULL);
+    p->refcnt = 1;
+    p->max_tasks = max_tasks;
+    p->owner = PyInterpreterState_Get();
+    PyOS_snprintf(p->name, sizeof(p->name), "%.10s",
+                  prefix[0] ? prefix : "subinterp-");
+    p->workers = PyMem_RawCalloc(n_workers, sizeof(worker));
+    p->idle = PyMem_RawCalloc(n_workers, sizeof(waiter *));
+    p->cold = PyMem_RawCalloc(n_workers, sizeof(waiter *));
+    if (p->workers == NULL || p->idle == NULL || p->cold == NULL) {
+        pool_decref(p);     /* n_workers is 0: no worker to finalize */
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p->n_workers = n_workers;
+    for (int i = 0; i < n_workers; i++) {
+        p->workers[i].pool = p;
+        p->workers[i].index = i;
+        waiter_init(&p->workers[i].w);
+    }
+    return p;
+}
+
+/* The pool's initializer as a message: (initializer, initargs or ()).
+ * 0 (*out NULL when there is none), or -1 with an exception set. */
+static int
+initializer_encode(module_state *st, PyObject *initializer,
+                   PyObject *initargs, msg **out)
+{
+    *out = NULL;
+    if (initializer == Py_None) {
+        return 0;
+    }
+    if (!PyCallable_Check(initializer)) {
+        PyErr_SetString(PyExc_TypeError, "initializer must be callable");
+        return -1;
+    }
+    PyObject *args = initargs != NULL ? Py_NewRef(initargs)
+                                      : PyTuple_New(0);
+    if (args == NULL) {
+        return -1;
+    }
+    PyObject *pair = PyTuple_Pack(2, initializer, args);
+    Py_DECREF(args);
+    if (pair == NULL) {
+        return -1;
+    }
+    *out = codec_encode(st, pair);
+    Py_DECREF(pair);
+    return *out == NULL ? -1 : 0;
+}
+
+/* PoolCore(max_workers, broken_cls, config=None, initializer=None,
+ *          initargs=(), max_tasks_per_worker=None, thread_name_prefix='',
+ *          remote_cause='traceback') */
 static PyObject *
 poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -754,10 +1023,11 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyObject *config = Py_None;
     PyObject *initializer = Py_None;
     PyObject *initargs = NULL;
-    PyObject *max_tasks = Py_None;
+    PyObject *max_tasks_obj = Py_None;
     const char *prefix = "";
     const char *remote_cause = "traceback";
     exc_rebuild exc_how;
+    long max_tasks;
     PoolObject *self = NULL;
     pool *p = NULL;
     module_state *st = get_mod_state_by_type(type);
@@ -768,22 +1038,11 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      kwlist, &n_workers, &broken_cls,
                                      &config,
                                      &initializer, &PyTuple_Type, &initargs,
-                                     &max_tasks, &prefix, &remote_cause)) {
+                                     &max_tasks_obj, &prefix,
+                                     &remote_cause)) {
         return NULL;
     }
-    /* the __cause__ of a task's exception: the traceback text (as
-       ProcessPoolExecutor), or an ExecutionFailed (as the standard
-       library's InterpreterPoolExecutor) */
-    if (strcmp(remote_cause, "traceback") == 0) {
-        exc_how = EXC_ITSELF_TRACEBACK;
-    }
-    else if (strcmp(remote_cause, "execution_failed") == 0) {
-        exc_how = EXC_ITSELF_EXCINFO;
-    }
-    else {
-        PyErr_Format(PyExc_ValueError,
-                     "remote_cause must be 'traceback' or "
-                     "'execution_failed', not %.100s", remote_cause);
+    if (remote_cause_from_name(remote_cause, &exc_how) < 0) {
         return NULL;
     }
     if (runtime_is_shutting_down()) {
@@ -798,71 +1057,18 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                         "max_workers must be between 1 and 4096");
         return NULL;
     }
-    long max_t = 0;
-    if (max_tasks != Py_None) {
-        max_t = PyLong_AsLong(max_tasks);
-        if (max_t == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (max_t <= 0) {
-            PyErr_SetString(PyExc_ValueError,
-                            "max_tasks_per_worker must be a positive int");
-            return NULL;
-        }
+    if (max_tasks_from_object(max_tasks_obj, &max_tasks) < 0) {
+        return NULL;
     }
-    p = PyMem_RawCalloc(1, sizeof(pool));
+    p = pool_alloc(n_workers, max_tasks, prefix);
     if (p == NULL) {
-        return PyErr_NoMemory();
+        return NULL;
     }
-    pthread_mutex_init(&p->mutex, NULL);
-    p->refcnt = 1;
-    p->n_workers = n_workers;
-    p->max_tasks = max_t;
-    p->owner = PyInterpreterState_Get();
-    PyOS_snprintf(p->name, sizeof(p->name), "%.10s",
-                  prefix[0] ? prefix : "subinterp-");
-    p->workers = PyMem_RawCalloc(n_workers, sizeof(worker));
-    p->idle = PyMem_RawCalloc(n_workers, sizeof(waiter *));
-    p->cold = PyMem_RawCalloc(n_workers, sizeof(waiter *));
-    if (p->workers == NULL || p->idle == NULL || p->cold == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    if (interp_config_from_args(config, NULL, &p->cfg) < 0) {
-        goto error;
-    }
-    if (path_copy_take(&p->path) < 0) {
-        goto error;
-    }
-    if (initializer != Py_None) {
-        if (!PyCallable_Check(initializer)) {
-            PyErr_SetString(PyExc_TypeError, "initializer must be callable");
-            goto error;
-        }
-        PyObject *pair = PyTuple_Pack(2, initializer,
-                                      initargs ? initargs : Py_None);
-        if (pair == NULL) {
-            goto error;
-        }
-        if (initargs == NULL) {
-            PyObject *empty = PyTuple_New(0);
-            if (empty == NULL) {
-                Py_DECREF(pair);
-                goto error;
-            }
-            Py_SETREF(pair, PyTuple_Pack(2, initializer, empty));
-            Py_DECREF(empty);
-            if (pair == NULL) {
-                goto error;
-            }
-        }
-        p->initializer = codec_encode(st, pair);
-        Py_DECREF(pair);
-        if (p->initializer == NULL) {
-            goto error;
-        }
-    }
-    if (register_pool_fork_hooks(PyType_GetModule(type)) < 0) {
+    if (interp_config_from_args(config, NULL, &p->cfg) < 0 ||
+        path_copy_take(&p->path) < 0 ||
+        initializer_encode(st, initializer, initargs,
+                           &p->initializer) < 0 ||
+        register_pool_fork_hooks(PyType_GetModule(type)) < 0) {
         goto error;
     }
     self = (PoolObject *)type->tp_alloc(type, 0);
@@ -872,17 +1078,10 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->pool = p;
     self->broken_cls = Py_NewRef(broken_cls);
     self->exc_how = exc_how;
-    for (int i = 0; i < n_workers; i++) {
-        p->workers[i].pool = p;
-        p->workers[i].index = i;
-        waiter_init(&p->workers[i].w);
-    }
     pools_add(p);
     return (PyObject *)self;
 error:
-    if (p != NULL) {
-        pool_decref(p);
-    }
+    pool_decref(p);
     return NULL;
 }
 
@@ -907,15 +1106,14 @@ poolobj_start(PyObject *op, PyObject *Py_UNUSED(ignored))
         pthread_mutex_lock(&p->mutex);
         p->refcnt++;
         p->n_alive++;
+        pool_check(p);
         pthread_mutex_unlock(&p->mutex);
         if (PyThread_start_new_thread(worker_main, wk) ==
             PYTHREAD_INVALID_THREAD_ID) {
             pthread_mutex_lock(&p->mutex);
             p->refcnt--;
             p->n_alive--;
-            p->shutdown = 1;
-            wake_all_idle(p);
-            kick_collector(p);
+            (void)stop_taking(p, 0);
             pthread_mutex_unlock(&p->mutex);
             PyErr_SetString(PyExc_RuntimeError,
                             "could not start a worker thread");
@@ -933,9 +1131,7 @@ poolobj_dealloc(PyObject *op)
     if (self->pool != NULL) {
         /* Workers finish what is queued, then leave; nobody waits. */
         pthread_mutex_lock(&self->pool->mutex);
-        self->pool->shutdown = 1;
-        wake_all_idle(self->pool);
-        kick_collector(self->pool);
+        (void)stop_taking(self->pool, 0);
         pthread_mutex_unlock(&self->pool->mutex);
         pool_decref(self->pool);
         self->pool = NULL;
@@ -945,15 +1141,82 @@ poolobj_dealloc(PyObject *op)
     Py_DECREF(tp);
 }
 
+/* A new task for fn(*args, **kwargs), with one reference: the caller's
+ * (it becomes the token's).  Encoded here: an unshareable callable or
+ * argument fails at the call site, and nothing half-enters the queue.
+ * NULL with an exception set. */
+static task *
+task_new(module_state *st, PyObject *fn, PyObject *args, PyObject *kwargs)
+{
+    PyObject *packed = PyTuple_Pack(3, fn, args, kwargs);
+    if (packed == NULL) {
+        return NULL;
+    }
+    task *t = PyMem_RawCalloc(1, sizeof(task));
+    if (t == NULL) {
+        Py_DECREF(packed);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    atomic_init(&t->refcnt, 1);
+    atomic_init(&t->state, T_PENDING);
+    t->in = codec_encode(st, packed);
+    Py_DECREF(packed);
+    if (t->in == NULL) {
+        task_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Queue t for the workers, with its Future, and wake one.  The queue
+ * takes the reference the finalizer drops (task_outcome).  0, or -1 with
+ * an exception set when the pool takes no more tasks. */
+static int
+pool_enqueue(PoolObject *self, task *t, PyObject *future)
+{
+    pool *p = self->pool;
+    pthread_mutex_lock(&p->mutex);
+    int shutdown = p->shutdown;
+    int broken = p->broken;
+    if (!shutdown && !broken) {
+        atomic_fetch_add(&t->refcnt, 1);
+        t->future = Py_NewRef(future);
+        task_list_append(&p->head, &p->tail, t);
+        p->outstanding++;
+        if (p->n_idle > 0) {
+            fire(p->idle[--p->n_idle]);
+        }
+        else if (p->n_cold > 0 && !p->pausing) {
+            /* no warm worker free: one without an interpreter makes one */
+            fire(p->cold[--p->n_cold]);
+        }
+        pool_check(p);
+    }
+    pthread_mutex_unlock(&p->mutex);
+    if (broken) {
+        /* broken_msg does not change once broken is set (break_pool
+           sets both in one critical section) */
+        PyErr_SetString(self->broken_cls, p->broken_msg
+                                              ? p->broken_msg
+                                              : "the pool is broken");
+        return -1;
+    }
+    if (shutdown) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot schedule new futures after shutdown");
+        return -1;
+    }
+    return 0;
+}
+
+/* submit(future, fn, args, kwargs or None) -> token: the token (a
+ * capsule) holds a reference to the task. */
 static PyObject *
 poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
     PoolObject *self = (PoolObject *)op;
-    pool *p = self->pool;
     module_state *st = pool_state(op);
-    PyObject *packed = NULL;
-    PyObject *capsule = NULL;
-    task *t = NULL;
     if (st == NULL) {
         return NULL;
     }
@@ -968,72 +1231,19 @@ poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
                      "%.200s", Py_TYPE(args[1])->tp_name);
         return NULL;
     }
-    packed = PyTuple_Pack(3, args[1], args[2], args[3]);
-    if (packed == NULL) {
+    task *t = task_new(st, args[1], args[2], args[3]);
+    if (t == NULL) {
         return NULL;
     }
-    t = PyMem_RawCalloc(1, sizeof(task));
-    if (t == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    atomic_init(&t->refcnt, 2); /* the token and the pool */
-    atomic_init(&t->state, T_PENDING);
-    /* Encoding first: an unshareable callable or argument fails here, at
-       the call site, and nothing half-enters the queue. */
-    t->in = codec_encode(st, packed);
-    if (t->in == NULL) {
-        goto error;
-    }
-    capsule = PyCapsule_New(t, "subinterp.task", task_capsule_free);
-    if (capsule == NULL) {
-        goto error;
-    }
-    pthread_mutex_lock(&p->mutex);
-    if (p->shutdown || p->broken) {
-        int broken = p->broken;
-        pthread_mutex_unlock(&p->mutex);
-        if (broken) {
-            PyErr_SetString(self->broken_cls, p->broken_msg
-                                                  ? p->broken_msg
-                                                  : "the pool is broken");
-        }
-        else {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "cannot schedule new futures after shutdown");
-        }
-        Py_DECREF(capsule); /* drops the token's reference */
-        capsule = NULL;
-        atomic_store(&t->refcnt, 1);
-        goto error;
-    }
-    t->future = Py_NewRef(args[0]);
-    t->next = NULL;
-    if (p->tail != NULL) {
-        p->tail->next = t;
-    }
-    else {
-        p->head = t;
-    }
-    p->tail = t;
-    p->outstanding++;
-    if (p->n_idle > 0) {
-        fire(p->idle[--p->n_idle]);
-    }
-    else if (p->n_cold > 0 && !p->pausing) {
-        /* no warm worker free: one without an interpreter makes one */
-        fire(p->cold[--p->n_cold]);
-    }
-    pthread_mutex_unlock(&p->mutex);
-    Py_DECREF(packed);
-    return capsule;
-error:
-    Py_XDECREF(packed);
-    if (t != NULL && capsule == NULL) {
-        atomic_store(&t->refcnt, 1);
+    PyObject *token = PyCapsule_New(t, "subinterp.task", task_capsule_free);
+    if (token == NULL) {
         task_decref(t);
+        return NULL;
     }
-    return NULL;
+    if (pool_enqueue(self, t, args[0]) < 0) {
+        Py_CLEAR(token);    /* frees t: the token held its only reference */
+    }
+    return token;
 }
 
 /* Finalize a task in the owner: the outcome as (kind, value), and the
@@ -1089,6 +1299,7 @@ task_outcome(module_state *st, pool *p, exc_rebuild how, task *t,
     if (p->shutdown) {
         kick_collector(p);
     }
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
     task_decref(t); /* the finalizer's reference; the caller has another */
     return Py_BuildValue("(iN)", kind, value);
@@ -1198,6 +1409,7 @@ collect_poll(void *arg, waiter *w)
         p->collector = w;
         done = 0;
     }
+    pool_check(p);
     pthread_mutex_unlock(&p->mutex);
     return done;
 }
@@ -1308,14 +1520,7 @@ poolobj_shutdown(PyObject *op, PyObject *cancel)
         return NULL;
     }
     pthread_mutex_lock(&p->mutex);
-    p->shutdown = 1;
-    task *list = NULL;
-    if (do_cancel) {
-        list = p->head;
-        p->head = p->tail = NULL;
-    }
-    wake_all_idle(p);
-    kick_collector(p);
+    task *list = stop_taking(p, do_cancel);
     pthread_mutex_unlock(&p->mutex);
     cancel_tasks(p, list);
     Py_RETURN_NONE;
@@ -1357,12 +1562,8 @@ poolobj_terminate(PyObject *op, PyObject *Py_UNUSED(ignored))
         return PyErr_NoMemory();
     }
     pthread_mutex_lock(&p->mutex);
-    p->shutdown = 1;
     atomic_store(&p->terminating, 1);
-    task *list = p->head;
-    p->head = p->tail = NULL;
-    wake_all_idle(p);
-    kick_collector(p);
+    task *list = stop_taking(p, 1);
     for (int i = 0; i < p->n_workers; i++) {
         worker *wk = &p->workers[i];
         if (wk->entry != NULL && atomic_load(&wk->current) != NULL) {
@@ -1511,6 +1712,7 @@ resume_paused(void)
         if (--p->pausing == 0) {
             wake_all_idle(p);
         }
+        pool_check(p);
         pthread_mutex_unlock(&p->mutex);
         pool_decref(p);
     }
@@ -1624,6 +1826,7 @@ pools_fork_before(PyObject *mod, PyObject *Py_UNUSED(ignored))
             wake_all_idle(p);
             paused[n_paused++] = p;
         }
+        pool_check(p);
         pthread_mutex_unlock(&p->mutex);
     }
     pthread_mutex_unlock(&pools_mutex);
@@ -1714,24 +1917,15 @@ pools_atfork_child(void)
         p->head = p->tail = NULL;
         while (t != NULL) {
             task *next = t->next;
-            int expect = T_PENDING;
-            if (atomic_compare_exchange_strong(&t->state, &expect,
-                                               T_RUNNING)) {
-                t->broken = 1;
-                atomic_store(&t->state, T_DONE);
-            }
+            task_fail_unrun(t);
             t->handed = 1;
-            /* the queue's reference becomes the done list's */
-            t->next = NULL;
-            if (p->done_tail != NULL) {
-                p->done_tail->next = t;
-            }
-            else {
-                p->done_head = t;
-            }
-            p->done_tail = t;
+            t->waiting = NULL;  /* a thread of the parent, not here */
+            /* as task_finish: the done list holds a reference */
+            atomic_fetch_add(&t->refcnt, 1);
+            task_list_append(&p->done_head, &p->done_tail, t);
             t = next;
         }
+        pool_check(p);
     }
     /* the forking thread's "before" references: nobody resumes them
        here (other threads' pauses are lost with those threads) */

@@ -6,8 +6,17 @@
  * the interpreter's own id (PyInterpreterState_GetID, so ids match the
  * standard library's).  Entries are plain C: no PyObject * lives here.
  * One mutex, `runtime.mutex`, protects the registry and every field of
- * every entry; it is a leaf lock: nothing calls into Python, waits for a
- * GIL or takes another lock while holding it.
+ * every entry.  Nothing calls into Python, waits for a GIL or takes
+ * another lock of subinterp while holding it (other locks of subinterp
+ * may be held when it is taken: a pool's mutex, in terminate()).  It is
+ * not a leaf lock, though: a thread state is made, or one that was never
+ * attached is deleted, under it (slot_tstate), and PyThreadState_New and
+ * PyThreadState_Delete take CPython's own lock of the interpreter's
+ * thread list.  They must run under it: the mutex is what keeps the
+ * interpreter from being ended meanwhile (closes mark the entry closing
+ * under it, and force_close ends an interpreter whatever runs there).
+ * CPython never calls into subinterp with that lock held, so the order
+ * is always runtime.mutex, then CPython's lock.
  *
  *     runtime.head -> entry(id 0, main) -> entry(id 3, owned) -> ...
  *                                            |
@@ -259,6 +268,29 @@ slot_add(thread_rec *rec, interp_entry *e, PyThreadState *tstate)
     return 0;
 }
 
+/* This thread's thread state for e: the one its slot caches, or a new
+ * one, cached.  NULL when out of memory.  runtime.mutex held, with e's
+ * interpreter alive (set and not closing): the mutex keeps it from being
+ * ended under PyThreadState_New (see the top of this file). */
+static PyThreadState *
+slot_tstate(thread_rec *rec, interp_entry *e)
+{
+    slot *s = slot_find(rec, e);
+    if (s != NULL) {
+        return s->tstate;
+    }
+    /* PyThreadState_New needs no GIL; it only allocates the thread state
+       and links it into the interpreter's list. */
+    PyThreadState *tstate = PyThreadState_New(e->interp);
+    if (tstate != NULL && slot_add(rec, e, tstate) < 0) {
+        /* never attached: clearing it runs no Python code */
+        PyThreadState_Clear(tstate);
+        PyThreadState_Delete(tstate);
+        tstate = NULL;
+    }
+    return tstate;
+}
+
 /* Clear and delete the thread states of a detached list of slots.  The
  * GIL of their interpreter is held by the calling thread, through a thread
  * state that is not on the list. */
@@ -395,6 +427,19 @@ entry_maybe_free(interp_entry *e)
         pp = &(*pp)->next;
     }
     PyMem_RawFree(e);
+}
+
+/* Drop a reference taken to close e (orphans, the exit handler).  Unlike
+ * entry_decref, it never marks e orphaned: one that could not be closed
+ * is left to the exit handler, not taken again by the loop that tried. */
+static void
+entry_drop_close_ref(interp_entry *e)
+{
+    LOCK();
+    assert(e->refcount > 0);
+    e->refcount--;
+    entry_maybe_free(e);    /* (not while its interpreter lives) */
+    UNLOCK();
 }
 
 void
@@ -737,25 +782,10 @@ claim(interp_entry *e, int for_close, PyThreadState **tstate_p,
         err = ERR_INTERP_RUNNING;
         goto done;
     }
-    slot *s = slot_find(rec, e);
-    if (s != NULL) {
-        tstate = s->tstate;
-    }
-    else {
-        /* PyThreadState_New needs no GIL; it only allocates and links
-           the thread state into the interpreter's list. */
-        tstate = PyThreadState_New(e->interp);
-        if (tstate == NULL) {
-            err = ERR_NO_MEMORY;
-            goto done;
-        }
-        err = slot_add(rec, e, tstate);
-        if (err < 0) {
-            /* never attached: clearing it runs no Python code */
-            PyThreadState_Clear(tstate);
-            PyThreadState_Delete(tstate);
-            goto done;
-        }
+    tstate = slot_tstate(rec, e);
+    if (tstate == NULL) {
+        err = ERR_NO_MEMORY;
+        goto done;
     }
     e->running = me;
     if (for_close) {
@@ -1192,6 +1222,89 @@ join_from(PyThreadState *caller, PyObject *ns, PyObject *threads,
     return 0;
 }
 
+/* Whether one of threads (threading.Thread objects) is a daemon thread:
+ * 1 or 0, or -1 with an exception set. */
+static int
+any_daemon(PyObject *threads)
+{
+    int daemon = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(threads); i++) {
+        PyObject *flag = PyObject_GetAttrString(PyList_GET_ITEM(threads, i),
+                                                "daemon");
+        if (flag == NULL) {
+            return -1;
+        }
+        daemon |= PyObject_IsTrue(flag) == 1;
+        Py_DECREF(flag);
+    }
+    return daemon;
+}
+
+/* At exit: raise SystemExit asynchronously in the threads of threads, but
+ * not in the thread of an interrupted close() that still joins them: an
+ * exception there while Thread.join() gives up would release the joined
+ * thread's lock and make it look ended (threading's bpo-45274 clean-up);
+ * it ends with its deadline, before the exit's.  0, or -1 with an
+ * exception set. */
+static int
+raise_exit_in_threads(PyObject *ns, PyObject *threads)
+{
+    PyObject *tids = PyObject_CallFunction(
+        PyDict_GetItemString(ns, "stop_targets"), "O", threads);
+    if (tids == NULL) {
+        return -1;
+    }
+    if (!PyList_Check(tids)) {
+        PyErr_SetString(PyExc_TypeError, "stop_targets() returned no list");
+        Py_DECREF(tids);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tids); i++) {
+        unsigned long tid = PyLong_AsUnsignedLong(PyList_GET_ITEM(tids, i));
+        if (tid == (unsigned long)-1 && PyErr_Occurred()) {
+            Py_DECREF(tids);
+            return -1;
+        }
+        (void)PyThreadState_SetAsyncExc(tid, PyExc_SystemExit);
+    }
+    Py_DECREF(tids);
+    return 0;
+}
+
+/* Join threads for `timeout` seconds: from caller's thread state when it
+ * is not NULL (join_from), else here (at exit: the exit handler gives
+ * every interpreter one grace period and handles Ctrl-C itself; and for
+ * closes that nothing may interrupt: orphans, pool workers).  *verdict:
+ * 0 when they all ended; ERR_INTERP_BUSY (ERR_INTERP_THREADS when daemon)
+ * when some still run; ERR_PYEXC with the exception set in caller's
+ * thread state.  0, or -1 with an exception set here. */
+static int
+join_threads(PyObject *ns, PyObject *threads, double timeout, int daemon,
+             PyThreadState *caller, int *verdict)
+{
+    int alive = 0;
+    *verdict = 0;
+    if (caller != NULL) {
+        int r = join_from(caller, ns, threads, timeout, &alive);
+        if (r == -2) {
+            return -1;
+        }
+        *verdict = r == -1 ? ERR_PYEXC : alive ? ERR_INTERP_BUSY : 0;
+        return 0;
+    }
+    PyObject *res = PyObject_CallFunction(PyDict_GetItemString(ns, "join"),
+                                          "Od", threads, timeout);
+    if (res == NULL) {
+        return -1;
+    }
+    alive = PyObject_IsTrue(res) == 1;
+    Py_DECREF(res);
+    if (alive) {
+        *verdict = daemon ? ERR_INTERP_THREADS : ERR_INTERP_BUSY;
+    }
+    return 0;
+}
+
 /* Ready e's interpreter (current, through this thread) to end: shut its
  * pools down, stop its waits and join its threads for `timeout` seconds.
  * caller: the thread state close() was called in, to join from there
@@ -1217,78 +1330,28 @@ prepare_close(int64_t id, double timeout, int at_exit, int *stopped,
     }
     Py_CLEAR(res);
     threads = PyObject_CallNoArgs(PyDict_GetItemString(ns, "threads"));
-    if (threads == NULL || !PyList_Check(threads)) {
+    if (threads == NULL || !PyList_Check(threads) ||
+        (daemon = any_daemon(threads)) < 0) {
         goto error;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(threads);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *flag = PyObject_GetAttrString(PyList_GET_ITEM(threads, i),
-                                                "daemon");
-        if (flag == NULL) {
-            goto error;
-        }
-        daemon |= PyObject_IsTrue(flag) == 1;
-        Py_DECREF(flag);
     }
     if (daemon && !at_exit) {
         err = ERR_INTERP_THREADS;
         goto done;
     }
-    if (n > 0) {
+    if (PyList_GET_SIZE(threads) > 0) {
         wait_interrupt_interp(id);
         *stopped = 1;
-    }
-    if (at_exit && n > 0) {
-        /* Not to the thread of an interrupted close() that still joins
-           them: an exception there while Thread.join() gives up would
-           release the joined thread's lock and make it look ended
-           (threading's bpo-45274 clean-up); it ends with its deadline,
-           before the exit's. */
-        res = PyObject_CallFunction(PyDict_GetItemString(ns, "stop_targets"),
-                                    "O", threads);
-        if (res == NULL || !PyList_Check(res)) {
+        if (at_exit && raise_exit_in_threads(ns, threads) < 0) {
             goto error;
         }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(res); i++) {
-            unsigned long tid =
-                PyLong_AsUnsignedLong(PyList_GET_ITEM(res, i));
-            if (tid == (unsigned long)-1 && PyErr_Occurred()) {
-                goto error;
-            }
-            (void)PyThreadState_SetAsyncExc(tid, PyExc_SystemExit);
-        }
-        Py_CLEAR(res);
-    }
-    if (n > 0 && caller != NULL) {
-        int alive = 0;
-        int r = join_from(caller, ns, threads, timeout, &alive);
-        if (r == -1) {
-            err = ERR_PYEXC;   /* set in the caller's thread state */
-            goto done;
-        }
-        if (r < 0) {
+        if (join_threads(ns, threads, timeout, daemon, caller, &err) < 0) {
             goto error;
         }
-        if (alive) {
-            err = ERR_INTERP_BUSY;
+        if (err < 0) {
             goto done;
         }
     }
-    else if (n > 0) {
-        /* Joined here: at exit (the exit handler gives every interpreter
-           one grace period and handles Ctrl-C itself), and for closes
-           that nothing may interrupt (orphans, pool workers). */
-        res = PyObject_CallFunction(PyDict_GetItemString(ns, "join"), "Od",
-                                    threads, timeout);
-        if (res == NULL) {
-            goto error;
-        }
-        if (PyObject_IsTrue(res) == 1) {
-            err = daemon ? ERR_INTERP_THREADS : ERR_INTERP_BUSY;
-            goto done;
-        }
-    }
-    Py_XSETREF(res, PyObject_CallNoArgs(PyDict_GetItemString(ns, "done")));
+    res = PyObject_CallNoArgs(PyDict_GetItemString(ns, "done"));
     if (res == NULL) {
         goto error;
     }
@@ -1309,14 +1372,23 @@ error:
     goto done;
 }
 
+/* Copy a hook table into out (MAX_HOOKS slots), to run the hooks without
+ * the mutex; returns how many there are. */
+static int
+copy_hooks(void *const *table, const int *n, void **out)
+{
+    LOCK();
+    int count = *n;
+    memcpy(out, table, MAX_HOOKS * sizeof(void *));
+    UNLOCK();
+    return count;
+}
+
 static void
 run_closed_hooks(int64_t id)
 {
     void *hooks[MAX_HOOKS];
-    LOCK();
-    int n = runtime.n_closed_hooks;
-    memcpy(hooks, runtime.closed_hooks, sizeof(hooks));
-    UNLOCK();
+    int n = copy_hooks(runtime.closed_hooks, &runtime.n_closed_hooks, hooks);
     for (int i = 0; i < n; i++) {
         ((interp_closed_hook)hooks[i])(id);
     }
@@ -1326,10 +1398,8 @@ static void
 run_closing_hooks(void)
 {
     void *hooks[MAX_HOOKS];
-    LOCK();
-    int n = runtime.n_closing_hooks;
-    memcpy(hooks, runtime.closing_hooks, sizeof(hooks));
-    UNLOCK();
+    int n = copy_hooks(runtime.closing_hooks, &runtime.n_closing_hooks,
+                       hooks);
     for (int i = 0; i < n; i++) {
         ((interp_closing_hook)hooks[i])();
     }
@@ -1368,6 +1438,33 @@ end_interpreter(interp_entry *e, PyThreadState *tstate, slot *mine,
     PyEval_RestoreThread(save);
 }
 
+/* The start of every close (close_entry, force_close): switch this thread
+ * to tstate, a thread state of e, taking e's GIL, and clear and delete
+ * every other cached thread state of e (and the detached list dead):
+ * Py_EndInterpreter insists on being the last thread.  Threads that still
+ * hold a slot of e find it closing and never use it again.  *mine is the
+ * slot that caches tstate, or NULL; returns the thread state to come back
+ * to. */
+static PyThreadState *
+enter_to_close(interp_entry *e, PyThreadState *tstate, slot *dead,
+               slot **mine)
+{
+    PyThreadState *save = PyEval_SaveThread();
+    PyEval_RestoreThread(tstate);
+    LOCK();
+    *mine = NULL;
+    for (slot *s = e->slots; s != NULL; s = s->next_in_entry) {
+        if (s->tstate == tstate) {
+            *mine = s;
+        }
+    }
+    slot *others = take_all_slots(e, *mine);
+    UNLOCK();
+    slots_delete(dead);
+    slots_delete(others);
+    return save;
+}
+
 /* Close e from this thread; its threads get `timeout` seconds to stop
  * (prepare_close). */
 static int
@@ -1380,24 +1477,8 @@ close_entry(interp_entry *e, double timeout, int at_exit, int interruptible)
     if (err < 0) {
         return err;
     }
-    PyThreadState *save = PyEval_SaveThread();
-    PyEval_RestoreThread(tstate);
-
-    /* Every other cached thread state goes first: Py_EndInterpreter
-       insists on being the last thread.  Threads that still hold a slot
-       of e find it closing and never use it again. */
-    LOCK();
-    slot *mine = NULL;
-    for (slot *s = e->slots; s != NULL; s = s->next_in_entry) {
-        if (s->tstate == tstate) {
-            mine = s;
-        }
-    }
-    slot *others = take_all_slots(e, mine);
-    UNLOCK();
-    slots_delete(dead);
-    slots_delete(others);
-
+    slot *mine;
+    PyThreadState *save = enter_to_close(e, tstate, dead, &mine);
     err = prepare_close(e->id, timeout, at_exit, &stopped,
                         interruptible ? save : NULL);
     if (err < 0) {
@@ -1455,17 +1536,10 @@ runtime_close_orphans(void)
         if (e == NULL) {
             return;
         }
-        int err = runtime_close(e, 0);
-        LOCK();
-        e->refcount--;
-        if (err < 0) {
-            /* still alive (e.g. daemon threads): the exit handler tries
-               again */
-        }
-        else {
-            entry_maybe_free(e);
-        }
-        UNLOCK();
+        /* on failure still alive (daemon threads, say): the exit handler
+           tries again */
+        (void)runtime_close(e, 0);
+        entry_drop_close_ref(e);
     }
 }
 
@@ -1491,18 +1565,7 @@ interrupt_running(interp_entry *e, int (*still)(void *), void *arg)
     LOCK();
     if (e->interp != NULL && e->running != 0 && !e->closing) {
         target = e->running;
-        slot *s = slot_find(rec, e);
-        if (s != NULL) {
-            tstate = s->tstate;
-        }
-        else {
-            tstate = PyThreadState_New(e->interp);
-            if (tstate != NULL && slot_add(rec, e, tstate) < 0) {
-                PyThreadState_Clear(tstate);
-                PyThreadState_Delete(tstate);
-                tstate = NULL;
-            }
-        }
+        tstate = slot_tstate(rec, e);
         if (tstate != NULL) {
             e->interrupting++;
         }
@@ -1578,12 +1641,7 @@ force_close(interp_entry *e)
         UNLOCK();
         return;
     }
-    PyThreadState *save = PyEval_SaveThread();
-    PyEval_RestoreThread(tstate);
-    LOCK();
-    slot *all = take_all_slots(e, mine);
-    UNLOCK();
-    slots_delete(all);
+    PyThreadState *save = enter_to_close(e, tstate, NULL, &mine);
     /* With its GIL held no thread of it can start or end: the list is
        stable. */
     PyThreadState *ts = PyInterpreterState_ThreadHead(interp);
@@ -1613,10 +1671,7 @@ exit_deferred(PyObject *capsule)
     for (size_t i = 0; i < runtime.n_deferred; i++) {
         interp_entry *e = runtime.deferred[i];
         force_close(e);
-        LOCK();
-        e->refcount--;
-        entry_maybe_free(e);
-        UNLOCK();
+        entry_drop_close_ref(e);
     }
     PyMem_RawFree(runtime.deferred);
     runtime.deferred = NULL;
@@ -1777,6 +1832,14 @@ stop_all_waits(void)
     }
 }
 
+/* A close failed because code or threads still run in the interpreter. */
+static inline int
+still_runs(int err)
+{
+    return err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
+           err == ERR_INTERP_BUSY;
+}
+
 /* After the grace period (or at its end): close e, or stop it. */
 static void
 settle_at_exit(interp_entry *e, const deadline *dl)
@@ -1784,8 +1847,7 @@ settle_at_exit(interp_entry *e, const deadline *dl)
     wait_idle(e, dl);
     double left = (double)deadline_remaining_ns(dl) / 1e9;
     int err = close_entry(e, left, 1, 0);
-    if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
-        err == ERR_INTERP_BUSY) {
+    if (still_runs(err)) {
         stop_at_exit(e, err);
     }
 }
@@ -1830,6 +1892,72 @@ warn_open_at_exit(void)
     }
 }
 
+/* The exit handler's next interpreter to close: one this package created
+ * that is alive and not tried yet, held by a new reference and marked as
+ * tried, so that it is taken once; *running tells whether code runs in
+ * it.  NULL when none is left. */
+static interp_entry *
+next_to_close_at_exit(int *running)
+{
+    interp_entry *e;
+    LOCK();
+    for (e = runtime.head; e != NULL; e = e->next) {
+        if (e->owned && e->interp != NULL && !e->closing &&
+            !e->exit_tried) {
+            break;
+        }
+    }
+    if (e != NULL) {
+        e->refcount++;
+        e->exit_tried = 1;
+    }
+    *running = e != NULL && e->running != 0;
+    UNLOCK();
+    return e;
+}
+
+/* The exit handler's list of interpreters that still run after it asked
+ * them to stop (each with the reference next_to_close_at_exit took). */
+typedef struct {
+    interp_entry **items;
+    size_t n, cap;
+} busy_list;
+
+static int
+busy_add(busy_list *b, interp_entry *e)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 8;
+        interp_entry **p = PyMem_RawRealloc(b->items,
+                                            cap * sizeof(interp_entry *));
+        if (p == NULL) {
+            return -1;
+        }
+        b->items = p;
+        b->cap = cap;
+    }
+    b->items[b->n++] = e;
+    return 0;
+}
+
+/* Step 1 of the exit handler for e: close it when idle, or ask what runs
+ * in it to stop.  ERR_INTERP_RUNNING, ERR_INTERP_THREADS or
+ * ERR_INTERP_BUSY when it still runs, else what close_entry said. */
+static int
+close_or_stop_at_exit(interp_entry *e, int running)
+{
+    if (running) {
+        /* A thread parked in one of our waits (queue get, channel recv,
+           lock acquire) has no GIL to receive SystemExit with: wake those
+           first. */
+        wait_interrupt_interp(e->id);
+        interrupt_running(e, NULL, NULL);
+        return ERR_INTERP_RUNNING;
+    }
+    /* stops its threads without waiting for them */
+    return close_entry(e, 0.0, 1, 0);
+}
+
 /* The atexit callback of the main interpreter: close every interpreter
  * this package created, before the runtime finalizes.  Threads the
  * threading module started have been joined by then, so what still runs
@@ -1839,8 +1967,7 @@ warn_open_at_exit(void)
 PyObject *
 runtime_shutdown(double grace)
 {
-    interp_entry **busy = NULL;
-    size_t n_busy = 0, cap_busy = 0;
+    busy_list busy = {NULL, 0, 0};
     deadline dl;
     warn_open_at_exit();
     LOCK();
@@ -1858,70 +1985,28 @@ runtime_shutdown(double grace)
 
     /* 1. Close what is idle; ask the rest to stop, all at once. */
     for (;;) {
-        interp_entry *e;
-        LOCK();
-        for (e = runtime.head; e != NULL; e = e->next) {
-            if (e->owned && e->interp != NULL && !e->closing &&
-                !e->exit_tried) {
-                break;
-            }
-        }
-        if (e != NULL) {
-            /* hold it, and mark it so that it is taken once */
-            e->refcount++;
-            e->exit_tried = 1;
-        }
-        int running = e != NULL && e->running != 0;
-        UNLOCK();
+        int running;
+        interp_entry *e = next_to_close_at_exit(&running);
         if (e == NULL) {
             break;
         }
-        int err = ERR_INTERP_RUNNING;
-        if (running) {
-            /* A thread parked in one of our waits (queue get, channel
-               recv, lock acquire) has no GIL to receive SystemExit with:
-               wake those first. */
-            wait_interrupt_interp(e->id);
-            interrupt_running(e, NULL, NULL);
-        }
-        else {
-            /* stops its threads without waiting for them */
-            err = close_entry(e, 0.0, 1, 0);
-        }
-        if (err == ERR_INTERP_RUNNING || err == ERR_INTERP_THREADS ||
-            err == ERR_INTERP_BUSY) {
-            if (n_busy == cap_busy) {
-                size_t cap = cap_busy ? 2 * cap_busy : 8;
-                interp_entry **p = PyMem_RawRealloc(
-                    busy, cap * sizeof(interp_entry *));
-                if (p != NULL) {
-                    busy = p;
-                    cap_busy = cap;
-                }
-            }
-            if (n_busy < cap_busy) {
-                busy[n_busy++] = e;  /* keeps the reference */
-                continue;
+        int err = close_or_stop_at_exit(e, running);
+        if (still_runs(err)) {
+            if (busy_add(&busy, e) == 0) {
+                continue;   /* busy keeps the reference */
             }
             /* out of memory: settle it now */
             settle_at_exit(e, &dl);
         }
-        LOCK();
-        e->refcount--;
-        entry_maybe_free(e);
-        UNLOCK();
+        entry_drop_close_ref(e);
     }
 
     /* 2. One grace period for all of them. */
-    for (size_t i = 0; i < n_busy; i++) {
-        interp_entry *e = busy[i];
-        settle_at_exit(e, &dl);
-        LOCK();
-        e->refcount--;
-        entry_maybe_free(e);
-        UNLOCK();
+    for (size_t i = 0; i < busy.n; i++) {
+        settle_at_exit(busy.items[i], &dl);
+        entry_drop_close_ref(busy.items[i]);
     }
-    PyMem_RawFree(busy);
+    PyMem_RawFree(busy.items);
     wait_for_others();
     LOCK();
     runtime.shut_down = 1;

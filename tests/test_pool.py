@@ -836,6 +836,56 @@ def test_fork_with_live_pools():
     assert res.stderr == ""
 
 
+FORK_DONE_LIST_SCRIPT = """
+import gc, os, sys, threading, time, warnings
+import subinterp, test_pool
+warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+
+pool = subinterp.Pool(1)
+running = pool.submit(test_pool.sleep_return, 0.3, "ran")
+queued = [pool.submit(test_pool.add, i, 1) for i in range(4)]
+# a thread of the parent waits in result() for the last one
+waiter = threading.Thread(target=queued[-1].result)
+waiter.start()
+time.sleep(0.1)             # the first task is running
+pid = os.fork()             # waits for it, then forks
+if pid == 0:
+    code = 1
+    try:
+        # The parent's queued tasks wait failed on the done list (with
+        # nobody waiting on them: the parent's waiting thread is not
+        # here); each is finalized and its Future dropped while the others
+        # are still listed, and the pool (whose checks walk the list) goes
+        # on.
+        while queued:
+            fut = queued.pop(0)
+            assert isinstance(fut.exception(timeout=5),
+                              subinterp.BrokenInterpreterPool)
+            del fut
+            gc.collect()
+            assert pool._core.stats()["broken"] == 1
+        code = 0
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+print([f.result(timeout=30) for f in queued])
+waiter.join()
+pool.shutdown()
+"""
+
+
+def test_forked_child_finalizes_listed_tasks_one_by_one():
+    # In a forked child the parent's queued tasks are moved to the done
+    # list; the list holds a reference to each, as it does for the tasks
+    # the workers hand on, so a task finalized and dropped there is not
+    # freed while still listed (a use after free under ASan otherwise).
+    res = run_script(FORK_DONE_LIST_SCRIPT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "child 0\n[1, 2, 3, 4]\n", res.stderr
+
+
 def test_fork_from_two_threads_at_once():
     # Each fork pauses every pool; the workers go on once both are through.
     res = run_script(

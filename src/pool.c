@@ -251,21 +251,12 @@ pool_decref(pool *p)
     }
 }
 
-static void
-fire(waiter *w)
-{
-    uint32_t prev;
-    if (waiter_claim(w, &prev)) {
-        waiter_publish(w, prev);
-    }
-}
-
 /* The collector may have something to do.  mutex held. */
 static void
 kick_collector(pool *p)
 {
     if (p->collector != NULL) {
-        fire(p->collector);
+        waiter_notify(p->collector);
         p->collector = NULL;
     }
 }
@@ -274,7 +265,7 @@ static void
 kick_joiner(pool *p)
 {
     if (p->joiner != NULL) {
-        fire(p->joiner);
+        waiter_notify(p->joiner);
         p->joiner = NULL;
     }
 }
@@ -295,7 +286,7 @@ kick_forker(pool *p)
         return;
     }
     for (forker *f = p->forkers; f != NULL; f = f->next) {
-        fire(&f->w);
+        waiter_notify(&f->w);
     }
     p->forkers = NULL;
 }
@@ -304,11 +295,11 @@ static void
 wake_all_idle(pool *p)
 {
     for (int i = 0; i < p->n_idle; i++) {
-        fire(p->idle[i]);
+        waiter_notify(p->idle[i]);
     }
     p->n_idle = 0;
     for (int i = 0; i < p->n_cold; i++) {
-        fire(p->cold[i]);
+        waiter_notify(p->cold[i]);
     }
     p->n_cold = 0;
 }
@@ -320,15 +311,11 @@ wake_all_idle(pool *p)
 static void
 task_finish(pool *p, task *t)
 {
-    uint32_t prev;
     pthread_mutex_lock(&p->mutex);
     t->handed = 1;
     waiter *w = t->waiting;
     t->waiting = NULL;
-    if (w != NULL && waiter_claim(w, &prev)) {
-        waiter_publish(w, prev);
-    }
-    else {
+    if (w == NULL || !waiter_notify(w)) {
         /* Nobody waits: the collector finalizes it.  The done list holds
            a reference of its own. */
         atomic_fetch_add(&t->refcnt, 1);
@@ -445,13 +432,15 @@ take_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 take_withdraw(void *arg, waiter *w)
 {
     pool *p = ((take_wait *)arg)->p;
     pthread_mutex_lock(&p->mutex);
     parked_remove(p->idle, &p->n_idle, w);
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* Take the next task, waiting with this interpreter's GIL released.  NULL
@@ -461,7 +450,7 @@ take_withdraw(void *arg, waiter *w)
 static task *
 worker_take(pool *p, worker *wk)
 {
-    static const wait_cond cond = {take_poll, take_withdraw};
+    static const wait_cond cond = {take_poll, take_withdraw, 0};
     static const deadline forever = {.forever = 1};
     take_wait a = {.p = p, .wk = wk, .t = NULL};
     if (wait_until(&cond, &a, &wk->w, &forever, 0) < 0) {
@@ -605,19 +594,21 @@ park_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 park_withdraw(void *arg, waiter *w)
 {
     pool *p = (pool *)arg;
     pthread_mutex_lock(&p->mutex);
     parked_remove(p->cold, &p->n_cold, w);
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 static int
 worker_park(pool *p, worker *wk)
 {
-    static const wait_cond cond = {park_poll, park_withdraw};
+    static const wait_cond cond = {park_poll, park_withdraw, 0};
     static const deadline forever = {.forever = 1};
     int go_on;
     pthread_mutex_lock(&p->mutex);
@@ -1018,11 +1009,11 @@ poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     p->tail = t;
     p->outstanding++;
     if (p->n_idle > 0) {
-        fire(p->idle[--p->n_idle]);
+        waiter_notify(p->idle[--p->n_idle]);
     }
     else if (p->n_cold > 0 && !p->pausing) {
         /* no warm worker free: one without an interpreter makes one */
-        fire(p->cold[--p->n_cold]);
+        waiter_notify(p->cold[--p->n_cold]);
     }
     pthread_mutex_unlock(&p->mutex);
     Py_DECREF(packed);
@@ -1115,7 +1106,7 @@ result_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 result_withdraw(void *arg, waiter *w)
 {
     result_wait *a = (result_wait *)arg;
@@ -1125,7 +1116,9 @@ result_withdraw(void *arg, waiter *w)
     }
     /* else the worker took it (and finding it cancelled, put the task on
        the done list) */
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&a->p->mutex);
+    return withdrawn;
 }
 
 /* wait(token, timeout) -> (kind, value) | None
@@ -1135,7 +1128,7 @@ result_withdraw(void *arg, waiter *w)
 static PyObject *
 poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const wait_cond cond = {result_poll, result_withdraw};
+    static const wait_cond cond = {result_poll, result_withdraw, 0};
     PoolObject *self = (PoolObject *)op;
     module_state *st = pool_state(op);
     deadline dl;
@@ -1202,7 +1195,7 @@ collect_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 collect_withdraw(void *arg, waiter *w)
 {
     pool *p = ((collect_wait *)arg)->p;
@@ -1210,7 +1203,9 @@ collect_withdraw(void *arg, waiter *w)
     if (p->collector == w) {
         p->collector = NULL;
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* collect() -> [(future, (kind, value)), ...] | None
@@ -1220,7 +1215,7 @@ collect_withdraw(void *arg, waiter *w)
 static PyObject *
 poolobj_collect(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
-    static const wait_cond cond = {collect_poll, collect_withdraw};
+    static const wait_cond cond = {collect_poll, collect_withdraw, 0};
     static const deadline forever = {.forever = 1};
     PoolObject *self = (PoolObject *)op;
     pool *p = self->pool;
@@ -1391,7 +1386,7 @@ join_poll(void *arg, waiter *w)
     if (p->n_alive > 0) {
         if (p->joiner != NULL) {
             /* one joiner at a time: take over (it polls again) */
-            fire(p->joiner);
+            waiter_notify(p->joiner);
         }
         p->joiner = w;
         done = 0;
@@ -1400,7 +1395,7 @@ join_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 join_withdraw(void *arg, waiter *w)
 {
     pool *p = (pool *)arg;
@@ -1408,7 +1403,9 @@ join_withdraw(void *arg, waiter *w)
     if (p->joiner == w) {
         p->joiner = NULL;
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* join(timeout=None, closing=False) -> bool: wait (GIL released) for
@@ -1419,7 +1416,7 @@ join_withdraw(void *arg, waiter *w)
 static PyObject *
 poolobj_join(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const wait_cond cond = {join_poll, join_withdraw};
+    static const wait_cond cond = {join_poll, join_withdraw, 0};
     PoolObject *self = (PoolObject *)op;
     deadline dl;
     waiter w;
@@ -1561,12 +1558,11 @@ parked_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 parked_withdraw(void *arg, waiter *w)
 {
     parked_wait *a = (parked_wait *)arg;
     pool *p = a->p;
-    (void)w;
     pthread_mutex_lock(&p->mutex);
     for (forker **link = &p->forkers; *link != NULL; link = &(*link)->next) {
         if (*link == a->me) {
@@ -1574,7 +1570,9 @@ parked_withdraw(void *arg, waiter *w)
             break;
         }
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* Wait until every worker of p is parked, with the GIL released (a worker
@@ -1584,7 +1582,7 @@ parked_withdraw(void *arg, waiter *w)
 static int
 wait_parked(pool *p)
 {
-    static const wait_cond cond = {parked_poll, parked_withdraw};
+    static const wait_cond cond = {parked_poll, parked_withdraw, 0};
     static const deadline forever = {.forever = 1};
     forker me;
     parked_wait a = {.p = p, .me = &me};

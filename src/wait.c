@@ -206,19 +206,28 @@ waiter_fini(waiter *w)
 #endif
 }
 
-int
-waiter_claim(waiter *w, uint32_t *prev)
+/* Move w from a live state (W_WAITING, W_PARKED) to `to`: the one
+ * compare-and-swap that settles who ends a wait.  1 and *prev set when
+ * this caller did, 0 when w was no longer live. */
+static int
+waiter_take(waiter *w, uint32_t to, uint32_t *prev)
 {
     uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
     while (s == W_WAITING || s == W_PARKED) {
         if (atomic_compare_exchange_weak_explicit(
-                &w->state, &s, W_CLAIMED, memory_order_acq_rel,
+                &w->state, &s, to, memory_order_acq_rel,
                 memory_order_acquire)) {
             *prev = s;
             return 1;
         }
     }
     return 0;
+}
+
+int
+waiter_claim(waiter *w, uint32_t *prev)
+{
+    return waiter_take(w, W_CLAIMED, prev);
 }
 
 /* WAKE_THREAD: the owner spins or parks in waiter_wait(). */
@@ -277,15 +286,8 @@ waiter_fire(waiter *w, uint32_t prev, int fired_case, int status,
 int
 waiter_cancel(waiter *w)
 {
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-    while (s == W_WAITING || s == W_PARKED) {
-        if (atomic_compare_exchange_weak_explicit(
-                &w->state, &s, W_CANCELLED, memory_order_acq_rel,
-                memory_order_acquire)) {
-            return 1;
-        }
-    }
-    return 0;
+    uint32_t prev;
+    return waiter_take(w, W_CANCELLED, &prev);
 }
 
 /* The owner, once a firer claimed w: wait for its result, a few stores

@@ -61,6 +61,7 @@ typedef struct {
     fifo **locks;           /* the cases' FIFOs, each once, sorted */
     int nlocks;
     int linked;             /* the last poll linked the nodes */
+    int unlinked;           /* and sel_withdraw unlinked them since */
     /* out, when a poll completed a case (or found none, with no waiting
        wanted) */
     sel_status res;
@@ -74,7 +75,7 @@ sel_poll(void *arg, waiter *w)
     sel_wait *a = (sel_wait *)arg;
     int done = 0;
 
-    a->linked = 0;
+    a->linked = a->unlinked = 0;
     a->res = SEL_TIMEOUT;
     for (int j = 0; j < a->nlocks; j++) {
         sub_mutex_lock(&a->locks[j]->mutex);
@@ -116,12 +117,16 @@ sel_poll(void *arg, waiter *w)
     return done;
 }
 
-/* Unlink every node still linked (a firer unlinked its own). */
+/* Unlink every node but `skip`'s (-1: none), which its firer unlinked
+ * and is done with. */
 static void
-sel_unlink(sel_wait *a)
+sel_unlink(sel_wait *a, int skip)
 {
     for (int i = 0; i < a->n; i++) {
         sel_case *c = &a->cases[i];
+        if (i == skip) {
+            continue;
+        }
         sub_mutex_lock(&c->f->mutex);
         wnode_unlink(&c->node);
         sub_mutex_unlock(&c->f->mutex);
@@ -133,7 +138,9 @@ sel_unlink(sel_wait *a)
 static int
 sel_withdraw(void *arg, waiter *w)
 {
-    sel_unlink((sel_wait *)arg);
+    sel_wait *a = (sel_wait *)arg;
+    sel_unlink(a, -1);
+    a->unlinked = 1;
     return waiter_withdraw(w);
 }
 
@@ -174,11 +181,12 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
     r = wait_until(&sel_cond, &a, &w, dl != NULL ? dl : &now,
                    WAIT_POLL_WITH_GIL);
     if (r == WAIT_FIRED && a.linked) {
-        /* a firer completed case w.fired_case (the engine withdrew
-           nothing: sel_withdraw found it fired meanwhile, or it was not
-           called) */
+        /* a firer completed case w.fired_case (and sel_withdraw, if it
+           ran, found it fired meanwhile) */
         int fired = w.fired_case;
-        sel_unlink(&a);
+        if (!a.unlinked) {
+            sel_unlink(&a, fired);
+        }
         *index = fired;
         if (w.status == WS_OK) {
             if (cases[fired].kind == CASE_RECV) {

@@ -95,7 +95,7 @@ sel_poll(void *arg, waiter *w)
     if (!done && (a->dl == NULL || deadline_remaining_ns(a->dl) == 0)) {
         done = 1;   /* SEL_TIMEOUT */
     }
-    if (!done) {
+    if (!done && w != NULL) {
         for (int i = 0; i < a->n; i++) {
             sel_case *c = &a->cases[i];
             c->node.w = w;
@@ -176,7 +176,7 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
     if (PyErr_CheckSignals() < 0) {
         goto done;
     }
-    /* The first poll runs with the GIL held: no hand-off of the GIL
+    /* The first try runs with the GIL held: no hand-off of the GIL
        when a case can complete at once. */
     r = wait_until(&sel_cond, &a, &w, dl != NULL ? dl : &now,
                    WAIT_POLL_WITH_GIL);

@@ -161,14 +161,16 @@ fire_all(sync_obj *s, int status)
  * and fires it, so a fire completes the operation. */
 typedef struct sync_wait {
     sync_obj *s;
-    /* s->mutex held: complete the operation now if possible (1), with the
-       owner's identity in w; 0 to wait */
-    int (*try_now)(struct sync_wait *a, const waiter *w);
+    /* s->mutex held: complete the operation now if possible (1); 0 to
+       wait */
+    int (*try_now)(struct sync_wait *a);
     /* s->mutex held: remove what a try that must wait left behind (a
        Barrier's arrival), when the wait ends unfired; may be NULL */
     void (*undo)(sync_obj *s);
     int blocking;
     const deadline *dl;
+    int64_t interp_id;      /* Lock: the acquirer's identity */
+    unsigned long thread_id;
     wnode node;
     int waited;             /* the last poll linked node */
     /* out */
@@ -189,18 +191,23 @@ sync_poll(void *arg, waiter *w)
     int done = 1;
     sub_mutex_lock(&s->mutex);
     a->waited = 0;
-    if (a->try_now(a, w)) {
+    if (a->try_now(a)) {
         a->got = 1;
     }
-    else if (a->blocking && deadline_remaining_ns(a->dl) > 0) {
+    else if (a->blocking && deadline_remaining_ns(a->dl) > 0 && w != NULL) {
         a->node.w = w;
         a->node.case_index = 0;
         wlist_append(&s->waiters, &a->node);
         a->waited = 1;
         done = 0;
     }
-    else if (a->undo != NULL) {
-        a->undo(s);
+    else {
+        /* not waiting (yet: w is NULL for the first try) */
+        if (a->undo != NULL) {
+            a->undo(s);
+        }
+        done = w != NULL || !a->blocking ||
+               deadline_remaining_ns(a->dl) == 0;
     }
     sub_mutex_unlock(&s->mutex);
     return done;
@@ -226,6 +233,21 @@ sync_withdraw(void *arg, waiter *w)
 }
 
 static const wait_cond sync_cond = {sync_poll, sync_withdraw, 1};
+
+/* Field by field: an initializer would clear the whole struct, which
+ * costs as much as an uncontended acquire itself. */
+static inline void
+sync_wait_init(sync_wait *a, sync_obj *s, int (*try_now)(sync_wait *),
+               void (*undo)(sync_obj *), int blocking, const deadline *dl)
+{
+    a->s = s;
+    a->try_now = try_now;
+    a->undo = undo;
+    a->blocking = blocking;
+    a->dl = dl;
+    a->abandoned = -1;
+    a->broken = 0;
+}
 
 /* Run a (GIL held; released while waiting): 1 when the operation
  * completed (a->status tells how a hand-off did), 0 when it did not
@@ -290,18 +312,18 @@ lock_interp_closed(sobj *o, int64_t id)
 }
 
 static int
-lock_try(sync_wait *a, const waiter *w)
+lock_try(sync_wait *a)
 {
     sync_obj *s = a->s;
     if (s->kind == SYNC_RLOCK && s->lock.locked &&
-        s->lock.owner_thread == w->thread_id) {
+        s->lock.owner_thread == a->thread_id) {
         s->lock.depth++;
         return 1;
     }
     if (!s->lock.locked) {
         s->lock.locked = 1;
-        s->lock.owner_interp = w->interp_id;
-        s->lock.owner_thread = w->thread_id;
+        s->lock.owner_interp = a->interp_id;
+        s->lock.owner_thread = a->thread_id;
         s->lock.depth = 1;
         a->abandoned = s->lock.abandoned_by;
         s->lock.abandoned_by = -1;
@@ -311,7 +333,7 @@ lock_try(sync_wait *a, const waiter *w)
 }
 
 static int
-sem_try(sync_wait *a, const waiter *Py_UNUSED(w))
+sem_try(sync_wait *a)
 {
     sync_obj *s = a->s;
     if (s->sem.value > 0) {
@@ -328,10 +350,13 @@ sync_acquire(PyObject *self, int blocking, const deadline *dl)
 {
     sync_obj *s = sync_of(self);
     int is_lock = s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK;
-    sync_wait a = {
-        .s = s, .try_now = is_lock ? lock_try : sem_try,
-        .blocking = blocking, .dl = dl, .abandoned = -1,
-    };
+    sync_wait a;
+    sync_wait_init(&a, s, is_lock ? lock_try : sem_try, NULL, blocking, dl);
+    if (is_lock) {
+        /* the same as the wait engine gives a handed-over lock's waiter */
+        a.interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+        a.thread_id = PyThread_get_thread_ident();
+    }
     int res = sync_wait_run(&a);
     if (res == 1 && a.status == WS_ABANDONED) {
         a.abandoned = (int64_t)a.value;
@@ -556,7 +581,7 @@ eventobj_clear(PyObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static int
-event_try(sync_wait *a, const waiter *Py_UNUSED(w))
+event_try(sync_wait *a)
 {
     return a->s->event.set;
 }
@@ -574,9 +599,8 @@ eventobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
-    sync_wait a = {
-        .s = sync_of(self), .try_now = event_try, .blocking = 1, .dl = &dl,
-    };
+    sync_wait a;
+    sync_wait_init(&a, sync_of(self), event_try, NULL, 1, &dl);
     int r = sync_wait_run(&a);
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
@@ -595,7 +619,7 @@ barrier_break(sync_obj *s)
 
 /* Arrive: the last party lets everybody through.  s->mutex held. */
 static int
-barrier_try(sync_wait *a, const waiter *Py_UNUSED(w))
+barrier_try(sync_wait *a)
 {
     sync_obj *s = a->s;
     if (s->barrier.broken) {
@@ -636,10 +660,8 @@ barrierobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
     else if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
-    sync_wait a = {
-        .s = s, .try_now = barrier_try, .undo = barrier_undo_arrival,
-        .blocking = 1, .dl = &dl,
-    };
+    sync_wait a;
+    sync_wait_init(&a, s, barrier_try, barrier_undo_arrival, 1, &dl);
     int r = sync_wait_run(&a);
     if (r <= 0) {
         /* a timeout or an exception breaks the barrier, as in threading */

@@ -192,19 +192,17 @@ waiter_init(waiter *w)
 #endif
 }
 
+#if !SUBINTERP_FUTEX
 void
 waiter_fini(waiter *w)
 {
-#if !SUBINTERP_FUTEX
     /* The firer signals under mu: wait until it let go before freeing. */
     pthread_mutex_lock(&w->mu);
     pthread_mutex_unlock(&w->mu);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-#else
-    (void)w;
-#endif
 }
+#endif
 
 /* Move w from a live state (W_WAITING, W_PARKED) to `to`: the one
  * compare-and-swap that settles who ends a wait.  1 and *prev set when
@@ -639,7 +637,7 @@ wait_round(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
 }
 
 int
-wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+wait_block(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
            int flags)
 {
     /* -1 is no interpreter: wait_interrupt_interp() never matches it */
@@ -648,22 +646,13 @@ wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
             ? -1
             : PyInterpreterState_GetID(PyInterpreterState_Get());
     unsigned long thread_id = PyThread_get_thread_ident();
-    int check_signals = -1;
+    int check_signals = wait_is_signal_thread();
     for (;;) {
         int done = -1;  /* not polled yet */
         wait_result r;
         waiter_init(w);
         w->interp_id = interp_id;
         w->thread_id = thread_id;
-        if (flags & WAIT_POLL_WITH_GIL) {
-            done = c->poll(arg, w);
-            if (done) {
-                return WAIT_FIRED;
-            }
-        }
-        if (check_signals < 0) {
-            check_signals = wait_is_signal_thread();
-        }
         Py_BEGIN_ALLOW_THREADS
         r = wait_round(c, arg, w, dl, check_signals, &done);
         Py_END_ALLOW_THREADS

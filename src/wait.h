@@ -172,7 +172,14 @@ typedef enum {
 
 /* A WAKE_THREAD waiter with no result and no owner yet. */
 void waiter_init(waiter *w);
+#if SUBINTERP_FUTEX
+static inline void
+waiter_fini(waiter *Py_UNUSED(w))
+{
+}
+#else
 void waiter_fini(waiter *w);
+#endif
 
 /* Firer side, under the lock of the source the waiter is linked on.
  * Returns 1 when this caller won the waiter (it is now W_CLAIMED and the
@@ -246,7 +253,9 @@ int wait_after_interrupt(void);
  *                     the wait is over (done, or no waiting wanted: the
  *                     outcome is the source's, in arg), else 0 after
  *                     linking w where a change fires it (so that no
- *                     change is missed between the try and the link);
+ *                     change is missed between the try and the link).
+ *                     w is NULL for the first try of WAIT_POLL_WITH_GIL
+ *                     (GIL held): try only, link nothing;
  *   withdraw(arg, w)  the wait ended unfired (deadline, signal, stop):
  *                     unlink w's registrations and return
  *                     waiter_withdraw(w) -- called under the source's
@@ -273,10 +282,11 @@ int wait_after_interrupt(void);
  * flags: WAIT_NO_STOP for the waits an interpreter's own clean-up needs
  * to finish (joining its pools' workers while it closes, completing
  * their Futures): stopping the interpreter does not end them.
- * WAIT_POLL_WITH_GIL: poll before releasing the GIL, so that an
- * operation that can complete at once costs no GIL hand-off (our
- * mutexes are never held by a thread that waits for anything, so
- * taking one with a GIL held is safe). */
+ * WAIT_POLL_WITH_GIL: a first try, poll(arg, NULL), before anything else
+ * and with the GIL held, so that an operation that can complete at once
+ * costs neither a GIL hand-off nor any set-up of the wait (our mutexes
+ * are never held by a thread that waits for anything, so taking one
+ * with a GIL held is safe). */
 typedef struct {
     int (*poll)(void *arg, waiter *w);
     int (*withdraw)(void *arg, waiter *w);
@@ -285,8 +295,22 @@ typedef struct {
 
 enum { WAIT_NO_STOP = 1, WAIT_POLL_WITH_GIL = 2 };
 
-int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+/* The wait proper, after the first try of WAIT_POLL_WITH_GIL failed (or
+ * without it). */
+int wait_block(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
                int flags);
+
+/* Inline, so that the first try of an operation that completes at once
+ * costs what the try itself costs. */
+static inline int
+wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+           int flags)
+{
+    if ((flags & WAIT_POLL_WITH_GIL) && c->poll(arg, NULL)) {
+        return WAIT_FIRED;
+    }
+    return wait_block(c, arg, w, dl, flags);
+}
 
 /* ------------------------------------------------------------------ */
 /* registrations                                                       */

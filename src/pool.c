@@ -395,21 +395,12 @@ pool_decref(pool *p)
     }
 }
 
-static void
-fire(waiter *w)
-{
-    uint32_t prev;
-    if (waiter_claim(w, &prev)) {
-        waiter_publish(w, prev);
-    }
-}
-
 /* The collector may have something to do.  mutex held. */
 static void
 kick_collector(pool *p)
 {
     if (p->collector != NULL) {
-        fire(p->collector);
+        waiter_notify(p->collector);
         p->collector = NULL;
     }
 }
@@ -418,7 +409,7 @@ static void
 kick_joiner(pool *p)
 {
     if (p->joiner != NULL) {
-        fire(p->joiner);
+        waiter_notify(p->joiner);
         p->joiner = NULL;
     }
 }
@@ -439,7 +430,7 @@ kick_forker(pool *p)
         return;
     }
     for (forker *f = p->forkers; f != NULL; f = f->next) {
-        fire(&f->w);
+        waiter_notify(&f->w);
     }
     p->forkers = NULL;
 }
@@ -448,11 +439,11 @@ static void
 wake_all_idle(pool *p)
 {
     for (int i = 0; i < p->n_idle; i++) {
-        fire(p->idle[i]);
+        waiter_notify(p->idle[i]);
     }
     p->n_idle = 0;
     for (int i = 0; i < p->n_cold; i++) {
-        fire(p->cold[i]);
+        waiter_notify(p->cold[i]);
     }
     p->n_cold = 0;
 }
@@ -464,15 +455,11 @@ wake_all_idle(pool *p)
 static void
 task_finish(pool *p, task *t)
 {
-    uint32_t prev;
     pthread_mutex_lock(&p->mutex);
     t->handed = 1;
     waiter *w = t->waiting;
     t->waiting = NULL;
-    if (w != NULL && waiter_claim(w, &prev)) {
-        waiter_publish(w, prev);
-    }
-    else {
+    if (w == NULL || !waiter_notify(w)) {
         /* Nobody waits: the collector finalizes it.  The done list holds
            a reference of its own. */
         atomic_fetch_add(&t->refcnt, 1);
@@ -601,13 +588,15 @@ take_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 take_withdraw(void *arg, waiter *w)
 {
     pool *p = ((take_wait *)arg)->p;
     pthread_mutex_lock(&p->mutex);
     parked_remove(p->idle, &p->n_idle, w);
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* Take the next task, waiting with this interpreter's GIL released.  NULL
@@ -617,7 +606,7 @@ take_withdraw(void *arg, waiter *w)
 static task *
 worker_take(pool *p, worker *wk)
 {
-    static const wait_cond cond = {take_poll, take_withdraw};
+    static const wait_cond cond = {take_poll, take_withdraw, 0};
     static const deadline forever = {.forever = 1};
     take_wait a = {.p = p, .wk = wk, .t = NULL};
     if (wait_until(&cond, &a, &wk->w, &forever, 0) < 0) {
@@ -762,19 +751,21 @@ park_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 park_withdraw(void *arg, waiter *w)
 {
     pool *p = (pool *)arg;
     pthread_mutex_lock(&p->mutex);
     parked_remove(p->cold, &p->n_cold, w);
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 static int
 worker_park(pool *p, worker *wk)
 {
-    static const wait_cond cond = {park_poll, park_withdraw};
+    static const wait_cond cond = {park_poll, park_withdraw, 0};
     static const deadline forever = {.forever = 1};
     int go_on;
     pthread_mutex_lock(&p->mutex);
@@ -1185,11 +1176,11 @@ pool_enqueue(PoolObject *self, task *t, PyObject *future)
         task_list_append(&p->head, &p->tail, t);
         p->outstanding++;
         if (p->n_idle > 0) {
-            fire(p->idle[--p->n_idle]);
+            waiter_notify(p->idle[--p->n_idle]);
         }
         else if (p->n_cold > 0 && !p->pausing) {
             /* no warm worker free: one without an interpreter makes one */
-            fire(p->cold[--p->n_cold]);
+            waiter_notify(p->cold[--p->n_cold]);
         }
         pool_check(p);
     }
@@ -1326,7 +1317,7 @@ result_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 result_withdraw(void *arg, waiter *w)
 {
     result_wait *a = (result_wait *)arg;
@@ -1336,7 +1327,9 @@ result_withdraw(void *arg, waiter *w)
     }
     /* else the worker took it (and finding it cancelled, put the task on
        the done list) */
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&a->p->mutex);
+    return withdrawn;
 }
 
 /* wait(token, timeout) -> (kind, value) | None
@@ -1346,7 +1339,7 @@ result_withdraw(void *arg, waiter *w)
 static PyObject *
 poolobj_wait(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const wait_cond cond = {result_poll, result_withdraw};
+    static const wait_cond cond = {result_poll, result_withdraw, 0};
     PoolObject *self = (PoolObject *)op;
     module_state *st = pool_state(op);
     deadline dl;
@@ -1414,7 +1407,7 @@ collect_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 collect_withdraw(void *arg, waiter *w)
 {
     pool *p = ((collect_wait *)arg)->p;
@@ -1422,7 +1415,9 @@ collect_withdraw(void *arg, waiter *w)
     if (p->collector == w) {
         p->collector = NULL;
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* collect() -> [(future, (kind, value)), ...] | None
@@ -1432,7 +1427,7 @@ collect_withdraw(void *arg, waiter *w)
 static PyObject *
 poolobj_collect(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
-    static const wait_cond cond = {collect_poll, collect_withdraw};
+    static const wait_cond cond = {collect_poll, collect_withdraw, 0};
     static const deadline forever = {.forever = 1};
     PoolObject *self = (PoolObject *)op;
     pool *p = self->pool;
@@ -1592,7 +1587,7 @@ join_poll(void *arg, waiter *w)
     if (p->n_alive > 0) {
         if (p->joiner != NULL) {
             /* one joiner at a time: take over (it polls again) */
-            fire(p->joiner);
+            waiter_notify(p->joiner);
         }
         p->joiner = w;
         done = 0;
@@ -1601,7 +1596,7 @@ join_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 join_withdraw(void *arg, waiter *w)
 {
     pool *p = (pool *)arg;
@@ -1609,7 +1604,9 @@ join_withdraw(void *arg, waiter *w)
     if (p->joiner == w) {
         p->joiner = NULL;
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* join(timeout=None, closing=False) -> bool: wait (GIL released) for
@@ -1620,7 +1617,7 @@ join_withdraw(void *arg, waiter *w)
 static PyObject *
 poolobj_join(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const wait_cond cond = {join_poll, join_withdraw};
+    static const wait_cond cond = {join_poll, join_withdraw, 0};
     PoolObject *self = (PoolObject *)op;
     deadline dl;
     waiter w;
@@ -1763,12 +1760,11 @@ parked_poll(void *arg, waiter *w)
     return done;
 }
 
-static void
+static int
 parked_withdraw(void *arg, waiter *w)
 {
     parked_wait *a = (parked_wait *)arg;
     pool *p = a->p;
-    (void)w;
     pthread_mutex_lock(&p->mutex);
     for (forker **link = &p->forkers; *link != NULL; link = &(*link)->next) {
         if (*link == a->me) {
@@ -1776,7 +1772,9 @@ parked_withdraw(void *arg, waiter *w)
             break;
         }
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&p->mutex);
+    return withdrawn;
 }
 
 /* Wait until every worker of p is parked, with the GIL released (a worker
@@ -1786,7 +1784,7 @@ parked_withdraw(void *arg, waiter *w)
 static int
 wait_parked(pool *p)
 {
-    static const wait_cond cond = {parked_poll, parked_withdraw};
+    static const wait_cond cond = {parked_poll, parked_withdraw, 0};
     static const deadline forever = {.forever = 1};
     forker me;
     parked_wait a = {.p = p, .me = &me};

@@ -191,19 +191,68 @@ buf_has_room(const fifo *f)
     return f->capacity < 0 || f->count < f->capacity;
 }
 
-/* Fire the claimed node's waiter, moving *got (if any) to it.  mutex
- * held. */
-static void
-fire(wnode *n, uint32_t prev, int status, item *got)
+/* Whether some node of l has a waiter nobody fired or cancelled yet. */
+static int
+wlist_has_live(const wlist *l)
 {
-    waiter *w = n->w;
-    w->fired_case = n->case_index;
-    w->status = status;
-    if (got != NULL) {
-        w->got = *got;
-        got->m = NULL;
+    for (const wnode *n = l->head.next; n != &l->head; n = n->next) {
+        uint32_t s = atomic_load_explicit(&n->w->state,
+                                          memory_order_acquire);
+        if (s == W_WAITING || s == W_PARKED) {
+            return 1;
+        }
     }
-    waiter_publish(w, prev);
+    return 0;
+}
+
+/* Longest buffer whose length fifo_check() counts (a debug build checks
+ * after every operation: a full walk of a long buffer each time would
+ * make a long queue quadratic). */
+#define FIFO_CHECK_WALK 4096
+
+/* Debug builds: the buffer, the spares and the waiter lists of f agree
+ * with each other (see the invariants at the top).  mutex held. */
+static void
+fifo_check(const fifo *f)
+{
+    if (!SUBINTERP_CHECKS) {
+        return;
+    }
+    INVARIANT((f->head == NULL) == (f->tail == NULL),
+              "head and tail are both set or both NULL");
+    INVARIANT(f->tail == NULL || f->tail->next == NULL,
+              "nothing follows the tail");
+    INVARIANT(f->count >= 0, "count is not negative");
+    INVARIANT((f->count == 0) == (f->head == NULL),
+              "count is 0 exactly when the buffer is empty");
+    if (f->count <= FIFO_CHECK_WALK) {
+        Py_ssize_t len = 0;
+        const inode *last = NULL;
+        for (const inode *n = f->head; n != NULL && len <= f->count;
+             n = n->next) {
+            last = n;
+            len++;
+        }
+        INVARIANT(len == f->count, "count is the buffer's length");
+        INVARIANT(last == f->tail, "tail is the buffer's last node");
+    }
+    int nspare = 0;
+    for (const inode *n = f->spare; n != NULL && nspare <= MAX_SPARE;
+         n = n->next) {
+        INVARIANT(n->v.m == NULL, "a spare node holds no message");
+        nspare++;
+    }
+    INVARIANT(nspare == f->nspare && nspare <= MAX_SPARE,
+              "nspare counts the spares, at most MAX_SPARE");
+    INVARIANT(f->closed != FIFO_CLOSED || f->head == NULL,
+              "a force-closed FIFO buffers nothing");
+    /* Capacity: a buffer with room never leaves a sender waiting, and a
+       non-empty one never leaves a receiver waiting.  (The buffer itself
+       may exceed capacity by items given back by fifo_unget.) */
+    wlist_check(&f->receivers);
+    wlist_check(&f->senders);
+    INVARIANT(f->head == NULL || !wlist_has_live(&f->receivers),
+              "a receiver waits only while the buffer is empty");
 }
 
 /* Let blocked senders fill the free slots.  mutex held. */
@@ -223,7 +272,7 @@ refill(fifo *f)
             break;
         }
         buf_push(f, slot, &n->send_item);
-        fire(n, prev, WS_OK, NULL);
+        wnode_fire(n, prev, WS_OK, NULL);
     }
 }
 
@@ -237,7 +286,7 @@ fifo_try_send(fifo *f, item *it)
     wnode *n = wlist_claim_first(&f->receivers, &prev);
     if (n != NULL) {
         assert(f->head == NULL);
-        fire(n, prev, WS_OK, it);
+        wnode_fire(n, prev, WS_OK, it);
         return FIFO_DONE;
     }
     if (buf_has_room(f)) {
@@ -246,6 +295,7 @@ fifo_try_send(fifo *f, item *it)
             return FIFO_NO_MEMORY;
         }
         buf_push(f, slot, it);
+        fifo_check(f);
         return FIFO_DONE;
     }
     return FIFO_NOT_READY;
@@ -258,13 +308,14 @@ fifo_try_recv(fifo *f, item *got)
     if (f->head != NULL) {
         buf_pop(f, got);
         refill(f);
+        fifo_check(f);
         return FIFO_DONE;
     }
     wnode *n = wlist_claim_first(&f->senders, &prev);
     if (n != NULL) {
         *got = n->send_item;
         n->send_item.m = NULL;
-        fire(n, prev, WS_OK, NULL);
+        wnode_fire(n, prev, WS_OK, NULL);
         return FIFO_DONE;
     }
     if (f->closed != FIFO_OPEN) {
@@ -281,7 +332,7 @@ fifo_unget(fifo *f, item *it)
     sub_mutex_lock(&f->mutex);
     wnode *n = wlist_claim_first(&f->receivers, &prev);
     if (n != NULL) {
-        fire(n, prev, WS_OK, it);
+        wnode_fire(n, prev, WS_OK, it);
     }
     else if (f->closed != FIFO_CLOSED && (slot = node_get(f)) != NULL) {
         /* back at the head, even beyond capacity: it was taken once */
@@ -297,6 +348,7 @@ fifo_unget(fifo *f, item *it)
     }
     /* else force-closed meanwhile (dropped with the rest) or XXX no
        memory: the item goes */
+    fifo_check(f);
     sub_mutex_unlock(&f->mutex);
     item_clear(it);
 }
@@ -324,12 +376,13 @@ fifo_close(fifo *f, int force)
     }
     /* Blocked senders keep their items and raise. */
     while ((n = wlist_claim_first(&f->senders, &prev)) != NULL) {
-        fire(n, prev, WS_CLOSED, NULL);
+        wnode_fire(n, prev, WS_CLOSED, NULL);
     }
     /* Receivers wait only on an empty buffer: nothing left for them. */
     while ((n = wlist_claim_first(&f->receivers, &prev)) != NULL) {
-        fire(n, prev, WS_CLOSED, NULL);
+        wnode_fire(n, prev, WS_CLOSED, NULL);
     }
+    fifo_check(f);
     sub_mutex_unlock(&f->mutex);
     inode_free_chain(dropped);
 }
@@ -345,6 +398,7 @@ fifo_drop_buffer(fifo *f)
     f->head = f->tail = NULL;
     f->count = 0;
     refill(f);
+    fifo_check(f);
     sub_mutex_unlock(&f->mutex);
     /* freeing the messages drops the references they held to the owner
        (and perhaps the last ones to other objects) */
@@ -560,6 +614,7 @@ queue_interp_closed(sobj *o, int64_t id)
     }
     f->tail = last;
     refill(f);
+    fifo_check(f);
     sub_mutex_unlock(&f->mutex);
     inode_free_chain(garbage);
 }

@@ -1118,7 +1118,7 @@ latch_poll(void *arg, waiter *w)
     return fired;
 }
 
-static void
+static int
 latch_withdraw(void *arg, waiter *w)
 {
     join_latch *l = arg;
@@ -1126,10 +1126,12 @@ latch_withdraw(void *arg, waiter *w)
     if (l->w == w) {
         l->w = NULL;
     }
+    int withdrawn = waiter_withdraw(w);
     pthread_mutex_unlock(&l->mutex);
+    return withdrawn;
 }
 
-static const wait_cond latch_cond = {latch_poll, latch_withdraw};
+static const wait_cond latch_cond = {latch_poll, latch_withdraw, 0};
 
 static void
 latch_capsule_free(PyObject *capsule)
@@ -1148,9 +1150,8 @@ latch_fire(PyObject *capsule, PyObject *Py_UNUSED(ignored))
     l->fired = 1;
     waiter *w = l->w;
     l->w = NULL;
-    uint32_t prev;
-    if (w != NULL && waiter_claim(w, &prev)) {
-        waiter_publish(w, prev);
+    if (w != NULL) {
+        (void)waiter_notify(w);
     }
     pthread_mutex_unlock(&l->mutex);
     Py_RETURN_NONE;

@@ -1,23 +1,26 @@
 /* select.c - wait on several queues and channel ends at once.
  *
- * Every blocking queue and channel operation goes through select_run():
- * a get is a select with one receive case, a put one with one send case.
+ * Every blocking queue and channel operation goes through
+ * select_blocking(): a get is a select with one receive case, a put one
+ * with one send case.  It supplies the poll and withdraw steps of the
+ * wait engine (wait_until in wait.c), which does the waiting:
  *
- * One run (no GIL held):
- *   1. lock the case's FIFOs, each once, in address order (the only
- *      place where two of our object mutexes are held at once; the
- *      fork handler takes them in the same order);
- *   2. try the cases, starting at a random one (fairness: with two
- *      always-ready sources each wins half of the time); the first that
- *      can complete does, and the run ends;
- *   3. otherwise link one node per case -- all sharing one waiter -- and
- *      unlock; nobody could fire the waiter while the FIFOs were locked,
- *      so no case can complete behind the run's back between 2 and 3;
- *   4. wait; the first thread that makes a case possible claims the
- *      waiter (a compare-and-swap: exactly one case fires) and completes
- *      that case for us: a sender hands over its item, a receiver takes
- *      ours;
- *   5. unlink the other nodes, one FIFO at a time.
+ *   poll      1. lock the cases' FIFOs, each once, in address order (the
+ *                only place where two of our object mutexes are held at
+ *                once; the fork handler takes them in the same order);
+ *             2. try the cases, starting at a random one (fairness: with
+ *                two always-ready sources each wins half of the time);
+ *                the first that can complete does, and the wait is over;
+ *             3. otherwise link one node per case -- all sharing one
+ *                waiter -- and unlock; nobody could fire the waiter while
+ *                the FIFOs were locked, so no case can complete behind
+ *                the select's back between 2 and 3;
+ *   (engine)  4. wait; the first thread that makes a case possible
+ *                claims the waiter (a compare-and-swap: exactly one case
+ *                fires) and completes that case for us: a sender hands
+ *                over its item, a receiver takes ours;
+ *   withdraw  5. unlink the nodes, one FIFO at a time (after a fire: the
+ *                others than the one that fired).
  */
 #include "wait.h"
 
@@ -50,73 +53,140 @@ try_case(sel_case *c, item *got)
     return fifo_try_recv(c->f, got);
 }
 
-/* One run (see the top).  `locks` has room for n pointers.  No GIL
- * needed (the poll of select_blocking holds one). */
-static sel_status
-run(sel_case *cases, int n, int start, const deadline *dl,
-    int check_signals, int64_t interp_id, fifo **locks, int *index,
-    item *got)
-{
-    sel_status res = SEL_TIMEOUT;
-    int nlocks = 0;
-    waiter w;
+/* One select, as the wait engine sees it. */
+typedef struct {
+    sel_case *cases;
+    int n, start;
+    const deadline *dl;     /* NULL: no waiting */
+    fifo **locks;           /* the cases' FIFOs, each once, sorted */
+    int nlocks;
+    int linked;             /* the last poll linked the nodes */
+    int unlinked;           /* and sel_withdraw unlinked them since */
+    /* out, when a poll completed a case (or found none, with no waiting
+       wanted) */
+    sel_status res;
+    int index;
+    item *got;
+} sel_wait;
 
-    for (int i = 0; i < n; i++) {
-        lockset_add(locks, &nlocks, cases[i].f);
+static int
+sel_poll(void *arg, waiter *w)
+{
+    sel_wait *a = (sel_wait *)arg;
+    int done = 0;
+
+    a->linked = a->unlinked = 0;
+    a->res = SEL_TIMEOUT;
+    for (int j = 0; j < a->nlocks; j++) {
+        sub_mutex_lock(&a->locks[j]->mutex);
     }
-    for (int j = 0; j < nlocks; j++) {
-        sub_mutex_lock(&locks[j]->mutex);
-    }
-    for (int k = 0; k < n; k++) {
-        int i = (start + k) % n;
-        fifo_status r = try_case(&cases[i], got);
+    for (int k = 0; k < a->n; k++) {
+        int i = (a->start + k) % a->n;
+        fifo_status r = try_case(&a->cases[i], a->got);
         if (r != FIFO_NOT_READY) {
-            *index = i;
-            res = r == FIFO_DONE        ? SEL_DONE
-                  : r == FIFO_IS_CLOSED ? SEL_CLOSED
-                                        : SEL_NO_MEMORY;
+            a->index = i;
+            a->res = r == FIFO_DONE        ? SEL_DONE
+                     : r == FIFO_IS_CLOSED ? SEL_CLOSED
+                                           : SEL_NO_MEMORY;
+            done = 1;
             break;
         }
     }
-    if (res != SEL_TIMEOUT || deadline_remaining_ns(dl) == 0) {
-        for (int j = 0; j < nlocks; j++) {
-            sub_mutex_unlock(&locks[j]->mutex);
-        }
-        return res;
+    if (!done && (a->dl == NULL || deadline_remaining_ns(a->dl) == 0)) {
+        done = 1;   /* SEL_TIMEOUT */
     }
+    if (!done && w != NULL) {
+        for (int i = 0; i < a->n; i++) {
+            sel_case *c = &a->cases[i];
+            c->node.w = w;
+            c->node.case_index = i;
+            if (c->kind == CASE_SEND) {
+                c->node.send_item = c->send_item;   /* on loan */
+                wlist_append(&c->f->senders, &c->node);
+            }
+            else {
+                c->node.send_item.m = NULL;
+                wlist_append(&c->f->receivers, &c->node);
+            }
+        }
+        a->linked = 1;
+    }
+    for (int j = 0; j < a->nlocks; j++) {
+        sub_mutex_unlock(&a->locks[j]->mutex);
+    }
+    return done;
+}
 
-    waiter_init(&w);
-    w.interp_id = interp_id;
+/* Unlink every node but `skip`'s (-1: none), which its firer unlinked
+ * and is done with. */
+static void
+sel_unlink(sel_wait *a, int skip)
+{
+    for (int i = 0; i < a->n; i++) {
+        sel_case *c = &a->cases[i];
+        if (i == skip) {
+            continue;
+        }
+        sub_mutex_lock(&c->f->mutex);
+        wnode_unlink(&c->node);
+        sub_mutex_unlock(&c->f->mutex);
+    }
+}
+
+/* Once every node is unlinked nobody can claim w any more; a firer that
+ * did is done with it (it fires under the FIFO's mutex). */
+static int
+sel_withdraw(void *arg, waiter *w)
+{
+    sel_wait *a = (sel_wait *)arg;
+    sel_unlink(a, -1);
+    a->unlinked = 1;
+    return waiter_withdraw(w);
+}
+
+static const wait_cond sel_cond = {sel_poll, sel_withdraw, 1};
+
+int
+select_blocking(sel_case *cases, int n, int start, const deadline *dl,
+                int *index, item *got)
+{
+    static const deadline now = {.forever = 0};
+    fifo *stack_locks[STACK_CASES];
+    sel_wait a = {
+        .cases = cases, .n = n, .start = start, .dl = dl,
+        .locks = stack_locks, .got = got,
+    };
+    waiter w;
+    int r, res = -1;
+
+    if (n > STACK_CASES) {
+        a.locks = PyMem_Malloc(n * sizeof(fifo *));
+        if (a.locks == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     for (int i = 0; i < n; i++) {
-        sel_case *c = &cases[i];
-        c->node.w = &w;
-        c->node.case_index = i;
-        if (c->kind == CASE_SEND) {
-            c->node.send_item = c->send_item;   /* on loan */
-            wlist_append(&c->f->senders, &c->node);
-        }
-        else {
-            c->node.send_item.m = NULL;
-            wlist_append(&c->f->receivers, &c->node);
-        }
+        lockset_add(a.locks, &a.nlocks, cases[i].f);
     }
-    for (int j = 0; j < nlocks; j++) {
-        sub_mutex_unlock(&locks[j]->mutex);
+    /* Signal handlers first (a no-op outside the thread that runs
+       them): one that raises stops the operation before any item moved.
+       A received item is also protected after it moved (see
+       queue_item_to_object); a sent one cannot be taken back. */
+    if (PyErr_CheckSignals() < 0) {
+        goto done;
     }
-
-    wait_result wr = waiter_wait(&w, dl, check_signals, 1);
-
-    int fired = wr == WAIT_FIRED ? w.fired_case : -1;
-    for (int i = 0; i < n; i++) {
-        /* The firer unlinked the fired node and is done with it. */
-        if (i != fired) {
-            sub_mutex_lock(&cases[i].f->mutex);
-            wnode_unlink(&cases[i].node);
-            sub_mutex_unlock(&cases[i].f->mutex);
+    /* The first try runs with the GIL held: no hand-off of the GIL
+       when a case can complete at once. */
+    r = wait_until(&sel_cond, &a, &w, dl != NULL ? dl : &now,
+                   WAIT_POLL_WITH_GIL);
+    if (r == WAIT_FIRED && a.linked) {
+        /* a firer completed case w.fired_case (and sel_withdraw, if it
+           ran, found it fired meanwhile) */
+        int fired = w.fired_case;
+        if (!a.unlinked) {
+            sel_unlink(&a, fired);
         }
-    }
-    switch (wr) {
-    case WAIT_FIRED:
         *index = fired;
         if (w.status == WS_OK) {
             if (cases[fired].kind == CASE_RECV) {
@@ -130,69 +200,18 @@ run(sel_case *cases, int n, int start, const deadline *dl,
         else {
             res = SEL_CLOSED;
         }
-        break;
-    case WAIT_TIMEOUT:
+    }
+    else if (r == WAIT_FIRED) {
+        *index = a.index;
+        res = a.res;
+    }
+    else if (r == WAIT_TIMEOUT) {
         res = SEL_TIMEOUT;
-        break;
-    case WAIT_INTERRUPTED:
-        res = SEL_INTERRUPTED;
-        break;
     }
     waiter_fini(&w);
-    return res;
-}
-
-int
-select_blocking(sel_case *cases, int n, int start, const deadline *dl,
-                int *index, item *got)
-{
-    static const deadline now = {.forever = 0};
-    fifo *stack_locks[STACK_CASES];
-    fifo **locks = stack_locks;
-    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
-    int res;
-
-    if (n > STACK_CASES) {
-        locks = PyMem_Malloc(n * sizeof(fifo *));
-        if (locks == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    /* Signal handlers first (a no-op outside the thread that runs
-       them): one that raises stops the operation before any item moved.
-       A received item is also protected after it moved (see
-       queue_item_to_object); a sent one cannot be taken back. */
-    if (PyErr_CheckSignals() < 0) {
-        res = -1;
-        goto done;
-    }
-    /* Then a poll with the GIL held: no hand-off of the GIL when the
-       case can complete at once (our mutexes are never held by a thread
-       that waits for anything, so taking them with a GIL is fine). */
-    res = run(cases, n, start, &now, 0, interp_id, locks, index, got);
-    if (res == SEL_TIMEOUT && dl != NULL && deadline_remaining_ns(dl) > 0) {
-        int check_signals = wait_is_signal_thread();
-        for (;;) {
-            Py_BEGIN_ALLOW_THREADS
-            res = run(cases, n, start, dl, check_signals, interp_id, locks,
-                      index, got);
-            Py_END_ALLOW_THREADS
-            if (res != SEL_INTERRUPTED) {
-                break;
-            }
-            /* Nothing happened; run the handlers (KeyboardInterrupt...),
-               or stop (wait_interrupt_interp), or wait again for what is
-               left of the timeout. */
-            if (wait_after_interrupt() < 0) {
-                res = -1;
-                break;
-            }
-        }
-    }
 done:
-    if (locks != stack_locks) {
-        PyMem_Free(locks);
+    if (a.locks != stack_locks) {
+        PyMem_Free(a.locks);
     }
     return res;
 }

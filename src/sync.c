@@ -44,20 +44,35 @@ typedef struct sync_obj {
     sync_kind kind;             /* immutable */
     sub_mutex mutex;
     wlist waiters;              /* mutex */
-    /* Lock, RLock: */
-    int locked;                 /* mutex */
-    int64_t owner_interp;       /* mutex: where it was acquired, or -1 */
-    unsigned long owner_thread; /* mutex: RLock owner */
-    int64_t abandoned_by;       /* mutex: interpreter whose destruction
-                                   released the lock, not yet reported to
-                                   an acquirer (-1: none) */
-    /* RLock depth, Semaphore value, Barrier arrivals: */
-    Py_ssize_t count;           /* mutex */
-    /* Event flag, Barrier broken: */
-    int flag;                   /* mutex */
-    Py_ssize_t initial;         /* immutable: BoundedSemaphore bound,
-                                   Barrier parties */
-    double timeout;             /* immutable: Barrier default, < 0 none */
+    union {
+        struct {                /* SYNC_LOCK, SYNC_RLOCK */
+            int locked;                 /* mutex */
+            int64_t owner_interp;       /* mutex: where it was acquired,
+                                           or -1 */
+            unsigned long owner_thread; /* mutex: RLock owner */
+            Py_ssize_t depth;           /* mutex: RLock recursion depth
+                                           (1 while a Lock is held) */
+            int64_t abandoned_by;       /* mutex: interpreter whose
+                                           destruction released the lock,
+                                           not yet reported to an
+                                           acquirer (-1: none) */
+        } lock;
+        struct {                /* SYNC_SEMAPHORE, SYNC_BSEMAPHORE */
+            Py_ssize_t value;           /* mutex: permits available */
+            Py_ssize_t bound;           /* immutable: BoundedSemaphore's
+                                           largest value */
+        } sem;
+        struct {                /* SYNC_EVENT */
+            int set;                    /* mutex: the flag */
+        } event;
+        struct {                /* SYNC_BARRIER */
+            Py_ssize_t parties;         /* immutable */
+            Py_ssize_t arrived;         /* mutex: parties waiting now */
+            int broken;                 /* mutex */
+            double timeout;             /* immutable: wait()'s default,
+                                           < 0 none */
+        } barrier;
+    };
 } sync_obj;
 
 static const handle_kind sync_kinds[SYNC_NKINDS];
@@ -67,12 +82,6 @@ static sync_obj *
 sync_of(PyObject *self)
 {
     return (sync_obj *)((HandleObject *)self)->ref;
-}
-
-static int64_t
-current_interp_id(void)
-{
-    return PyInterpreterState_GetID(PyInterpreterState_Get());
 }
 
 /* ------------------------------------------------------------------ */
@@ -85,7 +94,7 @@ typedef enum {
     SERR_VALUE_OVERFLOW,
     SERR_BROKEN,
     SERR_NONBLOCKING_TIMEOUT,
-    SERR_ABANDONED,     /* a warning, see lock_acquire */
+    SERR_ABANDONED,     /* a warning, see sync_acquire */
 } sync_err;
 
 /* Raise (or warn, for SERR_ABANDONED: -1 if the warning raised). */
@@ -137,58 +146,130 @@ sync_error(module_state *st, sync_err err, int64_t interp_id)
 /* ------------------------------------------------------------------ */
 /* waiting                                                             */
 
-/* Fire the claimed node n.  s->mutex held. */
-static void
-fire(wnode *n, uint32_t prev, int status)
-{
-    n->w->fired_case = n->case_index;
-    n->w->status = status;
-    waiter_publish(n->w, prev);
-}
-
 static void
 fire_all(sync_obj *s, int status)
 {
     uint32_t prev;
     wnode *n;
     while ((n = wlist_claim_first(&s->waiters, &prev)) != NULL) {
-        fire(n, prev, status);
+        wnode_fire(n, prev, status, NULL);
     }
 }
 
-/* Block on s: s->mutex is held on entry and released on return; GIL
- * held on entry and return (released while waiting).  When the wait ends
- * without being fired, w is cancelled under s->mutex -- so a concurrent
- * release either fired it (and the result counts) or did not see it --
- * and on_cancel(s) runs there. */
-static wait_result
-sync_block(sync_obj *s, waiter *w, const deadline *dl, int check_signals,
-           void (*on_cancel)(sync_obj *))
-{
-    wnode n = {.w = w, .case_index = 0};
-    wait_result r;
+/* One acquire-like wait on s, run by sync_wait_run() through the wait
+ * engine.  A release hands the lock (a permit...) to the first waiter
+ * and fires it, so a fire completes the operation. */
+typedef struct sync_wait {
+    sync_obj *s;
+    /* s->mutex held: complete the operation now if possible (1); 0 to
+       wait */
+    int (*try_now)(struct sync_wait *a);
+    /* s->mutex held: remove what a try that must wait left behind (a
+       Barrier's arrival), when the wait ends unfired; may be NULL */
+    void (*undo)(sync_obj *s);
+    int blocking;
+    const deadline *dl;
+    int64_t interp_id;      /* Lock: the acquirer's identity */
+    unsigned long thread_id;
+    wnode node;
+    int waited;             /* the last poll linked node */
+    /* out */
+    int got;                /* completed */
+    int status;             /* WS_*: how a hand-off completed it */
+    Py_ssize_t value;       /* the hand-off's waiter.value */
+    Py_ssize_t index;       /* Barrier: the arrival index */
+    int64_t abandoned;      /* Lock: released by that interpreter's
+                               destruction (-1: no) */
+    int broken;             /* Barrier: found broken */
+} sync_wait;
 
-    w->interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
-    wlist_append(&s->waiters, &n);
-    sub_mutex_unlock(&s->mutex);
-    Py_BEGIN_ALLOW_THREADS
-    r = waiter_wait(w, dl, check_signals, 0);
-    if (r != WAIT_FIRED) {
-        sub_mutex_lock(&s->mutex);
-        if (waiter_cancel(w) || w->status == WS_STOPPED) {
-            wnode_unlink(&n);
-            if (on_cancel != NULL) {
-                on_cancel(s);
-            }
-        }
-        else {
-            /* fired meanwhile, under this mutex: the result is there */
-            r = WAIT_FIRED;
-        }
-        sub_mutex_unlock(&s->mutex);
+static int
+sync_poll(void *arg, waiter *w)
+{
+    sync_wait *a = (sync_wait *)arg;
+    sync_obj *s = a->s;
+    int done = 1;
+    sub_mutex_lock(&s->mutex);
+    a->waited = 0;
+    if (a->try_now(a)) {
+        a->got = 1;
     }
-    Py_END_ALLOW_THREADS
-    return r;
+    else if (a->blocking && deadline_remaining_ns(a->dl) > 0 && w != NULL) {
+        a->node.w = w;
+        a->node.case_index = 0;
+        wlist_append(&s->waiters, &a->node);
+        a->waited = 1;
+        done = 0;
+    }
+    else {
+        /* not waiting (yet: w is NULL for the first try) */
+        if (a->undo != NULL) {
+            a->undo(s);
+        }
+        done = w != NULL || !a->blocking ||
+               deadline_remaining_ns(a->dl) == 0;
+    }
+    sub_mutex_unlock(&s->mutex);
+    return done;
+}
+
+/* Under s->mutex, which settles the race with a release: either it
+ * fired w (the result counts) or it never sees w. */
+static int
+sync_withdraw(void *arg, waiter *w)
+{
+    sync_wait *a = (sync_wait *)arg;
+    sync_obj *s = a->s;
+    sub_mutex_lock(&s->mutex);
+    int withdrawn = waiter_withdraw(w);
+    if (withdrawn) {
+        wnode_unlink(&a->node);
+        if (a->undo != NULL) {
+            a->undo(s);
+        }
+    }
+    sub_mutex_unlock(&s->mutex);
+    return withdrawn;
+}
+
+static const wait_cond sync_cond = {sync_poll, sync_withdraw, 1};
+
+/* Field by field: an initializer would clear the whole struct, which
+ * costs as much as an uncontended acquire itself. */
+static inline void
+sync_wait_init(sync_wait *a, sync_obj *s, int (*try_now)(sync_wait *),
+               void (*undo)(sync_obj *), int blocking, const deadline *dl)
+{
+    a->s = s;
+    a->try_now = try_now;
+    a->undo = undo;
+    a->blocking = blocking;
+    a->dl = dl;
+    a->abandoned = -1;
+    a->broken = 0;
+}
+
+/* Run a (GIL held; released while waiting): 1 when the operation
+ * completed (a->status tells how a hand-off did), 0 when it did not
+ * (non-blocking, or the deadline passed), -1 with an exception set. */
+static int
+sync_wait_run(sync_wait *a)
+{
+    waiter w;
+    a->node.linked = 0;
+    a->waited = 0;
+    a->got = 0;
+    a->status = WS_OK;
+    a->value = 0;
+    int r = wait_until(&sync_cond, a, &w, a->dl, WAIT_POLL_WITH_GIL);
+    if (r == WAIT_FIRED && !a->got && a->waited) {
+        /* handed over by a release */
+        a->got = 1;
+        a->status = w.status;
+        a->value = w.value;
+    }
+    waiter_fini(&w);
+    return r < 0 ? -1 : (r == WAIT_FIRED && a->got);
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,19 +283,19 @@ lock_pass_on(sync_obj *s, int64_t abandoned_by)
     uint32_t prev;
     wnode *n = wlist_claim_first(&s->waiters, &prev);
     if (n != NULL) {
-        s->owner_interp = n->w->interp_id;
-        s->owner_thread = n->w->thread_id;
-        s->count = 1;
+        s->lock.owner_interp = n->w->interp_id;
+        s->lock.owner_thread = n->w->thread_id;
+        s->lock.depth = 1;
         n->w->value = (Py_ssize_t)abandoned_by;
-        fire(n, prev, abandoned_by >= 0 ? WS_ABANDONED : WS_OK);
+        wnode_fire(n, prev, abandoned_by >= 0 ? WS_ABANDONED : WS_OK, NULL);
     }
     else {
-        s->locked = 0;
-        s->owner_interp = -1;
-        s->owner_thread = 0;
-        s->count = 0;
+        s->lock.locked = 0;
+        s->lock.owner_interp = -1;
+        s->lock.owner_thread = 0;
+        s->lock.depth = 0;
         if (abandoned_by >= 0) {
-            s->abandoned_by = abandoned_by;
+            s->lock.abandoned_by = abandoned_by;
         }
     }
 }
@@ -224,77 +305,64 @@ lock_interp_closed(sobj *o, int64_t id)
 {
     sync_obj *s = (sync_obj *)o;
     sub_mutex_lock(&s->mutex);
-    if (s->locked && s->owner_interp == id) {
+    if (s->lock.locked && s->lock.owner_interp == id) {
         lock_pass_on(s, id);
     }
     sub_mutex_unlock(&s->mutex);
 }
 
-/* 1 acquired, 0 not (timeout or non-blocking), -1 error. */
 static int
-lock_acquire(PyObject *self, int blocking, const deadline *dl)
+lock_try(sync_wait *a)
 {
-    module_state *st = handle_state(self);
-    sync_obj *s = sync_of(self);
-    int64_t me_interp = current_interp_id();
-    unsigned long me_thread = PyThread_get_thread_ident();
-    int64_t abandoned = -1;
-    int res = 0, check_signals = -1;
-
-    for (;;) {
-        sub_mutex_lock(&s->mutex);
-        if (s->kind == SYNC_RLOCK && s->locked &&
-            s->owner_thread == me_thread) {
-            s->count++;
-            sub_mutex_unlock(&s->mutex);
-            res = 1;
-            break;
-        }
-        if (!s->locked) {
-            s->locked = 1;
-            s->owner_interp = me_interp;
-            s->owner_thread = me_thread;
-            s->count = 1;
-            abandoned = s->abandoned_by;
-            s->abandoned_by = -1;
-            sub_mutex_unlock(&s->mutex);
-            res = 1;
-            break;
-        }
-        if (!blocking || deadline_remaining_ns(dl) == 0) {
-            sub_mutex_unlock(&s->mutex);
-            res = 0;
-            break;
-        }
-        if (check_signals < 0) {
-            check_signals = wait_is_signal_thread();
-        }
-        waiter w;
-        waiter_init(&w);
-        w.interp_id = me_interp;
-        w.thread_id = me_thread;
-        wait_result r = sync_block(s, &w, dl, check_signals, NULL);
-        int status = w.status;
-        int64_t value = (int64_t)w.value;
-        waiter_fini(&w);
-        if (r == WAIT_FIRED) {
-            if (status == WS_ABANDONED) {
-                abandoned = value;
-            }
-            res = 1;
-            break;
-        }
-        if (r == WAIT_TIMEOUT) {
-            res = 0;
-            break;
-        }
-        if (wait_after_interrupt() < 0) {
-            res = -1;
-            break;
-        }
+    sync_obj *s = a->s;
+    if (s->kind == SYNC_RLOCK && s->lock.locked &&
+        s->lock.owner_thread == a->thread_id) {
+        s->lock.depth++;
+        return 1;
     }
-    if (res == 1 && abandoned >= 0 &&
-        sync_error(st, SERR_ABANDONED, abandoned) < 0) {
+    if (!s->lock.locked) {
+        s->lock.locked = 1;
+        s->lock.owner_interp = a->interp_id;
+        s->lock.owner_thread = a->thread_id;
+        s->lock.depth = 1;
+        a->abandoned = s->lock.abandoned_by;
+        s->lock.abandoned_by = -1;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+sem_try(sync_wait *a)
+{
+    sync_obj *s = a->s;
+    if (s->sem.value > 0) {
+        s->sem.value--;
+        return 1;
+    }
+    return 0;
+}
+
+/* acquire() of the lock and semaphore kinds: 1 acquired, 0 not (timeout
+ * or non-blocking), -1 error. */
+static int
+sync_acquire(PyObject *self, int blocking, const deadline *dl)
+{
+    sync_obj *s = sync_of(self);
+    int is_lock = s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK;
+    sync_wait a;
+    sync_wait_init(&a, s, is_lock ? lock_try : sem_try, NULL, blocking, dl);
+    if (is_lock) {
+        /* the same as the wait engine gives a handed-over lock's waiter */
+        a.interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+        a.thread_id = PyThread_get_thread_ident();
+    }
+    int res = sync_wait_run(&a);
+    if (res == 1 && a.status == WS_ABANDONED) {
+        a.abandoned = (int64_t)a.value;
+    }
+    if (res == 1 && a.abandoned >= 0 &&
+        sync_error(handle_state(self), SERR_ABANDONED, a.abandoned) < 0) {
         /* told, by an exception: do not keep the lock */
         sub_mutex_lock(&s->mutex);
         lock_pass_on(s, -1);
@@ -304,36 +372,15 @@ lock_acquire(PyObject *self, int blocking, const deadline *dl)
     return res;
 }
 
-static int
-lock_release(PyObject *self)
-{
-    sync_obj *s = sync_of(self);
-    int err = -1;
-    sub_mutex_lock(&s->mutex);
-    if (!s->locked) {
-        err = SERR_RELEASE_UNLOCKED;
-    }
-    else if (s->kind == SYNC_RLOCK &&
-             s->owner_thread != PyThread_get_thread_ident()) {
-        err = SERR_RELEASE_UNOWNED;
-    }
-    else if (s->kind == SYNC_RLOCK && --s->count > 0) {
-        /* still held */
-    }
-    else {
-        lock_pass_on(s, -1);
-    }
-    sub_mutex_unlock(&s->mutex);
-    if (err >= 0) {
-        return sync_error(handle_state(self), (sync_err)err, 0);
-    }
-    return 0;
-}
-
+/* acquire(blocking=True, timeout=...) with threading's conventions: a
+ * Lock's timeout defaults to -1 (forever), which a non-blocking call may
+ * pass; a Semaphore's to None, and a non-blocking call takes none. */
 static PyObject *
-lockobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
+syncobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"blocking", "timeout", NULL};
+    sync_obj *s = sync_of(self);
+    int is_lock = s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK;
     int blocking = 1;
     PyObject *timeout = NULL;
     deadline dl;
@@ -341,10 +388,10 @@ lockobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &blocking, &timeout)) {
         return NULL;
     }
-    if (!blocking && timeout != NULL) {
+    if (!blocking && timeout != NULL && (is_lock || timeout != Py_None)) {
         /* threading.Lock allows the default timeout, -1, here */
         int is_default = 0;
-        if (PyLong_Check(timeout)) {
+        if (is_lock && PyLong_Check(timeout)) {
             int overflow;
             is_default = PyLong_AsLongAndOverflow(timeout, &overflow) == -1
                          && !overflow;
@@ -357,19 +404,45 @@ lockobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
             return NULL;
         }
     }
-    if (deadline_from_timeout(timeout, 1, &dl) < 0) {
+    if (deadline_from_timeout(timeout, is_lock, &dl) < 0) {
         return NULL;
     }
-    int r = lock_acquire(self, blocking, &dl);
+    int r = sync_acquire(self, blocking, &dl);
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 static PyObject *
-lockobj_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+syncobj_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     static const deadline forever = {.forever = 1};
-    int r = lock_acquire(self, 1, &forever);
+    int r = sync_acquire(self, 1, &forever);
     return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+static int
+lock_release(PyObject *self)
+{
+    sync_obj *s = sync_of(self);
+    int err = -1;
+    sub_mutex_lock(&s->mutex);
+    if (!s->lock.locked) {
+        err = SERR_RELEASE_UNLOCKED;
+    }
+    else if (s->kind == SYNC_RLOCK &&
+             s->lock.owner_thread != PyThread_get_thread_ident()) {
+        err = SERR_RELEASE_UNOWNED;
+    }
+    else if (s->kind == SYNC_RLOCK && --s->lock.depth > 0) {
+        /* still held */
+    }
+    else {
+        lock_pass_on(s, -1);
+    }
+    sub_mutex_unlock(&s->mutex);
+    if (err >= 0) {
+        return sync_error(handle_state(self), (sync_err)err, 0);
+    }
+    return 0;
 }
 
 static PyObject *
@@ -392,7 +465,7 @@ lockobj_locked(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    int locked = s->locked;
+    int locked = s->lock.locked;
     sub_mutex_unlock(&s->mutex);
     return PyBool_FromLong(locked);
 }
@@ -402,81 +475,14 @@ lockobj_is_owned(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    int owned = s->locked && s->owner_thread == PyThread_get_thread_ident();
+    int owned = s->lock.locked &&
+                s->lock.owner_thread == PyThread_get_thread_ident();
     sub_mutex_unlock(&s->mutex);
     return PyBool_FromLong(owned);
 }
 
 /* ------------------------------------------------------------------ */
 /* Semaphore and BoundedSemaphore                                      */
-
-static int
-sem_acquire(PyObject *self, int blocking, const deadline *dl)
-{
-    sync_obj *s = sync_of(self);
-    int res = 0, check_signals = -1;
-    for (;;) {
-        sub_mutex_lock(&s->mutex);
-        if (s->count > 0) {
-            s->count--;
-            sub_mutex_unlock(&s->mutex);
-            res = 1;
-            break;
-        }
-        if (!blocking || deadline_remaining_ns(dl) == 0) {
-            sub_mutex_unlock(&s->mutex);
-            res = 0;
-            break;
-        }
-        if (check_signals < 0) {
-            check_signals = wait_is_signal_thread();
-        }
-        waiter w;
-        waiter_init(&w);
-        /* fired = handed a permit */
-        wait_result r = sync_block(s, &w, dl, check_signals, NULL);
-        waiter_fini(&w);
-        if (r != WAIT_INTERRUPTED) {
-            res = r == WAIT_FIRED;
-            break;
-        }
-        if (wait_after_interrupt() < 0) {
-            res = -1;
-            break;
-        }
-    }
-    return res;
-}
-
-static PyObject *
-semobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"blocking", "timeout", NULL};
-    int blocking = 1;
-    PyObject *timeout = Py_None;
-    deadline dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:acquire", kwlist,
-                                     &blocking, &timeout)) {
-        return NULL;
-    }
-    if (!blocking && timeout != Py_None) {
-        sync_error(handle_state(self), SERR_NONBLOCKING_TIMEOUT, 0);
-        return NULL;
-    }
-    if (deadline_from_timeout(timeout, 0, &dl) < 0) {
-        return NULL;
-    }
-    int r = sem_acquire(self, blocking, &dl);
-    return r < 0 ? NULL : PyBool_FromLong(r);
-}
-
-static PyObject *
-semobj_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
-{
-    static const deadline forever = {.forever = 1};
-    int r = sem_acquire(self, 1, &forever);
-    return r < 0 ? NULL : PyBool_FromLong(r);
-}
 
 /* Give back n permits: to waiters first, in arrival order. */
 static int
@@ -485,10 +491,10 @@ sem_release(PyObject *self, Py_ssize_t n)
     sync_obj *s = sync_of(self);
     int err = -1;
     sub_mutex_lock(&s->mutex);
-    if (s->kind == SYNC_BSEMAPHORE && s->count > s->initial - n) {
+    if (s->kind == SYNC_BSEMAPHORE && s->sem.value > s->sem.bound - n) {
         err = SERR_TOO_MANY_RELEASES;
     }
-    else if (s->count > PY_SSIZE_T_MAX - n) {
+    else if (s->sem.value > PY_SSIZE_T_MAX - n) {
         /* Checked before any waiter is woken, so a refused release
            changes nothing (waiters are only ever parked at count 0, so
            this refuses nothing that could have fitted). */
@@ -499,10 +505,10 @@ sem_release(PyObject *self, Py_ssize_t n)
             uint32_t prev;
             wnode *node = wlist_claim_first(&s->waiters, &prev);
             if (node == NULL) {
-                s->count += n - i;
+                s->sem.value += n - i;
                 break;
             }
-            fire(node, prev, WS_OK);
+            wnode_fire(node, prev, WS_OK, NULL);
         }
     }
     sub_mutex_unlock(&s->mutex);
@@ -548,9 +554,9 @@ eventobj_is_set(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    int flag = s->flag;
+    int set = s->event.set;
     sub_mutex_unlock(&s->mutex);
-    return PyBool_FromLong(flag);
+    return PyBool_FromLong(set);
 }
 
 static PyObject *
@@ -558,7 +564,7 @@ eventobj_set(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    s->flag = 1;
+    s->event.set = 1;
     fire_all(s, WS_OK);
     sub_mutex_unlock(&s->mutex);
     Py_RETURN_NONE;
@@ -569,19 +575,23 @@ eventobj_clear(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    s->flag = 0;
+    s->event.set = 0;
     sub_mutex_unlock(&s->mutex);
     Py_RETURN_NONE;
+}
+
+static int
+event_try(sync_wait *a)
+{
+    return a->s->event.set;
 }
 
 static PyObject *
 eventobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"timeout", NULL};
-    sync_obj *s = sync_of(self);
     PyObject *timeout = Py_None;
     deadline dl;
-    int res = 0, check_signals = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:wait", kwlist,
                                      &timeout)) {
         return NULL;
@@ -589,34 +599,10 @@ eventobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
-    for (;;) {
-        sub_mutex_lock(&s->mutex);
-        if (s->flag) {
-            sub_mutex_unlock(&s->mutex);
-            res = 1;
-            break;
-        }
-        if (deadline_remaining_ns(&dl) == 0) {
-            sub_mutex_unlock(&s->mutex);
-            res = 0;
-            break;
-        }
-        if (check_signals < 0) {
-            check_signals = wait_is_signal_thread();
-        }
-        waiter w;
-        waiter_init(&w);
-        wait_result r = sync_block(s, &w, &dl, check_signals, NULL);
-        waiter_fini(&w);
-        if (r != WAIT_INTERRUPTED) {
-            res = r == WAIT_FIRED;
-            break;
-        }
-        if (wait_after_interrupt() < 0) {
-            return NULL;
-        }
-    }
-    return PyBool_FromLong(res);
+    sync_wait a;
+    sync_wait_init(&a, sync_of(self), event_try, NULL, 1, &dl);
+    int r = sync_wait_run(&a);
+    return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -626,89 +612,71 @@ eventobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
 static void
 barrier_break(sync_obj *s)
 {
-    s->flag = 1;
-    s->count = 0;
+    s->barrier.broken = 1;
+    s->barrier.arrived = 0;
     fire_all(s, WS_BROKEN);
+}
+
+/* Arrive: the last party lets everybody through.  s->mutex held. */
+static int
+barrier_try(sync_wait *a)
+{
+    sync_obj *s = a->s;
+    if (s->barrier.broken) {
+        a->broken = 1;
+        return 1;
+    }
+    a->index = s->barrier.arrived++;
+    if (s->barrier.arrived == s->barrier.parties) {
+        fire_all(s, WS_OK);
+        s->barrier.arrived = 0;
+        return 1;
+    }
+    return 0;
 }
 
 /* A waiter gave up: its arrival no longer counts.  s->mutex held. */
 static void
 barrier_undo_arrival(sync_obj *s)
 {
-    s->count--;
+    s->barrier.arrived--;
 }
 
 static PyObject *
 barrierobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"timeout", NULL};
-    module_state *st = handle_state(self);
     sync_obj *s = sync_of(self);
     PyObject *timeout = Py_None;
     deadline dl;
-    Py_ssize_t index = -1;
-    int check_signals = -1, err = 0;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:wait", kwlist,
                                      &timeout)) {
         return NULL;
     }
-    if (timeout == Py_None && s->timeout >= 0) {
-        deadline_from_seconds(s->timeout, &dl);
+    if (timeout == Py_None && s->barrier.timeout >= 0) {
+        deadline_from_seconds(s->barrier.timeout, &dl);
     }
     else if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
-    for (;;) {
-        sub_mutex_lock(&s->mutex);
-        if (s->flag) {
-            sub_mutex_unlock(&s->mutex);
-            err = SERR_BROKEN;
-            break;
-        }
-        index = s->count++;
-        if (s->count == s->initial) {
-            /* the last one: let everybody through */
-            fire_all(s, WS_OK);
-            s->count = 0;
-            sub_mutex_unlock(&s->mutex);
-            break;
-        }
-        if (check_signals < 0) {
-            check_signals = wait_is_signal_thread();
-        }
-        waiter w;
-        waiter_init(&w);
-        wait_result r = sync_block(s, &w, &dl, check_signals,
-                                   barrier_undo_arrival);
-        int status = w.status;
-        waiter_fini(&w);
-        if (r == WAIT_FIRED) {
-            if (status != WS_OK) {
-                err = SERR_BROKEN;
-            }
-            break;
-        }
-        if (r == WAIT_INTERRUPTED && wait_after_interrupt() == 0) {
-            continue;  /* arrive again */
-        }
+    sync_wait a;
+    sync_wait_init(&a, s, barrier_try, barrier_undo_arrival, 1, &dl);
+    int r = sync_wait_run(&a);
+    if (r <= 0) {
         /* a timeout or an exception breaks the barrier, as in threading */
         sub_mutex_lock(&s->mutex);
         barrier_break(s);
         sub_mutex_unlock(&s->mutex);
-        if (r == WAIT_TIMEOUT) {
-            err = SERR_BROKEN;
-        }
-        else {
-            return NULL;
-        }
-        break;
     }
-    if (err) {
-        sync_error(st, (sync_err)err, 0);
+    if (r < 0) {
         return NULL;
     }
-    return PyLong_FromSsize_t(index);
+    if (r == 0 || a.broken || a.status != WS_OK) {
+        sync_error(handle_state(self), SERR_BROKEN, 0);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(a.index);
 }
 
 static PyObject *
@@ -717,8 +685,8 @@ barrierobj_reset(PyObject *self, PyObject *Py_UNUSED(ignored))
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
     fire_all(s, WS_BROKEN);
-    s->count = 0;
-    s->flag = 0;
+    s->barrier.arrived = 0;
+    s->barrier.broken = 0;
     sub_mutex_unlock(&s->mutex);
     Py_RETURN_NONE;
 }
@@ -736,7 +704,7 @@ barrierobj_abort(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 barrierobj_get_parties(PyObject *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromSsize_t(sync_of(self)->initial);
+    return PyLong_FromSsize_t(sync_of(self)->barrier.parties);
 }
 
 static PyObject *
@@ -744,7 +712,7 @@ barrierobj_get_n_waiting(PyObject *self, void *Py_UNUSED(closure))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    Py_ssize_t n = s->flag ? 0 : s->count;
+    Py_ssize_t n = s->barrier.broken ? 0 : s->barrier.arrived;
     sub_mutex_unlock(&s->mutex);
     return PyLong_FromSsize_t(n);
 }
@@ -754,7 +722,7 @@ barrierobj_get_broken(PyObject *self, void *Py_UNUSED(closure))
 {
     sync_obj *s = sync_of(self);
     sub_mutex_lock(&s->mutex);
-    int broken = s->flag;
+    int broken = s->barrier.broken;
     sub_mutex_unlock(&s->mutex);
     return PyBool_FromLong(broken);
 }
@@ -855,12 +823,22 @@ sync_create(PyTypeObject *tp, sync_kind kind, Py_ssize_t initial,
     s->kind = kind;
     wait_mutex_init(&s->mutex);
     wlist_init(&s->waiters);
-    s->owner_interp = -1;
-    s->abandoned_by = -1;
-    s->initial = initial;
-    s->timeout = timeout;
-    if (kind == SYNC_SEMAPHORE || kind == SYNC_BSEMAPHORE) {
-        s->count = initial;
+    switch (kind) {
+    case SYNC_LOCK:
+    case SYNC_RLOCK:
+        s->lock.owner_interp = -1;
+        s->lock.abandoned_by = -1;
+        break;
+    case SYNC_SEMAPHORE:
+    case SYNC_BSEMAPHORE:
+        s->sem.value = s->sem.bound = initial;
+        break;
+    case SYNC_BARRIER:
+        s->barrier.parties = initial;
+        s->barrier.timeout = timeout;
+        break;
+    default:
+        break;
     }
     (void)sobj_register(&s->base, &sync_types[kind]);
     PyObject *res = sync_wrap(st, s);
@@ -965,26 +943,44 @@ sync_repr(PyObject *self)
     sync_obj *s = sync_of(self);
     const char *name = ((HandleObject *)self)->kind->name;
     long long id = (long long)s->base.id;
+    int yes;            /* locked, set, broken */
+    Py_ssize_t n = 0;   /* semaphore value, barrier arrivals */
     sub_mutex_lock(&s->mutex);
-    int locked = s->locked, flag = s->flag;
-    Py_ssize_t count = s->count;
+    switch (s->kind) {
+    case SYNC_LOCK:
+    case SYNC_RLOCK:
+        yes = s->lock.locked;
+        break;
+    case SYNC_EVENT:
+        yes = s->event.set;
+        break;
+    case SYNC_SEMAPHORE:
+    case SYNC_BSEMAPHORE:
+        yes = 0;
+        n = s->sem.value;
+        break;
+    default:
+        yes = s->barrier.broken;
+        n = s->barrier.arrived;
+        break;
+    }
     sub_mutex_unlock(&s->mutex);
     switch (s->kind) {
     case SYNC_LOCK:
     case SYNC_RLOCK:
         return PyUnicode_FromFormat("<subinterp.%s id=%lld %s>", name, id,
-                                    locked ? "locked" : "unlocked");
+                                    yes ? "locked" : "unlocked");
     case SYNC_EVENT:
         return PyUnicode_FromFormat("<subinterp.%s id=%lld %s>", name, id,
-                                    flag ? "set" : "unset");
+                                    yes ? "set" : "unset");
     case SYNC_SEMAPHORE:
     case SYNC_BSEMAPHORE:
         return PyUnicode_FromFormat("<subinterp.%s id=%lld value=%zd>", name,
-                                    id, count);
+                                    id, n);
     default:
         return PyUnicode_FromFormat(
-            "<subinterp.%s id=%lld waiters=%zd/%zd%s>", name, id, count,
-            s->initial, flag ? " broken" : "");
+            "<subinterp.%s id=%lld waiters=%zd/%zd%s>", name, id, n,
+            s->barrier.parties, yes ? " broken" : "");
     }
 }
 
@@ -997,20 +993,20 @@ sync_repr(PyObject *self)
     "True if acquired."
 
 static PyMethodDef lock_methods[] = {
-    {"acquire", _PyCFunction_CAST(lockobj_acquire),
+    {"acquire", _PyCFunction_CAST(syncobj_acquire),
      METH_VARARGS | METH_KEYWORDS, ACQUIRE_DOC("-1")},
     {"release", lockobj_release, METH_NOARGS,
      "release($self, /)\n--\n\nRelease (from any thread or interpreter)."},
     {"locked", lockobj_locked, METH_NOARGS,
      "locked($self, /)\n--\n\nTrue if held."},
-    {"__enter__", lockobj_enter, METH_NOARGS, NULL},
+    {"__enter__", syncobj_enter, METH_NOARGS, NULL},
     {"__exit__", lockobj_exit, METH_VARARGS, NULL},
     {"__reduce__", handle_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyMethodDef rlock_methods[] = {
-    {"acquire", _PyCFunction_CAST(lockobj_acquire),
+    {"acquire", _PyCFunction_CAST(syncobj_acquire),
      METH_VARARGS | METH_KEYWORDS, ACQUIRE_DOC("-1")},
     {"release", lockobj_release, METH_NOARGS,
      "release($self, /)\n--\n\n"
@@ -1018,7 +1014,7 @@ static PyMethodDef rlock_methods[] = {
     {"locked", lockobj_locked, METH_NOARGS,
      "locked($self, /)\n--\n\nTrue if held by some thread."},
     {"_is_owned", lockobj_is_owned, METH_NOARGS, NULL},
-    {"__enter__", lockobj_enter, METH_NOARGS, NULL},
+    {"__enter__", syncobj_enter, METH_NOARGS, NULL},
     {"__exit__", lockobj_exit, METH_VARARGS, NULL},
     {"__reduce__", handle_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -1040,13 +1036,13 @@ static PyMethodDef event_methods[] = {
 };
 
 static PyMethodDef sem_methods[] = {
-    {"acquire", _PyCFunction_CAST(semobj_acquire),
+    {"acquire", _PyCFunction_CAST(syncobj_acquire),
      METH_VARARGS | METH_KEYWORDS, ACQUIRE_DOC("None")},
     {"release", _PyCFunction_CAST(semobj_release),
      METH_VARARGS | METH_KEYWORDS,
      "release($self, n=1)\n--\n\n"
      "Give back n permits (waiters get them first, in arrival order)."},
-    {"__enter__", semobj_enter, METH_NOARGS, NULL},
+    {"__enter__", syncobj_enter, METH_NOARGS, NULL},
     {"__exit__", semobj_exit, METH_VARARGS, NULL},
     {"__reduce__", handle_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

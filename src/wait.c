@@ -184,6 +184,7 @@ waiter_init(waiter *w)
     w->value = 0;
     w->interp_id = -1;
     w->thread_id = 0;
+    w->wake = WAKE_THREAD;
     w->pprev = w->pnext = NULL;
 #if !SUBINTERP_FUTEX
     pthread_mutex_init(&w->mu, NULL);
@@ -191,27 +192,28 @@ waiter_init(waiter *w)
 #endif
 }
 
+#if !SUBINTERP_FUTEX
 void
 waiter_fini(waiter *w)
 {
-#if !SUBINTERP_FUTEX
     /* The firer signals under mu: wait until it let go before freeing. */
     pthread_mutex_lock(&w->mu);
     pthread_mutex_unlock(&w->mu);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-#else
-    (void)w;
-#endif
 }
+#endif
 
-int
-waiter_claim(waiter *w, uint32_t *prev)
+/* Move w from a live state (W_WAITING, W_PARKED) to `to`: the one
+ * compare-and-swap that settles who ends a wait.  1 and *prev set when
+ * this caller did, 0 when w was no longer live. */
+static int
+waiter_take(waiter *w, uint32_t to, uint32_t *prev)
 {
     uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
     while (s == W_WAITING || s == W_PARKED) {
         if (atomic_compare_exchange_weak_explicit(
-                &w->state, &s, W_CLAIMED, memory_order_acq_rel,
+                &w->state, &s, to, memory_order_acq_rel,
                 memory_order_acquire)) {
             *prev = s;
             return 1;
@@ -220,8 +222,15 @@ waiter_claim(waiter *w, uint32_t *prev)
     return 0;
 }
 
-void
-waiter_publish(waiter *w, uint32_t prev)
+int
+waiter_claim(waiter *w, uint32_t *prev)
+{
+    return waiter_take(w, W_CLAIMED, prev);
+}
+
+/* WAKE_THREAD: the owner spins or parks in waiter_wait(). */
+static void
+wake_thread(waiter *w, uint32_t prev)
 {
 #if SUBINTERP_FUTEX
     atomic_store_explicit(&w->state, W_FIRED, memory_order_release);
@@ -243,18 +252,68 @@ waiter_publish(waiter *w, uint32_t prev)
 #endif
 }
 
+/* Make the result visible and wake the owner, the way its kind says
+ * (wait.h tells how a WAKE_FD kind plugs in here). */
+static void
+waiter_publish(waiter *w, uint32_t prev)
+{
+    switch (w->wake) {
+    case WAKE_THREAD:
+    default:
+        wake_thread(w, prev);
+        break;
+    }
+}
+
+void
+waiter_fire(waiter *w, uint32_t prev, int fired_case, int status,
+            item *got)
+{
+    INVARIANT(atomic_load_explicit(&w->state, memory_order_relaxed) ==
+                  W_CLAIMED,
+              "only the thread that claimed a waiter fires it");
+    w->fired_case = fired_case;
+    w->status = status;
+    if (got != NULL) {
+        w->got = *got;
+        got->m = NULL;
+    }
+    waiter_publish(w, prev);
+}
+
 int
 waiter_cancel(waiter *w)
 {
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-    while (s == W_WAITING || s == W_PARKED) {
-        if (atomic_compare_exchange_weak_explicit(
-                &w->state, &s, W_CANCELLED, memory_order_acq_rel,
-                memory_order_acquire)) {
-            return 1;
+    uint32_t prev;
+    return waiter_take(w, W_CANCELLED, &prev);
+}
+
+/* The owner, once a firer claimed w: wait for its result, a few stores
+ * under the source's mutex (or wait_interrupt_interps' under
+ * parking.mutex).  The firer may be descheduled in between, so yield. */
+static void
+waiter_settle(waiter *w)
+{
+    for (unsigned i = 1;
+         atomic_load_explicit(&w->state, memory_order_acquire) != W_FIRED;
+         i++) {
+        if (i < 1000) {
+            cpu_relax();
+        }
+        else {
+            sched_yield();
         }
     }
-    return 0;
+}
+
+int
+waiter_withdraw(waiter *w)
+{
+    if (waiter_cancel(w)) {
+        return 1;
+    }
+    waiter_settle(w);
+    return w->status == WS_STOPPED;
 }
 
 /* Sleep while the state is W_PARKED, at most ns nanoseconds.  Returns 0,
@@ -389,18 +448,18 @@ wait_interrupt_interps(const int64_t *ids, size_t n)
        claimed too. */
     for (waiter *w = parking.head; w != NULL; w = w->pnext) {
         w->stop_prev = UINT32_MAX;
-        /* Fired like by a source (so a real firer cannot fire it too),
-           with nothing in it: the owner unlinks its nodes itself. */
-        if (id_in(w->interp_id, ids, n) && waiter_claim(w, &w->stop_prev)) {
-            w->fired_case = -1;
-            w->status = WS_STOPPED;
+        /* Claimed like by a source (so a real firer cannot fire it too);
+           fired below with nothing in it: the owner withdraws its
+           registrations itself. */
+        if (id_in(w->interp_id, ids, n)) {
+            (void)waiter_claim(w, &w->stop_prev);
         }
     }
     /* A woken owner leaves the list through parking_leave(), which needs
        parking.mutex: every w stays valid while this holds it. */
     for (waiter *w = parking.head; w != NULL; w = w->pnext) {
         if (w->stop_prev != UINT32_MAX) {
-            waiter_publish(w, w->stop_prev);
+            waiter_fire(w, w->stop_prev, -1, WS_STOPPED, NULL);
         }
     }
     pthread_mutex_unlock(&parking.mutex);
@@ -443,8 +502,14 @@ wait_after_interrupt(void)
     return PyErr_CheckSignals();
 }
 
-wait_result
-waiter_wait(waiter *w, const deadline *dl, int check_signals, int cancel)
+/* The owner's side of one wait: spin, then park, until w fires, the
+ * deadline passes or (check_signals: the main thread of the main
+ * interpreter) a signal arrives; WAIT_INTERRUPTED also when the
+ * interpreter is being stopped.  Nothing is cancelled here: the caller
+ * withdraws under the source's lock (wait_until).  No GIL, no lock of
+ * ours held. */
+static wait_result
+waiter_wait(waiter *w, const deadline *dl, int check_signals)
 {
     wait_result res = WAIT_FIRED;
     int64_t t0 = monotonic_ns();
@@ -475,21 +540,15 @@ waiter_wait(waiter *w, const deadline *dl, int check_signals, int cancel)
     /* 2. park */
     if (!parking_enter(w)) {
         /* its interpreter is being stopped */
-        if (!cancel || waiter_cancel(w)) {
-            res = WAIT_INTERRUPTED;
-            goto done;
-        }
-        goto fired;
+        res = WAIT_INTERRUPTED;
+        goto done;
     }
     entered = 1;
     for (;;) {
         int64_t left = deadline_remaining_ns(dl);
         if (left == 0) {
-            if (!cancel || waiter_cancel(w)) {
-                res = WAIT_TIMEOUT;
-                goto done;
-            }
-            goto fired;
+            res = WAIT_TIMEOUT;
+            goto done;
         }
         if (check_signals && left > SIGNAL_SLICE_NS) {
             left = SIGNAL_SLICE_NS;
@@ -511,29 +570,15 @@ waiter_wait(waiter *w, const deadline *dl, int check_signals, int cancel)
             (r == EINTR ||
              (r == ETIMEDOUT && deadline_remaining_ns(dl) > 0))) {
             /* a signal, or the end of a safety-net slice */
-            if (!cancel || waiter_cancel(w)) {
-                res = WAIT_INTERRUPTED;
-                goto done;
-            }
-            goto fired;
+            res = WAIT_INTERRUPTED;
+            goto done;
         }
         /* woken spuriously, EINTR in a thread that ignores signals, or
            the deadline: the loop's top decides */
     }
 
 fired:
-    /* A firer claimed it and writes the result: a few stores under the
-       source's mutex.  It may be descheduled in between, so yield. */
-    for (unsigned i = 1;
-         atomic_load_explicit(&w->state, memory_order_acquire) != W_FIRED;
-         i++) {
-        if (i < 1000) {
-            cpu_relax();
-        }
-        else {
-            sched_yield();
-        }
-    }
+    waiter_settle(w);
     if (w->status == WS_STOPPED) {
         /* wait_interrupt_interp() */
         res = WAIT_INTERRUPTED;
@@ -570,8 +615,29 @@ done:
     return res;
 }
 
+/* One round of wait_until() without the GIL: poll (unless the caller
+ * did, with its GIL), wait, withdraw.  *done: poll said the wait is
+ * over. */
+static wait_result
+wait_round(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+           int check_signals, int *done)
+{
+    wait_result r = WAIT_FIRED;
+    if (*done < 0) {
+        *done = c->poll(arg, w);
+    }
+    if (!*done) {
+        r = waiter_wait(w, dl, check_signals);
+        if (r != WAIT_FIRED && !c->withdraw(arg, w)) {
+            /* fired meanwhile, by a source: the result counts */
+            r = WAIT_FIRED;
+        }
+    }
+    return r;
+}
+
 int
-wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+wait_block(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
            int flags)
 {
     /* -1 is no interpreter: wait_interrupt_interp() never matches it */
@@ -582,33 +648,31 @@ wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
     unsigned long thread_id = PyThread_get_thread_ident();
     int check_signals = wait_is_signal_thread();
     for (;;) {
-        int done;
-        wait_result r = WAIT_FIRED;
+        int done = -1;  /* not polled yet */
+        wait_result r;
         waiter_init(w);
         w->interp_id = interp_id;
         w->thread_id = thread_id;
         Py_BEGIN_ALLOW_THREADS
-        done = c->poll(arg, w);
-        if (!done) {
-            r = waiter_wait(w, dl, check_signals, 1);
-            if (r != WAIT_FIRED) {
-                /* cancelled, or fired by wait_interrupt_interp() */
-                c->withdraw(arg, w);
-            }
-        }
+        r = wait_round(c, arg, w, dl, check_signals, &done);
         Py_END_ALLOW_THREADS
         if (done) {
             return WAIT_FIRED;
         }
+        if (r == WAIT_FIRED) {
+            if (c->handoff) {
+                return WAIT_FIRED;
+            }
+            continue;  /* something changed: poll again */
+        }
         if (r == WAIT_TIMEOUT) {
             return WAIT_TIMEOUT;
         }
-        if (r == WAIT_INTERRUPTED &&
-            ((flags & WAIT_NO_STOP) ? PyErr_CheckSignals()
+        if (((flags & WAIT_NO_STOP) ? PyErr_CheckSignals()
                                     : wait_after_interrupt()) < 0) {
             return -1;
         }
-        /* fired (something changed), or handlers ran: test again */
+        /* handlers ran: wait again for what is left of the deadline */
     }
 }
 
@@ -637,6 +701,7 @@ wait_is_signal_thread(void)
 wnode *
 wlist_claim_first(wlist *l, uint32_t *prev)
 {
+    wlist_check(l);
     wnode *n = l->head.next;
     while (n != &l->head) {
         wnode *next = n->next;

@@ -99,10 +99,41 @@ enum {
     WS_ABANDONED = 2,  /* lock handed over after its holder's interpreter
                           was destroyed */
     WS_BROKEN = 3,     /* barrier broken or reset */
-    WS_STOPPED = 4,    /* wait_interrupt_interp(): waiter_wait returns
-                          WAIT_INTERRUPTED, fired_case is -1 and nothing
-                          was handed over */
+    WS_STOPPED = 4,    /* wait_interrupt_interp(): the wait ends as
+                          interrupted, fired_case is -1 and nothing was
+                          handed over */
 };
+
+/* How a firer makes the owner of a waiter notice that it fired: the
+ * dispatch of waiter_publish().  Sources never look at it: they claim,
+ * fill in the result and publish, whatever the kind.
+ *
+ *   WAKE_THREAD  the owner is a thread blocked in wait_until(): it spins
+ *                on the state word, then parks on it (a futex on Linux,
+ *                a condition variable elsewhere); publish wakes it when
+ *                the claim found it W_PARKED.
+ *
+ * Extension point (an event loop's waits, for asyncio): a kind
+ * WAKE_FD whose waiter holds a file descriptor (an eventfd the loop
+ * watches) instead of a parked thread.  What it takes:
+ *   - waiter.wake = WAKE_FD and waiter.wake_fd = the eventfd, set by the
+ *     code that registers the waiter (not wait_until(): nobody blocks);
+ *   - in waiter_publish(), case WAKE_FD: after the release-store of
+ *     W_FIRED, write(wake_fd, 1) (an 8-byte 1; EAGAIN means the counter
+ *     is already non-zero: the loop is woken anyway);
+ *   - the loop's callback then does what wait_until() does after
+ *     waiter_wait(): with W_FIRED, read the result (or poll again for a
+ *     source whose fire only says "changed"); otherwise withdraw;
+ *     cancellation of the asyncio task is the withdraw step, with the
+ *     same "fired meanwhile" outcome (the result counts);
+ *   - wait_interrupt_interp() finds waiters on the parking list: an fd
+ *     waiter must be linked there (parking_enter) for as long as it is
+ *     registered, so that stopping its interpreter fires it too.
+ * No source (queue, channel, select, lock, pool) changes for it: they
+ * only ever call waiter_claim()/waiter_fire()/waiter_notify(). */
+typedef enum {
+    WAKE_THREAD = 0,
+} wake_kind;
 
 typedef struct waiter {
     /* The owner moves it WAITING <-> PARKED and to CANCELLED; a firer
@@ -120,6 +151,7 @@ typedef struct waiter {
        OS thread (RLock ownership). */
     int64_t interp_id;
     unsigned long thread_id;
+    wake_kind wake;         /* immutable while registered */
     /* While parked: on the list of parked waiters (parking.mutex). */
     struct waiter *pprev, *pnext;
     /* wait_interrupt_interps(), between its claim and its publish
@@ -134,34 +166,58 @@ typedef struct waiter {
 typedef enum {
     WAIT_FIRED = 0,
     WAIT_TIMEOUT = 1,
-    WAIT_INTERRUPTED = 2,  /* cancelled so that the caller can run the
-                              signal handlers with its GIL; retry after */
+    WAIT_INTERRUPTED = 2,  /* a signal, or the interpreter is being
+                              stopped: run wait_after_interrupt() */
 } wait_result;
 
+/* A WAKE_THREAD waiter with no result and no owner yet. */
 void waiter_init(waiter *w);
+#if SUBINTERP_FUTEX
+static inline void
+waiter_fini(waiter *Py_UNUSED(w))
+{
+}
+#else
 void waiter_fini(waiter *w);
+#endif
 
-/* Firer side, under the lock of the source the node is linked on.
+/* Firer side, under the lock of the source the waiter is linked on.
  * Returns 1 when this caller won the waiter (it is now W_CLAIMED and the
- * caller must fill in the result and call waiter_publish), 0 when the
- * waiter is gone (fired by another source, or cancelled): then the node
- * is dead for good and may be unlinked. */
+ * caller must call waiter_fire), 0 when the waiter is gone (fired by
+ * another source, or cancelled): then its registration is dead for good
+ * and may be unlinked. */
 int waiter_claim(waiter *w, uint32_t *prev);
-void waiter_publish(waiter *w, uint32_t prev);
+/* Fire a waiter this thread claimed (prev: what waiter_claim said):
+ * leave the result -- the case that fired, a WS_* status and, for a
+ * receive, the item (moved out of *got; got may be NULL) -- and wake the
+ * owner the way its wake kind says.  The one way a waiter fires. */
+void waiter_fire(waiter *w, uint32_t prev, int fired_case, int status,
+                 item *got);
 
-/* Owner side, no GIL held, no lock of ours held.  check_signals: this is
- * the main thread of the main interpreter, so a signal must interrupt the
- * wait.  Returns WAIT_FIRED (result ready), WAIT_TIMEOUT or
- * WAIT_INTERRUPTED.  With cancel, the waiter is W_CANCELLED in the last
- * two (nobody fired it, nobody will) -- or W_FIRED with WS_STOPPED;
- * without, the caller must call waiter_cancel() itself -- under the
- * source's mutex, which settles the race with a firer there (sync.c does
- * this) -- and treat a failed cancel with WS_STOPPED as interrupted. */
-wait_result waiter_wait(waiter *w, const deadline *dl, int check_signals,
-                        int cancel);
+/* Claim w unless it is gone, and fire it with no result: for sources
+ * whose fire only says "the condition may have changed, poll again" (the
+ * pool's).  1 if fired. */
+static inline int
+waiter_notify(waiter *w)
+{
+    uint32_t prev;
+    if (waiter_claim(w, &prev)) {
+        waiter_fire(w, prev, -1, WS_OK, NULL);
+        return 1;
+    }
+    return 0;
+}
+
 /* Owner: give up unless already claimed.  1 if cancelled, 0 if fired
  * (or being fired). */
 int waiter_cancel(waiter *w);
+
+/* The withdraw step of a source (below), after its registrations of w
+ * are unlinked or under the source's lock: 1 when the wait is withdrawn
+ * (cancelled now: nobody fired w, nobody will; or fired by
+ * wait_interrupt_interp(), which hands nothing over), 0 when a source
+ * fired w meanwhile: the result is there and counts. */
+int waiter_withdraw(waiter *w);
 
 /* Whether the current thread is the main thread of the main interpreter
  * (the one that runs Python signal handlers).  GIL held. */
@@ -188,39 +244,73 @@ void wait_resume_interp(int64_t interp_id);
  * 0 to wait again. */
 int wait_after_interrupt(void);
 
-/* A wait for a condition of a source (the pool's waits: a task to take,
- * a task done, workers gone...), the whole loop in one place.  The source
- * supplies two functions, called with no GIL and no lock of ours held:
+/* The blocking wait: every wait of a queue, a channel, select(), a lock
+ * of any kind and the pool goes through it.  The source supplies two
+ * steps, called with no lock of ours held (and with the GIL only under
+ * WAIT_POLL_WITH_GIL):
  *
- *   poll(arg, w)      under the source's lock: 1 when the condition
- *                     holds (the wait is over), else 0 after linking w
- *                     where a change of the condition fires it (so that
- *                     no change is missed between the test and the link);
+ *   poll(arg, w)      under the source's lock: try the operation; 1 when
+ *                     the wait is over (done, or no waiting wanted: the
+ *                     outcome is the source's, in arg), else 0 after
+ *                     linking w where a change fires it (so that no
+ *                     change is missed between the try and the link).
+ *                     w is NULL for the first try of WAIT_POLL_WITH_GIL
+ *                     (GIL held): try only, link nothing;
  *   withdraw(arg, w)  the wait ended unfired (deadline, signal, stop):
- *                     unlink w under the source's lock, so that nobody
- *                     fires it afterwards.
+ *                     unlink w's registrations and return
+ *                     waiter_withdraw(w) -- called under the source's
+ *                     lock when a source must undo something for a
+ *                     cancelled waiter only (a Barrier's arrival), so
+ *                     that a firer there either fired w or never sees it.
  *
  * The engine does the rest: it registers the interpreter and thread on w
  * (re-initialised before every poll: w may be on the caller's stack or in
  * a shared struct), releases the GIL (held on entry and return), spins
- * then parks, polls again after every wake, and after an interruption
- * runs wait_after_interrupt(): SystemExit when the interpreter is being
- * stopped, the signal handlers in the main thread.  Returns WAIT_FIRED
- * (poll said the condition holds), WAIT_TIMEOUT, or -1 with an exception
- * set.
+ * then parks, withdraws, and after an interruption runs
+ * wait_after_interrupt(): SystemExit when the interpreter is being
+ * stopped, the signal handlers in the main thread; then it polls again
+ * for the rest of the deadline.
+ *
+ * handoff: a fire completes the operation (the firer handed over an
+ * item, the lock, a permit...: the result is in w, and any registration
+ * the firer did not unlink is the source's to drop); otherwise a fire
+ * only says that the condition may have changed, and poll runs again.
+ *
+ * Returns WAIT_FIRED (poll said the wait is over, or a handoff fired w),
+ * WAIT_TIMEOUT, or -1 with an exception set.
  *
  * flags: WAIT_NO_STOP for the waits an interpreter's own clean-up needs
  * to finish (joining its pools' workers while it closes, completing
- * their Futures): stopping the interpreter does not end them. */
+ * their Futures): stopping the interpreter does not end them.
+ * WAIT_POLL_WITH_GIL: a first try, poll(arg, NULL), before anything else
+ * and with the GIL held, so that an operation that can complete at once
+ * costs neither a GIL hand-off nor any set-up of the wait (our mutexes
+ * are never held by a thread that waits for anything, so taking one
+ * with a GIL held is safe). */
 typedef struct {
     int (*poll)(void *arg, waiter *w);
-    void (*withdraw)(void *arg, waiter *w);
+    int (*withdraw)(void *arg, waiter *w);
+    int handoff;
 } wait_cond;
 
-enum { WAIT_NO_STOP = 1 };
+enum { WAIT_NO_STOP = 1, WAIT_POLL_WITH_GIL = 2 };
 
-int wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+/* The wait proper, after the first try of WAIT_POLL_WITH_GIL failed (or
+ * without it). */
+int wait_block(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
                int flags);
+
+/* Inline, so that the first try of an operation that completes at once
+ * costs what the try itself costs. */
+static inline int
+wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
+           int flags)
+{
+    if ((flags & WAIT_POLL_WITH_GIL) && c->poll(arg, NULL)) {
+        return WAIT_FIRED;
+    }
+    return wait_block(c, arg, w, dl, flags);
+}
 
 /* ------------------------------------------------------------------ */
 /* registrations                                                       */
@@ -253,20 +343,43 @@ wlist_empty(const wlist *l)
     return l->head.next == &l->head;
 }
 
+/* Debug builds: the links of l agree both ways and every node on it is
+ * marked linked.  The list's mutex held. */
+static inline void
+wlist_check(const wlist *l)
+{
+    INVARIANT(l->head.linked, "a list's sentinel is always linked");
+    for (const wnode *n = l->head.next;; n = n->next) {
+        INVARIANT(n != NULL, "a linked node has neighbours");
+        INVARIANT(n->next->prev == n && n->prev->next == n,
+                  "a node's neighbours point back at it");
+        if (n == &l->head) {
+            break;
+        }
+        INVARIANT(n->linked, "a node on a list is marked linked");
+        INVARIANT(n->w != NULL, "a linked node has a waiter");
+    }
+}
+
 static inline void
 wlist_append(wlist *l, wnode *n)
 {
+    INVARIANT(!n->linked, "a node is on one list at a time");
     n->prev = l->head.prev;
     n->next = &l->head;
     l->head.prev->next = n;
     l->head.prev = n;
     n->linked = 1;
+    wlist_check(l);
 }
 
+/* The mutex of the list n is on held. */
 static inline void
 wnode_unlink(wnode *n)
 {
     if (n->linked) {
+        INVARIANT(n->next->prev == n && n->prev->next == n,
+                  "an unlinked node's neighbours point back at it");
         n->prev->next = n->next;
         n->next->prev = n->prev;
         n->prev = n->next = NULL;
@@ -278,6 +391,14 @@ wnode_unlink(wnode *n)
  * the claimed one.  Returns its node (still valid until the caller
  * publishes) or NULL.  The list's mutex held. */
 wnode *wlist_claim_first(wlist *l, uint32_t *prev);
+
+/* Fire the waiter of a node claimed by wlist_claim_first (waiter_fire,
+ * with the node's case). */
+static inline void
+wnode_fire(wnode *n, uint32_t prev, int status, item *got)
+{
+    waiter_fire(n->w, prev, n->case_index, status, got);
+}
 
 /* Forget every node (after fork: their threads do not exist). */
 static inline void
@@ -508,17 +629,17 @@ typedef enum {
     SEL_DONE = 0,         /* case *index done (recv: *got set) */
     SEL_CLOSED = 1,       /* case *index is a closed channel */
     SEL_TIMEOUT = 2,
-    SEL_INTERRUPTED = 3,  /* check signals (GIL) and retry */
     SEL_NO_MEMORY = 4,
 } sel_status;
 
 /* Run the cases (GIL held): poll them, starting at `start`, and unless
  * dl is NULL (no waiting) or has passed, wait for the first to become
- * possible with the GIL released; runs the signal handlers when a signal
- * interrupts the wait, and goes on waiting.  Exactly one case completes
- * on SEL_DONE (*index; receive cases set *got); send items of the other
- * cases stay the caller's.  Returns a sel_status (never
- * SEL_INTERRUPTED), or -1 with an exception set (KeyboardInterrupt...). */
+ * possible, through the wait engine (wait_until): the GIL released, the
+ * signal handlers run when a signal interrupts the wait, SystemExit when
+ * the interpreter is being stopped.  Exactly one case completes on
+ * SEL_DONE (*index; receive cases set *got); send items of the other
+ * cases stay the caller's.  Returns a sel_status, or -1 with an
+ * exception set (KeyboardInterrupt...). */
 int select_blocking(sel_case *cases, int n, int start, const deadline *dl,
                     int *index, item *got);
 
@@ -529,7 +650,7 @@ uint32_t wait_random(void);
 /* glue between the components (queue.c, channel.c)                   */
 
 /* What a case refers to: a Queue handle, a channel end, or NULL with
- * no exception when obj is none of ours.  *kind tells which end. */
+ * no exception when obj is none of ours.  *is_send tells which end. */
 fifo *queue_fifo_of(module_state *st, PyObject *obj);
 fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
 /* Turn an item received from f (the FIFO of the Queue or RecvChannel

@@ -2051,14 +2051,15 @@ register_state(module_state *st)
 /* ------------------------------------------------------------------ */
 /* fork                                                                */
 
-static void
-atfork_prepare(void)
+/* Entries of the fork table (fork.c). */
+void
+runtime_fork_prepare(void)
 {
     LOCK();
 }
 
-static void
-atfork_parent(void)
+void
+runtime_fork_parent(void)
 {
     UNLOCK();
 }
@@ -2071,8 +2072,8 @@ atfork_parent(void)
  * PyOS_AfterFork_Child, which runs right after this handler.  Pools close
  * their interpreters for a fork; when some other interpreter of ours is
  * still alive the child cannot go on, so it says why and exits now. */
-static void
-atfork_child(void)
+void
+runtime_fork_child(void)
 {
     int alive = 0;
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
@@ -2166,7 +2167,6 @@ int
 runtime_init(PyObject *mod, module_state *st)
 {
     (void)pthread_once(&thread_key_once, thread_key_create);
-    static int atfork_done = 0;
     if (PyModule_AddFunctions(mod, runtime_methods) < 0) {
         return -1;
     }
@@ -2175,11 +2175,6 @@ runtime_init(PyObject *mod, module_state *st)
     }
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
         return 0;
-    }
-    if (!atfork_done) {
-        /* Only ever set from the main interpreter's import. */
-        atfork_done = 1;
-        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     }
     /* Close our interpreters before the runtime finalizes: a Python
        atexit callback runs after threading's non-daemon threads were

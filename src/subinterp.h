@@ -52,14 +52,23 @@ invariant_failed(const char *file, int line, const char *cond,
     } while (0)
 
 /* ------------------------------------------------------------------ */
-/* Error codes of internal functions.  Functions return 0 on success,  */
-/* -1 when a Python exception is already set, or one of these.  Each   */
-/* component turns its codes into exceptions in one place.             */
+/* Errors.  One convention for every internal function that can fail:   */
+/* it returns 0 (or a result >= 0) on success, ERR_PYEXC (-1) when it   */
+/* set a Python exception (only with a GIL), or another negative        */
+/* err_code with no exception set (it may run without a GIL).  Pointer  */
+/* results are NULL with an exception set.  The code becomes an         */
+/* exception in one place, set_err() (module.c), which reads the table  */
+/* of codes there: class and message.  The arguments a message takes    */
+/* are named below, and given to set_err() after the code.             */
+
+struct module_state;
 
 typedef enum {
     ERR_OK = 0,
     ERR_PYEXC = -1,           /* a Python exception is set */
     ERR_NO_MEMORY = -2,
+    ERR_ATFORK = -3,          /* pthread_atfork failed */
+    /* interpreters */
     ERR_INTERP_NOT_FOUND = -10,
     ERR_INTERP_RUNNING = -11, /* running code in another thread */
     ERR_INTERP_CURRENT = -12, /* the operation is not allowed on the current
@@ -67,14 +76,55 @@ typedef enum {
     ERR_INTERP_NOT_OWNED = -13, /* not created by subinterp */
     ERR_INTERP_THREADS = -14, /* other threads still run in it */
     ERR_INTERP_CLOSING = -15,
-    ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed */
+    ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed; arg:
+                                 CPython's message (const char *) */
     ERR_INTERP_BUSY = -17,    /* its threads did not end within the close
                                  grace period */
+    ERR_SHUT_DOWN = -18,      /* the exit handler has run */
+    ERR_OBJECT_NOT_FOUND = -19, /* arg: the id (long long) */
+    /* queues */
+    ERR_QUEUE_EMPTY = -20,
+    ERR_QUEUE_FULL = -21,
+    ERR_QUEUE_NOT_FOUND = -22,  /* arg: the id (long long) */
+    ERR_ITEM_INTERP_DESTROYED = -23, /* arg: the interpreter id
+                                        (long long) */
+    ERR_UNBOUND_ITEMS = -24,  /* arg: the object given (PyObject *) */
+    /* channels */
+    ERR_CHANNEL_CLOSED = -30, /* arg: the channel end, its `source`
+                                 attribute (PyObject *, may be NULL) */
+    ERR_CHANNEL_EMPTY = -31,
+    ERR_CHANNEL_FULL = -32,
+    ERR_CHANNEL_NOT_FOUND = -33, /* arg: the id (long long) */
+    ERR_TIMEOUT = -34,
+    /* locks */
+    ERR_RELEASE_UNLOCKED = -40,
+    ERR_RELEASE_UNOWNED = -41,
+    ERR_TOO_MANY_RELEASES = -42,
+    ERR_VALUE_OVERFLOW = -43,
+    ERR_BARRIER_BROKEN = -44,
+    ERR_NONBLOCKING_TIMEOUT = -45,
 } err_code;
+
+/* Raise the exception of code err (with the arguments the code takes, as
+ * listed above) and return -1; 0 for ERR_OK.  ERR_PYEXC keeps the
+ * exception that is set.  Asserts that an exception is set exactly when
+ * err is ERR_PYEXC.  st may be NULL: the current interpreter's. */
+int set_err(struct module_state *st, int err, ...);
 
 /* ------------------------------------------------------------------ */
 /* Per-interpreter module state                                        */
 
+/* The module state is reached in three ways, and only these:
+ *
+ *   get_mod_state(mod)        from the module object (module functions,
+ *                             slots; exec, traverse, clear, free);
+ *   get_mod_state_by_type(tp) from a type of ours or a subclass of one
+ *                             (methods, tp_new, dealloc; for an instance:
+ *                             get_mod_state_by_type(Py_TYPE(self)));
+ *   get_current_state()       in code that has neither (callbacks of the
+ *                             runtime, code run in another interpreter),
+ *                             by interpreter, imports the module if
+ *                             needed. */
 typedef struct module_state {
     /* exception classes */
     PyObject *InterpreterError;
@@ -91,6 +141,8 @@ typedef struct module_state {
        ran); each component frees its own in its clear function */
     struct codec_state *codec;
     struct queue_state *queue;
+    struct channel_state *channel;
+    struct sync_state *sync;
 
     /* lazily imported helpers (may be NULL) */
     PyObject *call_in_thread; /* subinterp._thread.call_in_thread */
@@ -228,6 +280,10 @@ typedef struct handle_kind {
     /* A new handle object in the current interpreter (takes its own new
        C reference).  NULL with an exception on failure. */
     PyObject *(*wrap)(module_state *st, void *ref);
+    /* Kinds with one object per id in an interpreter: the table of the
+       live ones (handle_cache_get) in st, NULL once st was cleared.
+       NULL for kinds that make a new object each time. */
+    PyObject **(*cache)(module_state *st);
 } handle_kind;
 
 /* Every handle object starts like this. */
@@ -335,6 +391,8 @@ void interp_init_new(void *arg);
 /* component init functions, called from the module's exec slot        */
 
 int runtime_init(PyObject *mod, module_state *st);
+/* the registry of process-wide objects and handles (objects.c) */
+int objects_init(PyObject *mod, module_state *st);
 int interp_init(PyObject *mod, module_state *st);
 int codec_init(PyObject *mod, module_state *st);
 int pool_init(PyObject *mod, module_state *st);
@@ -345,11 +403,31 @@ int channel_init(PyObject *mod, module_state *st);
 int select_init(PyObject *mod, module_state *st);
 int sync_init(PyObject *mod, module_state *st);
 
+/* Make exception class `name` ("subinterp.X": added to mod as X) with
+ * bases base1 (and base2 when not NULL) into *slot (a new reference).
+ * 0, or -1 with an exception and *slot untouched (module.c). */
+int exception_add(PyObject *mod, PyObject **slot, const char *name,
+                  PyObject *base1, PyObject *base2, const char *doc);
+/* The exception classes of queues, channels and locks, each made by its
+ * component on first use.  0, or -1 with an exception. */
+int queue_exceptions_ensure(module_state *st);
+int channel_exceptions_ensure(module_state *st);
+int sync_exceptions_ensure(module_state *st);
+/* One of those classes (borrowed), by the err_code it is raised for;
+ * NULL with an exception. */
+PyObject *queue_exception(module_state *st, int err);
+PyObject *channel_exception(module_state *st, int err);
+PyObject *sync_exception(module_state *st, int err);
+
 /* per-component GC support for module state (codec, queue, ...) */
 int codec_traverse(module_state *st, visitproc visit, void *arg);
 void codec_clear(module_state *st);
 int queue_traverse(module_state *st, visitproc visit, void *arg);
 void queue_clear(module_state *st);  /* frees st->queue, sets it NULL */
+int channel_traverse(module_state *st, visitproc visit, void *arg);
+void channel_clear(module_state *st);
+int sync_traverse(module_state *st, visitproc visit, void *arg);
+void sync_clear(module_state *st);
 
 /* runtime.c, for interp.c and module.c */
 interp_entry *runtime_main(void);
@@ -364,7 +442,8 @@ int runtime_create(const PyInterpreterConfig *config, interp_fn init,
 int runtime_close(interp_entry *e, int interruptible);
 /* Seconds given to threads to stop, at close() and (once for all
  * interpreters) at exit. */
-#define CLOSE_GRACE 2.0
+#define CLOSE_GRACE_SECONDS 2
+#define CLOSE_GRACE ((double)CLOSE_GRACE_SECONDS)
 int runtime_entry_state(interp_entry *e, int *running, int *owned);
 int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);
@@ -388,8 +467,26 @@ void exc_add_note(PyObject *exc, PyObject *note);
  * an exception set (module.c). */
 int id_from_object(PyObject *arg, const char *what, int64_t *out);
 
-/* Raise the exception for an err_code (one place for every component's
- * shared codes). */
-int set_err(module_state *st, int err);
+/* ------------------------------------------------------------------ */
+/* fork: the table of fork.c, registered with pthread_atfork once      */
+
+/* ERR_ATFORK if it could not be registered; no GIL needed. */
+int fork_hooks_install(void);
+/* Its entries, in prepare order (fork.c says why this order). */
+void pools_fork_prepare(void);
+void pools_fork_parent(void);
+void pools_fork_child(void);
+void objects_fork_prepare(void);
+void objects_fork_parent(void);
+void objects_fork_child(void);
+void wait_fork_prepare(void);
+void wait_fork_parent(void);
+void wait_fork_child(void);
+void codec_buf_fork_prepare(void);
+void codec_buf_fork_parent(void);
+void codec_buf_fork_child(void);
+void runtime_fork_prepare(void);
+void runtime_fork_parent(void);
+void runtime_fork_child(void);
 
 #endif /* SUBINTERP_H */

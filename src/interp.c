@@ -1997,6 +1997,7 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
     int err = runtime_create(&cfg, interp_init_new, &path, &e);
     path_copy_free(&path);
     if (err < 0) {
+        set_err(get_mod_state(mod), err);
         return NULL;
     }
     return object_for_entry(mod, e);

@@ -658,7 +658,8 @@ worker_main(void *arg)
         path_copy path = p->path;  /* shared strings, own flag */
         path.failed = 0;
         wk->replace = 0;
-        if (runtime_create(&p->cfg, interp_init_new, &path, &e) < 0) {
+        if (set_err(NULL, runtime_create(&p->cfg, interp_init_new, &path,
+                                         &e)) < 0) {
             break_with_exception(p, "a worker could not create its "
                                     "interpreter");
             break;

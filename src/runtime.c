@@ -849,8 +849,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     int late = 0;
     thread_rec *rec = current_thread_rec();
     if (rec == NULL) {
-        PyErr_NoMemory();
-        return -1;
+        return ERR_NO_MEMORY;
     }
     LOCK();
     late = runtime.shutting_down;
@@ -860,7 +859,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     }
     UNLOCK();
     if (late) {
-        goto too_late;
+        return ERR_SHUT_DOWN;
     }
 
     PyThreadState *save = PyThreadState_Get();
@@ -872,14 +871,10 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         assert(PyThreadState_Get() == save);
         creation_done();
         if (!PyErr_Occurred()) {
-            module_state *st = get_current_state();
-            if (st != NULL) {
-                PyErr_Format(st->InterpreterError,
-                             "interpreter creation failed: %s",
-                             status.err_msg ? status.err_msg : "unknown");
-            }
+            set_err(NULL, ERR_INTERP_CREATE,
+                    status.err_msg ? status.err_msg : "unknown");
         }
-        return -1;
+        return ERR_PYEXC;
     }
 
     /* The new interpreter is current, with its GIL held.  Its first
@@ -911,11 +906,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         Py_EndInterpreter(tstate);
         PyEval_RestoreThread(save);
         creation_done();
-        if (late) {
-            goto too_late;
-        }
-        PyErr_NoMemory();
-        return -1;
+        return late ? ERR_SHUT_DOWN : ERR_NO_MEMORY;
     }
     if (init != NULL) {
         init(arg);
@@ -926,15 +917,6 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     creation_done();  /* after init: the exit handler waits for it */
     *entry_p = e;
     return 0;
-
-too_late:
-    /* As concurrent.futures refuses new work: an interpreter made now
-       would never be closed (3.12 aborts at exit with "remaining
-       subinterpreters"). */
-    PyErr_SetString(PyExc_RuntimeError,
-                    "cannot create interpreters after interpreter shutdown "
-                    "(subinterp's exit handler has run)");
-    return -1;
 }
 
 /* Inside the interpreter being closed (its GIL held), just before

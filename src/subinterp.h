@@ -80,7 +80,8 @@ typedef enum {
                                  CPython's message (const char *) */
     ERR_INTERP_BUSY = -17,    /* its threads did not end within the close
                                  grace period */
-    ERR_SHUT_DOWN = -18,      /* the exit handler has run */
+    ERR_SHUT_DOWN = -18,      /* the exit handler has run: no new
+                                 interpreters */
     ERR_OBJECT_NOT_FOUND = -19, /* arg: the id (long long) */
     /* queues */
     ERR_QUEUE_EMPTY = -20,
@@ -431,6 +432,12 @@ void sync_clear(module_state *st);
 
 /* runtime.c, for interp.c and module.c */
 interp_entry *runtime_main(void);
+/* Create an interpreter (GIL held), run init(arg) inside it, and set
+ * *entry_p to its entry (a new reference).  0, or an err_code:
+ * ERR_SHUT_DOWN once the exit handler has run (as concurrent.futures
+ * refuses new work: an interpreter made then would never be closed),
+ * ERR_NO_MEMORY, or ERR_PYEXC when CPython's creation failed (its
+ * exception, or ERR_INTERP_CREATE's with CPython's message). */
 int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
 /* Close an interpreter subinterp created.  Its threads are asked to stop

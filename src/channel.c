@@ -498,54 +498,32 @@ clear_exceptions(struct channel_state *cs)
     Py_CLEAR(cs->ChannelFullError);
 }
 
+static const exc_spec channel_exceptions[] = {
+    {"ChannelError", {"subinterp.InterpreterError"},
+     "A channel operation failed."},
+    {"ChannelNotFoundError", {"ChannelError"},
+     "The channel no longer exists."},
+    {"ChannelClosedError", {"ChannelError"},
+     "The channel is closed (and, for receivers, drained).\n\n"
+     "From select(), ``source`` is the channel end of the case."},
+    {"ChannelEmptyError", {"ChannelError", "queue.Empty"},
+     "recv_nowait() found nothing to receive."},
+    {"ChannelFullError", {"ChannelError", "queue.Full"},
+     "send_nowait() could not send without waiting."},
+};
+
 int
 channel_exceptions_ensure(module_state *st)
 {
     struct channel_state *cs = st->channel;
-    PyObject *mod = st->queue->module;
-    PyObject *empty = NULL, *full = NULL;
-    int res = -1;
-
-    if (cs->have_exceptions) {
-        return 0;
-    }
-    empty = compat_import_attr("queue", "Empty");
-    if (empty == NULL) {
-        goto done;
-    }
-    full = compat_import_attr("queue", "Full");
-    if (full == NULL) {
-        goto done;
-    }
-    if (cs->have_exceptions) {
-        /* the imports let another thread of this interpreter in */
-        res = 0;
-        goto done;
-    }
-#define NEW(slot, name, b1, b2, doc)                                       \
-    if (exception_add(mod, &cs->slot, "subinterp." name, b1, b2, doc) < 0) \
-        goto done;
-    NEW(ChannelError, "ChannelError", st->InterpreterError, NULL,
-        "A channel operation failed.");
-    NEW(ChannelNotFoundError, "ChannelNotFoundError", cs->ChannelError,
-        NULL, "The channel no longer exists.");
-    NEW(ChannelClosedError, "ChannelClosedError", cs->ChannelError, NULL,
-        "The channel is closed (and, for receivers, drained).\n\n"
-        "From select(), ``source`` is the channel end of the case.");
-    NEW(ChannelEmptyError, "ChannelEmptyError", cs->ChannelError, empty,
-        "recv_nowait() found nothing to receive.");
-    NEW(ChannelFullError, "ChannelFullError", cs->ChannelError, full,
-        "send_nowait() could not send without waiting.");
-#undef NEW
-    cs->have_exceptions = 1;
-    res = 0;
-done:
-    if (res < 0 && !cs->have_exceptions) {
-        clear_exceptions(cs);
-    }
-    Py_XDECREF(empty);
-    Py_XDECREF(full);
-    return res;
+    PyObject **const slots[] = {
+        &cs->ChannelError, &cs->ChannelNotFoundError,
+        &cs->ChannelClosedError, &cs->ChannelEmptyError,
+        &cs->ChannelFullError,
+    };
+    return exceptions_make(st->queue->module, channel_exceptions,
+                           (int)Py_ARRAY_LENGTH(channel_exceptions), slots,
+                           &cs->have_exceptions);
 }
 
 PyObject *

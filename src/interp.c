@@ -1055,7 +1055,7 @@ interp_dealloc(PyObject *self)
     PyObject_GC_UnTrack(self);
     interp_entry *e = self_entry(self);
     if (e != NULL) {
-        module_state *st = PyType_GetModuleState(tp);
+        module_state *st = get_mod_state_by_type(tp);
         if (st != NULL) {
             handle_cache_remove(st->interp_handles, entry_id(e), self);
         }
@@ -1572,7 +1572,7 @@ interp_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
     if (!PyArg_UnpackTuple(args, "Interpreter", 1, 1, &id)) {
         return NULL;
     }
-    module_state *st = PyType_GetModuleState(tp);
+    module_state *st = get_mod_state_by_type(tp);
     if (st == NULL) {
         return NULL;
     }

@@ -320,57 +320,128 @@ static PyMethodDef execution_failed_str_def = {
     "__str__", execution_failed_str, METH_NOARGS, NULL,
 };
 
+/* A new reference to the base named `base` of a class of specs[0..n):
+ * "module.attr" (imported; "subinterp.X" is the module's attribute X),
+ * or the name of a class of the set made before it (made[]). */
+static PyObject *
+exception_base(PyObject *mod, const char *base, const exc_spec *specs,
+               PyObject *const *made, int n)
+{
+    const char *dot = strchr(base, '.');
+    char modname[32];
+    if (dot == NULL) {
+        for (int i = 0; i < n; i++) {
+            if (strcmp(specs[i].name, base) == 0 && made[i] != NULL) {
+                return Py_NewRef(made[i]);
+            }
+        }
+        PyErr_Format(PyExc_SystemError, "subinterp: no base %s", base);
+        return NULL;
+    }
+    if ((size_t)(dot - base) >= sizeof(modname)) {
+        PyErr_Format(PyExc_SystemError, "subinterp: bad base %s", base);
+        return NULL;
+    }
+    memcpy(modname, base, (size_t)(dot - base));
+    modname[dot - base] = '\0';
+    if (strcmp(modname, "subinterp") == 0) {
+        return PyObject_GetAttrString(mod, dot + 1);
+    }
+    return compat_import_attr(modname, dot + 1);
+}
+
 int
-exception_add(PyObject *mod, PyObject **slot, const char *name,
-              PyObject *base1, PyObject *base2, const char *doc)
+exceptions_make(PyObject *mod, const exc_spec *specs, int n,
+                PyObject **const slots[], int *made_flag)
 {
     int res = -1;
-    PyObject *exc = NULL;
-    PyObject *bases = base2 == NULL ? Py_NewRef(base1)
-                                    : PyTuple_Pack(2, base1, base2);
-    if (bases == NULL) {
-        goto done;
+    PyObject *made[EXC_SET_MAX] = {NULL};
+    char qualname[64];
+
+    assert(n <= EXC_SET_MAX);
+    if (*made_flag) {
+        return 0;
     }
-    exc = PyErr_NewExceptionWithDoc(name, doc, bases, NULL);
-    if (exc == NULL) {
-        goto done;
+    for (int i = 0; i < n; i++) {
+        PyObject *b[2] = {NULL, NULL};
+        PyObject *bases = NULL;
+        for (int k = 0; k < 2 && specs[i].bases[k] != NULL; k++) {
+            b[k] = exception_base(mod, specs[i].bases[k], specs, made, i);
+            if (b[k] == NULL) {
+                Py_XDECREF(b[0]);
+                goto done;
+            }
+        }
+        bases = b[1] == NULL ? Py_NewRef(b[0]) : PyTuple_Pack(2, b[0], b[1]);
+        Py_DECREF(b[0]);
+        Py_XDECREF(b[1]);
+        if (bases == NULL) {
+            goto done;
+        }
+        PyOS_snprintf(qualname, sizeof(qualname), "subinterp.%s",
+                      specs[i].name);
+        made[i] = PyErr_NewExceptionWithDoc(qualname, specs[i].doc, bases,
+                                            NULL);
+        Py_DECREF(bases);
+        if (made[i] == NULL) {
+            goto done;
+        }
     }
-    if (PyModule_AddObjectRef(mod, strrchr(name, '.') + 1, exc) < 0) {
-        goto done;
+    /* The imports may have let another thread of this interpreter make
+       the set meanwhile: the first one made stays. */
+    if (!*made_flag) {
+        for (int i = 0; i < n; i++) {
+            if (PyModule_AddObjectRef(mod, specs[i].name, made[i]) < 0) {
+                goto done;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            *slots[i] = made[i];
+            made[i] = NULL;
+        }
+        *made_flag = 1;
     }
-    *slot = Py_NewRef(exc);
     res = 0;
 done:
-    Py_XDECREF(bases);
-    Py_XDECREF(exc);
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(made[i]);
+    }
     return res;
 }
+
+static const exc_spec module_exceptions[] = {
+    {"InterpreterError", {"builtins.Exception"},
+     "A cross-interpreter operation failed."},
+    {"InterpreterNotFoundError", {"InterpreterError"},
+     "The interpreter was closed or never existed."},
+    {"ExecutionFailed", {"InterpreterError"},
+     "Code raised an uncaught exception in another interpreter.\n\n"
+     "``excinfo`` describes the original exception: type (with __name__, "
+     "__qualname__, __module__), msg (its str()), formatted (the one-line "
+     "\"Type: msg\") and errdisplay (the traceback text)."},
+    /* A TypeError like the issue's contract asks, and a ValueError like
+       the stdlib's own NotShareableError, so either except clause works. */
+    {"NotShareableError", {"builtins.TypeError", "builtins.ValueError"},
+     "The object cannot be passed to another interpreter."},
+    {"RemoteTraceback", {"builtins.Exception"},
+     "The traceback text of an exception raised in another interpreter "
+     "(set as its __cause__)."},
+};
 
 static int
 exceptions_init(PyObject *mod, module_state *st)
 {
+    PyObject **const slots[] = {
+        &st->InterpreterError, &st->InterpreterNotFoundError,
+        &st->ExecutionFailed, &st->NotShareableError, &st->RemoteTraceback,
+    };
+    int made = 0;
     int res = -1;
     PyObject *str_method = NULL;
 
-    if (exception_add(mod, &st->InterpreterError, "subinterp.InterpreterError",
-                      PyExc_Exception, NULL,
-                      "A cross-interpreter operation failed.") < 0) {
-        goto done;
-    }
-    if (exception_add(mod, &st->InterpreterNotFoundError,
-                      "subinterp.InterpreterNotFoundError",
-                      st->InterpreterError, NULL,
-                      "The interpreter was closed or never existed.") < 0) {
-        goto done;
-    }
-    if (exception_add(mod, &st->ExecutionFailed, "subinterp.ExecutionFailed",
-                      st->InterpreterError, NULL,
-                      "Code raised an uncaught exception in another "
-                      "interpreter.\n\n"
-                      "``excinfo`` describes the original exception: type "
-                      "(with __name__, __qualname__, __module__), msg "
-                      "(its str()), formatted (the one-line \"Type: msg\") "
-                      "and errdisplay (the traceback text).") < 0) {
+    if (exceptions_make(mod, module_exceptions,
+                        (int)Py_ARRAY_LENGTH(module_exceptions), slots,
+                        &made) < 0) {
         goto done;
     }
     /* a method of the class, so that tp_str is set (a heap exception
@@ -380,21 +451,6 @@ exceptions_init(PyObject *mod, module_state *st)
     if (str_method == NULL ||
         PyObject_SetAttrString(st->ExecutionFailed, "__str__",
                                str_method) < 0) {
-        goto done;
-    }
-    /* A TypeError like the issue's contract asks, and a ValueError like
-       the stdlib's own NotShareableError, so either except clause works. */
-    if (exception_add(mod, &st->NotShareableError,
-                      "subinterp.NotShareableError", PyExc_TypeError,
-                      PyExc_ValueError,
-                      "The object cannot be passed to another "
-                      "interpreter.") < 0) {
-        goto done;
-    }
-    if (exception_add(mod, &st->RemoteTraceback, "subinterp.RemoteTraceback",
-                      PyExc_Exception, NULL,
-                      "The traceback text of an exception raised in another "
-                      "interpreter (set as its __cause__).") < 0) {
         goto done;
     }
     res = 0;

@@ -1314,61 +1314,39 @@ clear_exceptions(struct queue_state *qs)
     Py_CLEAR(qs->UnboundItemsError);
 }
 
+/* queue.Full lives in queue.py, which imports threading: ~3 ms that
+ * every new interpreter would pay at import. */
+static const exc_spec queue_exceptions[] = {
+    /* RuntimeError as well, like the standard library's QueueError */
+    {"QueueError", {"subinterp.InterpreterError", "builtins.RuntimeError"},
+     "A queue operation failed."},
+    {"QueueNotFoundError", {"QueueError"}, "The queue no longer exists."},
+    {"QueueEmpty", {"QueueError", "queue.Empty"},
+     "Raised by get_nowait(), and by get() when it times out."},
+    {"QueueFull", {"QueueError", "queue.Full"},
+     "Raised by put_nowait(), and by put() when it times out."},
+    {"ItemInterpreterDestroyed", {"QueueError"},
+     "Raised by get() for an item put with UNBOUND_ERROR by an interpreter "
+     "that was destroyed before the item was taken."},
+    /* ValueError, as for any bad argument, and NotImplementedError, as
+       the standard library's queues raise for one */
+    {"UnboundItemsError",
+     {"builtins.ValueError", "builtins.NotImplementedError"},
+     "unbounditems is not UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE."},
+};
+
 int
 queue_exceptions_ensure(module_state *st)
 {
     struct queue_state *qs = st->queue;
-    PyObject *mod = qs->module;
-    PyObject *empty = NULL, *full = NULL;
-    int res = -1;
-
-    if (qs->have_exceptions) {
-        return 0;
-    }
-    empty = compat_import_attr("queue", "Empty");
-    if (empty == NULL) {
-        goto done;
-    }
-    full = compat_import_attr("queue", "Full");
-    if (full == NULL) {
-        goto done;
-    }
-    if (qs->have_exceptions) {
-        /* the imports let another thread of this interpreter in */
-        res = 0;
-        goto done;
-    }
-#define NEW(slot, name, b1, b2, doc)                                       \
-    if (exception_add(mod, &qs->slot, "subinterp." name, b1, b2, doc) < 0) \
-        goto done;
-    /* RuntimeError as well, like the standard library's QueueError */
-    NEW(QueueError, "QueueError", st->InterpreterError, PyExc_RuntimeError,
-        "A queue operation failed.");
-    NEW(QueueNotFoundError, "QueueNotFoundError", qs->QueueError, NULL,
-        "The queue no longer exists.");
-    NEW(QueueEmpty, "QueueEmpty", qs->QueueError, empty,
-        "Raised by get_nowait(), and by get() when it times out.");
-    NEW(QueueFull, "QueueFull", qs->QueueError, full,
-        "Raised by put_nowait(), and by put() when it times out.");
-    NEW(ItemInterpreterDestroyed, "ItemInterpreterDestroyed",
-        qs->QueueError, NULL,
-        "Raised by get() for an item put with UNBOUND_ERROR by an "
-        "interpreter that was destroyed before the item was taken.");
-    /* ValueError, as for any bad argument, and NotImplementedError, as
-       the standard library's queues raise for one */
-    NEW(UnboundItemsError, "UnboundItemsError", PyExc_ValueError,
-        PyExc_NotImplementedError,
-        "unbounditems is not UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE.");
-#undef NEW
-    qs->have_exceptions = 1;
-    res = 0;
-done:
-    if (res < 0 && !qs->have_exceptions) {
-        clear_exceptions(qs);
-    }
-    Py_XDECREF(empty);
-    Py_XDECREF(full);
-    return res;
+    PyObject **const slots[] = {
+        &qs->QueueError, &qs->QueueNotFoundError, &qs->QueueEmpty,
+        &qs->QueueFull, &qs->ItemInterpreterDestroyed,
+        &qs->UnboundItemsError,
+    };
+    return exceptions_make(qs->module, queue_exceptions,
+                           (int)Py_ARRAY_LENGTH(queue_exceptions), slots,
+                           &qs->have_exceptions);
 }
 
 PyObject *

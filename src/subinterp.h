@@ -404,11 +404,22 @@ int channel_init(PyObject *mod, module_state *st);
 int select_init(PyObject *mod, module_state *st);
 int sync_init(PyObject *mod, module_state *st);
 
-/* Make exception class `name` ("subinterp.X": added to mod as X) with
- * bases base1 (and base2 when not NULL) into *slot (a new reference).
- * 0, or -1 with an exception and *slot untouched (module.c). */
-int exception_add(PyObject *mod, PyObject **slot, const char *name,
-                  PyObject *base1, PyObject *base2, const char *doc);
+/* A set of exception classes made together (module.c): each named X
+ * (subinterp.X, added to the module) with one or two bases, each
+ * "module.attr" (imported; "subinterp.Y" the module's attribute Y) or the
+ * name of a class made before it in the set. */
+typedef struct {
+    const char *name;
+    const char *bases[2];   /* bases[1] may be NULL */
+    const char *doc;
+} exc_spec;
+#define EXC_SET_MAX 8
+/* Make the set specs[0..n) into *slots[i] (new references), unless
+ * *made_flag says it was made; sets *made_flag.  The imports of bases may
+ * let another thread of the interpreter run: the set first made stays.
+ * 0, or -1 with an exception (the slots untouched). */
+int exceptions_make(PyObject *mod, const exc_spec *specs, int n,
+                    PyObject **const slots[], int *made_flag);
 /* The exception classes of queues, channels and locks, each made by its
  * component on first use.  0, or -1 with an exception. */
 int queue_exceptions_ensure(module_state *st);

@@ -94,47 +94,25 @@ clear_exceptions(struct sync_state *ss)
     Py_CLEAR(ss->AbandonedLockWarning);
 }
 
+static const exc_spec sync_exceptions[] = {
+    {"BrokenBarrierError", {"threading.BrokenBarrierError"},
+     "The Barrier is broken (aborted, reset, or a wait timed out)."},
+    {"AbandonedLockWarning", {"builtins.RuntimeWarning"},
+     "The lock was held by an interpreter that was destroyed; it was "
+     "released and given to this acquirer.  What it protected may be "
+     "inconsistent."},
+};
+
 int
 sync_exceptions_ensure(module_state *st)
 {
     struct sync_state *ss = st->sync;
-    PyObject *mod = st->queue->module;
-    PyObject *broken = NULL;
-    int res = -1;
-
-    if (ss->have_exceptions) {
-        return 0;
-    }
-    broken = compat_import_attr("threading", "BrokenBarrierError");
-    if (broken == NULL) {
-        goto done;
-    }
-    if (ss->have_exceptions) {
-        /* the import let another thread of this interpreter in */
-        res = 0;
-        goto done;
-    }
-    if (exception_add(mod, &ss->BrokenBarrierError,
-                      "subinterp.BrokenBarrierError", broken, NULL,
-                      "The Barrier is broken (aborted, reset, or a wait "
-                      "timed out).") < 0 ||
-        exception_add(mod, &ss->AbandonedLockWarning,
-                      "subinterp.AbandonedLockWarning", PyExc_RuntimeWarning,
-                      NULL,
-                      "The lock was held by an interpreter that was "
-                      "destroyed; it was released and given to this "
-                      "acquirer.  What it protected may be "
-                      "inconsistent.") < 0) {
-        goto done;
-    }
-    ss->have_exceptions = 1;
-    res = 0;
-done:
-    if (res < 0 && !ss->have_exceptions) {
-        clear_exceptions(ss);
-    }
-    Py_XDECREF(broken);
-    return res;
+    PyObject **const slots[] = {
+        &ss->BrokenBarrierError, &ss->AbandonedLockWarning,
+    };
+    return exceptions_make(st->queue->module, sync_exceptions,
+                           (int)Py_ARRAY_LENGTH(sync_exceptions), slots,
+                           &ss->have_exceptions);
 }
 
 PyObject *

@@ -1,5 +1,4 @@
-/* wait.c - how threads of any interpreter block and wake each other, and
- * the registry of process-wide objects (queues, channels, locks).
+/* wait.c - how threads of any interpreter block and wake each other.
  *
  * Waiting
  * -------
@@ -674,7 +673,6 @@ item_clear(item *it)
         it->m = NULL;
     }
 }
-
 
 /* ------------------------------------------------------------------ */
 /* fork (an entry of the table in fork.c)                              */

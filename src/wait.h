@@ -1,5 +1,5 @@
-/* wait.h - waiting machinery and process-wide objects shared by queue.c,
- * channel.c, select.c and sync.c.
+/* wait.h - waiting machinery and the FIFO shared by queue.c, channel.c,
+ * select.c and sync.c.
  *
  * Three layers (docs/queues.md has the long version):
  *
@@ -11,7 +11,8 @@
  *             several nodes; whoever claims the waiter first wins, so
  *             exactly one case fires.
  *   sobj      the common head of every process-wide object (queue,
- *             channel, lock, ...): id, C reference count, registry links.
+ *             channel, lock, ...): id, C reference count, registry links
+ *             (objects.h).
  *
  * Lock order: registry.mutex -> one object mutex -> (select only) several
  * object mutexes in address order.  Never the other way round: nothing

@@ -34,6 +34,13 @@
  * CPython takes its own locks before ours (os.fork() runs PyOS_BeforeFork
  * first), and Python-level hooks (os.register_at_fork: the pools pause
  * their workers there) run before any of this.
+ *
+ * XXX claim (runtime.c) creates and deletes thread states, which take
+ * CPython's lock of the interpreter list, under runtime.mutex.  Where
+ * PyOS_BeforeFork holds that lock (3.13 and later), a thread inside claim
+ * when another forks would deadlock the fork at runtime_fork_prepare.
+ * The pools park their workers before a fork, which makes it rare; the
+ * cure is in runtime.c: no thread-state call under runtime.mutex.
  */
 #include "subinterp.h"
 

@@ -170,7 +170,13 @@ get_mod_state(PyObject *mod)
 static inline module_state *
 get_mod_state_by_type(PyTypeObject *tp)
 {
-    /* works for subclasses defined in C by this module */
+    if (tp->tp_mro == NULL) {
+        /* The collector cleared the type (its tp_clear drops only the
+           MRO) before an instance's dealloc asks, at interpreter
+           teardown: its own module is still there. */
+        return (module_state *)PyType_GetModuleState(tp);
+    }
+    /* by the MRO: works for subclasses too */
     PyObject *mod = PyType_GetModuleByDef(tp, &coremodule_def);
     if (mod == NULL) {
         return NULL;

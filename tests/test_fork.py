@@ -80,3 +80,62 @@ def test_fork_with_pools_and_blocked_waiters():
         "['True', 'item', 'msg'] 3",
     ], res.stdout + res.stderr
     assert res.stderr == ""
+
+
+CHURN = """
+import os, sys, threading, warnings
+import subinterp
+warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+
+# Threads that keep taking every kind of mutex of subinterp: the object
+# registry and object mutexes (new queues, puts and gets, locks), the
+# shared-buffer registry (memoryviews through a queue) and the pools'.
+stop = threading.Event()
+pool = subinterp.Pool(1)
+
+def objects():
+    while not stop.is_set():
+        q = subinterp.Queue()
+        q.put(memoryview(bytearray(100_000)))
+        q.get().release()
+        lock = subinterp.Lock()
+        with lock:
+            pass
+
+def pools():
+    while not stop.is_set():
+        pool.submit(abs, -1).result()
+
+threads = [threading.Thread(target=objects), threading.Thread(target=objects),
+           threading.Thread(target=pools)]
+for t in threads:
+    t.start()
+statuses = []
+for _ in range(10):
+    pid = os.fork()
+    if pid == 0:
+        # every mutex is usable in the child: none was left held
+        q = subinterp.Queue()
+        q.put(memoryview(bytearray(100_000)))
+        q.get().release()
+        with subinterp.Lock():
+            pass
+        with subinterp.Pool(1) as p:
+            p.submit(abs, -2).result()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    statuses.append(os.waitstatus_to_exitcode(status))
+stop.set()
+for t in threads:
+    t.join()
+pool.shutdown()
+print(statuses)
+"""
+
+
+def test_fork_while_threads_take_every_mutex():
+    # A mutex of ours held by another thread at the fork would stay held
+    # in the child for ever: the child would hang (and time out here).
+    res = run_script(CHURN, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [str([0] * 10)], res.stdout + res.stderr

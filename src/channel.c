@@ -148,13 +148,14 @@ coremod_create_channel(PyObject *mod, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     channel_obj *ch = (channel_obj *)fifo_obj_new(sizeof(channel_obj),
-                                                  &channel_type, maxsize);
+                                                  maxsize);
     if (ch == NULL) {
         return NULL;
     }
-    /* set before anybody else can find it (by id): immutable after */
     atomic_init(&ch->recv_ends, 0);
     ch->maxsize = maxsize;
+    /* registered once complete: others may find it by id from now on */
+    sobj_register(&ch->fo.base, &channel_type);
     recv = recv_wrap(st, ch);
     if (recv != NULL) {
         send = send_wrap(st, ch);

@@ -490,7 +490,7 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
 /* objects around a FIFO (queues, channels)                            */
 
 fifo_obj *
-fifo_obj_new(size_t size, const sobj_type *type, Py_ssize_t capacity)
+fifo_obj_new(size_t size, Py_ssize_t capacity)
 {
     fifo_obj *o = PyMem_RawCalloc(1, size);
     if (o == NULL) {
@@ -498,7 +498,6 @@ fifo_obj_new(size_t size, const sobj_type *type, Py_ssize_t capacity)
         return NULL;
     }
     fifo_init(&o->f, capacity, &o->base);
-    sobj_register(&o->base, type);
     return o;
 }
 
@@ -755,14 +754,15 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound,
     if (op < 0) {
         return NULL;
     }
-    queue_obj *q = (queue_obj *)fifo_obj_new(
-        sizeof(queue_obj), &queue_type, maxsize <= 0 ? -1 : maxsize);
+    queue_obj *q = (queue_obj *)fifo_obj_new(sizeof(queue_obj),
+                                              maxsize <= 0 ? -1 : maxsize);
     if (q == NULL) {
         return NULL;
     }
-    /* set before anybody else can find it (by id): immutable after */
     q->maxsize = maxsize;
     q->unboundop = op;
+    /* registered once complete: others may find it by id from now on */
+    sobj_register(&q->fo.base, &queue_type);
     res = interp ? interp_queue_wrap(st, q) : queue_wrap(st, q);
     sobj_decref(&q->fo.base);  /* the handle holds it now (or nobody) */
     return res;

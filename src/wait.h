@@ -462,10 +462,10 @@ typedef struct {
     fifo f;
 } fifo_obj;
 
-/* A new object of `size` bytes (a struct starting with fifo_obj) of
- * `type`, registered, with one reference; NULL with MemoryError. */
-fifo_obj *fifo_obj_new(size_t size, const sobj_type *type,
-                       Py_ssize_t capacity);
+/* A new zeroed object of `size` bytes (a struct starting with fifo_obj)
+ * with its FIFO made; NULL with MemoryError.  The caller fills in its own
+ * fields, then registers it (sobj_register: one reference). */
+fifo_obj *fifo_obj_new(size_t size, Py_ssize_t capacity);
 /* sobj_type hooks of every fifo_obj */
 sub_mutex *fifo_obj_mutex(sobj *o);
 void fifo_obj_after_fork(sobj *o);

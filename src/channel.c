@@ -327,10 +327,8 @@ static PyType_Slot recv_slots[] = {
      "The receiving end of a channel (see create_channel()).\n\n"
      "Iterating over it receives until the channel is closed and "
      "drained."},
-    {Py_tp_dealloc, handle_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, channel_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, recvchannel_iternext},
     {Py_tp_methods, recv_methods},
@@ -454,10 +452,8 @@ static PyMethodDef send_methods[] = {
 
 static PyType_Slot send_slots[] = {
     {Py_tp_doc, "The sending end of a channel (see create_channel())."},
-    {Py_tp_dealloc, handle_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, channel_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_methods, send_methods},
     {Py_tp_getset, channel_getset},
     {0, NULL},

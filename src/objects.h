@@ -114,6 +114,11 @@ PyObject *handle_richcompare(PyObject *a, PyObject *b, int op);
 Py_hash_t handle_hash(PyObject *self);
 PyObject *handle_reduce(PyObject *self, PyObject *Py_UNUSED(ignored));
 PyObject *handle_get_id(PyObject *self, void *Py_UNUSED(closure));
+/* The slots every handle type of a process-wide object has. */
+#define HANDLE_TYPE_SLOTS                                                  \
+    {Py_tp_dealloc, handle_dealloc},                                       \
+        {Py_tp_richcompare, handle_richcompare},                           \
+        {Py_tp_hash, handle_hash}
 /* Make a heap type of handles (a subclass of base when not NULL; only a
  * type without base is added to the module) and let its handles cross in
  * messages.  0, or -1 with an exception. */

@@ -1169,10 +1169,8 @@ static PyType_Slot queue_slots[] = {
      "Blocking operations release the GIL and sleep until woken: no "
      "polling.  maxsize 0 means unbounded."},
     {Py_tp_new, queue_tp_new},
-    {Py_tp_dealloc, handle_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, queue_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_methods, queue_methods},
     {Py_tp_getset, queue_getset},
     {0, NULL},
@@ -1200,10 +1198,8 @@ static PyType_Slot interp_queue_slots[] = {
      "one.  The C queue is the one subinterp.Queue wraps: blocking "
      "operations sleep until woken, no polling."},
     {Py_tp_new, interp_queue_tp_new},
-    {Py_tp_dealloc, handle_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, interp_queue_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_methods, interp_queue_methods},
     {0, NULL},
 };

@@ -1071,10 +1071,8 @@ static PyGetSetDef barrier_getset[] = {
     static PyType_Slot NAME##_slots[] = {                                  \
         {Py_tp_doc, DOC},                                                  \
         {Py_tp_new, NEW},                                                  \
-        {Py_tp_dealloc, handle_dealloc},                                   \
+        HANDLE_TYPE_SLOTS,                                                 \
         {Py_tp_repr, sync_repr},                                           \
-        {Py_tp_richcompare, handle_richcompare},                           \
-        {Py_tp_hash, handle_hash},                                         \
         {Py_tp_methods, METHODS},                                          \
         {Py_tp_getset, GETSET},                                            \
         {0, NULL},                                                         \

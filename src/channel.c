@@ -29,12 +29,11 @@
 #include "wait.h"
 
 typedef struct {
-    sobj base;
-    fifo f;
+    fifo_obj fo;
     Py_ssize_t maxsize;  /* immutable */
     /* References to the receive end (handles, messages); atomic: changed
        with no lock held, from any thread.  Each is also one reference in
-       base.refcount. */
+       fo.base.refcount. */
     atomic_long recv_ends;
 } channel_obj;
 
@@ -42,28 +41,8 @@ static void
 channel_destroy(sobj *o)
 {
     channel_obj *ch = (channel_obj *)o;
-    fifo_fini(&ch->f);
+    fifo_fini(&ch->fo.f);
     PyMem_RawFree(ch);
-}
-
-static sub_mutex *
-channel_mutex(sobj *o)
-{
-    return &((channel_obj *)o)->f.mutex;
-}
-
-static void
-channel_after_fork(sobj *o)
-{
-    fifo *f = &((channel_obj *)o)->f;
-    wlist_reset(&f->receivers);
-    wlist_reset(&f->senders);
-}
-
-static void
-channel_drop_buffer(sobj *o)
-{
-    fifo_drop_buffer(&((channel_obj *)o)->f);
 }
 
 static void
@@ -71,7 +50,7 @@ recv_incref(void *ref)
 {
     channel_obj *ch = (channel_obj *)ref;
     atomic_fetch_add(&ch->recv_ends, 1);
-    sobj_incref(&ch->base);
+    sobj_incref(&ch->fo.base);
 }
 
 /* Any thread, no GIL needed, no lock of ours held (like sobj_decref). */
@@ -82,9 +61,9 @@ recv_decref(void *ref)
     if (atomic_fetch_sub(&ch->recv_ends, 1) == 1) {
         /* the last receive end: close as RecvChannel.close() does (the
            reference below keeps the channel alive meanwhile) */
-        fifo_close(&ch->f, 1);
+        fifo_close(&ch->fo.f, 1);
     }
-    sobj_decref(&ch->base);
+    sobj_decref(&ch->fo.base);
 }
 
 static PyObject *recv_wrap(module_state *st, void *ref);
@@ -106,103 +85,48 @@ static const handle_kind send_kind = {
     .wrap = send_wrap,
 };
 
+/* select(): each end does what its name says; items on a channel outlive
+ * their sender's interpreter. */
+static fifo *
+channel_fifo_of(sobj *o, const handle_kind *kind, int *ops, int *unboundop)
+{
+    *ops = kind == &send_kind ? FIFO_OP_SEND : FIFO_OP_RECV;
+    *unboundop = UNBOUND_KEEP;
+    return &((channel_obj *)o)->fo.f;
+}
+
 static const sobj_type channel_type = {
     .name = "Channel",
     .destroy = channel_destroy,
     .interp_closed = NULL,
-    .mutex = channel_mutex,
-    .after_fork = channel_after_fork,
+    .mutex = fifo_obj_mutex,
+    .after_fork = fifo_obj_after_fork,
     .kinds = {&recv_kind, &send_kind},
-    .drop_buffer = channel_drop_buffer,
+    .drop_buffer = fifo_obj_drop_buffer,
+    .fifo_of = channel_fifo_of,
+    .item_encode = item_encode,
+    .item_to_object = queue_item_to_object,
+    .closed_err = ERR_CHANNEL_CLOSED,
 };
 
 static PyObject *
 recv_wrap(module_state *st, void *ref)
 {
-    return handle_new(st->queue->RecvChannelType, &recv_kind, (sobj *)ref);
+    return handle_get(st, st->channel->RecvChannelType, &recv_kind,
+                      (sobj *)ref);
 }
 
 static PyObject *
 send_wrap(module_state *st, void *ref)
 {
-    return handle_new(st->queue->SendChannelType, &send_kind, (sobj *)ref);
+    return handle_get(st, st->channel->SendChannelType, &send_kind,
+                      (sobj *)ref);
 }
 
 static channel_obj *
 channel_of(PyObject *self)
 {
     return (channel_obj *)((HandleObject *)self)->ref;
-}
-
-fifo *
-channel_fifo_of(module_state *st, PyObject *obj, int *is_send)
-{
-    struct queue_state *qs = st->queue;
-    if (Py_TYPE(obj) == qs->RecvChannelType) {
-        *is_send = 0;
-    }
-    else if (Py_TYPE(obj) == qs->SendChannelType) {
-        *is_send = 1;
-    }
-    else {
-        return NULL;
-    }
-    return &channel_of(obj)->f;
-}
-
-/* ------------------------------------------------------------------ */
-/* errors: one place                                                   */
-
-typedef enum {
-    CERR_CLOSED,
-    CERR_EMPTY,
-    CERR_FULL,
-    CERR_TIMEOUT,
-} channel_err;
-
-static PyObject *
-channel_error(module_state *st, channel_err err, PyObject *source)
-{
-    struct queue_state *qs = st->queue;
-    if (queue_exceptions_ensure(st) < 0) {
-        return NULL;
-    }
-    switch (err) {
-    case CERR_CLOSED:
-        channel_raise_closed(st, source);
-        break;
-    case CERR_EMPTY:
-        PyErr_SetString(qs->ChannelEmptyError, "nothing to receive");
-        break;
-    case CERR_FULL:
-        PyErr_SetString(qs->ChannelFullError,
-                        "cannot send without waiting (no receiver is "
-                        "waiting and the buffer is full)");
-        break;
-    case CERR_TIMEOUT:
-        PyErr_SetString(PyExc_TimeoutError, "timed out");
-        break;
-    }
-    return NULL;
-}
-
-void
-channel_raise_closed(module_state *st, PyObject *source)
-{
-    PyObject *exc = NULL;
-    if (queue_exceptions_ensure(st) < 0) {
-        return;
-    }
-    exc = PyObject_CallFunction(st->queue->ChannelClosedError, "s",
-                                "the channel is closed");
-    if (exc == NULL) {
-        return;
-    }
-    if (PyObject_SetAttrString(exc, "source",
-                               source != NULL ? source : Py_None) == 0) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-    }
-    Py_DECREF(exc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -214,42 +138,29 @@ coremod_create_channel(PyObject *mod, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"maxsize", NULL};
     module_state *st = get_mod_state(mod);
     PyObject *maxsize_obj = NULL, *recv = NULL, *send = NULL, *res = NULL;
-    Py_ssize_t maxsize = 0;
+    Py_ssize_t maxsize;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:create_channel",
                                      kwlist, &maxsize_obj)) {
         return NULL;
     }
-    if (maxsize_obj != NULL) {
-        if (!PyLong_Check(maxsize_obj)) {
-            PyErr_Format(PyExc_TypeError,
-                         "maxsize must be an int, not %.100s",
-                         Py_TYPE(maxsize_obj)->tp_name);
-            return NULL;
-        }
-        maxsize = PyLong_AsSsize_t(maxsize_obj);
-        if (maxsize == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (maxsize < 0) {
-            PyErr_SetString(PyExc_ValueError,
-                            "maxsize must be >= 0 (0: rendezvous)");
-            return NULL;
-        }
+    if (maxsize_from_object(maxsize_obj, 0, "0: rendezvous", &maxsize) < 0) {
+        return NULL;
     }
-    channel_obj *ch = PyMem_RawCalloc(1, sizeof(channel_obj));
+    channel_obj *ch = (channel_obj *)fifo_obj_new(sizeof(channel_obj),
+                                                  maxsize);
     if (ch == NULL) {
-        return PyErr_NoMemory();
+        return NULL;
     }
-    fifo_init(&ch->f, maxsize, &ch->base);
     atomic_init(&ch->recv_ends, 0);
     ch->maxsize = maxsize;
-    (void)sobj_register(&ch->base, &channel_type);
+    /* registered once complete: others may find it by id from now on */
+    sobj_register(&ch->fo.base, &channel_type);
     recv = recv_wrap(st, ch);
     if (recv != NULL) {
         send = send_wrap(st, ch);
     }
-    sobj_decref(&ch->base);
+    sobj_decref(&ch->fo.base);
     if (send != NULL) {
         res = PyTuple_Pack(2, recv, send);
     }
@@ -264,7 +175,7 @@ coremod_create_channel(PyObject *mod, PyObject *args, PyObject *kwargs)
 static PyObject *
 channel_close(PyObject *self, int force)
 {
-    fifo *f = &channel_of(self)->f;
+    fifo *f = &channel_of(self)->fo.f;
     Py_BEGIN_ALLOW_THREADS
     fifo_close(f, force);
     Py_END_ALLOW_THREADS
@@ -274,7 +185,7 @@ channel_close(PyObject *self, int force)
 static PyObject *
 channel_get_closed(PyObject *self, void *Py_UNUSED(closure))
 {
-    fifo *f = &channel_of(self)->f;
+    fifo *f = &channel_of(self)->fo.f;
     sub_mutex_lock(&f->mutex);
     int closed = f->closed != FIFO_OPEN;
     sub_mutex_unlock(&f->mutex);
@@ -290,7 +201,7 @@ channel_get_maxsize(PyObject *self, void *Py_UNUSED(closure))
 static PyObject *
 channel_qsize(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    fifo *f = &channel_of(self)->f;
+    fifo *f = &channel_of(self)->fo.f;
     sub_mutex_lock(&f->mutex);
     Py_ssize_t n = f->count;
     sub_mutex_unlock(&f->mutex);
@@ -303,7 +214,7 @@ channel_repr(PyObject *self)
     channel_obj *ch = channel_of(self);
     return PyUnicode_FromFormat("subinterp.%s(id=%lld, maxsize=%zd)",
                                 ((HandleObject *)self)->kind->name,
-                                (long long)ch->base.id, ch->maxsize);
+                                (long long)ch->fo.base.id, ch->maxsize);
 }
 
 /* ------------------------------------------------------------------ */
@@ -312,8 +223,8 @@ channel_repr(PyObject *self)
 static PyObject *
 recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
 {
-    module_state *st = handle_state(self);
-    sel_case c = {.f = &channel_of(self)->f, .kind = CASE_RECV};
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
+    sel_case c = {.f = &channel_of(self)->fo.f, .kind = CASE_RECV};
     int index;
     item got = {.m = NULL};
 
@@ -328,20 +239,19 @@ recv_impl(PyObject *self, const deadline *dl, PyObject *dflt, int iterating)
         return iterating ? obj : taken_pair(obj, taken);
     }
     case SEL_NO_MEMORY:
-        return PyErr_NoMemory();
+        set_err(st, ERR_NO_MEMORY);
+        return NULL;
     case SEL_CLOSED:
-        if (iterating) {
-            return NULL;  /* StopIteration */
+        if (!iterating) {
+            set_err(st, ERR_CHANNEL_CLOSED, self);
         }
-        return channel_error(st, CERR_CLOSED, self);
+        return NULL;  /* iterating: StopIteration */
     case SEL_TIMEOUT:
-        if (dl == NULL) {
-            if (dflt != NULL) {
-                return taken_pair(Py_NewRef(dflt), NULL);
-            }
-            return channel_error(st, CERR_EMPTY, self);
+        if (dl == NULL && dflt != NULL) {
+            return taken_pair(Py_NewRef(dflt), NULL);
         }
-        return channel_error(st, CERR_TIMEOUT, self);
+        set_err(st, dl == NULL ? ERR_CHANNEL_EMPTY : ERR_TIMEOUT);
+        return NULL;
     default:
         return NULL;
     }
@@ -417,10 +327,8 @@ static PyType_Slot recv_slots[] = {
      "The receiving end of a channel (see create_channel()).\n\n"
      "Iterating over it receives until the channel is closed and "
      "drained."},
-    {Py_tp_dealloc, handle_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, channel_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, recvchannel_iternext},
     {Py_tp_methods, recv_methods},
@@ -442,9 +350,9 @@ static PyType_Spec recv_spec = {
 static PyObject *
 send_impl(PyObject *self, PyObject *obj, const deadline *dl)
 {
-    module_state *st = handle_state(self);
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
     PyObject *res = NULL;
-    sel_case c = {.f = &channel_of(self)->f, .kind = CASE_SEND};
+    sel_case c = {.f = &channel_of(self)->fo.f, .kind = CASE_SEND};
     int index;
 
     if (item_encode(st, obj, UNBOUND_KEEP, &c.send_item) < 0) {
@@ -455,13 +363,13 @@ send_impl(PyObject *self, PyObject *obj, const deadline *dl)
         res = Py_NewRef(Py_None);
         break;
     case SEL_CLOSED:
-        channel_error(st, CERR_CLOSED, self);
+        set_err(st, ERR_CHANNEL_CLOSED, self);
         break;
     case SEL_TIMEOUT:
-        channel_error(st, dl == NULL ? CERR_FULL : CERR_TIMEOUT, self);
+        set_err(st, dl == NULL ? ERR_CHANNEL_FULL : ERR_TIMEOUT);
         break;
     case SEL_NO_MEMORY:
-        PyErr_NoMemory();
+        set_err(st, ERR_NO_MEMORY);
         break;
     default:
         break;
@@ -508,7 +416,7 @@ sendchannel_send_op(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (buffer < 0) {
         return NULL;
     }
-    return store_op_new(handle_state(self), send_store, self, block, args[1],
+    return store_op_new(get_mod_state_by_type(Py_TYPE(self)), send_store, self, block, args[1],
                         buffer ? Py_True : Py_False);
 }
 
@@ -544,10 +452,8 @@ static PyMethodDef send_methods[] = {
 
 static PyType_Slot send_slots[] = {
     {Py_tp_doc, "The sending end of a channel (see create_channel())."},
-    {Py_tp_dealloc, handle_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, channel_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_methods, send_methods},
     {Py_tp_getset, channel_getset},
     {0, NULL},
@@ -562,7 +468,7 @@ static PyType_Spec send_spec = {
 };
 
 /* ------------------------------------------------------------------ */
-/* init                                                                */
+/* module functions                                                    */
 
 static PyMethodDef channel_functions[] = {
     {"create_channel", _PyCFunction_CAST(coremod_create_channel),
@@ -576,15 +482,107 @@ static PyMethodDef channel_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* ------------------------------------------------------------------ */
+/* exceptions, made on first use (their bases live in the queue module) */
+
+static void
+clear_exceptions(struct channel_state *cs)
+{
+    Py_CLEAR(cs->ChannelError);
+    Py_CLEAR(cs->ChannelNotFoundError);
+    Py_CLEAR(cs->ChannelClosedError);
+    Py_CLEAR(cs->ChannelEmptyError);
+    Py_CLEAR(cs->ChannelFullError);
+}
+
+static const exc_spec channel_exceptions[] = {
+    {"ChannelError", {"subinterp.InterpreterError"},
+     "A channel operation failed."},
+    {"ChannelNotFoundError", {"ChannelError"},
+     "The channel no longer exists."},
+    {"ChannelClosedError", {"ChannelError"},
+     "The channel is closed (and, for receivers, drained).\n\n"
+     "From select(), ``source`` is the channel end of the case."},
+    {"ChannelEmptyError", {"ChannelError", "queue.Empty"},
+     "recv_nowait() found nothing to receive."},
+    {"ChannelFullError", {"ChannelError", "queue.Full"},
+     "send_nowait() could not send without waiting."},
+};
+
+int
+channel_exceptions_ensure(module_state *st)
+{
+    struct channel_state *cs = st->channel;
+    PyObject **const slots[] = {
+        &cs->ChannelError, &cs->ChannelNotFoundError,
+        &cs->ChannelClosedError, &cs->ChannelEmptyError,
+        &cs->ChannelFullError,
+    };
+    return exceptions_make(st->queue->module, channel_exceptions,
+                           (int)Py_ARRAY_LENGTH(channel_exceptions), slots,
+                           &cs->have_exceptions);
+}
+
+PyObject *
+channel_exception(module_state *st, int err)
+{
+    struct channel_state *cs = st->channel;
+    if (channel_exceptions_ensure(st) < 0) {
+        return NULL;
+    }
+    switch (err) {
+    case ERR_CHANNEL_CLOSED:
+        return cs->ChannelClosedError;
+    case ERR_CHANNEL_EMPTY:
+        return cs->ChannelEmptyError;
+    case ERR_CHANNEL_FULL:
+        return cs->ChannelFullError;
+    case ERR_CHANNEL_NOT_FOUND:
+        return cs->ChannelNotFoundError;
+    default:
+        return cs->ChannelError;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* init                                                                */
+
 int
 channel_init(PyObject *mod, module_state *st)
 {
-    struct queue_state *qs = st->queue;
-    if (handle_type_add(mod, st, &recv_spec, &qs->RecvChannelType) < 0) {
-        return -1;
+    struct channel_state *cs = PyMem_Calloc(1, sizeof(*cs));
+    if (cs == NULL) {
+        return set_err(st, ERR_NO_MEMORY);
     }
-    if (handle_type_add(mod, st, &send_spec, &qs->SendChannelType) < 0) {
+    st->channel = cs;
+    if (handle_type_add(mod, st, &recv_spec, NULL, &cs->RecvChannelType) < 0 ||
+        handle_type_add(mod, st, &send_spec, NULL, &cs->SendChannelType) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(mod, channel_functions);
+}
+
+int
+channel_traverse(module_state *st, visitproc visit, void *arg)
+{
+    struct channel_state *cs = st->channel;
+    Py_VISIT(cs->RecvChannelType);
+    Py_VISIT(cs->SendChannelType);
+    Py_VISIT(cs->ChannelError);
+    Py_VISIT(cs->ChannelNotFoundError);
+    Py_VISIT(cs->ChannelClosedError);
+    Py_VISIT(cs->ChannelEmptyError);
+    Py_VISIT(cs->ChannelFullError);
+    return 0;
+}
+
+void
+channel_clear(module_state *st)
+{
+    struct channel_state *cs = st->channel;
+    Py_CLEAR(cs->RecvChannelType);
+    Py_CLEAR(cs->SendChannelType);
+    clear_exceptions(cs);
+    PyMem_Free(cs);
+    st->channel = NULL;
 }

@@ -133,20 +133,21 @@ current_interp_id(void)
 /* ------------------------------------------------------------------ */
 /* process init (once)                                                 */
 
-static void
-atfork_prepare(void)
+/* Entries of the fork table (fork.c). */
+void
+codec_buf_fork_prepare(void)
 {
     LOCK();
 }
 
-static void
-atfork_parent(void)
+void
+codec_buf_fork_parent(void)
 {
     UNLOCK();
 }
 
-static void
-atfork_child(void)
+void
+codec_buf_fork_child(void)
 {
     /* The child has one thread: whatever other threads were doing with
        blobs is gone with them.  Pins of other interpreters can never be
@@ -156,7 +157,6 @@ atfork_child(void)
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static int global_init_failed;
 
 static void
 global_init_once(void)
@@ -172,20 +172,12 @@ global_init_once(void)
     }
     G.nonce = nonce | 1;
     G.next_token = nonce ^ 0x9E3779B97F4A7C15ULL;
-    if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
-        global_init_failed = 1;
-    }
 }
 
 int
 codec_buf_global_init(void)
 {
     pthread_once(&global_once, global_init_once);
-    if (global_init_failed) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "subinterp codec: pthread_atfork failed");
-        return -1;
-    }
     return 0;
 }
 

@@ -1580,7 +1580,7 @@ interp_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
     if (!PyArg_UnpackTuple(args, "Interpreter", 1, 1, &id)) {
         return NULL;
     }
-    module_state *st = PyType_GetModuleState(tp);
+    module_state *st = get_mod_state_by_type(tp);
     if (st == NULL) {
         return NULL;
     }
@@ -2011,6 +2011,7 @@ coremod_create(PyObject *mod, PyObject *args, PyObject *kwargs)
     int err = runtime_create(&cfg, interp_init_new, &path, &e);
     path_copy_free(&path);
     if (err < 0) {
+        set_err(get_mod_state(mod), err);
         return NULL;
     }
     return object_for_entry(mod, e);

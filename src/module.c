@@ -9,10 +9,11 @@
  */
 #include "subinterp.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 
 /* ------------------------------------------------------------------ */
-/* error codes -> exceptions                                           */
+/* errors: the table of error codes, and the converter                */
 
 int
 id_from_object(PyObject *arg, const char *what, int64_t *out)
@@ -34,59 +35,173 @@ id_from_object(PyObject *arg, const char *what, int64_t *out)
     return 0;
 }
 
-int
-set_err(module_state *st, int err)
+/* Where the class of an error comes from. */
+typedef enum {
+    CLS_NO_MEMORY,      /* PyErr_NoMemory() */
+    CLS_RUNTIME,
+    CLS_VALUE,
+    CLS_OVERFLOW,
+    CLS_TIMEOUT,
+    CLS_INTERPRETER,    /* InterpreterError */
+    CLS_INTERP_NOT_FOUND,
+    CLS_QUEUE,          /* queue_exception(st, err) (queue.c) */
+    CLS_CHANNEL,        /* channel_exception(st, err) (channel.c) */
+    CLS_SYNC,           /* sync_exception(st, err) (sync.c) */
+} err_class;
+
+enum {
+    ERRF_SOURCE = 1,    /* the argument is the `source` attribute to set */
+};
+
+/* The table of error codes: class and message (a PyErr_Format format
+ * whose arguments are those subinterp.h lists for the code), by -code. */
+static const struct {
+    err_class cls;
+    int flags;
+    const char *fmt;
+} err_table[] = {
+    [-ERR_NO_MEMORY] = {CLS_NO_MEMORY, 0, NULL},
+    [-ERR_ATFORK] = {CLS_RUNTIME, 0, "subinterp: pthread_atfork failed"},
+    [-ERR_INTERP_NOT_FOUND] = {CLS_INTERP_NOT_FOUND, 0,
+        "interpreter not found (closed or never existed)"},
+    [-ERR_INTERP_RUNNING] = {CLS_INTERPRETER, 0,
+        "interpreter already running code in another thread"},
+    [-ERR_INTERP_CURRENT] = {CLS_INTERPRETER, 0,
+        "cannot do this to the current interpreter"},
+    [-ERR_INTERP_NOT_OWNED] = {CLS_INTERPRETER, 0,
+        "interpreter was not created by subinterp"},
+    [-ERR_INTERP_THREADS] = {CLS_INTERPRETER, 0,
+        "interpreter still has threads running (daemon threads cannot be "
+        "waited for); stop them first"},
+    [-ERR_INTERP_CLOSING] = {CLS_INTERP_NOT_FOUND, 0,
+        "interpreter is being closed"},
+    [-ERR_INTERP_CREATE] = {CLS_INTERPRETER, 0,
+        "interpreter creation failed: %s"},
+    [-ERR_INTERP_BUSY] = {CLS_INTERPRETER, 0,
+        "interpreter still has threads running after "
+        Py_STRINGIFY(CLOSE_GRACE_SECONDS) " seconds (its waits of "
+        "subinterp were stopped with SystemExit); stop them first"},
+    [-ERR_SHUT_DOWN] = {CLS_RUNTIME, 0,
+        "cannot create interpreters after interpreter shutdown "
+        "(subinterp's exit handler has run)"},
+    [-ERR_OBJECT_NOT_FOUND] = {CLS_INTERPRETER, 0, "object %lld not found"},
+    [-ERR_QUEUE_EMPTY] = {CLS_QUEUE, 0, "the queue is empty"},
+    [-ERR_QUEUE_FULL] = {CLS_QUEUE, 0, "the queue is full"},
+    [-ERR_QUEUE_NOT_FOUND] = {CLS_QUEUE, 0,
+        "queue %lld not found (every handle to it was dropped, or it "
+        "never existed)"},
+    [-ERR_ITEM_INTERP_DESTROYED] = {CLS_QUEUE, 0,
+        "the interpreter that put this item (id %lld) was destroyed "
+        "before it was taken"},
+    [-ERR_UNBOUND_ITEMS] = {CLS_QUEUE, 0,
+        "unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE, "
+        "not %R"},
+    [-ERR_CHANNEL_CLOSED] = {CLS_CHANNEL, ERRF_SOURCE,
+        "the channel is closed"},
+    [-ERR_CHANNEL_EMPTY] = {CLS_CHANNEL, 0, "nothing to receive"},
+    [-ERR_CHANNEL_FULL] = {CLS_CHANNEL, 0,
+        "cannot send without waiting (no receiver is waiting and the "
+        "buffer is full)"},
+    [-ERR_CHANNEL_NOT_FOUND] = {CLS_CHANNEL, 0, "channel %lld not found"},
+    [-ERR_TIMEOUT] = {CLS_TIMEOUT, 0, "timed out"},
+    [-ERR_RELEASE_UNLOCKED] = {CLS_RUNTIME, 0, "release unlocked lock"},
+    [-ERR_RELEASE_UNOWNED] = {CLS_RUNTIME, 0,
+        "cannot release un-acquired lock"},
+    [-ERR_TOO_MANY_RELEASES] = {CLS_VALUE, 0,
+        "Semaphore released too many times"},
+    [-ERR_VALUE_OVERFLOW] = {CLS_OVERFLOW, 0,
+        "Semaphore value would exceed the largest Py_ssize_t"},
+    [-ERR_BARRIER_BROKEN] = {CLS_SYNC, 0,
+        "the barrier is broken (aborted, reset, or a wait timed out or was "
+        "interrupted)"},
+    [-ERR_NONBLOCKING_TIMEOUT] = {CLS_VALUE, 0,
+        "can't specify a timeout for a non-blocking call"},
+};
+
+#define N_ERR_CODES ((int)(sizeof(err_table) / sizeof(err_table[0])))
+
+/* The class of err (borrowed), or NULL with an exception. */
+static PyObject *
+err_class_of(module_state *st, err_class cls, int err)
 {
-    switch (err) {
-    case ERR_OK:
-        return 0;
-    case ERR_PYEXC:
-        assert(PyErr_Occurred());
-        break;
-    case ERR_NO_MEMORY:
-        PyErr_NoMemory();
-        break;
-    case ERR_INTERP_NOT_FOUND:
-        PyErr_SetString(st->InterpreterNotFoundError,
-                        "interpreter not found (closed or never existed)");
-        break;
-    case ERR_INTERP_RUNNING:
-        PyErr_SetString(st->InterpreterError,
-                        "interpreter already running code in another "
-                        "thread");
-        break;
-    case ERR_INTERP_CURRENT:
-        PyErr_SetString(st->InterpreterError,
-                        "cannot do this to the current interpreter");
-        break;
-    case ERR_INTERP_NOT_OWNED:
-        PyErr_SetString(st->InterpreterError,
-                        "interpreter was not created by subinterp");
-        break;
-    case ERR_INTERP_THREADS:
-        PyErr_SetString(st->InterpreterError,
-                        "interpreter still has threads running (daemon "
-                        "threads cannot be waited for); stop them first");
-        break;
-    case ERR_INTERP_BUSY:
-        PyErr_Format(st->InterpreterError,
-                     "interpreter still has threads running after %d "
-                     "seconds (its waits of subinterp were stopped with "
-                     "SystemExit); stop them first",
-                     (int)CLOSE_GRACE);
-        break;
-    case ERR_INTERP_CLOSING:
-        PyErr_SetString(st->InterpreterNotFoundError,
-                        "interpreter is being closed");
-        break;
-    case ERR_INTERP_CREATE:
-        PyErr_SetString(st->InterpreterError,
-                        "interpreter creation failed");
-        break;
+    switch (cls) {
+    case CLS_RUNTIME:
+        return PyExc_RuntimeError;
+    case CLS_VALUE:
+        return PyExc_ValueError;
+    case CLS_OVERFLOW:
+        return PyExc_OverflowError;
+    case CLS_TIMEOUT:
+        return PyExc_TimeoutError;
+    case CLS_INTERPRETER:
+        return st->InterpreterError;
+    case CLS_INTERP_NOT_FOUND:
+        return st->InterpreterNotFoundError;
+    case CLS_QUEUE:
+        return queue_exception(st, err);
+    case CLS_CHANNEL:
+        return channel_exception(st, err);
+    case CLS_SYNC:
+        return sync_exception(st, err);
     default:
-        PyErr_Format(PyExc_SystemError, "subinterp: unknown error %d", err);
         break;
     }
+    PyErr_Format(PyExc_SystemError, "subinterp: no class for error %d", err);
+    return NULL;
+}
+
+/* An exception of cls with message msg and attribute source (None when
+ * NULL), raised. */
+static void
+raise_with_source(PyObject *cls, const char *msg, PyObject *source)
+{
+    PyObject *exc = PyObject_CallFunction(cls, "s", msg);
+    if (exc == NULL) {
+        return;
+    }
+    if (PyObject_SetAttrString(exc, "source",
+                               source != NULL ? source : Py_None) == 0) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    }
+    Py_DECREF(exc);
+}
+
+int
+set_err(module_state *st, int err, ...)
+{
+    assert((err == ERR_PYEXC) == (PyErr_Occurred() != NULL));
+    if (err == ERR_OK) {
+        return 0;
+    }
+    if (err == ERR_PYEXC) {
+        return -1;
+    }
+    if (err > 0 || -err >= N_ERR_CODES || err_table[-err].fmt == NULL) {
+        if (err == ERR_NO_MEMORY) {
+            PyErr_NoMemory();
+        }
+        else {
+            PyErr_Format(PyExc_SystemError, "subinterp: unknown error %d",
+                         err);
+        }
+        return -1;
+    }
+    if (st == NULL && (st = get_current_state()) == NULL) {
+        return -1;
+    }
+    PyObject *cls = err_class_of(st, err_table[-err].cls, err);
+    if (cls == NULL) {
+        return -1;
+    }
+    va_list va;
+    va_start(va, err);
+    if (err_table[-err].flags & ERRF_SOURCE) {
+        raise_with_source(cls, err_table[-err].fmt, va_arg(va, PyObject *));
+    }
+    else {
+        PyErr_FormatV(cls, err_table[-err].fmt, va);
+    }
+    va_end(va);
     return -1;
 }
 
@@ -205,51 +320,128 @@ static PyMethodDef execution_failed_str_def = {
     "__str__", execution_failed_str, METH_NOARGS, NULL,
 };
 
-static int
-add_exception(PyObject *mod, PyObject **slot, const char *name,
-              PyObject *bases, const char *doc)
+/* A new reference to the base named `base` of a class of specs[0..n):
+ * "module.attr" (imported; "subinterp.X" is the module's attribute X),
+ * or the name of a class of the set made before it (made[]). */
+static PyObject *
+exception_base(PyObject *mod, const char *base, const exc_spec *specs,
+               PyObject *const *made, int n)
+{
+    const char *dot = strchr(base, '.');
+    char modname[32];
+    if (dot == NULL) {
+        for (int i = 0; i < n; i++) {
+            if (strcmp(specs[i].name, base) == 0 && made[i] != NULL) {
+                return Py_NewRef(made[i]);
+            }
+        }
+        PyErr_Format(PyExc_SystemError, "subinterp: no base %s", base);
+        return NULL;
+    }
+    if ((size_t)(dot - base) >= sizeof(modname)) {
+        PyErr_Format(PyExc_SystemError, "subinterp: bad base %s", base);
+        return NULL;
+    }
+    memcpy(modname, base, (size_t)(dot - base));
+    modname[dot - base] = '\0';
+    if (strcmp(modname, "subinterp") == 0) {
+        return PyObject_GetAttrString(mod, dot + 1);
+    }
+    return compat_import_attr(modname, dot + 1);
+}
+
+int
+exceptions_make(PyObject *mod, const exc_spec *specs, int n,
+                PyObject **const slots[], int *made_flag)
 {
     int res = -1;
-    PyObject *exc = PyErr_NewExceptionWithDoc(name, doc, bases, NULL);
-    if (exc == NULL) {
-        goto done;
+    PyObject *made[EXC_SET_MAX] = {NULL};
+    char qualname[64];
+
+    assert(n <= EXC_SET_MAX);
+    if (*made_flag) {
+        return 0;
     }
-    if (PyModule_AddObjectRef(mod, strrchr(name, '.') + 1, exc) < 0) {
-        goto done;
+    for (int i = 0; i < n; i++) {
+        PyObject *b[2] = {NULL, NULL};
+        PyObject *bases = NULL;
+        for (int k = 0; k < 2 && specs[i].bases[k] != NULL; k++) {
+            b[k] = exception_base(mod, specs[i].bases[k], specs, made, i);
+            if (b[k] == NULL) {
+                Py_XDECREF(b[0]);
+                goto done;
+            }
+        }
+        bases = b[1] == NULL ? Py_NewRef(b[0]) : PyTuple_Pack(2, b[0], b[1]);
+        Py_DECREF(b[0]);
+        Py_XDECREF(b[1]);
+        if (bases == NULL) {
+            goto done;
+        }
+        PyOS_snprintf(qualname, sizeof(qualname), "subinterp.%s",
+                      specs[i].name);
+        made[i] = PyErr_NewExceptionWithDoc(qualname, specs[i].doc, bases,
+                                            NULL);
+        Py_DECREF(bases);
+        if (made[i] == NULL) {
+            goto done;
+        }
     }
-    *slot = Py_NewRef(exc);
+    /* The imports may have let another thread of this interpreter make
+       the set meanwhile: the first one made stays. */
+    if (!*made_flag) {
+        for (int i = 0; i < n; i++) {
+            if (PyModule_AddObjectRef(mod, specs[i].name, made[i]) < 0) {
+                goto done;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            *slots[i] = made[i];
+            made[i] = NULL;
+        }
+        *made_flag = 1;
+    }
     res = 0;
 done:
-    Py_XDECREF(exc);
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(made[i]);
+    }
     return res;
 }
+
+static const exc_spec module_exceptions[] = {
+    {"InterpreterError", {"builtins.Exception"},
+     "A cross-interpreter operation failed."},
+    {"InterpreterNotFoundError", {"InterpreterError"},
+     "The interpreter was closed or never existed."},
+    {"ExecutionFailed", {"InterpreterError"},
+     "Code raised an uncaught exception in another interpreter.\n\n"
+     "``excinfo`` describes the original exception: type (with __name__, "
+     "__qualname__, __module__), msg (its str()), formatted (the one-line "
+     "\"Type: msg\") and errdisplay (the traceback text)."},
+    /* A TypeError like the issue's contract asks, and a ValueError like
+       the stdlib's own NotShareableError, so either except clause works. */
+    {"NotShareableError", {"builtins.TypeError", "builtins.ValueError"},
+     "The object cannot be passed to another interpreter."},
+    {"RemoteTraceback", {"builtins.Exception"},
+     "The traceback text of an exception raised in another interpreter "
+     "(set as its __cause__)."},
+};
 
 static int
 exceptions_init(PyObject *mod, module_state *st)
 {
+    PyObject **const slots[] = {
+        &st->InterpreterError, &st->InterpreterNotFoundError,
+        &st->ExecutionFailed, &st->NotShareableError, &st->RemoteTraceback,
+    };
+    int made = 0;
     int res = -1;
-    PyObject *bases = NULL;
     PyObject *str_method = NULL;
 
-    if (add_exception(mod, &st->InterpreterError, "subinterp.InterpreterError",
-                      PyExc_Exception,
-                      "A cross-interpreter operation failed.") < 0) {
-        goto done;
-    }
-    if (add_exception(mod, &st->InterpreterNotFoundError,
-                      "subinterp.InterpreterNotFoundError",
-                      st->InterpreterError,
-                      "The interpreter was closed or never existed.") < 0) {
-        goto done;
-    }
-    if (add_exception(mod, &st->ExecutionFailed, "subinterp.ExecutionFailed",
-                      st->InterpreterError,
-                      "Code raised an uncaught exception in another "
-                      "interpreter.\n\n"
-                      "``excinfo`` describes the original exception: type "
-                      "(with __name__, __qualname__, __module__), msg "
-                      "(its str()), formatted (the one-line \"Type: msg\") "
-                      "and errdisplay (the traceback text).") < 0) {
+    if (exceptions_make(mod, module_exceptions,
+                        (int)Py_ARRAY_LENGTH(module_exceptions), slots,
+                        &made) < 0) {
         goto done;
     }
     /* a method of the class, so that tp_str is set (a heap exception
@@ -261,27 +453,8 @@ exceptions_init(PyObject *mod, module_state *st)
                                str_method) < 0) {
         goto done;
     }
-    /* A TypeError like the issue's contract asks, and a ValueError like
-       the stdlib's own NotShareableError, so either except clause works. */
-    bases = PyTuple_Pack(2, PyExc_TypeError, PyExc_ValueError);
-    if (bases == NULL) {
-        goto done;
-    }
-    if (add_exception(mod, &st->NotShareableError,
-                      "subinterp.NotShareableError", bases,
-                      "The object cannot be passed to another "
-                      "interpreter.") < 0) {
-        goto done;
-    }
-    if (add_exception(mod, &st->RemoteTraceback, "subinterp.RemoteTraceback",
-                      PyExc_Exception,
-                      "The traceback text of an exception raised in another "
-                      "interpreter (set as its __cause__).") < 0) {
-        goto done;
-    }
     res = 0;
 done:
-    Py_XDECREF(bases);
     Py_XDECREF(str_method);
     return res;
 }
@@ -329,8 +502,9 @@ coremodule_exec(PyObject *mod)
     if (codec_init(mod, st) < 0) {
         return -1;
     }
-    if (queue_init(mod, st) < 0 || channel_init(mod, st) < 0 ||
-        select_init(mod, st) < 0 || sync_init(mod, st) < 0) {
+    if (objects_init(mod, st) < 0 || queue_init(mod, st) < 0 ||
+        channel_init(mod, st) < 0 || select_init(mod, st) < 0 ||
+        sync_init(mod, st) < 0) {
         return -1;
     }
     if (interp_init(mod, st) < 0) {
@@ -340,7 +514,7 @@ coremodule_exec(PyObject *mod)
         return -1;
     }
     /* end of component inits */
-    return 0;
+    return set_err(st, fork_hooks_install());
 }
 
 static int
@@ -366,6 +540,12 @@ coremodule_traverse(PyObject *mod, visitproc visit, void *arg)
     if (st->queue != NULL && queue_traverse(st, visit, arg) < 0) {
         return -1;
     }
+    if (st->channel != NULL && channel_traverse(st, visit, arg) < 0) {
+        return -1;
+    }
+    if (st->sync != NULL && sync_traverse(st, visit, arg) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -374,6 +554,12 @@ coremodule_clear(PyObject *mod)
 {
     module_state *st = get_mod_state(mod);
     /* component clear */
+    if (st->sync != NULL) {
+        sync_clear(st);
+    }
+    if (st->channel != NULL) {
+        channel_clear(st);
+    }
     if (st->queue != NULL) {
         queue_clear(st);
     }

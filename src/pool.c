@@ -830,7 +830,8 @@ worker_main(void *arg)
         path_copy path = p->path;  /* shared strings, own flag */
         path.failed = 0;
         wk->replace = 0;
-        if (runtime_create(&p->cfg, interp_init_new, &path, &e) < 0) {
+        if (set_err(NULL, runtime_create(&p->cfg, interp_init_new, &path,
+                                         &e)) < 0) {
             break_with_exception(p, "a worker could not create its "
                                     "interpreter");
             break;
@@ -1867,9 +1868,10 @@ static const char forked_msg[] =
     "the pool's workers do not exist in this process: it was forked from "
     "the process that made the pool (make a new pool here)";
 
-/* pthread_atfork: the pool mutexes are consistent in the child. */
-static void
-pools_atfork_prepare(void)
+/* Entries of the fork table (fork.c): the pool mutexes are consistent in
+ * the child. */
+void
+pools_fork_prepare(void)
 {
     pthread_mutex_lock(&pools_mutex);
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
@@ -1877,8 +1879,8 @@ pools_atfork_prepare(void)
     }
 }
 
-static void
-pools_atfork_parent(void)
+void
+pools_fork_parent(void)
 {
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
         pthread_mutex_unlock(&p->mutex);
@@ -1889,8 +1891,8 @@ pools_atfork_parent(void)
 /* In the child only the forking thread exists: no worker, no collector,
  * nobody parked.  Every pool is broken; its queued tasks are failed and
  * left on the done list, where Future.result() finds them. */
-static void
-pools_atfork_child(void)
+void
+pools_fork_child(void)
 {
     pthread_mutex_init(&pools_mutex, NULL);
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
@@ -1944,12 +1946,6 @@ pools_atfork_child(void)
     }
 }
 
-static void
-pools_atfork_register(void)
-{
-    (void)pthread_atfork(pools_atfork_prepare, pools_atfork_parent,
-                         pools_atfork_child);
-}
 
 static PyMethodDef pool_functions[] = {
     {"_fork_warn", fork_warn_subinterpreters, METH_NOARGS,
@@ -2029,8 +2025,6 @@ pool_init(PyObject *mod, module_state *st)
     if (PyModule_AddType(mod, st->PoolType) < 0) {
         return -1;
     }
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    (void)pthread_once(&once, pools_atfork_register);
     static int warn_done = 0;
     if (PyModule_AddFunctions(mod, pool_functions) < 0 ||
         register_fork_hooks(mod, &warn_done, "before", "_fork_warn", NULL,

@@ -507,11 +507,8 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
     else if (it->unboundop == UNBOUND_REPLACE) {
         res = Py_NewRef(qs->UNBOUND);
     }
-    else if (queue_exceptions_ensure(st) == 0) {
-        PyErr_Format(qs->ItemInterpreterDestroyed,
-                     "the interpreter that put this item (id %lld) was "
-                     "destroyed before it was taken",
-                     (long long)it->interp_id);
+    else {
+        set_err(st, ERR_ITEM_INTERP_DESTROYED, (long long)it->interp_id);
     }
     /* The item is the caller's once this function returns it.  A signal
        that arrived since it was taken -- during the hand-off, the wake-up
@@ -544,26 +541,78 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
 }
 
 /* ------------------------------------------------------------------ */
+/* objects around a FIFO (queues, channels)                            */
+
+fifo_obj *
+fifo_obj_new(size_t size, Py_ssize_t capacity)
+{
+    fifo_obj *o = PyMem_RawCalloc(1, size);
+    if (o == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    fifo_init(&o->f, capacity, &o->base);
+    return o;
+}
+
+sub_mutex *
+fifo_obj_mutex(sobj *o)
+{
+    return &((fifo_obj *)o)->f.mutex;
+}
+
+void
+fifo_obj_after_fork(sobj *o)
+{
+    fifo *f = &((fifo_obj *)o)->f;
+    wlist_reset(&f->receivers);
+    wlist_reset(&f->senders);
+}
+
+void
+fifo_obj_drop_buffer(sobj *o)
+{
+    fifo_drop_buffer(&((fifo_obj *)o)->f);
+}
+
+int
+maxsize_from_object(PyObject *obj, int allow_negative, const char *hint,
+                    Py_ssize_t *out)
+{
+    *out = 0;
+    if (obj == NULL) {
+        return 0;
+    }
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "maxsize must be an int, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsSsize_t(obj);
+    if (*out == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*out < 0 && !allow_negative) {
+        PyErr_Format(PyExc_ValueError, "maxsize must be >= 0 (%s)", hint);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* the process-wide queue                                              */
 
 typedef struct {
-    sobj base;
-    fifo f;
+    fifo_obj fo;
     Py_ssize_t maxsize;  /* immutable, as given */
     int unboundop;       /* immutable: default for put() */
 } queue_obj;
 
 static void
-queue_drop_buffer(sobj *o)
-{
-    fifo_drop_buffer(&((queue_obj *)o)->f);
-}
-
-static void
 queue_destroy(sobj *o)
 {
     queue_obj *q = (queue_obj *)o;
-    fifo_fini(&q->f);
+    fifo_fini(&q->fo.f);
     PyMem_RawFree(q);
 }
 
@@ -572,7 +621,7 @@ static void
 queue_interp_closed(sobj *o, int64_t id)
 {
     queue_obj *q = (queue_obj *)o;
-    fifo *f = &q->f;
+    fifo *f = &q->fo.f;
     inode *garbage = NULL;
 
     sub_mutex_lock(&f->mutex);
@@ -619,22 +668,23 @@ queue_interp_closed(sobj *o, int64_t id)
     inode_free_chain(garbage);
 }
 
-static sub_mutex *
-queue_mutex(sobj *o)
-{
-    return &((queue_obj *)o)->f.mutex;
-}
-
-static void
-queue_after_fork(sobj *o)
-{
-    fifo *f = &((queue_obj *)o)->f;
-    wlist_reset(&f->receivers);
-    wlist_reset(&f->senders);
-}
-
 static PyObject *queue_wrap(module_state *st, void *ref);
 static PyObject *interp_queue_wrap(module_state *st, void *ref);
+
+static PyObject **
+queue_cache(module_state *st)
+{
+    return st != NULL && st->queue != NULL ? &st->queue->queue_handles
+                                           : NULL;
+}
+
+static PyObject **
+interp_queue_cache(module_state *st)
+{
+    return st != NULL && st->queue != NULL
+               ? &st->queue->interp_queue_handles
+               : NULL;
+}
 
 static const handle_kind queue_kind = {
     .name = "Queue",
@@ -642,6 +692,7 @@ static const handle_kind queue_kind = {
     .incref = (void (*)(void *))sobj_incref,
     .decref = (void (*)(void *))sobj_decref,
     .wrap = queue_wrap,
+    .cache = queue_cache,
 };
 
 /* The same queue seen through subinterp.interpreters: a handle keeps its
@@ -653,126 +704,51 @@ static const handle_kind interp_queue_kind = {
     .incref = (void (*)(void *))sobj_incref,
     .decref = (void (*)(void *))sobj_decref,
     .wrap = interp_queue_wrap,
+    .cache = interp_queue_cache,
 };
+
+/* select(): both faces of a queue receive and send. */
+static fifo *
+queue_fifo_of(sobj *o, const handle_kind *Py_UNUSED(kind), int *ops,
+              int *unboundop)
+{
+    queue_obj *q = (queue_obj *)o;
+    *ops = FIFO_OP_RECV | FIFO_OP_SEND;
+    *unboundop = q->unboundop;
+    return &q->fo.f;
+}
 
 static const sobj_type queue_type = {
     .name = "Queue",
     .destroy = queue_destroy,
     .interp_closed = queue_interp_closed,
-    .mutex = queue_mutex,
-    .after_fork = queue_after_fork,
+    .mutex = fifo_obj_mutex,
+    .after_fork = fifo_obj_after_fork,
     .kinds = {&queue_kind, &interp_queue_kind},
-    .drop_buffer = queue_drop_buffer,
+    .drop_buffer = fifo_obj_drop_buffer,
+    .fifo_of = queue_fifo_of,
+    .item_encode = item_encode,
+    .item_to_object = queue_item_to_object,
+    .closed_err = ERR_OK,   /* a queue is never closed */
 };
-
-/* The handle of type tp for queue o in this interpreter: the live one
- * from *table when there is one (one object per id and type, as the
- * standard library has), else a new one. */
-static PyObject *
-queue_handle_get(PyTypeObject *tp, const handle_kind *kind, PyObject **table,
-                 sobj *o)
-{
-    PyObject *res = handle_cache_get(*table, o->id);
-    if (res != NULL) {
-        return res;
-    }
-    res = handle_new(tp, kind, o);
-    if (res != NULL && handle_cache_add(table, o->id, res) < 0) {
-        Py_CLEAR(res);
-    }
-    return res;
-}
 
 static PyObject *
 queue_wrap(module_state *st, void *ref)
 {
-    struct queue_state *qs = st->queue;
-    return queue_handle_get(qs->QueueType, &queue_kind, &qs->queue_handles,
-                            (sobj *)ref);
+    return handle_get(st, st->queue->QueueType, &queue_kind, (sobj *)ref);
 }
 
 static PyObject *
 interp_queue_wrap(module_state *st, void *ref)
 {
-    struct queue_state *qs = st->queue;
-    return queue_handle_get(qs->InterpQueueType, &interp_queue_kind,
-                            &qs->interp_queue_handles, (sobj *)ref);
-}
-
-/* Both queue types: leave the cache, then the common handle dealloc. */
-static void
-queue_dealloc(PyObject *self)
-{
-    HandleObject *h = (HandleObject *)self;
-    module_state *st = dealloc_state(Py_TYPE(self));
-    if (st != NULL && st->queue != NULL && h->ref != NULL) {
-        struct queue_state *qs = st->queue;
-        handle_cache_remove(h->kind == &interp_queue_kind
-                                ? qs->interp_queue_handles
-                                : qs->queue_handles,
-                            ((sobj *)h->ref)->id, self);
-    }
-    handle_dealloc(self);
-}
-
-static int
-is_queue_handle(module_state *st, PyObject *obj)
-{
-    return Py_TYPE(obj) == st->queue->QueueType ||
-           Py_TYPE(obj) == st->queue->InterpQueueType;
+    return handle_get(st, st->queue->InterpQueueType, &interp_queue_kind,
+                      (sobj *)ref);
 }
 
 static queue_obj *
 queue_of(PyObject *self)
 {
     return (queue_obj *)((HandleObject *)self)->ref;
-}
-
-fifo *
-queue_fifo_of(module_state *st, PyObject *obj)
-{
-    if (!is_queue_handle(st, obj)) {
-        return NULL;
-    }
-    return &queue_of(obj)->f;
-}
-
-int
-queue_default_unboundop(PyObject *queue_handle)
-{
-    return queue_of(queue_handle)->unboundop;
-}
-
-/* ------------------------------------------------------------------ */
-/* errors: one place that turns the core's results into exceptions      */
-
-typedef enum {
-    QERR_EMPTY,
-    QERR_FULL,
-    QERR_NOT_FOUND,
-} queue_err;
-
-static PyObject *
-queue_error(module_state *st, queue_err err, int64_t id)
-{
-    struct queue_state *qs = st->queue;
-    if (queue_exceptions_ensure(st) < 0) {
-        return NULL;
-    }
-    switch (err) {
-    case QERR_EMPTY:
-        PyErr_SetString(qs->QueueEmpty, "the queue is empty");
-        break;
-    case QERR_FULL:
-        PyErr_SetString(qs->QueueFull, "the queue is full");
-        break;
-    case QERR_NOT_FOUND:
-        PyErr_Format(qs->QueueNotFoundError,
-                     "queue %lld not found (every handle to it was "
-                     "dropped, or it never existed)", (long long)id);
-        break;
-    }
-    return NULL;
 }
 
 /* The unbound op named by a sentinel; -1 with an exception otherwise.
@@ -793,12 +769,7 @@ unboundop_from_object(module_state *st, PyObject *obj, int dflt)
     if (obj == qs->UNBOUND_REMOVE) {
         return UNBOUND_REMOVE;
     }
-    if (queue_exceptions_ensure(st) == 0) {
-        PyErr_Format(qs->UnboundItemsError,
-                     "unbounditems must be UNBOUND, UNBOUND_ERROR or "
-                     "UNBOUND_REMOVE, not %R", obj);
-    }
-    return -1;
+    return set_err(st, ERR_UNBOUND_ITEMS, obj);
 }
 
 static PyObject *
@@ -828,39 +799,27 @@ queue_create(module_state *st, PyObject *maxsize_obj, PyObject *unbound,
              int interp)
 {
     PyObject *res = NULL;
-    Py_ssize_t maxsize = 0;
+    Py_ssize_t maxsize;
 
-    if (maxsize_obj != NULL) {
-        if (!PyLong_Check(maxsize_obj)) {
-            PyErr_Format(PyExc_TypeError,
-                         "maxsize must be an int, not %.100s",
-                         Py_TYPE(maxsize_obj)->tp_name);
-            return NULL;
-        }
-        maxsize = PyLong_AsSsize_t(maxsize_obj);
-        if (maxsize == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (maxsize < 0 && !interp) {
-            PyErr_SetString(PyExc_ValueError,
-                            "maxsize must be >= 0 (0 means unbounded)");
-            return NULL;
-        }
+    if (maxsize_from_object(maxsize_obj, interp, "0 means unbounded",
+                            &maxsize) < 0) {
+        return NULL;
     }
     int op = unboundop_from_object(st, unbound, UNBOUND_REPLACE);
     if (op < 0) {
         return NULL;
     }
-    queue_obj *q = PyMem_RawCalloc(1, sizeof(queue_obj));
+    queue_obj *q = (queue_obj *)fifo_obj_new(sizeof(queue_obj),
+                                              maxsize <= 0 ? -1 : maxsize);
     if (q == NULL) {
-        return PyErr_NoMemory();
+        return NULL;
     }
-    fifo_init(&q->f, maxsize <= 0 ? -1 : maxsize, &q->base);
     q->maxsize = maxsize;
     q->unboundop = op;
-    (void)sobj_register(&q->base, &queue_type);
+    /* registered once complete: others may find it by id from now on */
+    sobj_register(&q->fo.base, &queue_type);
     res = interp ? interp_queue_wrap(st, q) : queue_wrap(st, q);
-    sobj_decref(&q->base);  /* the handle holds it now (or nobody) */
+    sobj_decref(&q->fo.base);  /* the handle holds it now (or nobody) */
     return res;
 }
 
@@ -933,13 +892,14 @@ interp_queue_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
     if (id_from_object(arg, "queue", &id) < 0) {
         return NULL;
     }
-    module_state *st = PyType_GetModuleState(tp);
+    module_state *st = get_mod_state_by_type(tp);
     if (st == NULL) {
         return NULL;
     }
     sobj *o = sobj_lookup(id, &queue_type);
     if (o == NULL) {
-        return queue_error(st, QERR_NOT_FOUND, id);
+        set_err(st, ERR_QUEUE_NOT_FOUND, (long long)id);
+        return NULL;
     }
     res = interp_queue_wrap(st, o);
     sobj_decref(o);
@@ -952,14 +912,14 @@ static PyObject *
 interp_queue_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     return Py_BuildValue("(O(L))", (PyObject *)Py_TYPE(self),
-                         (long long)((sobj *)queue_of(self))->id);
+                         (long long)queue_of(self)->fo.base.id);
 }
 
 static PyObject *
 interp_queue_repr(PyObject *self)
 {
     return PyUnicode_FromFormat("Queue(%lld)",
-                                (long long)((sobj *)queue_of(self))->id);
+                                (long long)queue_of(self)->fo.base.id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -969,11 +929,11 @@ static PyObject *
 queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
                PyObject *unbound)
 {
-    module_state *st = handle_state(self);
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
     queue_obj *q = queue_of(self);
     PyObject *res = NULL;
     deadline dl;
-    sel_case c = {.f = &q->f, .kind = CASE_SEND};
+    sel_case c = {.f = &q->fo.f, .kind = CASE_SEND};
     int index;
 
     int op = unboundop_from_object(st, unbound, q->unboundop);
@@ -991,10 +951,10 @@ queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
         res = Py_NewRef(Py_None);
         break;
     case SEL_TIMEOUT:
-        queue_error(st, QERR_FULL, 0);
+        set_err(st, ERR_QUEUE_FULL);
         break;
     case SEL_NO_MEMORY:
-        PyErr_NoMemory();
+        set_err(st, ERR_NO_MEMORY);
         break;
     default:
         break;
@@ -1006,10 +966,10 @@ queue_put_impl(PyObject *self, PyObject *obj, int block, PyObject *timeout,
 static PyObject *
 queue_get_impl(PyObject *self, int block, PyObject *timeout)
 {
-    module_state *st = handle_state(self);
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
     queue_obj *q = queue_of(self);
     deadline dl;
-    sel_case c = {.f = &q->f, .kind = CASE_RECV};
+    sel_case c = {.f = &q->fo.f, .kind = CASE_RECV};
     int index;
     item got = {.m = NULL};
 
@@ -1019,13 +979,16 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
     switch (select_blocking(&c, 1, 0, block ? &dl : NULL, &index, &got)) {
     case SEL_DONE: {
         PyObject *taken = NULL;
-        PyObject *obj = queue_item_to_object(st, self, &q->f, &got, &taken);
+        PyObject *obj = queue_item_to_object(st, self, &q->fo.f, &got,
+                                             &taken);
         return taken_pair(obj, taken);
     }
     case SEL_TIMEOUT:
-        return queue_error(st, QERR_EMPTY, 0);
+        set_err(st, ERR_QUEUE_EMPTY);
+        return NULL;
     case SEL_NO_MEMORY:
-        return PyErr_NoMemory();
+        set_err(st, ERR_NO_MEMORY);
+        return NULL;
     default:
         return NULL;
     }
@@ -1055,7 +1018,7 @@ queue_get_nowait(PyObject *self, PyObject *Py_UNUSED(ignored))
 static Py_ssize_t
 queue_count(PyObject *self)
 {
-    fifo *f = &queue_of(self)->f;
+    fifo *f = &queue_of(self)->fo.f;
     sub_mutex_lock(&f->mutex);
     Py_ssize_t n = f->count;
     sub_mutex_unlock(&f->mutex);
@@ -1090,7 +1053,8 @@ queue_get_maxsize(PyObject *self, void *Py_UNUSED(closure))
 static PyObject *
 queue_get_unbounditems(PyObject *self, void *Py_UNUSED(closure))
 {
-    return unboundop_to_object(handle_state(self), queue_of(self)->unboundop);
+    return unboundop_to_object(get_mod_state_by_type(Py_TYPE(self)),
+                               queue_of(self)->unboundop);
 }
 
 static PyObject *
@@ -1098,7 +1062,7 @@ queue_repr(PyObject *self)
 {
     queue_obj *q = queue_of(self);
     return PyUnicode_FromFormat("subinterp.Queue(id=%lld, maxsize=%zd)",
-                                (long long)q->base.id, q->maxsize);
+                                (long long)q->fo.base.id, q->maxsize);
 }
 
 /* An operation waiting for its object: `op.obj = obj` runs it, and
@@ -1150,7 +1114,7 @@ queue_put_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
     if (block < 0) {
         return NULL;
     }
-    return store_op_new(handle_state(queue), queue_put_impl, queue, block,
+    return store_op_new(get_mod_state_by_type(Py_TYPE(queue)), queue_put_impl, queue, block,
                         args[1], args[2]);
 }
 
@@ -1260,10 +1224,8 @@ static PyType_Slot queue_slots[] = {
      "Blocking operations release the GIL and sleep until woken: no "
      "polling.  maxsize 0 means unbounded."},
     {Py_tp_new, queue_tp_new},
-    {Py_tp_dealloc, queue_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, queue_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_methods, queue_methods},
     {Py_tp_getset, queue_getset},
     {0, NULL},
@@ -1291,10 +1253,8 @@ static PyType_Slot interp_queue_slots[] = {
      "one.  The C queue is the one subinterp.Queue wraps: blocking "
      "operations sleep until woken, no polling."},
     {Py_tp_new, interp_queue_tp_new},
-    {Py_tp_dealloc, queue_dealloc},
+    HANDLE_TYPE_SLOTS,
     {Py_tp_repr, interp_queue_repr},
-    {Py_tp_richcompare, handle_richcompare},
-    {Py_tp_hash, handle_hash},
     {Py_tp_methods, interp_queue_methods},
     {0, NULL},
 };
@@ -1393,26 +1353,6 @@ add_sentinel(PyObject *mod, PyTypeObject *tp, const char *name,
 /* ------------------------------------------------------------------ */
 /* exceptions, made on first use                                       */
 
-static int
-new_exception(PyObject *mod, PyObject **slot, const char *name,
-              PyObject *base1, PyObject *base2, const char *doc)
-{
-    int res = -1;
-    PyObject *bases = base2 == NULL ? PyTuple_Pack(1, base1)
-                                    : PyTuple_Pack(2, base1, base2);
-    if (bases == NULL) {
-        goto done;
-    }
-    *slot = PyErr_NewExceptionWithDoc(name, doc, bases, NULL);
-    if (*slot == NULL) {
-        goto done;
-    }
-    res = PyModule_AddObjectRef(mod, strrchr(name, '.') + 1, *slot);
-done:
-    Py_XDECREF(bases);
-    return res;
-}
-
 /* Drop the exception classes made on first use (all NULL if never). */
 static void
 clear_exceptions(struct queue_state *qs)
@@ -1422,169 +1362,73 @@ clear_exceptions(struct queue_state *qs)
     Py_CLEAR(qs->QueueEmpty);
     Py_CLEAR(qs->QueueFull);
     Py_CLEAR(qs->ItemInterpreterDestroyed);
-    Py_CLEAR(qs->ChannelError);
-    Py_CLEAR(qs->ChannelNotFoundError);
-    Py_CLEAR(qs->ChannelClosedError);
-    Py_CLEAR(qs->ChannelEmptyError);
-    Py_CLEAR(qs->ChannelFullError);
-    Py_CLEAR(qs->BrokenBarrierError);
-    Py_CLEAR(qs->AbandonedLockWarning);
     Py_CLEAR(qs->UnboundItemsError);
 }
+
+/* queue.Full lives in queue.py, which imports threading: ~3 ms that
+ * every new interpreter would pay at import. */
+static const exc_spec queue_exceptions[] = {
+    /* RuntimeError as well, like the standard library's QueueError */
+    {"QueueError", {"subinterp.InterpreterError", "builtins.RuntimeError"},
+     "A queue operation failed."},
+    {"QueueNotFoundError", {"QueueError"}, "The queue no longer exists."},
+    {"QueueEmpty", {"QueueError", "queue.Empty"},
+     "Raised by get_nowait(), and by get() when it times out."},
+    {"QueueFull", {"QueueError", "queue.Full"},
+     "Raised by put_nowait(), and by put() when it times out."},
+    {"ItemInterpreterDestroyed", {"QueueError"},
+     "Raised by get() for an item put with UNBOUND_ERROR by an interpreter "
+     "that was destroyed before the item was taken."},
+    /* ValueError, as for any bad argument, and NotImplementedError, as
+       the standard library's queues raise for one */
+    {"UnboundItemsError",
+     {"builtins.ValueError", "builtins.NotImplementedError"},
+     "unbounditems is not UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE."},
+};
 
 int
 queue_exceptions_ensure(module_state *st)
 {
     struct queue_state *qs = st->queue;
-    PyObject *mod = qs->module;
-    PyObject *empty = NULL, *full = NULL, *broken = NULL;
-    int res = -1;
+    PyObject **const slots[] = {
+        &qs->QueueError, &qs->QueueNotFoundError, &qs->QueueEmpty,
+        &qs->QueueFull, &qs->ItemInterpreterDestroyed,
+        &qs->UnboundItemsError,
+    };
+    return exceptions_make(qs->module, queue_exceptions,
+                           (int)Py_ARRAY_LENGTH(queue_exceptions), slots,
+                           &qs->have_exceptions);
+}
 
-    if (qs->have_exceptions) {
-        return 0;
+PyObject *
+queue_exception(module_state *st, int err)
+{
+    struct queue_state *qs = st->queue;
+    if (queue_exceptions_ensure(st) < 0) {
+        return NULL;
     }
-    empty = compat_import_attr("queue", "Empty");
-    if (empty == NULL) {
-        goto done;
+    switch (err) {
+    case ERR_QUEUE_EMPTY:
+        return qs->QueueEmpty;
+    case ERR_QUEUE_FULL:
+        return qs->QueueFull;
+    case ERR_QUEUE_NOT_FOUND:
+        return qs->QueueNotFoundError;
+    case ERR_ITEM_INTERP_DESTROYED:
+        return qs->ItemInterpreterDestroyed;
+    case ERR_UNBOUND_ITEMS:
+        return qs->UnboundItemsError;
+    default:
+        return qs->QueueError;
     }
-    full = compat_import_attr("queue", "Full");
-    if (full == NULL) {
-        goto done;
-    }
-    broken = compat_import_attr("threading", "BrokenBarrierError");
-    if (broken == NULL) {
-        goto done;
-    }
-    if (qs->have_exceptions) {
-        /* the imports let another thread of this interpreter in */
-        res = 0;
-        goto done;
-    }
-#define NEW(slot, name, b1, b2, doc)                                       \
-    if (new_exception(mod, &qs->slot, "subinterp." name, b1, b2, doc) < 0) \
-        goto done;
-    /* RuntimeError as well, like the standard library's QueueError */
-    NEW(QueueError, "QueueError", st->InterpreterError, PyExc_RuntimeError,
-        "A queue operation failed.");
-    NEW(QueueNotFoundError, "QueueNotFoundError", qs->QueueError, NULL,
-        "The queue no longer exists.");
-    NEW(QueueEmpty, "QueueEmpty", qs->QueueError, empty,
-        "Raised by get_nowait(), and by get() when it times out.");
-    NEW(QueueFull, "QueueFull", qs->QueueError, full,
-        "Raised by put_nowait(), and by put() when it times out.");
-    NEW(ItemInterpreterDestroyed, "ItemInterpreterDestroyed",
-        qs->QueueError, NULL,
-        "Raised by get() for an item put with UNBOUND_ERROR by an "
-        "interpreter that was destroyed before the item was taken.");
-    NEW(ChannelError, "ChannelError", st->InterpreterError, NULL,
-        "A channel operation failed.");
-    NEW(ChannelNotFoundError, "ChannelNotFoundError", qs->ChannelError,
-        NULL, "The channel no longer exists.");
-    NEW(ChannelClosedError, "ChannelClosedError", qs->ChannelError, NULL,
-        "The channel is closed (and, for receivers, drained).\n\n"
-        "From select(), ``source`` is the channel end of the case.");
-    NEW(ChannelEmptyError, "ChannelEmptyError", qs->ChannelError, empty,
-        "recv_nowait() found nothing to receive.");
-    NEW(ChannelFullError, "ChannelFullError", qs->ChannelError, full,
-        "send_nowait() could not send without waiting.");
-    NEW(BrokenBarrierError, "BrokenBarrierError", broken, NULL,
-        "The Barrier is broken (aborted, reset, or a wait timed out).");
-    NEW(AbandonedLockWarning, "AbandonedLockWarning", PyExc_RuntimeWarning,
-        NULL,
-        "The lock was held by an interpreter that was destroyed; it was "
-        "released and given to this acquirer.  What it protected may be "
-        "inconsistent.");
-    /* ValueError, as for any bad argument, and NotImplementedError, as
-       the standard library's queues raise for one */
-    NEW(UnboundItemsError, "UnboundItemsError", PyExc_ValueError,
-        PyExc_NotImplementedError,
-        "unbounditems is not UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE.");
-#undef NEW
-    qs->have_exceptions = 1;
-    res = 0;
-done:
-    if (res < 0 && !qs->have_exceptions) {
-        clear_exceptions(qs);
-    }
-    Py_XDECREF(empty);
-    Py_XDECREF(full);
-    Py_XDECREF(broken);
-    return res;
 }
 
 /* ------------------------------------------------------------------ */
 /* module functions                                                    */
 
-/* _exception(name): the named exception class, made on first use. */
 static PyObject *
-coremod_exception(PyObject *mod, PyObject *name)
+coremod_list_queues(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
-    if (queue_exceptions_ensure(get_mod_state(mod)) < 0) {
-        return NULL;
-    }
-    return PyObject_GetAttr(mod, name);
-}
-
-/* Unpickle a handle: _handle_by_id(id, tag). */
-static PyObject *
-coremod_handle_by_id(PyObject *mod, PyObject *args)
-{
-    long long id;
-    int tag;
-    module_state *st = get_mod_state(mod);
-    PyObject *res = NULL;
-
-    if (!PyArg_ParseTuple(args, "Li:_handle_by_id", &id, &tag)) {
-        return NULL;
-    }
-    sobj *o = sobj_lookup(id, NULL);
-    if (o != NULL) {
-        for (int i = 0; i < 2; i++) {
-            const handle_kind *k = o->type->kinds[i];
-            if (k != NULL && k->tag == tag) {
-                res = k->wrap(st, o);
-                goto done;
-            }
-        }
-    }
-    if (queue_exceptions_ensure(st) < 0) {
-        goto done;
-    }
-    if (tag == TAG_QUEUE) {
-        queue_error(st, QERR_NOT_FOUND, id);
-    }
-    else if (tag == TAG_RECV_CHANNEL || tag == TAG_SEND_CHANNEL) {
-        PyErr_Format(st->queue->ChannelNotFoundError,
-                     "channel %lld not found", id);
-    }
-    else {
-        PyErr_Format(st->InterpreterError, "object %lld not found", id);
-    }
-done:
-    if (o != NULL) {
-        sobj_decref(o);
-    }
-    return res;
-}
-
-static PyObject *
-coremod_interrupt_waits(PyObject *mod, PyObject *arg)
-{
-    (void)mod;
-    long long id = PyLong_AsLongLong(arg);
-    if (id == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    wait_interrupt_interp(id);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-coremod_list_queues(PyObject *mod, PyObject *Py_UNUSED(ignored))
-{
-    (void)mod;
     return sobj_list_ids(&queue_type);
 }
 
@@ -1597,17 +1441,6 @@ static PyMethodDef queue_functions[] = {
      METH_VARARGS | METH_KEYWORDS,
      "_create_interp_queue(maxsize=0, *, unbounditems=UNBOUND)\n--\n\n"
      "A new queue as subinterp.interpreters.create_queue() makes it."},
-    {"_handle_by_id", coremod_handle_by_id, METH_VARARGS,
-     "_handle_by_id(id, tag, /)\n--\n\n"
-     "A new handle to a live queue, channel end or lock (unpickling)."},
-    {"_exception", coremod_exception, METH_O,
-     "_exception(name, /)\n--\n\n"
-     "The exception class `name` of queues, channels and locks; they are "
-     "made on first use (their bases live in the queue module)."},
-    {"_interrupt_waits", coremod_interrupt_waits, METH_O,
-     "_interrupt_waits(interp_id, /)\n--\n\n"
-     "Make every queue, channel, select and lock wait inside that "
-     "interpreter raise SystemExit, now and until it is destroyed."},
     {"_list_queue_ids", coremod_list_queues, METH_NOARGS,
      "_list_queue_ids()\n--\n\nIds of the live queues."},
     {NULL, NULL, 0, NULL},
@@ -1616,47 +1449,36 @@ static PyMethodDef queue_functions[] = {
 /* ------------------------------------------------------------------ */
 /* init                                                                */
 
+/* A heap type of the module that is not a handle type. */
+static int
+type_add(PyObject *mod, PyType_Spec *spec, PyTypeObject **slot)
+{
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(mod, spec, NULL);
+    return *slot == NULL ? -1 : 0;
+}
+
 int
 queue_init(PyObject *mod, module_state *st)
 {
     struct queue_state *qs = PyMem_Calloc(1, sizeof(struct queue_state));
     if (qs == NULL) {
-        PyErr_NoMemory();
-        return -1;
+        return set_err(st, ERR_NO_MEMORY);
     }
     st->queue = qs;
     qs->module = mod;
-    if (sobj_registry_init() < 0) {
+    /* interpreters.Queue is a subclass of Queue: it shares every method,
+       the Python wrappers of select.c included, and overrides
+       construction and pickling; in _core it is _InterpretersQueue. */
+    if (handle_type_add(mod, st, &queue_spec, NULL, &qs->QueueType) < 0 ||
+        handle_type_add(mod, st, &interp_queue_spec, qs->QueueType,
+                        &qs->InterpQueueType) < 0 ||
+        PyModule_AddObjectRef(mod, "_InterpretersQueue",
+                              (PyObject *)qs->InterpQueueType) < 0) {
         return -1;
     }
-    if (handle_type_add(mod, st, &queue_spec, &qs->QueueType) < 0) {
-        return -1;
-    }
-    qs->TakenType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &taken_spec, NULL);
-    if (qs->TakenType == NULL) {
-        return -1;
-    }
-    qs->StoreOpType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &store_op_spec, NULL);
-    if (qs->StoreOpType == NULL) {
-        return -1;
-    }
-    /* A subclass of Queue: it shares every method, the Python wrappers
-       of select.c included, and overrides construction and pickling. */
-    qs->InterpQueueType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &interp_queue_spec, (PyObject *)qs->QueueType);
-    if (qs->InterpQueueType == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObjectRef(mod, "_InterpretersQueue",
-                              (PyObject *)qs->InterpQueueType) < 0 ||
-        codec_register_handle_type(st, qs->InterpQueueType) < 0) {
-        return -1;
-    }
-    qs->UnboundType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &unbound_spec, NULL);
-    if (qs->UnboundType == NULL) {
+    if (type_add(mod, &taken_spec, &qs->TakenType) < 0 ||
+        type_add(mod, &store_op_spec, &qs->StoreOpType) < 0 ||
+        type_add(mod, &unbound_spec, &qs->UnboundType) < 0) {
         return -1;
     }
     if (add_sentinel(mod, qs->UnboundType, "UNBOUND", &qs->UNBOUND) < 0 ||
@@ -1666,10 +1488,7 @@ queue_init(PyObject *mod, module_state *st)
                      &qs->UNBOUND_REMOVE) < 0) {
         return -1;
     }
-    if (PyModule_AddFunctions(mod, queue_functions) < 0) {
-        return -1;
-    }
-    return 0;
+    return PyModule_AddFunctions(mod, queue_functions);
 }
 
 int
@@ -1677,14 +1496,6 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
 {
     struct queue_state *qs = st->queue;
     Py_VISIT(qs->QueueType);
-    Py_VISIT(qs->RecvChannelType);
-    Py_VISIT(qs->SendChannelType);
-    Py_VISIT(qs->LockType);
-    Py_VISIT(qs->RLockType);
-    Py_VISIT(qs->EventType);
-    Py_VISIT(qs->SemaphoreType);
-    Py_VISIT(qs->BoundedSemaphoreType);
-    Py_VISIT(qs->BarrierType);
     Py_VISIT(qs->UnboundType);
     Py_VISIT(qs->TakenType);
     Py_VISIT(qs->StoreOpType);
@@ -1699,13 +1510,6 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->QueueEmpty);
     Py_VISIT(qs->QueueFull);
     Py_VISIT(qs->ItemInterpreterDestroyed);
-    Py_VISIT(qs->ChannelError);
-    Py_VISIT(qs->ChannelNotFoundError);
-    Py_VISIT(qs->ChannelClosedError);
-    Py_VISIT(qs->ChannelEmptyError);
-    Py_VISIT(qs->ChannelFullError);
-    Py_VISIT(qs->BrokenBarrierError);
-    Py_VISIT(qs->AbandonedLockWarning);
     Py_VISIT(qs->UnboundItemsError);
     return 0;
 }
@@ -1715,14 +1519,6 @@ queue_clear(module_state *st)
 {
     struct queue_state *qs = st->queue;
     Py_CLEAR(qs->QueueType);
-    Py_CLEAR(qs->RecvChannelType);
-    Py_CLEAR(qs->SendChannelType);
-    Py_CLEAR(qs->LockType);
-    Py_CLEAR(qs->RLockType);
-    Py_CLEAR(qs->EventType);
-    Py_CLEAR(qs->SemaphoreType);
-    Py_CLEAR(qs->BoundedSemaphoreType);
-    Py_CLEAR(qs->BarrierType);
     Py_CLEAR(qs->UnboundType);
     Py_CLEAR(qs->TakenType);
     Py_CLEAR(qs->StoreOpType);

@@ -879,8 +879,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     int late = 0;
     thread_rec *rec = current_thread_rec();
     if (rec == NULL) {
-        PyErr_NoMemory();
-        return -1;
+        return ERR_NO_MEMORY;
     }
     LOCK();
     late = runtime.shutting_down;
@@ -890,7 +889,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     }
     UNLOCK();
     if (late) {
-        goto too_late;
+        return ERR_SHUT_DOWN;
     }
 
     PyThreadState *save = PyThreadState_Get();
@@ -902,14 +901,10 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         assert(PyThreadState_Get() == save);
         creation_done();
         if (!PyErr_Occurred()) {
-            module_state *st = get_current_state();
-            if (st != NULL) {
-                PyErr_Format(st->InterpreterError,
-                             "interpreter creation failed: %s",
-                             status.err_msg ? status.err_msg : "unknown");
-            }
+            set_err(NULL, ERR_INTERP_CREATE,
+                    status.err_msg ? status.err_msg : "unknown");
         }
-        return -1;
+        return ERR_PYEXC;
     }
 
     /* The new interpreter is current, with its GIL held.  Its first
@@ -941,11 +936,7 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         Py_EndInterpreter(tstate);
         PyEval_RestoreThread(save);
         creation_done();
-        if (late) {
-            goto too_late;
-        }
-        PyErr_NoMemory();
-        return -1;
+        return late ? ERR_SHUT_DOWN : ERR_NO_MEMORY;
     }
     if (init != NULL) {
         init(arg);
@@ -956,15 +947,6 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     creation_done();  /* after init: the exit handler waits for it */
     *entry_p = e;
     return 0;
-
-too_late:
-    /* As concurrent.futures refuses new work: an interpreter made now
-       would never be closed (3.12 aborts at exit with "remaining
-       subinterpreters"). */
-    PyErr_SetString(PyExc_RuntimeError,
-                    "cannot create interpreters after interpreter shutdown "
-                    "(subinterp's exit handler has run)");
-    return -1;
 }
 
 /* Inside the interpreter being closed (its GIL held), just before
@@ -2137,14 +2119,15 @@ register_state(module_state *st)
 /* ------------------------------------------------------------------ */
 /* fork                                                                */
 
-static void
-atfork_prepare(void)
+/* Entries of the fork table (fork.c). */
+void
+runtime_fork_prepare(void)
 {
     LOCK();
 }
 
-static void
-atfork_parent(void)
+void
+runtime_fork_parent(void)
 {
     UNLOCK();
 }
@@ -2157,8 +2140,8 @@ atfork_parent(void)
  * PyOS_AfterFork_Child, which runs right after this handler.  Pools close
  * their interpreters for a fork; when some other interpreter of ours is
  * still alive the child cannot go on, so it says why and exits now. */
-static void
-atfork_child(void)
+void
+runtime_fork_child(void)
 {
     int alive = 0;
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
@@ -2252,7 +2235,6 @@ int
 runtime_init(PyObject *mod, module_state *st)
 {
     (void)pthread_once(&thread_key_once, thread_key_create);
-    static int atfork_done = 0;
     if (PyModule_AddFunctions(mod, runtime_methods) < 0) {
         return -1;
     }
@@ -2261,11 +2243,6 @@ runtime_init(PyObject *mod, module_state *st)
     }
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
         return 0;
-    }
-    if (!atfork_done) {
-        /* Only ever set from the main interpreter's import. */
-        atfork_done = 1;
-        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     }
     /* Close our interpreters before the runtime finalizes: a Python
        atexit callback runs after threading's non-daemon threads were

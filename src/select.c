@@ -219,20 +219,104 @@ done:
 /* ------------------------------------------------------------------ */
 /* select()                                                            */
 
+/* One case of select(), as given and as the engine runs it. */
+typedef struct {
+    PyObject *source;           /* borrowed from the cases: the handle */
+    const sobj_type *type;      /* of the object behind source */
+} case_source;
+
+/* Case i of select(): a handle to receive from, or a (handle, obj) pair
+ * to send obj through; *c and *src made from it (obj encoded into
+ * c->send_item).  0, or -1 with an exception.  Queues and channels are
+ * reached through their object type (objects.h), so select() knows
+ * neither. */
+static int
+case_parse(module_state *st, PyObject *spec, Py_ssize_t i, sel_case *c,
+           case_source *src)
+{
+    int send = PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2;
+    PyObject *target = send ? PyTuple_GET_ITEM(spec, 0) : spec;
+    const handle_kind *kind = NULL;
+    sobj *o = handle_sobj(target, &kind);
+    int ops = 0, unboundop = UNBOUND_KEEP;
+    fifo *f = NULL;
+
+    if (o != NULL && o->type->fifo_of != NULL) {
+        f = o->type->fifo_of(o, kind, &ops, &unboundop);
+    }
+    if (f == NULL || !(ops & (send ? FIFO_OP_SEND : FIFO_OP_RECV))) {
+        if (send) {
+            PyErr_Format(PyExc_TypeError,
+                         "select() send case %zd: (target, obj) needs a "
+                         "Queue or a SendChannel as target, not %.100s", i,
+                         Py_TYPE(target)->tp_name);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "select() case %zd must be a Queue or a "
+                         "RecvChannel (receive), or a (Queue or "
+                         "SendChannel, obj) pair (send), not %.100s",
+                         i, Py_TYPE(spec)->tp_name);
+        }
+        return -1;
+    }
+    if (send && o->type->item_encode(st, PyTuple_GET_ITEM(spec, 1),
+                                     unboundop, &c->send_item) < 0) {
+        return -1;
+    }
+    c->f = f;
+    c->kind = send ? CASE_SEND : CASE_RECV;
+    src->source = target;
+    src->type = o->type;
+    return 0;
+}
+
+/* What select() returns for the engine's outcome r: (source, item) for a
+ * completed case (the received item taken over: *taken), None on
+ * timeout; NULL with an exception otherwise. */
+static PyObject *
+select_result(module_state *st, int r, sel_case *c, case_source *src,
+              item *got, PyObject **taken)
+{
+    PyObject *value;
+    switch (r) {
+    case SEL_DONE:
+        if (c->kind == CASE_SEND) {
+            return PyTuple_Pack(2, src->source, Py_None);
+        }
+        value = src->type->item_to_object(st, src->source, c->f, got, taken);
+        if (value == NULL) {
+            return NULL;
+        }
+        PyObject *res = PyTuple_Pack(2, src->source, value);
+        Py_DECREF(value);
+        return res;
+    case SEL_TIMEOUT:
+        Py_RETURN_NONE;
+    case SEL_CLOSED:
+        set_err(st, src->type->closed_err, src->source);
+        return NULL;
+    case SEL_NO_MEMORY:
+        set_err(st, ERR_NO_MEMORY);
+        return NULL;
+    default:
+        return NULL;    /* the engine raised */
+    }
+}
+
 /* The store_fn of select(): cases_obj is the iterable of cases. */
 static PyObject *
 select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
              PyObject *timeout, PyObject *Py_UNUSED(extra))
 {
     module_state *st = get_mod_state(mod);
-    PyObject *seq = NULL, *res = NULL;
-    PyObject **sources = NULL;
+    PyObject *seq = NULL, *res = NULL, *taken = NULL;
+    case_source *sources = NULL;
     sel_case *cases = NULL;
     Py_ssize_t n = 0;
     deadline dl;
-    int index = -1, r = -1;
+    int index = -1;
     item got = {.m = NULL};
-    PyObject *taken = NULL;
 
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
@@ -242,101 +326,29 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
         goto done;
     }
     n = PySequence_Fast_GET_SIZE(seq);
-    if (n == 0) {
-        PyErr_SetString(PyExc_ValueError, "select() needs at least one case");
-        goto done;
-    }
-    if (n > 1024 * 1024) {
-        PyErr_SetString(PyExc_ValueError, "select(): too many cases");
+    if (n == 0 || n > 1024 * 1024) {
+        PyErr_SetString(PyExc_ValueError,
+                        n == 0 ? "select() needs at least one case"
+                               : "select(): too many cases");
         goto done;
     }
     cases = PyMem_Calloc((size_t)n, sizeof(sel_case));
-    sources = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    sources = PyMem_Calloc((size_t)n, sizeof(case_source));
     if (cases == NULL || sources == NULL) {
-        PyErr_NoMemory();
+        set_err(st, ERR_NO_MEMORY);
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
-        int is_send = 0;
-        fifo *f = NULL;
-        if (PyTuple_Check(c) && PyTuple_GET_SIZE(c) == 2) {
-            PyObject *target = PyTuple_GET_ITEM(c, 0);
-            int op = UNBOUND_KEEP;
-            f = queue_fifo_of(st, target);
-            if (f != NULL) {
-                op = queue_default_unboundop(target);
-            }
-            else {
-                f = channel_fifo_of(st, target, &is_send);
-                if (f != NULL && !is_send) {
-                    f = NULL;
-                }
-            }
-            if (f == NULL) {
-                PyErr_Format(PyExc_TypeError,
-                             "select() send case %zd: (target, obj) needs a "
-                             "Queue or a SendChannel as target, not "
-                             "%.100s", i, Py_TYPE(target)->tp_name);
-                goto done;
-            }
-            if (item_encode(st, PyTuple_GET_ITEM(c, 1), op,
-                            &cases[i].send_item) < 0) {
-                goto done;
-            }
-            cases[i].kind = CASE_SEND;
-            sources[i] = target;
+        if (case_parse(st, PySequence_Fast_GET_ITEM(seq, i), i, &cases[i],
+                       &sources[i]) < 0) {
+            goto done;
         }
-        else {
-            f = queue_fifo_of(st, c);
-            if (f == NULL) {
-                f = channel_fifo_of(st, c, &is_send);
-                if (f != NULL && is_send) {
-                    f = NULL;
-                }
-            }
-            if (f == NULL) {
-                PyErr_Format(PyExc_TypeError,
-                             "select() case %zd must be a Queue or a "
-                             "RecvChannel (receive), or a (Queue or "
-                             "SendChannel, obj) pair (send), not %.100s",
-                             i, Py_TYPE(c)->tp_name);
-                goto done;
-            }
-            cases[i].kind = CASE_RECV;
-            sources[i] = c;
-        }
-        cases[i].f = f;
     }
-
-    r = select_blocking(cases, (int)n, (int)(wait_random() % (uint32_t)n),
-                        &dl, &index, &got);
-    switch (r) {
-    case SEL_DONE:
-        if (cases[index].kind == CASE_RECV) {
-            PyObject *value = queue_item_to_object(
-                st, sources[index], cases[index].f, &got, &taken);
-            if (value != NULL) {
-                res = PyTuple_Pack(2, sources[index], value);
-                Py_DECREF(value);
-            }
-        }
-        else {
-            res = PyTuple_Pack(2, sources[index], Py_None);
-        }
-        break;
-    case SEL_NO_MEMORY:
-        PyErr_NoMemory();
-        break;
-    case SEL_CLOSED:
-        channel_raise_closed(st, sources[index]);
-        break;
-    case SEL_TIMEOUT:
-        res = Py_NewRef(Py_None);
-        break;
-    default:
-        break;
-    }
+    int r = select_blocking(cases, (int)n,
+                            (int)(wait_random() % (uint32_t)n), &dl, &index,
+                            &got);
+    res = select_result(st, r, &cases[index < 0 ? 0 : index],
+                        &sources[index < 0 ? 0 : index], &got, &taken);
 done:
     if (cases != NULL) {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -481,7 +493,6 @@ static const struct {
 static int
 add_receive_wrappers(PyObject *mod, module_state *st)
 {
-    struct queue_state *qs = st->queue;
     int res = -1;
     PyObject *ns = PyDict_New();
     PyObject *name = PyModule_GetNameObject(mod);
@@ -505,9 +516,9 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         {"_select", ON_MODULE, "_select"},
     };
     PyObject *owners[] = {
-        [ON_QUEUE] = (PyObject *)qs->QueueType,
-        [ON_RECV] = (PyObject *)qs->RecvChannelType,
-        [ON_SEND] = (PyObject *)qs->SendChannelType,
+        [ON_QUEUE] = (PyObject *)st->queue->QueueType,
+        [ON_RECV] = (PyObject *)st->channel->RecvChannelType,
+        [ON_SEND] = (PyObject *)st->channel->SendChannelType,
         [ON_MODULE] = mod,
     };
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {

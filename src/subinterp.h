@@ -52,14 +52,23 @@ invariant_failed(const char *file, int line, const char *cond,
     } while (0)
 
 /* ------------------------------------------------------------------ */
-/* Error codes of internal functions.  Functions return 0 on success,  */
-/* -1 when a Python exception is already set, or one of these.  Each   */
-/* component turns its codes into exceptions in one place.             */
+/* Errors.  One convention for every internal function that can fail:   */
+/* it returns 0 (or a result >= 0) on success, ERR_PYEXC (-1) when it   */
+/* set a Python exception (only with a GIL), or another negative        */
+/* err_code with no exception set (it may run without a GIL).  Pointer  */
+/* results are NULL with an exception set.  The code becomes an         */
+/* exception in one place, set_err() (module.c), which reads the table  */
+/* of codes there: class and message.  The arguments a message takes    */
+/* are named below, and given to set_err() after the code.             */
+
+struct module_state;
 
 typedef enum {
     ERR_OK = 0,
     ERR_PYEXC = -1,           /* a Python exception is set */
     ERR_NO_MEMORY = -2,
+    ERR_ATFORK = -3,          /* pthread_atfork failed */
+    /* interpreters */
     ERR_INTERP_NOT_FOUND = -10,
     ERR_INTERP_RUNNING = -11, /* running code in another thread */
     ERR_INTERP_CURRENT = -12, /* the operation is not allowed on the current
@@ -67,14 +76,58 @@ typedef enum {
     ERR_INTERP_NOT_OWNED = -13, /* not created by subinterp */
     ERR_INTERP_THREADS = -14, /* other threads still run in it */
     ERR_INTERP_CLOSING = -15,
-    ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed */
+    ERR_INTERP_CREATE = -16,  /* Py_NewInterpreterFromConfig failed; arg:
+                                 CPython's message (const char *) */
     ERR_INTERP_BUSY = -17,    /* its threads did not end within the close
                                  grace period */
+    ERR_SHUT_DOWN = -18,      /* the exit handler has run: no new
+                                 interpreters */
+    ERR_OBJECT_NOT_FOUND = -19, /* arg: the id (long long) */
+    /* queues */
+    ERR_QUEUE_EMPTY = -20,
+    ERR_QUEUE_FULL = -21,
+    ERR_QUEUE_NOT_FOUND = -22,  /* arg: the id (long long) */
+    ERR_ITEM_INTERP_DESTROYED = -23, /* arg: the interpreter id
+                                        (long long) */
+    ERR_UNBOUND_ITEMS = -24,  /* arg: the object given (PyObject *) */
+    /* channels */
+    ERR_CHANNEL_CLOSED = -30, /* arg: the channel end, its `source`
+                                 attribute (PyObject *, may be NULL) */
+    ERR_CHANNEL_EMPTY = -31,
+    ERR_CHANNEL_FULL = -32,
+    ERR_CHANNEL_NOT_FOUND = -33, /* arg: the id (long long) */
+    ERR_TIMEOUT = -34,
+    /* locks */
+    ERR_RELEASE_UNLOCKED = -40,
+    ERR_RELEASE_UNOWNED = -41,
+    ERR_TOO_MANY_RELEASES = -42,
+    ERR_VALUE_OVERFLOW = -43,
+    ERR_BARRIER_BROKEN = -44,
+    ERR_NONBLOCKING_TIMEOUT = -45,
 } err_code;
+
+/* Raise the exception of code err (with the arguments the code takes, as
+ * listed above) and return -1; 0 for ERR_OK.  ERR_PYEXC keeps the
+ * exception that is set.  Asserts that an exception is set exactly when
+ * err is ERR_PYEXC.  st may be NULL: the current interpreter's. */
+int set_err(struct module_state *st, int err, ...);
 
 /* ------------------------------------------------------------------ */
 /* Per-interpreter module state                                        */
 
+/* The module state is reached in three ways, and only these:
+ *
+ *   get_mod_state(mod)        from the module object (module functions,
+ *                             slots; exec, traverse, clear, free);
+ *   get_mod_state_by_type(tp) from a type of ours or a subclass of one
+ *                             (methods, tp_new; for an instance:
+ *                             get_mod_state_by_type(Py_TYPE(self)));
+ *                             dealloc_state(tp) is the same for a
+ *                             deallocator: it never raises;
+ *   get_current_state()       in code that has neither (callbacks of the
+ *                             runtime, code run in another interpreter),
+ *                             by interpreter, imports the module if
+ *                             needed. */
 typedef struct module_state {
     /* exception classes */
     PyObject *InterpreterError;
@@ -91,6 +144,8 @@ typedef struct module_state {
        ran); each component frees its own in its clear function */
     struct codec_state *codec;
     struct queue_state *queue;
+    struct channel_state *channel;
+    struct sync_state *sync;
 
     /* lazily imported helpers (may be NULL) */
     PyObject *call_in_thread; /* subinterp._thread.call_in_thread */
@@ -114,31 +169,37 @@ get_mod_state(PyObject *mod)
     return (module_state *)PyModule_GetState(mod);
 }
 
-/* The module state of one of our heap types in a deallocator, or NULL
- * when the module is gone (a handle collected during the interpreter's
- * finalization, after its module was cleared).  Never raises: a
- * deallocator must leave the current exception as it found it. */
-static inline module_state *
-dealloc_state(PyTypeObject *tp)
-{
-    PyObject *exc = PyErr_GetRaisedException();
-    module_state *st = (module_state *)PyType_GetModuleState(tp);
-    if (st == NULL) {
-        PyErr_Clear();
-    }
-    PyErr_SetRaisedException(exc);
-    return st;
-}
-
 static inline module_state *
 get_mod_state_by_type(PyTypeObject *tp)
 {
-    /* works for subclasses defined in C by this module */
+    if (tp->tp_mro == NULL) {
+        /* The collector cleared the type (its tp_clear drops only the
+           MRO) before an instance's dealloc asks, at interpreter
+           teardown: its own module is still there. */
+        return (module_state *)PyType_GetModuleState(tp);
+    }
+    /* by the MRO: works for subclasses too */
     PyObject *mod = PyType_GetModuleByDef(tp, &coremodule_def);
     if (mod == NULL) {
         return NULL;
     }
     return get_mod_state(mod);
+}
+
+/* get_mod_state_by_type() in a deallocator: NULL when the module is
+ * gone (a handle collected during the interpreter's finalization, after
+ * its module was cleared).  Never raises: a deallocator must leave the
+ * current exception as it found it. */
+static inline module_state *
+dealloc_state(PyTypeObject *tp)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    module_state *st = get_mod_state_by_type(tp);
+    if (st == NULL) {
+        PyErr_Clear();
+    }
+    PyErr_SetRaisedException(exc);
+    return st;
 }
 
 /* The module state of the current interpreter's copy of _core; imports
@@ -244,6 +305,10 @@ typedef struct handle_kind {
     /* A new handle object in the current interpreter (takes its own new
        C reference).  NULL with an exception on failure. */
     PyObject *(*wrap)(module_state *st, void *ref);
+    /* Kinds with one object per id in an interpreter: the table of the
+       live ones (handle_cache_get) in st, NULL once st was cleared.
+       NULL for kinds that make a new object each time. */
+    PyObject **(*cache)(module_state *st);
 } handle_kind;
 
 /* Every handle object starts like this. */
@@ -351,6 +416,8 @@ void interp_init_new(void *arg);
 /* component init functions, called from the module's exec slot        */
 
 int runtime_init(PyObject *mod, module_state *st);
+/* the registry of process-wide objects and handles (objects.c) */
+int objects_init(PyObject *mod, module_state *st);
 int interp_init(PyObject *mod, module_state *st);
 int codec_init(PyObject *mod, module_state *st);
 int pool_init(PyObject *mod, module_state *st);
@@ -361,14 +428,51 @@ int channel_init(PyObject *mod, module_state *st);
 int select_init(PyObject *mod, module_state *st);
 int sync_init(PyObject *mod, module_state *st);
 
+/* A set of exception classes made together (module.c): each named X
+ * (subinterp.X, added to the module) with one or two bases, each
+ * "module.attr" (imported; "subinterp.Y" the module's attribute Y) or the
+ * name of a class made before it in the set. */
+typedef struct {
+    const char *name;
+    const char *bases[2];   /* bases[1] may be NULL */
+    const char *doc;
+} exc_spec;
+#define EXC_SET_MAX 8
+/* Make the set specs[0..n) into *slots[i] (new references), unless
+ * *made_flag says it was made; sets *made_flag.  The imports of bases may
+ * let another thread of the interpreter run: the set first made stays.
+ * 0, or -1 with an exception (the slots untouched). */
+int exceptions_make(PyObject *mod, const exc_spec *specs, int n,
+                    PyObject **const slots[], int *made_flag);
+/* The exception classes of queues, channels and locks, each made by its
+ * component on first use.  0, or -1 with an exception. */
+int queue_exceptions_ensure(module_state *st);
+int channel_exceptions_ensure(module_state *st);
+int sync_exceptions_ensure(module_state *st);
+/* One of those classes (borrowed), by the err_code it is raised for;
+ * NULL with an exception. */
+PyObject *queue_exception(module_state *st, int err);
+PyObject *channel_exception(module_state *st, int err);
+PyObject *sync_exception(module_state *st, int err);
+
 /* per-component GC support for module state (codec, queue, ...) */
 int codec_traverse(module_state *st, visitproc visit, void *arg);
 void codec_clear(module_state *st);
 int queue_traverse(module_state *st, visitproc visit, void *arg);
 void queue_clear(module_state *st);  /* frees st->queue, sets it NULL */
+int channel_traverse(module_state *st, visitproc visit, void *arg);
+void channel_clear(module_state *st);
+int sync_traverse(module_state *st, visitproc visit, void *arg);
+void sync_clear(module_state *st);
 
 /* runtime.c, for interp.c and module.c */
 interp_entry *runtime_main(void);
+/* Create an interpreter (GIL held), run init(arg) inside it, and set
+ * *entry_p to its entry (a new reference).  0, or an err_code:
+ * ERR_SHUT_DOWN once the exit handler has run (as concurrent.futures
+ * refuses new work: an interpreter made then would never be closed),
+ * ERR_NO_MEMORY, or ERR_PYEXC when CPython's creation failed (its
+ * exception, or ERR_INTERP_CREATE's with CPython's message). */
 int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
 /* Close an interpreter subinterp created.  Its threads are asked to stop
@@ -380,7 +484,8 @@ int runtime_create(const PyInterpreterConfig *config, interp_fn init,
 int runtime_close(interp_entry *e, int interruptible);
 /* Seconds given to threads to stop, at close() and (once for all
  * interpreters) at exit. */
-#define CLOSE_GRACE 2.0
+#define CLOSE_GRACE_SECONDS 2
+#define CLOSE_GRACE ((double)CLOSE_GRACE_SECONDS)
 int runtime_entry_state(interp_entry *e, int *running, int *owned);
 int runtime_entry_alive(interp_entry *e);
 PyObject *runtime_list_ids(void);
@@ -404,8 +509,26 @@ void exc_add_note(PyObject *exc, PyObject *note);
  * an exception set (module.c). */
 int id_from_object(PyObject *arg, const char *what, int64_t *out);
 
-/* Raise the exception for an err_code (one place for every component's
- * shared codes). */
-int set_err(module_state *st, int err);
+/* ------------------------------------------------------------------ */
+/* fork: the table of fork.c, registered with pthread_atfork once      */
+
+/* ERR_ATFORK if it could not be registered; no GIL needed. */
+int fork_hooks_install(void);
+/* Its entries, in prepare order (fork.c says why this order). */
+void pools_fork_prepare(void);
+void pools_fork_parent(void);
+void pools_fork_child(void);
+void objects_fork_prepare(void);
+void objects_fork_parent(void);
+void objects_fork_child(void);
+void wait_fork_prepare(void);
+void wait_fork_parent(void);
+void wait_fork_child(void);
+void codec_buf_fork_prepare(void);
+void codec_buf_fork_parent(void);
+void codec_buf_fork_child(void);
+void runtime_fork_prepare(void);
+void runtime_fork_parent(void);
+void runtime_fork_child(void);
 
 #endif /* SUBINTERP_H */

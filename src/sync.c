@@ -85,62 +85,66 @@ sync_of(PyObject *self)
 }
 
 /* ------------------------------------------------------------------ */
-/* errors: one place                                                   */
+/* per-interpreter state (st->sync)                                    */
 
-typedef enum {
-    SERR_RELEASE_UNLOCKED,
-    SERR_RELEASE_UNOWNED,
-    SERR_TOO_MANY_RELEASES,
-    SERR_VALUE_OVERFLOW,
-    SERR_BROKEN,
-    SERR_NONBLOCKING_TIMEOUT,
-    SERR_ABANDONED,     /* a warning, see sync_acquire */
-} sync_err;
+struct sync_state {
+    PyTypeObject *types[SYNC_NKINDS];   /* by sync_kind */
+    /* exceptions, made on first use (BrokenBarrierError derives from
+       threading's, and importing threading costs every interpreter) */
+    int have_exceptions;
+    PyObject *BrokenBarrierError;
+    PyObject *AbandonedLockWarning;
+};
 
-/* Raise (or warn, for SERR_ABANDONED: -1 if the warning raised). */
-static int
-sync_error(module_state *st, sync_err err, int64_t interp_id)
+static void
+clear_exceptions(struct sync_state *ss)
 {
-    struct queue_state *qs = st->queue;
-    switch (err) {
-    case SERR_RELEASE_UNLOCKED:
-        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
-        break;
-    case SERR_RELEASE_UNOWNED:
-        PyErr_SetString(PyExc_RuntimeError,
-                        "cannot release un-acquired lock");
-        break;
-    case SERR_TOO_MANY_RELEASES:
-        PyErr_SetString(PyExc_ValueError,
-                        "Semaphore released too many times");
-        break;
-    case SERR_VALUE_OVERFLOW:
-        PyErr_SetString(PyExc_OverflowError,
-                        "Semaphore value would exceed the largest "
-                        "Py_ssize_t");
-        break;
-    case SERR_NONBLOCKING_TIMEOUT:
-        PyErr_SetString(PyExc_ValueError,
-                        "can't specify a timeout for a non-blocking call");
-        break;
-    case SERR_BROKEN:
-        if (queue_exceptions_ensure(st) == 0) {
-            PyErr_SetString(qs->BrokenBarrierError,
-                            "the barrier is broken (aborted, reset, or a "
-                            "wait timed out or was interrupted)");
-        }
-        break;
-    case SERR_ABANDONED:
-        if (queue_exceptions_ensure(st) < 0) {
-            return -1;
-        }
-        return PyErr_WarnFormat(
-            qs->AbandonedLockWarning, 1,
-            "the lock was held by interpreter %lld, which was destroyed; "
-            "it was released and is now yours, but what it protected may "
-            "be inconsistent", (long long)interp_id);
+    Py_CLEAR(ss->BrokenBarrierError);
+    Py_CLEAR(ss->AbandonedLockWarning);
+}
+
+static const exc_spec sync_exceptions[] = {
+    {"BrokenBarrierError", {"threading.BrokenBarrierError"},
+     "The Barrier is broken (aborted, reset, or a wait timed out)."},
+    {"AbandonedLockWarning", {"builtins.RuntimeWarning"},
+     "The lock was held by an interpreter that was destroyed; it was "
+     "released and given to this acquirer.  What it protected may be "
+     "inconsistent."},
+};
+
+int
+sync_exceptions_ensure(module_state *st)
+{
+    struct sync_state *ss = st->sync;
+    PyObject **const slots[] = {
+        &ss->BrokenBarrierError, &ss->AbandonedLockWarning,
+    };
+    return exceptions_make(st->queue->module, sync_exceptions,
+                           (int)Py_ARRAY_LENGTH(sync_exceptions), slots,
+                           &ss->have_exceptions);
+}
+
+PyObject *
+sync_exception(module_state *st, int Py_UNUSED(err))
+{
+    /* ERR_BARRIER_BROKEN is the only error of ours with a class of ours */
+    return sync_exceptions_ensure(st) < 0 ? NULL
+                                          : st->sync->BrokenBarrierError;
+}
+
+/* The warning an acquirer gets for a lock abandoned by interpreter
+ * interp_id (see lock_acquire): 0, or -1 if the warning raised. */
+static int
+warn_abandoned(module_state *st, int64_t interp_id)
+{
+    if (sync_exceptions_ensure(st) < 0) {
+        return -1;
     }
-    return -1;
+    return PyErr_WarnFormat(
+        st->sync->AbandonedLockWarning, 1,
+        "the lock was held by interpreter %lld, which was destroyed; it "
+        "was released and is now yours, but what it protected may be "
+        "inconsistent", (long long)interp_id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -362,7 +366,8 @@ sync_acquire(PyObject *self, int blocking, const deadline *dl)
         a.abandoned = (int64_t)a.value;
     }
     if (res == 1 && a.abandoned >= 0 &&
-        sync_error(handle_state(self), SERR_ABANDONED, a.abandoned) < 0) {
+        warn_abandoned(get_mod_state_by_type(Py_TYPE(self)),
+                       a.abandoned) < 0) {
         /* told, by an exception: do not keep the lock */
         sub_mutex_lock(&s->mutex);
         lock_pass_on(s, -1);
@@ -400,7 +405,8 @@ syncobj_acquire(PyObject *self, PyObject *args, PyObject *kwargs)
             }
         }
         if (!is_default) {
-            sync_error(handle_state(self), SERR_NONBLOCKING_TIMEOUT, 0);
+            set_err(get_mod_state_by_type(Py_TYPE(self)),
+                    ERR_NONBLOCKING_TIMEOUT);
             return NULL;
         }
     }
@@ -423,14 +429,14 @@ static int
 lock_release(PyObject *self)
 {
     sync_obj *s = sync_of(self);
-    int err = -1;
+    int err = ERR_OK;
     sub_mutex_lock(&s->mutex);
     if (!s->lock.locked) {
-        err = SERR_RELEASE_UNLOCKED;
+        err = ERR_RELEASE_UNLOCKED;
     }
     else if (s->kind == SYNC_RLOCK &&
              s->lock.owner_thread != PyThread_get_thread_ident()) {
-        err = SERR_RELEASE_UNOWNED;
+        err = ERR_RELEASE_UNOWNED;
     }
     else if (s->kind == SYNC_RLOCK && --s->lock.depth > 0) {
         /* still held */
@@ -439,8 +445,8 @@ lock_release(PyObject *self)
         lock_pass_on(s, -1);
     }
     sub_mutex_unlock(&s->mutex);
-    if (err >= 0) {
-        return sync_error(handle_state(self), (sync_err)err, 0);
+    if (err != ERR_OK) {
+        return set_err(get_mod_state_by_type(Py_TYPE(self)), err);
     }
     return 0;
 }
@@ -489,16 +495,16 @@ static int
 sem_release(PyObject *self, Py_ssize_t n)
 {
     sync_obj *s = sync_of(self);
-    int err = -1;
+    int err = ERR_OK;
     sub_mutex_lock(&s->mutex);
     if (s->kind == SYNC_BSEMAPHORE && s->sem.value > s->sem.bound - n) {
-        err = SERR_TOO_MANY_RELEASES;
+        err = ERR_TOO_MANY_RELEASES;
     }
     else if (s->sem.value > PY_SSIZE_T_MAX - n) {
         /* Checked before any waiter is woken, so a refused release
            changes nothing (waiters are only ever parked at count 0, so
            this refuses nothing that could have fitted). */
-        err = SERR_VALUE_OVERFLOW;
+        err = ERR_VALUE_OVERFLOW;
     }
     else {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -512,8 +518,8 @@ sem_release(PyObject *self, Py_ssize_t n)
         }
     }
     sub_mutex_unlock(&s->mutex);
-    if (err >= 0) {
-        return sync_error(handle_state(self), (sync_err)err, 0);
+    if (err != ERR_OK) {
+        return set_err(get_mod_state_by_type(Py_TYPE(self)), err);
     }
     return 0;
 }
@@ -673,7 +679,7 @@ barrierobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (r == 0 || a.broken || a.status != WS_OK) {
-        sync_error(handle_state(self), SERR_BROKEN, 0);
+        set_err(get_mod_state_by_type(Py_TYPE(self)), ERR_BARRIER_BROKEN);
         return NULL;
     }
     return PyLong_FromSsize_t(a.index);
@@ -751,31 +757,11 @@ sync_after_fork(sobj *o)
     wlist_reset(&((sync_obj *)o)->waiters);
 }
 
-static PyTypeObject *
-sync_pytype(module_state *st, sync_kind kind)
-{
-    struct queue_state *qs = st->queue;
-    switch (kind) {
-    case SYNC_LOCK:
-        return qs->LockType;
-    case SYNC_RLOCK:
-        return qs->RLockType;
-    case SYNC_EVENT:
-        return qs->EventType;
-    case SYNC_SEMAPHORE:
-        return qs->SemaphoreType;
-    case SYNC_BSEMAPHORE:
-        return qs->BoundedSemaphoreType;
-    default:
-        return qs->BarrierType;
-    }
-}
-
 static PyObject *
 sync_wrap(module_state *st, void *ref)
 {
     sync_obj *s = (sync_obj *)ref;
-    return handle_new(sync_pytype(st, s->kind), &sync_kinds[s->kind],
+    return handle_get(st, st->sync->types[s->kind], &sync_kinds[s->kind],
                       &s->base);
 }
 
@@ -815,7 +801,7 @@ static PyObject *
 sync_create(PyTypeObject *tp, sync_kind kind, Py_ssize_t initial,
             double timeout)
 {
-    module_state *st = PyType_GetModuleState(tp);
+    module_state *st = get_mod_state_by_type(tp);
     sync_obj *s = PyMem_RawCalloc(1, sizeof(sync_obj));
     if (s == NULL) {
         return PyErr_NoMemory();
@@ -840,7 +826,7 @@ sync_create(PyTypeObject *tp, sync_kind kind, Py_ssize_t initial,
     default:
         break;
     }
-    (void)sobj_register(&s->base, &sync_types[kind]);
+    sobj_register(&s->base, &sync_types[kind]);
     PyObject *res = sync_wrap(st, s);
     sobj_decref(&s->base);
     return res;
@@ -1081,10 +1067,8 @@ static PyGetSetDef barrier_getset[] = {
     static PyType_Slot NAME##_slots[] = {                                  \
         {Py_tp_doc, DOC},                                                  \
         {Py_tp_new, NEW},                                                  \
-        {Py_tp_dealloc, handle_dealloc},                                   \
+        HANDLE_TYPE_SLOTS,                                                 \
         {Py_tp_repr, sync_repr},                                           \
-        {Py_tp_richcompare, handle_richcompare},                           \
-        {Py_tp_hash, handle_hash},                                         \
         {Py_tp_methods, METHODS},                                          \
         {Py_tp_getset, GETSET},                                            \
         {0, NULL},                                                         \
@@ -1122,15 +1106,47 @@ SYNC_SLOTS(Barrier, barrier_tp_new, barrier_methods, barrier_getset,
 int
 sync_init(PyObject *mod, module_state *st)
 {
-    struct queue_state *qs = st->queue;
-    if (handle_type_add(mod, st, &Lock_spec, &qs->LockType) < 0 ||
-        handle_type_add(mod, st, &RLock_spec, &qs->RLockType) < 0 ||
-        handle_type_add(mod, st, &Event_spec, &qs->EventType) < 0 ||
-        handle_type_add(mod, st, &Semaphore_spec, &qs->SemaphoreType) < 0 ||
-        handle_type_add(mod, st, &BoundedSemaphore_spec,
-                        &qs->BoundedSemaphoreType) < 0 ||
-        handle_type_add(mod, st, &Barrier_spec, &qs->BarrierType) < 0) {
-        return -1;
+    static PyType_Spec *const specs[SYNC_NKINDS] = {
+        [SYNC_LOCK] = &Lock_spec,
+        [SYNC_RLOCK] = &RLock_spec,
+        [SYNC_EVENT] = &Event_spec,
+        [SYNC_SEMAPHORE] = &Semaphore_spec,
+        [SYNC_BSEMAPHORE] = &BoundedSemaphore_spec,
+        [SYNC_BARRIER] = &Barrier_spec,
+    };
+    struct sync_state *ss = PyMem_Calloc(1, sizeof(*ss));
+    if (ss == NULL) {
+        return set_err(st, ERR_NO_MEMORY);
+    }
+    st->sync = ss;
+    for (int k = 0; k < SYNC_NKINDS; k++) {
+        if (handle_type_add(mod, st, specs[k], NULL, &ss->types[k]) < 0) {
+            return -1;
+        }
     }
     return 0;
+}
+
+int
+sync_traverse(module_state *st, visitproc visit, void *arg)
+{
+    struct sync_state *ss = st->sync;
+    for (int k = 0; k < SYNC_NKINDS; k++) {
+        Py_VISIT(ss->types[k]);
+    }
+    Py_VISIT(ss->BrokenBarrierError);
+    Py_VISIT(ss->AbandonedLockWarning);
+    return 0;
+}
+
+void
+sync_clear(module_state *st)
+{
+    struct sync_state *ss = st->sync;
+    for (int k = 0; k < SYNC_NKINDS; k++) {
+        Py_CLEAR(ss->types[k]);
+    }
+    clear_exceptions(ss);
+    PyMem_Free(ss);
+    st->sync = NULL;
 }

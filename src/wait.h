@@ -1,5 +1,5 @@
-/* wait.h - waiting machinery and process-wide objects shared by queue.c,
- * channel.c, select.c and sync.c.
+/* wait.h - waiting machinery and the FIFO shared by queue.c, channel.c,
+ * select.c and sync.c.
  *
  * Three layers (docs/queues.md has the long version):
  *
@@ -11,7 +11,8 @@
  *             several nodes; whoever claims the waiter first wins, so
  *             exactly one case fires.
  *   sobj      the common head of every process-wide object (queue,
- *             channel, lock, ...): id, C reference count, registry links.
+ *             channel, lock, ...): id, C reference count, registry links
+ *             (objects.h).
  *
  * Lock order: registry.mutex -> one object mutex -> (select only) several
  * object mutexes in address order.  Never the other way round: nothing
@@ -22,6 +23,7 @@
 #define SUBINTERP_WAIT_H
 
 #include "subinterp.h"
+#include "objects.h"
 
 #include <stdatomic.h>
 #include <time.h>
@@ -408,75 +410,13 @@ wlist_reset(wlist *l)
 }
 
 /* ------------------------------------------------------------------ */
-/* process-wide objects                                                */
-
-typedef struct sobj sobj;
-
-typedef struct {
-    const char *name;
-    /* Free everything.  Called once the last reference went, with no lock
-       held (the object is off the registry). */
-    void (*destroy)(sobj *o);
-    /* Interpreter `id` was destroyed (no GIL, no lock held; the object is
-       referenced by the caller for the duration).  May be NULL. */
-    void (*interp_closed)(sobj *o, int64_t id);
-    /* The object's own mutex, for fork; NULL if none. */
-    sub_mutex *(*mutex)(sobj *o);
-    /* In the child after fork: forget every waiter. */
-    void (*after_fork)(sobj *o);
-    /* The handle kinds that refer to it (channels have two ends). */
-    const handle_kind *kinds[2];
-    /* Only references held by items in the object's own buffer are left
-       (refcount == inner): nobody can ever take those items, so drop
-       them, which breaks the cycle.  No lock held; the caller holds a
-       reference for the duration.  NULL for objects without a buffer. */
-    void (*drop_buffer)(sobj *o);
-} sobj_type;
-
-struct sobj {
-    const sobj_type *type;  /* immutable */
-    int64_t id;             /* immutable, unique in the process */
-    int64_t refcount;       /* registry.mutex */
-    /* The part of refcount held by messages waiting in the object's own
-       buffer (a queue that holds an item with a handle to itself).
-       Changed under the object's mutex, read under registry.mutex, hence
-       atomic.  It never exceeds what those items really hold: it goes up
-       after an item entered the buffer and down when it leaves, while
-       the item's references are still counted in refcount. */
-    _Atomic int64_t inner;
-    sobj *prev, *next;      /* registry.mutex */
-};
-
-/* Register a new object with one reference.  Returns 0 or -1 with
- * MemoryError set (GIL held then). */
-int sobj_register(sobj *o, const sobj_type *type);
-void sobj_incref(sobj *o);
-/* Any thread, no GIL needed, no object mutex held. */
-void sobj_decref(sobj *o);
-/* New reference to the live object with that id and type (any type when
- * type is NULL), or NULL. */
-sobj *sobj_lookup(int64_t id, const sobj_type *type);
-/* Number of live objects of a type, and a new list of their ids. */
-PyObject *sobj_list_ids(const sobj_type *type);
-
-/* Register the at-fork and interpreter-closed hooks, once per process. */
-int sobj_registry_init(void);
-
-/* ------------------------------------------------------------------ */
-/* Per-interpreter state of the four components (st->queue).           */
+/* Per-interpreter state of queues (st->queue) and channels            */
+/* (st->channel); locks keep theirs in sync.c.                         */
 
 struct queue_state {
     PyObject *module;  /* borrowed: the module owns this state */
     /* heap types */
     PyTypeObject *QueueType;
-    PyTypeObject *RecvChannelType;
-    PyTypeObject *SendChannelType;
-    PyTypeObject *LockType;
-    PyTypeObject *RLockType;
-    PyTypeObject *EventType;
-    PyTypeObject *SemaphoreType;
-    PyTypeObject *BoundedSemaphoreType;
-    PyTypeObject *BarrierType;
     PyTypeObject *UnboundType;
     PyTypeObject *TakenType;
     PyTypeObject *StoreOpType;  /* _StoreOp: see store_op_new */
@@ -498,18 +438,20 @@ struct queue_state {
     PyObject *QueueEmpty;
     PyObject *QueueFull;
     PyObject *ItemInterpreterDestroyed;
+    PyObject *UnboundItemsError;
+};
+
+struct channel_state {
+    PyTypeObject *RecvChannelType;
+    PyTypeObject *SendChannelType;
+    /* exceptions, made on first use (as the queue's) */
+    int have_exceptions;
     PyObject *ChannelError;
     PyObject *ChannelNotFoundError;
     PyObject *ChannelClosedError;
     PyObject *ChannelEmptyError;
     PyObject *ChannelFullError;
-    PyObject *BrokenBarrierError;
-    PyObject *AbandonedLockWarning;
-    PyObject *UnboundItemsError;
 };
-
-/* Create the exception classes if not done yet.  0 or -1. */
-int queue_exceptions_ensure(module_state *st);
 
 /* An operation run by an attribute store, `op.obj = value` (queue.c):
  * run(target, value, block, timeout, extra) returns a new reference or
@@ -520,40 +462,6 @@ typedef PyObject *(*store_fn)(PyObject *target, PyObject *value, int block,
                               PyObject *timeout, PyObject *extra);
 PyObject *store_op_new(module_state *st, store_fn run, PyObject *target,
                        int block, PyObject *timeout, PyObject *extra);
-
-/* The module state of a handle type of ours (exact types only). */
-static inline module_state *
-handle_state(PyObject *self)
-{
-    return (module_state *)PyType_GetModuleState(Py_TYPE(self));
-}
-
-/* Stable handle tags of this part (messages carry them; the lead's
- * Interpreter is 1). */
-enum {
-    TAG_QUEUE = 10,
-    TAG_RECV_CHANNEL = 11,
-    TAG_SEND_CHANNEL = 12,
-    TAG_LOCK = 13,
-    TAG_RLOCK = 14,
-    TAG_EVENT = 15,
-    TAG_SEMAPHORE = 16,
-    TAG_BOUNDED_SEMAPHORE = 17,
-    TAG_BARRIER = 18,
-    TAG_INTERP_QUEUE = 19,  /* subinterp.interpreters.Queue (queue.c) */
-};
-
-/* A new handle of type tp on o (takes a new reference to o). */
-PyObject *handle_new(PyTypeObject *tp, const handle_kind *kind, sobj *o);
-/* Shared slots of every handle type. */
-void handle_dealloc(PyObject *self);
-PyObject *handle_richcompare(PyObject *a, PyObject *b, int op);
-Py_hash_t handle_hash(PyObject *self);
-PyObject *handle_reduce(PyObject *self, PyObject *Py_UNUSED(ignored));
-PyObject *handle_get_id(PyObject *self, void *Py_UNUSED(closure));
-/* Add a heap type to the module and let its handles cross in messages. */
-int handle_type_add(PyObject *mod, module_state *st, PyType_Spec *spec,
-                    PyTypeObject **slot);
 
 /* ------------------------------------------------------------------ */
 /* queues and channels: the FIFO core (queue.c)                        */
@@ -647,12 +555,8 @@ int select_blocking(sel_case *cases, int n, int start, const deadline *dl,
 uint32_t wait_random(void);
 
 /* ------------------------------------------------------------------ */
-/* glue between the components (queue.c, channel.c)                   */
+/* items of queues and channels (queue.c)                              */
 
-/* What a case refers to: a Queue handle, a channel end, or NULL with
- * no exception when obj is none of ours.  *is_send tells which end. */
-fifo *queue_fifo_of(module_state *st, PyObject *obj);
-fifo *channel_fifo_of(module_state *st, PyObject *obj, int *is_send);
 /* Turn an item received from f (the FIFO of the Queue or RecvChannel
  * handle `source`) into an object (handles unbound items); consumes the
  * item.  New reference or NULL.  Delivery is exactly-once: when a signal
@@ -671,9 +575,27 @@ PyObject *taken_pair(PyObject *obj, PyObject *taken);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);
-/* Raise ChannelClosedError (with .source set when not NULL). */
-void channel_raise_closed(module_state *st, PyObject *source);
-/* Default unbound op of a queue. */
-int queue_default_unboundop(PyObject *queue_handle);
+
+/* An object around a FIFO (queues, channels): the sobj head, then the
+ * FIFO, so that both kinds share their sobj_type hooks and creation. */
+typedef struct {
+    sobj base;
+    fifo f;
+} fifo_obj;
+
+/* A new zeroed object of `size` bytes (a struct starting with fifo_obj)
+ * with its FIFO made; NULL with MemoryError.  The caller fills in its own
+ * fields, then registers it (sobj_register: one reference). */
+fifo_obj *fifo_obj_new(size_t size, Py_ssize_t capacity);
+/* sobj_type hooks of every fifo_obj */
+sub_mutex *fifo_obj_mutex(sobj *o);
+void fifo_obj_after_fork(sobj *o);
+void fifo_obj_drop_buffer(sobj *o);
+
+/* maxsize argument of create_queue / create_channel: an int >= 0
+ * (negative allowed with allow_negative); absent (NULL) is 0.  0 or -1
+ * with an exception. */
+int maxsize_from_object(PyObject *obj, int allow_negative, const char *hint,
+                        Py_ssize_t *out);
 
 #endif /* SUBINTERP_WAIT_H */

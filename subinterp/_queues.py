@@ -90,7 +90,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_QUEUE_TAG = 10  # TAG_QUEUE in src/wait.h
+_QUEUE_TAG = 10  # TAG_QUEUE in src/objects.h
 
 
 def list_all_queues() -> list[Queue]:

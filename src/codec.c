@@ -115,6 +115,27 @@ msg_size(const msg *m)
     return m->size;
 }
 
+int
+codec_grow_ptrs_to(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need)
+{
+    Py_ssize_t ncap = *cap ? *cap : 64;
+    while (ncap < need) {
+        if (ncap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(PyObject *)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ncap *= 2;
+    }
+    PyObject **na = PyMem_Realloc(*arr, (size_t)ncap * sizeof(PyObject *));
+    if (na == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *arr = na;
+    *cap = ncap;
+    return 0;
+}
+
 PyObject *
 codec_corrupt(codec_state *cs, const char *fmt, ...)
 {
@@ -328,21 +349,40 @@ done:
     return res;
 }
 
+/* What the functions below do with the message obj encodes to; one that
+ * takes the message sets *m to NULL. */
+typedef PyObject *(*msg_use)(module_state *st, msg **m);
+
+/* Encode obj (mode), hand the message to use, and free it. */
+static PyObject *
+with_message(PyObject *mod, PyObject *obj, enc_mode mode, msg_use use)
+{
+    module_state *st = get_mod_state(mod);
+    msg *m = codec_encode_mode(st, obj, mode);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = use(st, &m);
+    msg_free(m);
+    return res;
+}
+
+static PyObject *
+dumps_message(module_state *st, msg **m)
+{
+    if ((*m)->nrefs == 0) {
+        return PyBytes_FromStringAndSize((*m)->data, (*m)->size);
+    }
+    msg *local = *m;
+    *m = NULL;
+    return dumps_local(codec_get(st), local);
+}
+
 /* dumps(obj, /) */
 static PyObject *
 coremod_dumps(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode_mode(st, obj, ENC_DUMPS);
-    if (m == NULL) {
-        return NULL;
-    }
-    if (m->nrefs > 0) {
-        return dumps_local(codec_get(st), m);
-    }
-    PyObject *res = PyBytes_FromStringAndSize(m->data, m->size);
-    msg_free(m);
-    return res;
+    return with_message(mod, obj, ENC_DUMPS, dumps_message);
 }
 
 /* loads(data, /, *, trusted=True) */
@@ -401,50 +441,50 @@ done:
     return res;
 }
 
+static PyObject *
+drop_message(module_state *Py_UNUSED(st), msg **Py_UNUSED(m))
+{
+    Py_RETURN_TRUE;
+}
+
 /* is_shareable(obj, /) */
 static PyObject *
 coremod_is_shareable(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode_mode(st, obj, ENC_CROSS);
-    if (m == NULL) {
-        if (PyErr_ExceptionMatches(st->NotShareableError) ||
-            PyErr_ExceptionMatches(PyExc_ValueError)) {
-            PyErr_Clear();
-            Py_RETURN_FALSE;
-        }
-        return NULL;
+    PyObject *res = with_message(mod, obj, ENC_CROSS, drop_message);
+    if (res == NULL &&
+        (PyErr_ExceptionMatches(get_mod_state(mod)->NotShareableError) ||
+         PyErr_ExceptionMatches(PyExc_ValueError))) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
     }
-    msg_free(m);
-    Py_RETURN_TRUE;
+    return res;
+}
+
+static PyObject *
+decode_message(module_state *st, msg **m)
+{
+    return codec_decode(st, *m);
 }
 
 /* _roundtrip(obj, /): what crossing does, in one interpreter */
 static PyObject *
 coremod_roundtrip(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode(st, obj);
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *res = codec_decode(st, m);
-    msg_free(m);
-    return res;
+    return with_message(mod, obj, ENC_CROSS, decode_message);
+}
+
+static PyObject *
+size_message(module_state *Py_UNUSED(st), msg **m)
+{
+    return Py_BuildValue("(nn)", msg_size(*m), (*m)->nrefs);
 }
 
 /* _message_size(obj, /) */
 static PyObject *
 coremod_message_size(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode(st, obj);
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *res = Py_BuildValue("(nn)", msg_size(m), m->nrefs);
-    msg_free(m);
-    return res;
+    return with_message(mod, obj, ENC_CROSS, size_message);
 }
 
 static PyObject *

@@ -180,16 +180,8 @@ as_corrupt(decoder *d, const char *what)
 static Py_ssize_t
 memo_reserve(decoder *d)
 {
-    if (d->nmemo == d->memo_cap) {
-        Py_ssize_t cap = d->memo_cap ? d->memo_cap * 2 : 64;
-        PyObject **nm = PyMem_Realloc(d->memo,
-                                      (size_t)cap * sizeof(PyObject *));
-        if (nm == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        d->memo = nm;
-        d->memo_cap = cap;
+    if (codec_grow_ptrs(&d->memo, &d->memo_cap, d->nmemo + 1) < 0) {
+        return -1;
     }
     d->memo[d->nmemo] = NULL;
     return d->nmemo++;
@@ -681,26 +673,6 @@ dec_item(decoder *d)
     return dec_obj(d);
 }
 
-static int
-grow_ptrs(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need)
-{
-    if (*cap >= need) {
-        return 0;
-    }
-    Py_ssize_t ncap = *cap ? *cap : 64;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    PyObject **na = PyMem_Realloc(*arr, (size_t)ncap * sizeof(PyObject *));
-    if (na == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *arr = na;
-    *cap = ncap;
-    return 0;
-}
-
 /* A dict just decoded from OP_DICT, whose keys are kstack[base:],
  * defines the next shape slot, as it did in the encoder.  The keys are
  * borrowed from the dict: valid only if it kept every one of them, i.e.
@@ -721,12 +693,32 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     if (PyDict_GET_SIZE(dict) != n) {
         return 0;
     }
-    if (grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
+    if (codec_grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
         return -1;
     }
     memcpy(sl->keys, d->kstack + base, (size_t)n * sizeof(PyObject *));
     sl->n = n;
     sl->tmpl = Py_NewRef(dict);
+    return 0;
+}
+
+/* Decode the n items of seq, a new list (is_list) or tuple of n empty
+ * slots.  0 or -1. */
+static int
+dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = dec_item(d);
+        if (item == NULL) {
+            return -1;
+        }
+        if (is_list) {
+            PyList_SET_ITEM(seq, i, item);
+        }
+        else {
+            PyTuple_SET_ITEM(seq, i, item);
+        }
+    }
     return 0;
 }
 
@@ -738,16 +730,8 @@ dec_tuple(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
         return NULL;
     }
     PyObject *t = PyTuple_New(n);
-    if (t == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = dec_obj(d);
-        if (item == NULL) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, i, item);
+    if (t != NULL && dec_seq_items(d, t, n, 0) < 0) {
+        Py_CLEAR(t);
     }
     return t;
 }
@@ -764,13 +748,8 @@ dec_list(decoder *d, int Py_UNUSED(op), Py_ssize_t mi)
         return NULL;
     }
     memo_fill(d, mi, l);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = dec_item(d);
-        if (item == NULL) {
-            Py_DECREF(l);
-            return NULL;
-        }
-        PyList_SET_ITEM(l, i, item);
+    if (dec_seq_items(d, l, n, 1) < 0) {
+        Py_CLEAR(l);
     }
     return l;
 }
@@ -807,7 +786,7 @@ dec_dict(decoder *d, int op, Py_ssize_t mi)
     }
     memo_fill(d, mi, dict);
     Py_ssize_t base = d->nkstack;
-    if (grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
+    if (codec_grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
         goto error;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -860,7 +839,7 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
     /* Nested dicts may take over the slot while the values are decoded:
        hold the template, and work on a copy of its keys. */
     Py_ssize_t base = d->nkstack;
-    if (grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
+    if (codec_grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
         return NULL;
     }
     memcpy(d->kstack + base, d->shapes[slot].keys,

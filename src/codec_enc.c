@@ -420,15 +420,8 @@ shape_take(encoder *e, Py_ssize_t base)
         Py_DECREF(sl->keys[i]);
     }
     sl->n = 0;
-    if (n > sl->cap) {
-        PyObject **nk = PyMem_Realloc(sl->keys,
-                                      (size_t)n * sizeof(PyObject *));
-        if (nk == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        sl->keys = nk;
-        sl->cap = n;
+    if (codec_grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
+        return -1;
     }
     memcpy(sl->keys, e->kstack + base, (size_t)n * sizeof(PyObject *));
     sl->n = n;
@@ -448,21 +441,7 @@ kstack_pop(encoder *e, Py_ssize_t base)
 static int
 kstack_reserve(encoder *e, Py_ssize_t n)
 {
-    if (e->kstack_cap - e->nkstack >= n) {
-        return 0;
-    }
-    Py_ssize_t cap = e->kstack_cap ? e->kstack_cap : 64;
-    while (cap - e->nkstack < n) {
-        cap *= 2;
-    }
-    PyObject **ks = PyMem_Realloc(e->kstack, (size_t)cap * sizeof(PyObject *));
-    if (ks == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    e->kstack = ks;
-    e->kstack_cap = cap;
-    return 0;
+    return codec_grow_ptrs(&e->kstack, &e->kstack_cap, e->nkstack + n);
 }
 
 /* ------------------------------------------------------------------ */

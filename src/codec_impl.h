@@ -232,6 +232,15 @@ codec_get(module_state *st)
 /* ------------------------------------------------------------------ */
 /* codec.c                                                             */
 
+/* Make room for need pointers in *arr (PyMem_Realloc, doubling from 64;
+ * *cap counts them).  0, or -1 with MemoryError (*arr unchanged). */
+int codec_grow_ptrs_to(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need);
+
+static inline int
+codec_grow_ptrs(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need)
+{
+    return *cap >= need ? 0 : codec_grow_ptrs_to(arr, cap, need);
+}
 /* Raise CorruptMessageError (a ValueError) "corrupt message: ..." */
 PyObject *codec_corrupt(codec_state *cs, const char *fmt, ...);
 /* May the pickle fallback call _pickle with keyword arguments here?

@@ -40,9 +40,11 @@
  * copying it (no hashing, no resizes); bytes of 64 KiB and more are not
  * copied into the message at all (the receiver makes the only copy).
  *
- * Memo and cycles: codec_enc.c.  Hostile input: codec_dec.c.  Zero-copy
- * buffers, their lifetimes and what happens when an owner closes:
- * codec_buf.c.
+ * Which types have opcodes, and what writes and reads each: the type
+ * table, codec_types.c.  Memo and cycles: codec_enc.c.  Hostile input:
+ * codec_dec.c.  Functions and classes by reference, both sides:
+ * codec_ref.c.  Zero-copy buffers, their lifetimes and what happens when
+ * an owner closes: codec_buf.c.
  *
  * Process-local messages.  A message with references (handles, blobs)
  * only means something in the process that made it.  dumps() of such a

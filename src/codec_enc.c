@@ -1,10 +1,12 @@
 /* codec_enc.c - the encoder: object graph -> message.
  *
  * One recursive pass over the graph writes opcodes into a growable raw
- * buffer (doubling, so appends are amortized O(1)).  The exact built-in
- * types are tested with pointer compares before anything else, in the
- * order they are most common in real payloads (str, int, float, None,
- * bool, then containers).
+ * buffer (doubling, so appends are amortized O(1)).  str, int, float,
+ * None and bool are tested inline first, with pointer compares
+ * (enc_obj_held); every other type is found in the type table
+ * (codec_types.c: containers first, then the rest, pickle last), whose
+ * entry says how it is memoized and which function writes it
+ * (enc_other).
  *
  * Memo.  An object whose reference count is 1 can be reached only once
  * in the graph, so it never needs a memo entry; every other object that
@@ -16,9 +18,9 @@
  *
  * Indices are handed out in pre-order: the decoder reserves a slot when
  * it reads a memo-flagged opcode and fills it once the object exists -
- * immediately for list/dict/set (so self-references work: a cycle through
- * them round-trips), only after the children for tuple/frozenset/slice
- * and the rest.  A reference to one of those while it is still being
+ * immediately for list/dict/set (MEMO_AT_ONCE in the type table: a cycle
+ * through them round-trips), only after the children for tuple/frozenset/
+ * slice and the rest (MEMO_AFTER).  A reference to one of those while it is still being
  * written is a cycle through an immutable object; the encoder then
  * starts again and sends the whole graph through pickle, which knows how
  * to rebuild such cycles.

@@ -1,5 +1,6 @@
 /* codec_impl.h - private declarations shared by the files of the codec
- * (codec.c, codec_enc.c, codec_dec.c, codec_buf.c).  Nothing outside the
+ * (codec.c, codec_types.c, codec_enc.c, codec_dec.c, codec_ref.c,
+ * codec_buf.c).  Nothing outside the
  * codec includes this; the codec's contract with the rest of the core is
  * in subinterp.h.  The design essay is at the top of codec.c.
  */

@@ -1073,6 +1073,35 @@ def test_main_script_functions(tmp_path):
     assert "roundtrip True" in out
 
 
+def test_main_script_function_missing_in_receiver(tmp_path):
+    # Defined under the __main__ guard: found by name in the sender, not in
+    # the receiver, which imports the script as __mp_main__; the error
+    # says what was looked up and why.
+    script = tmp_path / "late_def.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        import subinterp
+
+        if __name__ == "__main__":
+            def late(x):
+                return x
+
+            it = subinterp.create()
+            try:
+                it.call(late, 1)
+            except Exception as exc:
+                print("raised", exc)
+            it.close()
+    """))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "has no attribute 'late'" in res.stdout
+    assert ("while looking up late of the main script (" + str(script) +
+            ") in this interpreter") in res.stdout
+
+
 def test_main_script_without_guard(tmp_path):
     script = tmp_path / "unguarded.py"
     script.write_text(textwrap.dedent(f"""

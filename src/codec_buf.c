@@ -1020,40 +1020,47 @@ sharedbuf_blob(codec_state *cs, PyObject *obj, const Py_buffer *mv,
     return self->b;
 }
 
+/* The arguments of share(obj, *, writable=False).  0 or -1. */
+static int
+share_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+           int *writable)
+{
+    *writable = 0;
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "share(obj, *, writable=False) takes one buffer "
+                        "object");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(k, "writable") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "share() got an unexpected keyword argument %R", k);
+            return -1;
+        }
+        *writable = PyObject_IsTrue(args[nargs + i]);
+        if (*writable < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* share(obj, *, writable=False) */
 PyObject *
 coremod_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
               PyObject *kwnames)
 {
-    static const char *const usage =
-        "share(obj, *, writable=False) takes one buffer object";
-    module_state *st = get_mod_state(mod);
-    codec_state *cs = codec_get(st);
-    PyObject *obj;
-    int writable = 0;
+    codec_state *cs = codec_get(get_mod_state(mod));
+    int writable;
     Py_buffer view = {0};
     PyObject *res = NULL;
 
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, usage);
+    if (share_args(args, nargs, kwnames, &writable) < 0) {
         return NULL;
     }
-    obj = args[0];
-    if (kwnames != NULL) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-            if (PyUnicode_CompareWithASCIIString(k, "writable") != 0) {
-                PyErr_Format(PyExc_TypeError,
-                             "share() got an unexpected keyword argument "
-                             "%R", k);
-                return NULL;
-            }
-            writable = PyObject_IsTrue(args[nargs + i]);
-            if (writable < 0) {
-                return NULL;
-            }
-        }
-    }
+    PyObject *obj = args[0];
     if (Py_IS_TYPE(obj, cs->SharedBufferType)) {
         SharedBufferObject *sb = (SharedBufferObject *)obj;
         if (writable && sb->readonly) {

@@ -330,6 +330,41 @@ dec_ref(decoder *d, ref_what what)
     return &d->refs[i];
 }
 
+/* Do the range, format and shape of a buffer of blob b fit together and
+ * in b?  1 yes, 0 no (CorruptMessageError). */
+static int
+buffer_layout_ok(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
+                 const char *fmt, Py_ssize_t fmtlen, int ndim,
+                 const Py_ssize_t *shape)
+{
+    if (offset > blob_len(b) || nbytes > blob_len(b) - offset) {
+        corrupt(d, "buffer range outside the shared memory");
+        return 0;
+    }
+    if (fmtlen == 0) {
+        return 1;
+    }
+    Py_ssize_t itemsize = buf_fmt_itemsize(fmt, fmtlen);
+    if (itemsize < 0 || ndim < 1 || ndim > CODEC_MAX_NDIM) {
+        corrupt(d, "bad buffer format");
+        return 0;
+    }
+    Py_ssize_t total = itemsize;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 ||
+            (shape[i] > 0 && total > PY_SSIZE_T_MAX / shape[i])) {
+            corrupt(d, "bad buffer shape");
+            return 0;
+        }
+        total *= shape[i];
+    }
+    if (total != nbytes) {
+        corrupt(d, "buffer shape does not match its size");
+        return 0;
+    }
+    return 1;
+}
+
 /* A memoryview on bytes [offset, offset+nbytes) of blob b, cast to fmt
  * and shape when fmt is not empty.  Validates everything. */
 static PyObject *
@@ -339,25 +374,8 @@ make_buffer(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
 {
     PyObject *view = NULL, *mv = NULL, *res = NULL;
     PyObject *fmtobj = NULL, *shapeobj = NULL;
-    if (offset > blob_len(b) || nbytes > blob_len(b) - offset) {
-        return corrupt(d, "buffer range outside the shared memory");
-    }
-    if (fmtlen > 0) {
-        Py_ssize_t itemsize = buf_fmt_itemsize(fmt, fmtlen);
-        if (itemsize < 0 || ndim < 1 || ndim > CODEC_MAX_NDIM) {
-            return corrupt(d, "bad buffer format");
-        }
-        Py_ssize_t total = itemsize;
-        for (int i = 0; i < ndim; i++) {
-            if (shape[i] < 0 ||
-                (shape[i] > 0 && total > PY_SSIZE_T_MAX / shape[i])) {
-                return corrupt(d, "bad buffer shape");
-            }
-            total *= shape[i];
-        }
-        if (total != nbytes) {
-            return corrupt(d, "buffer shape does not match its size");
-        }
+    if (!buffer_layout_ok(d, b, offset, nbytes, fmt, fmtlen, ndim, shape)) {
+        return NULL;
     }
     if (!readonly && !blob_writable(b)) {
         readonly = 1;
@@ -1231,6 +1249,38 @@ dec_pickle(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
     return PyObject_CallMethodNoArgs(d->unpickler, d->cs->s_load);
 }
 
+/* The object of opcode op (memo bit cleared; memo index mi or -1) of a
+ * type of the type table. */
+static PyObject *
+dec_typed(decoder *d, unsigned int op, Py_ssize_t mi)
+{
+    const codec_type *t = codec_type_of_op(op);
+    PyObject *res;
+    if (t == NULL) {
+        d->p--;
+        return corrupt(d, "unknown opcode");
+    }
+    if (t->memo == MEMO_NEVER) {
+        res = t->decode(d, (int)op, mi);
+    }
+    else {
+        if (d->depth >= CODEC_MAX_DEPTH) {
+            return codec_corrupt(d->cs, "nesting deeper than %d levels",
+                                 CODEC_MAX_DEPTH);
+        }
+        d->depth++;
+        res = t->decode(d, (int)op, mi);
+        d->depth--;
+        if (t->memo == MEMO_AT_ONCE) {
+            return res;     /* entered in the memo when it was made */
+        }
+    }
+    if (res != NULL) {
+        memo_fill(d, mi, res);
+    }
+    return res;
+}
+
 static PyObject *
 dec_obj(decoder *d)
 {
@@ -1302,30 +1352,8 @@ dec_obj(decoder *d)
     case OP_STR_PIN:
         res = dec_str_pin(d);
         break;
-    default: {
-        /* every other type: its entry in the type table */
-        const codec_type *t = codec_type_of_op(op);
-        if (t == NULL) {
-            d->p--;
-            return corrupt(d, "unknown opcode");
-        }
-        if (t->memo == MEMO_NEVER) {
-            res = t->decode(d, (int)op, mi);
-            break;
-        }
-        if (d->depth >= CODEC_MAX_DEPTH) {
-            return codec_corrupt(d->cs, "nesting deeper than %d levels",
-                                 CODEC_MAX_DEPTH);
-        }
-        d->depth++;
-        res = t->decode(d, (int)op, mi);
-        d->depth--;
-        if (t->memo == MEMO_AT_ONCE) {
-            /* already entered, when it was made */
-            return res;
-        }
-        break;
-    }
+    default:
+        return dec_typed(d, op, mi);
     }
     if (res != NULL) {
         memo_fill(d, mi, res);

@@ -353,13 +353,14 @@ typedef struct codec_type {
 /* The table, most frequent types first; the last entry matches all. */
 extern const codec_type codec_types[];
 
-/* The entry of obj (never NULL: the pickle fallback matches all). */
+/* Does obj pass the type test of entry t? */
 static inline int
 codec_type_matches(const codec_type *t, codec_state *cs, PyObject *obj)
 {
     return t->exact != NULL ? Py_IS_TYPE(obj, t->exact) : t->match(cs, obj);
 }
 
+/* The entry of obj (never NULL: the pickle fallback matches all). */
 static inline const codec_type *
 codec_type_of(codec_state *cs, PyObject *obj)
 {

@@ -301,6 +301,19 @@ def test_out_of_band_buffers_at_the_depth_limit(rt, size):
     assert bytes(out.data) == b"x" * size
 
 
+def test_pinned_str_at_the_depth_limit():
+    # A str of 64 KiB and more crosses pinned (OP_STR_PIN) and, like every
+    # str, is no nesting level: the decoder takes it at the level where
+    # the encoder wrote it (it refused one at level 1000).
+    obj = "y" * 100_000
+    for _ in range(1000):
+        obj = [obj]
+    out = _core._roundtrip(obj)
+    for _ in range(1000):
+        out = out[0]
+    assert out == "y" * 100_000
+
+
 def test_mutation_during_encoding_is_detected():
     class Grow:
         def __init__(self, target):

@@ -389,7 +389,10 @@ blob_raw_copy(const void *data, Py_ssize_t len, int writable)
 void
 blob_incref(blob *b)
 {
-    atomic_fetch_add_explicit(&b->refcnt, 1, memory_order_relaxed);
+    long old = atomic_fetch_add_explicit(&b->refcnt, 1,
+                                         memory_order_relaxed);
+    INVARIANT(old > 0, "blob referenced again after its last reference");
+    (void)old;
 }
 
 Py_ssize_t
@@ -472,8 +475,10 @@ blob_last_ref(blob *b)
 void
 blob_decref(blob *b)
 {
-    if (atomic_fetch_sub_explicit(&b->refcnt, 1, memory_order_acq_rel) ==
-        1) {
+    long old = atomic_fetch_sub_explicit(&b->refcnt, 1,
+                                         memory_order_acq_rel);
+    INVARIANT(old > 0, "blob released more often than referenced");
+    if (old == 1) {
         blob_last_ref(b);
     }
 }

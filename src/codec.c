@@ -69,7 +69,6 @@
  */
 #include "codec_impl.h"
 
-#include <marshal.h>
 #include <stdarg.h>
 #include <unistd.h>
 

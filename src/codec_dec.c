@@ -23,8 +23,6 @@
  */
 #include "codec_impl.h"
 
-#include <marshal.h>
-
 typedef struct {
     PyObject *tmpl;             /* the dict that defined it (strong) */
     PyObject **keys;            /* its keys in order, borrowed from it */

@@ -49,8 +49,6 @@
  */
 #include "codec_impl.h"
 
-#include <marshal.h>
-
 typedef struct {
     PyObject *obj;      /* strong, NULL = empty slot */
     uint32_t index;

@@ -1249,7 +1249,7 @@ dec_pickle(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 
 /* The object of opcode op (memo bit cleared; memo index mi or -1) of a
  * type of the type table. */
-static PyObject *
+static inline PyObject *
 dec_typed(decoder *d, unsigned int op, Py_ssize_t mi)
 {
     const codec_type *t = codec_type_of_op(op);

@@ -371,8 +371,15 @@ codec_type_of(codec_state *cs, PyObject *obj)
     return t;
 }
 
-/* The entry that writes opcode op (memo bit cleared), or NULL. */
-const codec_type *codec_type_of_op(unsigned int op);
+/* The entry that writes each opcode (memo bit cleared), or NULL: built
+ * once by codec_types_init, read without a lock. */
+extern const codec_type *codec_types_by_op[OP_LAST + 1];
+
+static inline const codec_type *
+codec_type_of_op(unsigned int op)
+{
+    return op <= OP_LAST ? codec_types_by_op[op] : NULL;
+}
 /* Build the opcode index (once per process; codec_init). */
 void codec_types_init(void);
 

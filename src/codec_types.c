@@ -128,16 +128,16 @@ const codec_type codec_types[] = {
 /* opcode -> entry                                                     */
 
 /* Written once (pthread_once), before any decode: read without a lock. */
-static const codec_type *by_op[OP_LAST + 1];
+const codec_type *codec_types_by_op[OP_LAST + 1];
 static pthread_once_t by_op_once = PTHREAD_ONCE_INIT;
 
 static void
 by_op_add(int op, const codec_type *t)
 {
     INVARIANT(op > 0 && op <= OP_LAST, "opcode out of range");
-    INVARIANT(by_op[op] == NULL, "two entries of the type table share "
-              "an opcode");
-    by_op[op] = t;
+    INVARIANT(codec_types_by_op[op] == NULL, "two entries of the type "
+              "table share an opcode");
+    codec_types_by_op[op] = t;
 }
 
 static void
@@ -160,10 +160,4 @@ void
 codec_types_init(void)
 {
     pthread_once(&by_op_once, by_op_build);
-}
-
-const codec_type *
-codec_type_of_op(unsigned int op)
-{
-    return op <= OP_LAST ? by_op[op] : NULL;
 }

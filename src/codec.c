@@ -40,9 +40,11 @@
  * copying it (no hashing, no resizes); bytes of 64 KiB and more are not
  * copied into the message at all (the receiver makes the only copy).
  *
- * Memo and cycles: codec_enc.c.  Hostile input: codec_dec.c.  Zero-copy
- * buffers, their lifetimes and what happens when an owner closes:
- * codec_buf.c.
+ * Which types have opcodes, and what writes and reads each: the type
+ * table, codec_types.c.  Memo and cycles: codec_enc.c.  Hostile input:
+ * codec_dec.c.  Functions and classes by reference, both sides:
+ * codec_ref.c.  Zero-copy buffers, their lifetimes and what happens when
+ * an owner closes: codec_buf.c.
  *
  * Process-local messages.  A message with references (handles, blobs)
  * only means something in the process that made it.  dumps() of such a
@@ -67,7 +69,6 @@
  */
 #include "codec_impl.h"
 
-#include <marshal.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -115,6 +116,27 @@ msg_size(const msg *m)
     return m->size;
 }
 
+int
+codec_grow_ptrs_to(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need)
+{
+    Py_ssize_t ncap = *cap ? *cap : 64;
+    while (ncap < need) {
+        if (ncap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(PyObject *)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ncap *= 2;
+    }
+    PyObject **na = PyMem_Realloc(*arr, (size_t)ncap * sizeof(PyObject *));
+    if (na == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *arr = na;
+    *cap = ncap;
+    return 0;
+}
+
 PyObject *
 codec_corrupt(codec_state *cs, const char *fmt, ...)
 {
@@ -146,17 +168,15 @@ static const struct {
     const char *module;
     const char *name;
 } known_types[RT_N] = {
-    {0, "datetime", "date"},
-    {0, "datetime", "time"},
-    {0, "datetime", "datetime"},
-    {0, "datetime", "timedelta"},
-    {0, "datetime", "timezone"},
-    {1, "decimal", "Decimal"},
-    {2, "uuid", "UUID"},
-    {2, "uuid", "SafeUUID"},
+    {RT_GROUP_DATETIME, "datetime", "date"},
+    {RT_GROUP_DATETIME, "datetime", "time"},
+    {RT_GROUP_DATETIME, "datetime", "datetime"},
+    {RT_GROUP_DATETIME, "datetime", "timedelta"},
+    {RT_GROUP_DATETIME, "datetime", "timezone"},
+    {RT_GROUP_DECIMAL, "decimal", "Decimal"},
+    {RT_GROUP_UUID, "uuid", "UUID"},
+    {RT_GROUP_UUID, "uuid", "SafeUUID"},
 };
-
-#define TYPE_GROUPS 3
 
 /* Fill the classes of one group from mod.  0 or -1. */
 static int
@@ -176,32 +196,42 @@ load_group(codec_state *cs, int group, PyObject *mod)
     return 0;
 }
 
-void
-codec_lookup_sender_types(codec_state *cs)
+/* Fill the classes of a group from its module if this interpreter has
+ * already imported it (never imports anything: no instance can exist
+ * before). */
+static void
+lookup_sender_group(codec_state *cs, int group)
 {
-    if (cs->types_loaded == (1 << TYPE_GROUPS) - 1) {
-        return;
+    const char *name = NULL;
+    for (int k = 0; k < RT_N; k++) {
+        if (known_types[k].group == group) {
+            name = known_types[k].module;
+            break;
+        }
     }
-    for (int g = 0; g < TYPE_GROUPS; g++) {
-        if (cs->types_loaded & (1 << g)) {
-            continue;
-        }
-        const char *name = NULL;
-        for (int k = 0; k < RT_N; k++) {
-            if (known_types[k].group == g) {
-                name = known_types[k].module;
-                break;
-            }
-        }
-        PyObject *modname = PyUnicode_FromString(name);
-        PyObject *mod = modname ? PyImport_GetModule(modname) : NULL;
-        Py_XDECREF(modname);
-        if (mod != NULL) {
-            (void)load_group(cs, g, mod);
-            Py_DECREF(mod);
-        }
-        PyErr_Clear();
+    PyObject *modname = PyUnicode_FromString(name);
+    PyObject *mod = modname ? PyImport_GetModule(modname) : NULL;
+    Py_XDECREF(modname);
+    if (mod != NULL) {
+        (void)load_group(cs, group, mod);
+        Py_DECREF(mod);
     }
+    PyErr_Clear();
+}
+
+int
+sender_type_kind(codec_state *cs, PyTypeObject *tp, int group)
+{
+    if (!(cs->types_loaded & (1 << group))) {
+        lookup_sender_group(cs, group);
+    }
+    for (int k = 0; k < RT_N; k++) {
+        if (known_types[k].group == group &&
+            (PyObject *)tp == cs->types[k]) {
+            return k;
+        }
+    }
+    return -1;
 }
 
 PyObject *
@@ -243,223 +273,6 @@ exc_add_note(PyObject *exc, PyObject *note)
     }
     Py_XDECREF(res);
     PyErr_SetRaisedException(raised);
-}
-
-/* ------------------------------------------------------------------ */
-/* functions and classes, receiver side                                */
-
-static void
-cache_store(codec_state *cs, PyObject *key, PyObject *obj)
-{
-    if (cs->ref_cache == NULL) {
-        cs->ref_cache = PyDict_New();
-        if (cs->ref_cache == NULL) {
-            PyErr_Clear();
-            return;
-        }
-    }
-    if (PyDict_GET_SIZE(cs->ref_cache) >= 4096) {
-        PyDict_Clear(cs->ref_cache);
-    }
-    if (PyDict_SetItem(cs->ref_cache, key, obj) < 0) {
-        PyErr_Clear();
-    }
-}
-
-static PyObject *
-cache_lookup(codec_state *cs, PyObject *key)
-{
-    if (cs->ref_cache == NULL) {
-        return NULL;
-    }
-    PyObject *obj = PyDict_GetItemWithError(cs->ref_cache, key);
-    if (obj == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    return Py_NewRef(obj);
-}
-
-PyObject *
-codec_resolve_global(codec_state *cs, PyObject *key, int trusted)
-{
-    PyObject *obj = cache_lookup(cs, key);
-    PyObject *modname = NULL, *qualname = NULL, *parts = NULL;
-    PyObject *dot = NULL;
-    if (obj != NULL) {
-        return obj;
-    }
-    Py_ssize_t len = PyUnicode_GET_LENGTH(key);
-    Py_ssize_t colon = PyUnicode_FindChar(key, ':', 0, len, 1);
-    if (colon < 0) {
-        if (colon == -1) {
-            codec_corrupt(cs, "bad global reference %R", key);
-        }
-        return NULL;
-    }
-    modname = PyUnicode_Substring(key, 0, colon);
-    qualname = PyUnicode_Substring(key, colon + 1, len);
-    if (modname == NULL || qualname == NULL) {
-        goto done;
-    }
-    if (trusted) {
-        obj = PyImport_Import(modname);
-    }
-    else {
-        obj = PyImport_GetModule(modname);
-        if (obj == NULL && !PyErr_Occurred()) {
-            codec_corrupt(cs, "refusing to import module %R for an "
-                          "untrusted message", modname);
-            goto done;
-        }
-    }
-    if (obj == NULL) {
-        goto error;
-    }
-    dot = PyUnicode_FromOrdinal('.');
-    parts = dot ? PyUnicode_Split(qualname, dot, -1) : NULL;
-    if (parts == NULL) {
-        Py_CLEAR(obj);
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
-        Py_SETREF(obj, PyObject_GetAttr(obj, PyList_GET_ITEM(parts, i)));
-        if (obj == NULL) {
-            goto error;
-        }
-    }
-    cache_store(cs, key, obj);
-    goto done;
-error:
-    {
-        PyObject *note = PyUnicode_FromFormat(
-            "subinterp: while looking up %U.%U, which another interpreter "
-            "sent by reference (is that module importable here? new "
-            "interpreters start with their creator's sys.path)",
-            modname, qualname);
-        if (note != NULL) {
-            PyObject *exc = PyErr_GetRaisedException();
-            exc_add_note(exc, note);
-            PyErr_SetRaisedException(exc);
-            Py_DECREF(note);
-        }
-        else {
-            PyErr_Clear();
-        }
-    }
-done:
-    Py_XDECREF(modname);
-    Py_XDECREF(qualname);
-    Py_XDECREF(parts);
-    Py_XDECREF(dot);
-    return obj;
-}
-
-PyObject *
-codec_resolve_main(codec_state *cs, PyObject *path, PyObject *spec,
-                   PyObject *qualname)
-{
-    PyObject *key = PyTuple_Pack(3, path, spec, qualname);
-    PyObject *obj = NULL;
-    if (key == NULL) {
-        return NULL;
-    }
-    obj = cache_lookup(cs, key);
-    if (obj == NULL) {
-        PyObject *helpers = codec_helpers(cs);
-        if (helpers != NULL) {
-            obj = PyObject_CallMethod(helpers, "resolve_main", "OOO", path,
-                                      spec, qualname);
-        }
-        if (obj != NULL) {
-            cache_store(cs, key, obj);
-        }
-    }
-    Py_DECREF(key);
-    return obj;
-}
-
-PyObject *
-codec_make_code_func(codec_state *cs, PyObject *modname,
-                     PyObject *code_bytes, PyObject *defaults,
-                     PyObject *kwdefaults)
-{
-    PyObject *code = NULL, *globals = NULL, *func = NULL;
-    PyObject *freevars = NULL;
-    code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(code_bytes),
-                                          PyBytes_GET_SIZE(code_bytes));
-    if (code == NULL) {
-        goto done;
-    }
-    if (!PyCode_Check(code)) {
-        codec_corrupt(cs, "function code is not a code object");
-        goto done;
-    }
-    freevars = PyCode_GetFreevars((PyCodeObject *)code);
-    if (freevars == NULL) {
-        goto done;
-    }
-    if (PyTuple_GET_SIZE(freevars) != 0) {
-        codec_corrupt(cs, "function code needs a closure");
-        goto done;
-    }
-    if (cs->builtins_mod == NULL) {
-        cs->builtins_mod = PyImport_ImportModule("builtins");
-        if (cs->builtins_mod == NULL) {
-            goto done;
-        }
-    }
-    /* The function had no globals but builtins: give it fresh ones. */
-    globals = PyDict_New();
-    if (globals == NULL ||
-        PyDict_SetItem(globals, cs->s_builtins, cs->builtins_mod) < 0 ||
-        PyDict_SetItem(globals, cs->s___name__,
-                       modname != Py_None ? modname : cs->s_main) < 0) {
-        goto done;
-    }
-    func = PyFunction_New(code, globals);
-    if (func == NULL) {
-        goto done;
-    }
-    if ((defaults != Py_None && PyFunction_SetDefaults(func, defaults) < 0) ||
-        (kwdefaults != Py_None &&
-         PyFunction_SetKwDefaults(func, kwdefaults) < 0)) {
-        Py_CLEAR(func);
-    }
-done:
-    Py_XDECREF(code);
-    Py_XDECREF(globals);
-    Py_XDECREF(freevars);
-    return func;
-}
-
-/* ------------------------------------------------------------------ */
-/* functions by value (codec_enc.c sends them)                         */
-
-/* -1 until first read from the environment, then 0 or 1.  Process-wide:
- * a worker that sends a closure back follows the same setting as the
- * program that configured it. */
-static atomic_int by_value_setting = -1;
-
-int
-codec_by_value_enabled(void)
-{
-    int v = atomic_load(&by_value_setting);
-    if (v < 0) {
-        const char *env = getenv("SUBINTERP_FUNCTIONS_BY_VALUE");
-        int initial = !(env != NULL && strcmp(env, "0") == 0);
-        /* whoever reads first decides; a concurrent set() wins */
-        atomic_compare_exchange_strong(&by_value_setting, &v, initial);
-        v = atomic_load(&by_value_setting);
-    }
-    return v;
-}
-
-int
-codec_set_by_value(int enabled)
-{
-    (void)codec_by_value_enabled();
-    return atomic_exchange(&by_value_setting, enabled != 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,21 +350,40 @@ done:
     return res;
 }
 
+/* What the functions below do with the message obj encodes to; one that
+ * takes the message sets *m to NULL. */
+typedef PyObject *(*msg_use)(module_state *st, msg **m);
+
+/* Encode obj (mode), hand the message to use, and free it. */
+static PyObject *
+with_message(PyObject *mod, PyObject *obj, enc_mode mode, msg_use use)
+{
+    module_state *st = get_mod_state(mod);
+    msg *m = codec_encode_mode(st, obj, mode);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *res = use(st, &m);
+    msg_free(m);
+    return res;
+}
+
+static PyObject *
+dumps_message(module_state *st, msg **m)
+{
+    if ((*m)->nrefs == 0) {
+        return PyBytes_FromStringAndSize((*m)->data, (*m)->size);
+    }
+    msg *local = *m;
+    *m = NULL;
+    return dumps_local(codec_get(st), local);
+}
+
 /* dumps(obj, /) */
 static PyObject *
 coremod_dumps(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode_mode(st, obj, ENC_DUMPS);
-    if (m == NULL) {
-        return NULL;
-    }
-    if (m->nrefs > 0) {
-        return dumps_local(codec_get(st), m);
-    }
-    PyObject *res = PyBytes_FromStringAndSize(m->data, m->size);
-    msg_free(m);
-    return res;
+    return with_message(mod, obj, ENC_DUMPS, dumps_message);
 }
 
 /* loads(data, /, *, trusted=True) */
@@ -610,50 +442,50 @@ done:
     return res;
 }
 
+static PyObject *
+drop_message(module_state *Py_UNUSED(st), msg **Py_UNUSED(m))
+{
+    Py_RETURN_TRUE;
+}
+
 /* is_shareable(obj, /) */
 static PyObject *
 coremod_is_shareable(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode_mode(st, obj, ENC_CROSS);
-    if (m == NULL) {
-        if (PyErr_ExceptionMatches(st->NotShareableError) ||
-            PyErr_ExceptionMatches(PyExc_ValueError)) {
-            PyErr_Clear();
-            Py_RETURN_FALSE;
-        }
-        return NULL;
+    PyObject *res = with_message(mod, obj, ENC_CROSS, drop_message);
+    if (res == NULL &&
+        (PyErr_ExceptionMatches(get_mod_state(mod)->NotShareableError) ||
+         PyErr_ExceptionMatches(PyExc_ValueError))) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
     }
-    msg_free(m);
-    Py_RETURN_TRUE;
+    return res;
+}
+
+static PyObject *
+decode_message(module_state *st, msg **m)
+{
+    return codec_decode(st, *m);
 }
 
 /* _roundtrip(obj, /): what crossing does, in one interpreter */
 static PyObject *
 coremod_roundtrip(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode(st, obj);
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *res = codec_decode(st, m);
-    msg_free(m);
-    return res;
+    return with_message(mod, obj, ENC_CROSS, decode_message);
+}
+
+static PyObject *
+size_message(module_state *Py_UNUSED(st), msg **m)
+{
+    return Py_BuildValue("(nn)", msg_size(*m), (*m)->nrefs);
 }
 
 /* _message_size(obj, /) */
 static PyObject *
 coremod_message_size(PyObject *mod, PyObject *obj)
 {
-    module_state *st = get_mod_state(mod);
-    msg *m = codec_encode(st, obj);
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *res = Py_BuildValue("(nn)", msg_size(m), m->nrefs);
-    msg_free(m);
-    return res;
+    return with_message(mod, obj, ENC_CROSS, size_message);
 }
 
 static PyObject *
@@ -935,6 +767,7 @@ codec_init(PyObject *mod, module_state *st)
     if (codec_buf_global_init() < 0) {
         return -1;
     }
+    codec_types_init();
     if (!atomic_exchange(&closing_hook_added, 1) &&
         runtime_add_closing_hook(codec_interp_closing) < 0) {
         return -1;

@@ -41,7 +41,7 @@
  * without holding our mutex; `readers` makes a closing owner wait for
  * such copies to finish before it swaps the memory.
  *
- * Locking: one process-wide mutex (G.mu) protects owners, the pending
+ * Locking: one process-wide mutex (registry.mu) protects owners, the pending
  * lists, blob->buf/owner/state/nviews/readers and the token table.  No
  * Python code ever runs with it held.
  */
@@ -68,7 +68,7 @@ struct blob {
     int writable;               /* immutable */
     atomic_int claimed;         /* BLOB_RAW handed out writable */
 
-    /* G.mu */
+    /* registry.mu */
     char *buf;
     owner *owner;               /* set while pinned in a live interpreter */
     blob_state state;
@@ -102,27 +102,29 @@ typedef struct token_entry {
  * interpreter can check its own with one atomic load and no lock. */
 #define PENDING_SLOTS 64
 
+/* The process-wide registry of blobs (by owner) and dumps() tokens. */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t readers_done;
     owner *owners;
     token_entry *tokens;
-    uint64_t nonce;
+    uint64_t nonce;             /* this process's, for dumps() headers */
     uint64_t next_token;
-    Py_ssize_t nlive;
-    Py_ssize_t nleaked;
+    Py_ssize_t nlive;           /* blobs not yet freed or drained */
+    Py_ssize_t nleaked;         /* BLOB_LEAKED blobs (codec_debug) */
     blob *kept;                 /* leaked blobs without references: the
                                    pins they keep, never released */
     Py_ssize_t ntokens;
-    atomic_long pending[PENDING_SLOTS];
-    atomic_int main_call_scheduled;
-} G = {
+    /* atomic, read without the mutex: */
+    atomic_long pending[PENDING_SLOTS];   /* blobs on pending lists */
+    atomic_int main_call_scheduled;       /* main_drain_call queued */
+} registry = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .readers_done = PTHREAD_COND_INITIALIZER,
 };
 
-#define LOCK() pthread_mutex_lock(&G.mu)
-#define UNLOCK() pthread_mutex_unlock(&G.mu)
+#define LOCK() pthread_mutex_lock(&registry.mu)
+#define UNLOCK() pthread_mutex_unlock(&registry.mu)
 
 static int64_t
 current_interp_id(void)
@@ -152,8 +154,8 @@ codec_buf_fork_child(void)
     /* The child has one thread: whatever other threads were doing with
        blobs is gone with them.  Pins of other interpreters can never be
        released there; they stay (a leak in the child only). */
-    pthread_mutex_init(&G.mu, NULL);
-    pthread_cond_init(&G.readers_done, NULL);
+    pthread_mutex_init(&registry.mu, NULL);
+    pthread_cond_init(&registry.readers_done, NULL);
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -170,8 +172,8 @@ global_init_once(void)
         nonce = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
                 ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&nonce;
     }
-    G.nonce = nonce | 1;
-    G.next_token = nonce ^ 0x9E3779B97F4A7C15ULL;
+    registry.nonce = nonce | 1;
+    registry.next_token = nonce ^ 0x9E3779B97F4A7C15ULL;
 }
 
 int
@@ -184,7 +186,7 @@ codec_buf_global_init(void)
 uint64_t
 codec_process_nonce(void)
 {
-    return G.nonce;
+    return registry.nonce;
 }
 
 /* ------------------------------------------------------------------ */
@@ -193,7 +195,7 @@ codec_process_nonce(void)
 static owner *
 owner_find(int64_t id)
 {
-    for (owner *o = G.owners; o != NULL; o = o->next) {
+    for (owner *o = registry.owners; o != NULL; o = o->next) {
         if (o->id == id) {
             return o;
         }
@@ -201,7 +203,7 @@ owner_find(int64_t id)
     return NULL;
 }
 
-/* G.mu held. */
+/* registry.mu held. */
 static owner *
 owner_get(int64_t id)
 {
@@ -210,8 +212,8 @@ owner_get(int64_t id)
         o = PyMem_RawCalloc(1, sizeof(owner));
         if (o != NULL) {
             o->id = id;
-            o->next = G.owners;
-            G.owners = o;
+            o->next = registry.owners;
+            registry.owners = o;
         }
     }
     return o;
@@ -234,6 +236,46 @@ live_unlink(owner *o, blob *b)
 
 /* ------------------------------------------------------------------ */
 /* blobs                                                               */
+
+/* The invariants of a blob and its counts (registry.mu held), checked
+ * where they change.  The reference count changes without the mutex, but
+ * never from 0 back up (a blob at 0 has no holder left), and a view's
+ * reference is dropped only after its nviews count. */
+static void
+blob_check(const blob *b)
+{
+    long refcnt = atomic_load(&b->refcnt);
+    INVARIANT(refcnt >= 0, "blob reference count below zero");
+    INVARIANT(b->nviews >= 0 && b->nviews <= refcnt,
+              "blob views not covered by its references");
+    INVARIANT(b->readers >= 0, "blob readers below zero");
+    INVARIANT(registry.nlive >= 0 && registry.nleaked >= 0,
+              "blob counters below zero");
+    switch (b->state) {
+    case BLOB_PIN_BUFFER:
+    case BLOB_PIN_OBJECT:
+        INVARIANT(b->owner != NULL, "pinned blob without an owner");
+        INVARIANT((b->state == BLOB_PIN_OBJECT) == (b->obj != NULL),
+                  "pinned blob without its pin");
+        if (refcnt > 0 && b->owner != NULL) {
+            /* referenced, so on its owner's live list (a pending blob
+               reached 0 first) */
+            INVARIANT(b->prev != NULL ? b->prev->next == b
+                                      : b->owner->live == b,
+                      "blob not on its owner's live list");
+            INVARIANT(b->next == NULL || b->next->prev == b,
+                      "blob live list broken");
+        }
+        break;
+    case BLOB_RAW:
+        INVARIANT(b->owner == NULL && b->raw != NULL && b->buf == b->raw,
+                  "raw blob with an owner or without its memory");
+        break;
+    case BLOB_LEAKED:
+        INVARIANT(b->owner == NULL, "leaked blob with an owner");
+        break;
+    }
+}
 
 static blob *
 blob_alloc(Py_ssize_t len, int writable)
@@ -265,7 +307,8 @@ blob_attach(blob *b)
             o->live->prev = b;
         }
         o->live = b;
-        G.nlive++;
+        registry.nlive++;
+        blob_check(b);
         res = 0;
     }
     UNLOCK();
@@ -331,7 +374,8 @@ blob_raw_copy(const void *data, Py_ssize_t len, int writable)
     b->buf = b->raw;
     b->state = BLOB_RAW;
     LOCK();
-    G.nlive++;
+    registry.nlive++;
+    blob_check(b);
     UNLOCK();
     return b;
 }
@@ -339,7 +383,10 @@ blob_raw_copy(const void *data, Py_ssize_t len, int writable)
 void
 blob_incref(blob *b)
 {
-    atomic_fetch_add_explicit(&b->refcnt, 1, memory_order_relaxed);
+    long old = atomic_fetch_add_explicit(&b->refcnt, 1,
+                                         memory_order_relaxed);
+    INVARIANT(old > 0, "blob referenced again after its last reference");
+    (void)old;
 }
 
 Py_ssize_t
@@ -380,7 +427,7 @@ pin_release(Py_buffer *view, PyObject *obj)
 static int
 main_drain_call(void *Py_UNUSED(arg))
 {
-    atomic_store(&G.main_call_scheduled, 0);
+    atomic_store(&registry.main_call_scheduled, 0);
     codec_drain_pending();
     return 0;
 }
@@ -396,26 +443,28 @@ blob_last_ref(blob *b)
         live_unlink(o, b);
         b->next_pending = o->pending;
         o->pending = b;
-        atomic_fetch_add(&G.pending[o->id % PENDING_SLOTS], 1);
+        atomic_fetch_add(&registry.pending[o->id % PENDING_SLOTS], 1);
         schedule_main = (o->id == 0);
+        blob_check(b);
         UNLOCK();
-        if (schedule_main && !atomic_exchange(&G.main_call_scheduled, 1)) {
+        if (schedule_main && !atomic_exchange(&registry.main_call_scheduled, 1)) {
             if (Py_AddPendingCall(main_drain_call, NULL) < 0) {
                 /* queue full: the next codec call in main drains it */
-                atomic_store(&G.main_call_scheduled, 0);
+                atomic_store(&registry.main_call_scheduled, 0);
             }
         }
         return;
     }
     /* Raw, or leaked: nothing to do in any interpreter. */
-    G.nlive--;
+    registry.nlive--;
+    blob_check(b);
     if (b->state == BLOB_LEAKED) {
         /* The exporter stays alive on purpose (see top).  The blob that
            holds it is kept on a list rather than freed, so that the
            pinned object stays reachable: a leak checker sees a deliberate
            keep, not a lost pointer. */
-        b->next = G.kept;
-        G.kept = b;
+        b->next = registry.kept;
+        registry.kept = b;
         UNLOCK();
         return;
     }
@@ -427,8 +476,10 @@ blob_last_ref(blob *b)
 void
 blob_decref(blob *b)
 {
-    if (atomic_fetch_sub_explicit(&b->refcnt, 1, memory_order_acq_rel) ==
-        1) {
+    long old = atomic_fetch_sub_explicit(&b->refcnt, 1,
+                                         memory_order_acq_rel);
+    INVARIANT(old > 0, "blob released more often than referenced");
+    if (old == 1) {
         blob_last_ref(b);
     }
 }
@@ -438,13 +489,15 @@ blob_read(blob *b, Py_ssize_t offset, Py_ssize_t len, void *dst)
 {
     LOCK();
     b->readers++;
+    blob_check(b);
     const char *src = b->buf;
     UNLOCK();
     memcpy(dst, src + offset, (size_t)len);
     LOCK();
     if (--b->readers == 0) {
-        pthread_cond_broadcast(&G.readers_done);
+        pthread_cond_broadcast(&registry.readers_done);
     }
+    blob_check(b);
     UNLOCK();
 }
 
@@ -462,6 +515,7 @@ blob_open_view(blob *b, int64_t cur, int *counted)
         *counted = 1;
         b->nviews++;
     }
+    blob_check(b);
     UNLOCK();
     return buf;
 }
@@ -472,42 +526,54 @@ blob_close_view(blob *b, int counted)
     if (counted) {
         LOCK();
         b->nviews--;
+        blob_check(b);
         UNLOCK();
     }
     blob_decref(b);
 }
 
-void
-codec_drain_pending(void)
+/* Take the pending list of o (registry.mu held): its blobs no longer
+ * count as live.  *n: how many. */
+static blob *
+pending_take(owner *o, long *n)
 {
-    int64_t id = current_interp_id();
-    if (atomic_load_explicit(&G.pending[id % PENDING_SLOTS],
-                             memory_order_acquire) == 0) {
-        return;
+    blob *list = o->pending;
+    o->pending = NULL;
+    *n = 0;
+    for (blob *b = list; b != NULL; b = b->next_pending) {
+        blob_check(b);
+        (*n)++;
+        registry.nlive--;
     }
-    blob *list = NULL;
-    long n = 0;
-    LOCK();
-    owner *o = owner_find(id);
-    if (o != NULL) {
-        list = o->pending;
-        o->pending = NULL;
-        for (blob *b = list; b != NULL; b = b->next_pending) {
-            n++;
-            G.nlive--;
-        }
+    return list;
+}
+
+/* A pin taken from a blob whose data was copied out (codec_interp_
+ * closing), to be released after the mutex. */
+typedef struct {
+    Py_buffer view;
+    PyObject *obj;
+} pin;
+
+/* Release, in the interpreter `id` that owns them and with its GIL, the
+ * pins of npending blobs on the list `pending` (pending_take: the blobs
+ * are freed) and of pins[0:npins).  PyBuffer_Release may run Python code
+ * (an exporter's __release_buffer__): errors are reported as
+ * unraisable, and an exception being raised stays raised. */
+static void
+pins_release(int64_t id, blob *pending, long npending, pin *pins,
+             Py_ssize_t npins)
+{
+    if (npending > 0) {
+        atomic_fetch_sub(&registry.pending[id % PENDING_SLOTS], npending);
     }
-    UNLOCK();
-    if (n == 0) {
-        return;
-    }
-    atomic_fetch_sub(&G.pending[id % PENDING_SLOTS], n);
-    /* PyBuffer_Release may run Python code (an exporter's
-       __release_buffer__): keep any exception being raised. */
     PyObject *exc = PyErr_GetRaisedException();
-    while (list != NULL) {
-        blob *b = list;
-        list = b->next_pending;
+    for (Py_ssize_t i = 0; i < npins; i++) {
+        pin_release(&pins[i].view, pins[i].obj);
+    }
+    while (pending != NULL) {
+        blob *b = pending;
+        pending = b->next_pending;
         pin_release(&b->view, b->obj);
         PyMem_RawFree(b);
     }
@@ -517,10 +583,75 @@ codec_drain_pending(void)
     PyErr_SetRaisedException(exc);
 }
 
-typedef struct {
-    Py_buffer view;
-    PyObject *obj;
-} pin;
+void
+codec_drain_pending(void)
+{
+    int64_t id = current_interp_id();
+    if (atomic_load_explicit(&registry.pending[id % PENDING_SLOTS],
+                             memory_order_acquire) == 0) {
+        return;
+    }
+    blob *list = NULL;
+    long n = 0;
+    LOCK();
+    owner *o = owner_find(id);
+    if (o != NULL) {
+        list = pending_take(o, &n);
+    }
+    UNLOCK();
+    if (n > 0) {
+        pins_release(id, list, n, NULL, 0);
+    }
+}
+
+/* The owner is closing (registry.mu held): each blob it still pins with
+ * references either gets a raw copy of its data (no view elsewhere; its
+ * pin goes to *pins) or is leaked on purpose (see the top).  Returns how
+ * many pins; *pins is NULL when there are none, or when there was no
+ * memory for the array (every blob is then leaked). */
+static Py_ssize_t
+owner_detach_live(owner *o, pin **pins)
+{
+    Py_ssize_t nlive = 0, npins = 0;
+    for (blob *b = o->live; b != NULL; b = b->next) {
+        nlive++;
+    }
+    *pins = nlive > 0 ? PyMem_RawCalloc((size_t)nlive, sizeof(pin)) : NULL;
+    blob *b = o->live;
+    while (b != NULL) {
+        blob *next = b->next;
+        while (b->readers > 0) {
+            pthread_cond_wait(&registry.readers_done, &registry.mu);
+        }
+        char *copy = NULL;
+        if (b->nviews == 0 && *pins != NULL) {
+            copy = PyMem_RawMalloc(b->len > 0 ? (size_t)b->len : 1);
+        }
+        if (copy != NULL) {
+            /* Only messages refer to it: they get a copy. */
+            memcpy(copy, b->buf, (size_t)b->len);
+            (*pins)[npins].view = b->view;
+            (*pins)[npins].obj = b->obj;
+            npins++;
+            memset(&b->view, 0, sizeof(b->view));
+            b->obj = NULL;
+            b->raw = copy;
+            b->buf = copy;
+            b->state = BLOB_RAW;
+        }
+        else {
+            /* Views elsewhere point into this memory: keep it. */
+            b->state = BLOB_LEAKED;
+            registry.nleaked++;
+        }
+        b->owner = NULL;
+        b->prev = b->next = NULL;
+        blob_check(b);
+        b = next;
+    }
+    o->live = NULL;
+    return npins;
+}
 
 void
 codec_interp_closing(void)
@@ -538,77 +669,18 @@ codec_interp_closing(void)
         return;
     }
     /* unlink the owner: nothing can be pinned here any more */
-    for (owner **pp = &G.owners; *pp != NULL; pp = &(*pp)->next) {
+    for (owner **pp = &registry.owners; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == o) {
             *pp = o->next;
             break;
         }
     }
-    pending = o->pending;
-    for (blob *b = pending; b != NULL; b = b->next_pending) {
-        npending++;
-        G.nlive--;
-    }
-    Py_ssize_t nlive = 0;
-    for (blob *b = o->live; b != NULL; b = b->next) {
-        nlive++;
-    }
-    if (nlive > 0) {
-        pins = PyMem_RawCalloc((size_t)nlive, sizeof(pin));
-    }
-    blob *b = o->live;
-    while (b != NULL) {
-        blob *next = b->next;
-        while (b->readers > 0) {
-            pthread_cond_wait(&G.readers_done, &G.mu);
-        }
-        char *copy = NULL;
-        if (b->nviews == 0 && pins != NULL) {
-            copy = PyMem_RawMalloc(b->len > 0 ? (size_t)b->len : 1);
-        }
-        if (copy != NULL) {
-            /* Only messages refer to it: they get a copy. */
-            memcpy(copy, b->buf, (size_t)b->len);
-            pins[npins].view = b->view;
-            pins[npins].obj = b->obj;
-            npins++;
-            memset(&b->view, 0, sizeof(b->view));
-            b->obj = NULL;
-            b->raw = copy;
-            b->buf = copy;
-            b->state = BLOB_RAW;
-        }
-        else {
-            /* Views elsewhere point into this memory: keep it. */
-            b->state = BLOB_LEAKED;
-            G.nleaked++;
-        }
-        b->owner = NULL;
-        b->prev = b->next = NULL;
-        b = next;
-    }
-    o->live = NULL;
+    pending = pending_take(o, &npending);
+    npins = owner_detach_live(o, &pins);
     UNLOCK();
-    if (npending > 0) {
-        atomic_fetch_sub(&G.pending[id % PENDING_SLOTS], npending);
-    }
     PyMem_RawFree(o);
-
-    PyObject *exc = PyErr_GetRaisedException();
-    for (Py_ssize_t i = 0; i < npins; i++) {
-        pin_release(&pins[i].view, pins[i].obj);
-    }
+    pins_release(id, pending, npending, pins, npins);
     PyMem_RawFree(pins);
-    while (pending != NULL) {
-        blob *p = pending;
-        pending = p->next_pending;
-        pin_release(&p->view, p->obj);
-        PyMem_RawFree(p);
-    }
-    if (PyErr_Occurred()) {
-        PyErr_WriteUnraisable(NULL);
-    }
-    PyErr_SetRaisedException(exc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -626,31 +698,31 @@ token_register(msg *m, uint64_t *token)
     e->m = m;
     LOCK();
     /* A counter scrambled with the nonce: unique in the process. */
-    uint64_t t = (G.next_token += 0x9E3779B97F4A7C15ULL);
+    uint64_t t = (registry.next_token += 0x9E3779B97F4A7C15ULL);
     t ^= t >> 31;
     e->token = t;
-    e->next = G.tokens;
-    G.tokens = e;
-    G.ntokens++;
+    e->next = registry.tokens;
+    registry.tokens = e;
+    registry.ntokens++;
     UNLOCK();
     *token = e->token;
     return 0;
 }
 
-/* G.mu held. */
+/* registry.mu held. */
 static msg *
 token_unlink_if_done(token_entry *e)
 {
     if (!e->dead || e->users > 0) {
         return NULL;
     }
-    for (token_entry **pp = &G.tokens; *pp != NULL; pp = &(*pp)->next) {
+    for (token_entry **pp = &registry.tokens; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == e) {
             *pp = e->next;
             break;
         }
     }
-    G.ntokens--;
+    registry.ntokens--;
     msg *m = e->m;
     PyMem_RawFree(e);
     return m;
@@ -661,7 +733,7 @@ token_unregister(uint64_t token)
 {
     msg *m = NULL;
     LOCK();
-    for (token_entry *e = G.tokens; e != NULL; e = e->next) {
+    for (token_entry *e = registry.tokens; e != NULL; e = e->next) {
         if (e->token == token && !e->dead) {
             e->dead = 1;
             m = token_unlink_if_done(e);
@@ -679,7 +751,7 @@ token_pin(uint64_t token)
 {
     msg *m = NULL;
     LOCK();
-    for (token_entry *e = G.tokens; e != NULL; e = e->next) {
+    for (token_entry *e = registry.tokens; e != NULL; e = e->next) {
         if (e->token == token && !e->dead) {
             e->users++;
             m = e->m;
@@ -695,7 +767,7 @@ token_unpin(msg *m)
 {
     msg *gone = NULL;
     LOCK();
-    for (token_entry *e = G.tokens; e != NULL; e = e->next) {
+    for (token_entry *e = registry.tokens; e != NULL; e = e->next) {
         if (e->m == m) {
             e->users--;
             gone = token_unlink_if_done(e);
@@ -713,10 +785,10 @@ codec_get_counters(codec_counters *c)
 {
     memset(c, 0, sizeof(*c));
     LOCK();
-    c->live_blobs = G.nlive;
-    c->leaked = G.nleaked;
-    c->tokens = G.ntokens;
-    for (owner *o = G.owners; o != NULL; o = o->next) {
+    c->live_blobs = registry.nlive;
+    c->leaked = registry.nleaked;
+    c->tokens = registry.ntokens;
+    for (owner *o = registry.owners; o != NULL; o = o->next) {
         c->owners++;
         for (blob *b = o->pending; b != NULL; b = b->next_pending) {
             c->pending++;
@@ -954,40 +1026,47 @@ sharedbuf_blob(codec_state *cs, PyObject *obj, const Py_buffer *mv,
     return self->b;
 }
 
+/* The arguments of share(obj, *, writable=False).  0 or -1. */
+static int
+share_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+           int *writable)
+{
+    *writable = 0;
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "share(obj, *, writable=False) takes one buffer "
+                        "object");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(k, "writable") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "share() got an unexpected keyword argument %R", k);
+            return -1;
+        }
+        *writable = PyObject_IsTrue(args[nargs + i]);
+        if (*writable < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* share(obj, *, writable=False) */
 PyObject *
 coremod_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
               PyObject *kwnames)
 {
-    static const char *const usage =
-        "share(obj, *, writable=False) takes one buffer object";
-    module_state *st = get_mod_state(mod);
-    codec_state *cs = codec_get(st);
-    PyObject *obj;
-    int writable = 0;
+    codec_state *cs = codec_get(get_mod_state(mod));
+    int writable;
     Py_buffer view = {0};
     PyObject *res = NULL;
 
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, usage);
+    if (share_args(args, nargs, kwnames, &writable) < 0) {
         return NULL;
     }
-    obj = args[0];
-    if (kwnames != NULL) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-            if (PyUnicode_CompareWithASCIIString(k, "writable") != 0) {
-                PyErr_Format(PyExc_TypeError,
-                             "share() got an unexpected keyword argument "
-                             "%R", k);
-                return NULL;
-            }
-            writable = PyObject_IsTrue(args[nargs + i]);
-            if (writable < 0) {
-                return NULL;
-            }
-        }
-    }
+    PyObject *obj = args[0];
     if (Py_IS_TYPE(obj, cs->SharedBufferType)) {
         SharedBufferObject *sb = (SharedBufferObject *)obj;
         if (writable && sb->readonly) {

@@ -23,8 +23,6 @@
  */
 #include "codec_impl.h"
 
-#include <marshal.h>
-
 typedef struct {
     PyObject *tmpl;             /* the dict that defined it (strong) */
     PyObject **keys;            /* its keys in order, borrowed from it */
@@ -32,7 +30,7 @@ typedef struct {
     Py_ssize_t cap;
 } dshape;
 
-typedef struct decoder {
+struct decoder {
     module_state *st;
     codec_state *cs;
     const unsigned char *body;  /* first byte of the body */
@@ -59,7 +57,7 @@ typedef struct decoder {
     PyObject *pickle_bufs;      /* list the unpickler takes buffers from */
 
     struct decoder *prev;
-} decoder;
+};
 
 /* The decoder running in this thread, for the pickle reconstructors
  * (_handle_ref, _buffer_ref) that refer to this message's references. */
@@ -180,16 +178,8 @@ as_corrupt(decoder *d, const char *what)
 static Py_ssize_t
 memo_reserve(decoder *d)
 {
-    if (d->nmemo == d->memo_cap) {
-        Py_ssize_t cap = d->memo_cap ? d->memo_cap * 2 : 64;
-        PyObject **nm = PyMem_Realloc(d->memo,
-                                      (size_t)cap * sizeof(PyObject *));
-        if (nm == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        d->memo = nm;
-        d->memo_cap = cap;
+    if (codec_grow_ptrs(&d->memo, &d->memo_cap, d->nmemo + 1) < 0) {
+        return -1;
     }
     d->memo[d->nmemo] = NULL;
     return d->nmemo++;
@@ -338,6 +328,41 @@ dec_ref(decoder *d, ref_what what)
     return &d->refs[i];
 }
 
+/* Do the range, format and shape of a buffer of blob b fit together and
+ * in b?  1 yes, 0 no (CorruptMessageError). */
+static int
+buffer_layout_ok(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
+                 const char *fmt, Py_ssize_t fmtlen, int ndim,
+                 const Py_ssize_t *shape)
+{
+    if (offset > blob_len(b) || nbytes > blob_len(b) - offset) {
+        corrupt(d, "buffer range outside the shared memory");
+        return 0;
+    }
+    if (fmtlen == 0) {
+        return 1;
+    }
+    Py_ssize_t itemsize = buf_fmt_itemsize(fmt, fmtlen);
+    if (itemsize < 0 || ndim < 1 || ndim > CODEC_MAX_NDIM) {
+        corrupt(d, "bad buffer format");
+        return 0;
+    }
+    Py_ssize_t total = itemsize;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 ||
+            (shape[i] > 0 && total > PY_SSIZE_T_MAX / shape[i])) {
+            corrupt(d, "bad buffer shape");
+            return 0;
+        }
+        total *= shape[i];
+    }
+    if (total != nbytes) {
+        corrupt(d, "buffer shape does not match its size");
+        return 0;
+    }
+    return 1;
+}
+
 /* A memoryview on bytes [offset, offset+nbytes) of blob b, cast to fmt
  * and shape when fmt is not empty.  Validates everything. */
 static PyObject *
@@ -347,25 +372,8 @@ make_buffer(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
 {
     PyObject *view = NULL, *mv = NULL, *res = NULL;
     PyObject *fmtobj = NULL, *shapeobj = NULL;
-    if (offset > blob_len(b) || nbytes > blob_len(b) - offset) {
-        return corrupt(d, "buffer range outside the shared memory");
-    }
-    if (fmtlen > 0) {
-        Py_ssize_t itemsize = buf_fmt_itemsize(fmt, fmtlen);
-        if (itemsize < 0 || ndim < 1 || ndim > CODEC_MAX_NDIM) {
-            return corrupt(d, "bad buffer format");
-        }
-        Py_ssize_t total = itemsize;
-        for (int i = 0; i < ndim; i++) {
-            if (shape[i] < 0 ||
-                (shape[i] > 0 && total > PY_SSIZE_T_MAX / shape[i])) {
-                return corrupt(d, "bad buffer shape");
-            }
-            total *= shape[i];
-        }
-        if (total != nbytes) {
-            return corrupt(d, "buffer shape does not match its size");
-        }
+    if (!buffer_layout_ok(d, b, offset, nbytes, fmt, fmtlen, ndim, shape)) {
+        return NULL;
     }
     if (!readonly && !blob_writable(b)) {
         readonly = 1;
@@ -429,8 +437,8 @@ done:
     return res;
 }
 
-static PyObject *
-dec_buffer(decoder *d)
+PyObject *
+dec_buffer(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
     const msg_ref *r = dec_ref(d, REF_BLOB);
     Py_ssize_t offset, nbytes, shape[CODEC_MAX_NDIM];
@@ -463,9 +471,24 @@ dec_buffer(decoder *d)
                        flags & BUFF_READONLY, fmt, fmtlen, ndim, shape);
 }
 
-static PyObject *
-dec_bytes_pin(decoder *d)
+/* OP_BYTES, OP_BYTEARRAY: copied in the message; OP_BYTES_PIN: in a
+ * pinned blob. */
+PyObject *
+dec_bytes(decoder *d, int op, Py_ssize_t Py_UNUSED(mi))
 {
+    if (op != OP_BYTES_PIN) {
+        Py_ssize_t n;
+        if (rd_count(d, &n, 0) < 0) {
+            return NULL;
+        }
+        PyObject *res = op == OP_BYTES
+            ? PyBytes_FromStringAndSize((const char *)d->p, n)
+            : PyByteArray_FromStringAndSize((const char *)d->p, n);
+        if (res != NULL) {
+            d->p += n;
+        }
+        return res;
+    }
     const msg_ref *r = dec_ref(d, REF_BLOB);
     if (r == NULL) {
         return NULL;
@@ -518,8 +541,8 @@ dec_str_pin(decoder *d)
     return s;
 }
 
-static PyObject *
-dec_handle(decoder *d)
+PyObject *
+dec_handle(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
     if (need(d, 1) < 0) {
         return NULL;
@@ -666,26 +689,6 @@ dec_item(decoder *d)
     return dec_obj(d);
 }
 
-static int
-grow_ptrs(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need)
-{
-    if (*cap >= need) {
-        return 0;
-    }
-    Py_ssize_t ncap = *cap ? *cap : 64;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    PyObject **na = PyMem_Realloc(*arr, (size_t)ncap * sizeof(PyObject *));
-    if (na == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *arr = na;
-    *cap = ncap;
-    return 0;
-}
-
 /* A dict just decoded from OP_DICT, whose keys are kstack[base:],
  * defines the next shape slot, as it did in the encoder.  The keys are
  * borrowed from the dict: valid only if it kept every one of them, i.e.
@@ -706,7 +709,7 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     if (PyDict_GET_SIZE(dict) != n) {
         return 0;
     }
-    if (grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
+    if (codec_grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
         return -1;
     }
     memcpy(sl->keys, d->kstack + base, (size_t)n * sizeof(PyObject *));
@@ -715,31 +718,42 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     return 0;
 }
 
-static PyObject *
-dec_tuple(decoder *d, Py_ssize_t mi)
+/* Decode the n items of seq, a new list (is_list) or tuple of n empty
+ * slots.  0 or -1. */
+static int
+dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = dec_item(d);
+        if (item == NULL) {
+            return -1;
+        }
+        if (is_list) {
+            PyList_SET_ITEM(seq, i, item);
+        }
+        else {
+            PyTuple_SET_ITEM(seq, i, item);
+        }
+    }
+    return 0;
+}
+
+PyObject *
+dec_tuple(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
     Py_ssize_t n;
     if (rd_count(d, &n, 0) < 0) {
         return NULL;
     }
     PyObject *t = PyTuple_New(n);
-    if (t == NULL) {
-        return NULL;
+    if (t != NULL && dec_seq_items(d, t, n, 0) < 0) {
+        Py_CLEAR(t);
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = dec_obj(d);
-        if (item == NULL) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, i, item);
-    }
-    memo_fill(d, mi, t);
     return t;
 }
 
-static PyObject *
-dec_list(decoder *d, Py_ssize_t mi)
+PyObject *
+dec_list(decoder *d, int Py_UNUSED(op), Py_ssize_t mi)
 {
     Py_ssize_t n;
     if (rd_count(d, &n, 0) < 0) {
@@ -750,13 +764,8 @@ dec_list(decoder *d, Py_ssize_t mi)
         return NULL;
     }
     memo_fill(d, mi, l);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = dec_item(d);
-        if (item == NULL) {
-            Py_DECREF(l);
-            return NULL;
-        }
-        PyList_SET_ITEM(l, i, item);
+    if (dec_seq_items(d, l, n, 1) < 0) {
+        Py_CLEAR(l);
     }
     return l;
 }
@@ -773,10 +782,17 @@ dict_set(decoder *d, PyObject *dict, PyObject *k, PyObject *v)
     return 0;
 }
 
-static PyObject *
-dec_dict(decoder *d, Py_ssize_t mi)
+static PyObject *dec_dict_shape(decoder *d, Py_ssize_t mi);
+
+/* OP_DICT: keys and values; OP_DICT_SHAPE: the values of a recent
+ * shape. */
+PyObject *
+dec_dict(decoder *d, int op, Py_ssize_t mi)
 {
     Py_ssize_t n;
+    if (op == OP_DICT_SHAPE) {
+        return dec_dict_shape(d, mi);
+    }
     if (rd_count(d, &n, 1) < 0) {
         return NULL;
     }
@@ -786,7 +802,7 @@ dec_dict(decoder *d, Py_ssize_t mi)
     }
     memo_fill(d, mi, dict);
     Py_ssize_t base = d->nkstack;
-    if (grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
+    if (codec_grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
         goto error;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -839,7 +855,7 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
     /* Nested dicts may take over the slot while the values are decoded:
        hold the template, and work on a copy of its keys. */
     Py_ssize_t base = d->nkstack;
-    if (grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
+    if (codec_grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
         return NULL;
     }
     memcpy(d->kstack + base, d->shapes[slot].keys,
@@ -872,9 +888,12 @@ error:
     return NULL;
 }
 
-static PyObject *
-dec_set(decoder *d, int frozen, Py_ssize_t mi)
+/* OP_SET, entered in the memo at once; OP_FROZENSET, entered by dec_obj
+ * when complete. */
+PyObject *
+dec_set(decoder *d, int op, Py_ssize_t mi)
 {
+    int frozen = op == OP_FROZENSET;
     Py_ssize_t n;
     if (rd_count(d, &n, 0) < 0) {
         return NULL;
@@ -899,9 +918,6 @@ dec_set(decoder *d, int frozen, Py_ssize_t mi)
             }
             goto error;
         }
-    }
-    if (frozen) {
-        memo_fill(d, mi, s);
     }
     return s;
 error:
@@ -933,8 +949,49 @@ items_clear(PyObject **items, int n)
     }
 }
 
-static PyObject *
-dec_range_slice(decoder *d, int op)
+/* Does item have the type that spec letter c asks for?
+ *   U str    u str or None    S bytes    t tuple or None    d dict or None */
+static int
+arg_ok(PyObject *item, char c)
+{
+    switch (c) {
+    case 'U':
+        return PyUnicode_Check(item);
+    case 'u':
+        return item == Py_None || PyUnicode_Check(item);
+    case 'S':
+        return PyBytes_Check(item);
+    case 't':
+        return item == Py_None || PyTuple_Check(item);
+    case 'd':
+        return item == Py_None || PyDict_Check(item);
+    default:
+        return 0;
+    }
+}
+
+/* The arguments of an opcode: one object per letter of spec (arg_ok),
+ * into items[].  0, or -1 (items released; CorruptMessageError `what`
+ * when one has the wrong type). */
+static int
+dec_args(decoder *d, PyObject **items, const char *spec, const char *what)
+{
+    int n = (int)strlen(spec);
+    if (dec_items(d, items, n) < 0) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!arg_ok(items[i], spec[i])) {
+            items_clear(items, n);
+            corrupt(d, what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyObject *
+dec_range_slice(decoder *d, int op, Py_ssize_t Py_UNUSED(mi))
 {
     PyObject *it[3];
     PyObject *res;
@@ -965,94 +1022,68 @@ require_trusted(decoder *d, const char *what)
     return 0;
 }
 
-static PyObject *
-dec_global(decoder *d)
+/* OP_GLOBAL "module:qualname"; OP_MAIN_GLOBAL path, spec, qualname;
+ * OP_CODE_FUNC module name, marshalled code, defaults, kwdefaults
+ * (codec_ref.c resolves and rebuilds them). */
+PyObject *
+dec_function(decoder *d, int op, Py_ssize_t Py_UNUSED(mi))
 {
-    PyObject *key = dec_obj(d);
-    if (key == NULL) {
-        return NULL;
-    }
+    PyObject *it[4] = {NULL, NULL, NULL, NULL};
     PyObject *res = NULL;
-    if (!PyUnicode_Check(key)) {
-        corrupt(d, "bad global reference");
-    }
-    else {
-        res = codec_resolve_global(d->cs, key, d->trusted);
-    }
-    Py_DECREF(key);
-    return res;
-}
-
-static PyObject *
-dec_main_global(decoder *d)
-{
-    PyObject *it[3];
-    PyObject *res = NULL;
-    if (require_trusted(d, "a function of the main script") < 0 ||
-        dec_items(d, it, 3) < 0) {
-        return NULL;
-    }
-    if ((it[0] != Py_None && !PyUnicode_Check(it[0])) ||
-        (it[1] != Py_None && !PyUnicode_Check(it[1])) ||
-        !PyUnicode_Check(it[2])) {
-        corrupt(d, "bad main-script reference");
-    }
-    else {
-        res = codec_resolve_main(d->cs, it[0], it[1], it[2]);
-    }
-    items_clear(it, 3);
-    return res;
-}
-
-static PyObject *
-dec_code_func(decoder *d)
-{
-    PyObject *it[4];
-    PyObject *res = NULL;
-    if (require_trusted(d, "a function sent as code") < 0 ||
-        dec_items(d, it, 4) < 0) {
-        return NULL;
-    }
-    if ((it[0] != Py_None && !PyUnicode_Check(it[0])) ||
-        !PyBytes_Check(it[1]) ||
-        (it[2] != Py_None && !PyTuple_Check(it[2])) ||
-        (it[3] != Py_None && !PyDict_Check(it[3]))) {
-        corrupt(d, "bad function");
-    }
-    else {
-        res = codec_make_code_func(d->cs, it[0], it[1], it[2], it[3]);
+    switch (op) {
+    case OP_GLOBAL:
+        if (dec_args(d, it, "U", "bad global reference") == 0) {
+            res = codec_resolve_global(d->cs, it[0], d->trusted);
+        }
+        break;
+    case OP_MAIN_GLOBAL:
+        if (require_trusted(d, "a function of the main script") == 0 &&
+            dec_args(d, it, "uuU", "bad main-script reference") == 0) {
+            res = codec_resolve_main(d->cs, it[0], it[1], it[2]);
+        }
+        break;
+    default:    /* OP_CODE_FUNC */
+        if (require_trusted(d, "a function sent as code") == 0 &&
+            dec_args(d, it, "uStd", "bad function") == 0) {
+            res = codec_make_code_func(d->cs, it[0], it[1], it[2], it[3]);
+        }
+        break;
     }
     items_clear(it, 4);
     return res;
 }
 
-static PyObject *
-dec_module(decoder *d)
+PyObject *
+dec_module(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
-    PyObject *name = dec_obj(d);
-    PyObject *res = NULL;
-    if (name == NULL) {
+    PyObject *name;
+    if (dec_args(d, &name, "U", "bad module name") < 0) {
         return NULL;
     }
-    if (!PyUnicode_Check(name)) {
-        corrupt(d, "bad module name");
-    }
-    else if (d->trusted) {
-        res = PyImport_Import(name);
-    }
-    else {
-        res = PyImport_GetModule(name);
-        if (res == NULL && !PyErr_Occurred()) {
-            codec_corrupt(d->cs, "refusing to import module %R for an "
-                          "untrusted message", name);
-        }
-    }
+    PyObject *res = codec_import_module(d->cs, name, d->trusted);
     Py_DECREF(name);
     return res;
 }
 
-static PyObject *
-dec_datetime(decoder *d)
+PyObject *
+dec_singleton(decoder *Py_UNUSED(d), int op, Py_ssize_t Py_UNUSED(mi))
+{
+    return Py_NewRef(op == OP_ELLIPSIS ? Py_Ellipsis : Py_NotImplemented);
+}
+
+PyObject *
+dec_complex(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
+{
+    if (need(d, 16) < 0) {
+        return NULL;
+    }
+    double re = rd_double(d);
+    double im = rd_double(d);
+    return PyComplex_FromDoubles(re, im);
+}
+
+PyObject *
+dec_datetime(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
     PyObject *it[3] = {NULL, NULL, NULL};
     PyObject *res = NULL;
@@ -1078,32 +1109,27 @@ dec_datetime(decoder *d)
     return res;
 }
 
-static PyObject *
-dec_decimal(decoder *d)
+PyObject *
+dec_decimal(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
-    PyObject *s = dec_obj(d);
+    PyObject *s;
     PyObject *res = NULL;
-    if (s == NULL) {
+    if (dec_args(d, &s, "U", "bad Decimal") < 0) {
         return NULL;
     }
-    if (!PyUnicode_Check(s)) {
-        corrupt(d, "bad Decimal");
-    }
-    else {
-        PyObject *cls = codec_recv_type(d->cs, RT_DECIMAL);
-        if (cls != NULL) {
-            res = PyObject_CallOneArg(cls, s);
-            if (res == NULL) {
-                as_corrupt(d, "bad Decimal value");
-            }
+    PyObject *cls = codec_recv_type(d->cs, RT_DECIMAL);
+    if (cls != NULL) {
+        res = PyObject_CallOneArg(cls, s);
+        if (res == NULL) {
+            as_corrupt(d, "bad Decimal value");
         }
     }
     Py_DECREF(s);
     return res;
 }
 
-static PyObject *
-dec_uuid(decoder *d)
+PyObject *
+dec_uuid(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
     PyObject *bytes = NULL, *safe = NULL, *kwnames = NULL, *res = NULL;
     if (need(d, 17) < 0) {
@@ -1155,8 +1181,28 @@ done:
     return res;
 }
 
+/* An out-of-band buffer of a pickle (enc_oob): bytes or bytearray
+ * copied in the message, or a raw blob.  Part of the pickle's opcode, not
+ * an object of the graph: no memo, no nesting level. */
 static PyObject *
-dec_pickle(decoder *d)
+dec_oob(decoder *d)
+{
+    if (need(d, 1) < 0) {
+        return NULL;
+    }
+    int op = *d->p++;
+    if (op == OP_BYTES || op == OP_BYTEARRAY) {
+        return dec_bytes(d, op, -1);
+    }
+    if (op == OP_BUFFER) {
+        return dec_buffer(d, op, -1);
+    }
+    d->p--;
+    return corrupt(d, "bad out-of-band buffer");
+}
+
+PyObject *
+dec_pickle(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
 {
     Py_ssize_t n;
     if (require_trusted(d, "pickled data") < 0 ||
@@ -1170,7 +1216,7 @@ dec_pickle(decoder *d)
         }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *buf = dec_obj(d);
+        PyObject *buf = dec_oob(d);
         if (buf == NULL) {
             return NULL;
         }
@@ -1201,66 +1247,31 @@ dec_pickle(decoder *d)
     return PyObject_CallMethodNoArgs(d->unpickler, d->cs->s_load);
 }
 
-static PyObject *
-dec_other(decoder *d, int op, Py_ssize_t mi)
+/* The object of opcode op (memo bit cleared; memo index mi or -1) of a
+ * type of the type table. */
+static inline PyObject *
+dec_typed(decoder *d, unsigned int op, Py_ssize_t mi)
 {
-    PyObject *res = NULL;
-    switch (op) {
-    case OP_TUPLE:
-        return dec_tuple(d, mi);
-    case OP_LIST:
-        return dec_list(d, mi);
-    case OP_DICT:
-        return dec_dict(d, mi);
-    case OP_DICT_SHAPE:
-        return dec_dict_shape(d, mi);
-    case OP_SET:
-        return dec_set(d, 0, mi);
-    case OP_FROZENSET:
-        return dec_set(d, 1, mi);
-    case OP_RANGE:
-    case OP_SLICE:
-        res = dec_range_slice(d, op);
-        break;
-    case OP_HANDLE:
-        res = dec_handle(d);
-        break;
-    case OP_BUFFER:
-        res = dec_buffer(d);
-        break;
-    case OP_BYTES_PIN:
-        res = dec_bytes_pin(d);
-        break;
-    case OP_STR_PIN:
-        res = dec_str_pin(d);
-        break;
-    case OP_GLOBAL:
-        res = dec_global(d);
-        break;
-    case OP_MAIN_GLOBAL:
-        res = dec_main_global(d);
-        break;
-    case OP_CODE_FUNC:
-        res = dec_code_func(d);
-        break;
-    case OP_MODULE:
-        res = dec_module(d);
-        break;
-    case OP_DATETIME:
-        res = dec_datetime(d);
-        break;
-    case OP_DECIMAL:
-        res = dec_decimal(d);
-        break;
-    case OP_UUID:
-        res = dec_uuid(d);
-        break;
-    case OP_PICKLE:
-        res = dec_pickle(d);
-        break;
-    default:
+    const codec_type *t = codec_type_of_op(op);
+    PyObject *res;
+    if (t == NULL) {
         d->p--;
         return corrupt(d, "unknown opcode");
+    }
+    if (t->memo == MEMO_NEVER) {
+        res = t->decode(d, (int)op, mi);
+    }
+    else {
+        if (d->depth >= CODEC_MAX_DEPTH) {
+            return codec_corrupt(d->cs, "nesting deeper than %d levels",
+                                 CODEC_MAX_DEPTH);
+        }
+        d->depth++;
+        res = t->decode(d, (int)op, mi);
+        d->depth--;
+        if (t->memo == MEMO_AT_ONCE) {
+            return res;     /* entered in the memo when it was made */
+        }
     }
     if (res != NULL) {
         memo_fill(d, mi, res);
@@ -1333,47 +1344,14 @@ dec_obj(decoder *d)
         }
         return Py_NewRef(d->memo[i]);
     }
-    case OP_BYTES:
-    case OP_BYTEARRAY: {
-        Py_ssize_t n;
-        if (rd_count(d, &n, 0) < 0) {
-            return NULL;
-        }
-        res = op == OP_BYTES
-            ? PyBytes_FromStringAndSize((const char *)d->p, n)
-            : PyByteArray_FromStringAndSize((const char *)d->p, n);
-        if (res != NULL) {
-            d->p += n;
-        }
-        break;
-    }
-    case OP_ELLIPSIS:
-        res = Py_NewRef(Py_Ellipsis);
-        break;
-    case OP_NOTIMPLEMENTED:
-        res = Py_NewRef(Py_NotImplemented);
-        break;
     case OP_BIGINT:
         res = dec_bigint(d);
         break;
-    case OP_COMPLEX: {
-        if (need(d, 16) < 0) {
-            return NULL;
-        }
-        double re = rd_double(d);
-        double im = rd_double(d);
-        res = PyComplex_FromDoubles(re, im);
+    case OP_STR_PIN:
+        res = dec_str_pin(d);
         break;
-    }
     default:
-        if (d->depth >= CODEC_MAX_DEPTH) {
-            return codec_corrupt(d->cs, "nesting deeper than %d levels",
-                                 CODEC_MAX_DEPTH);
-        }
-        d->depth++;
-        res = dec_other(d, (int)op, mi);
-        d->depth--;
-        return res;
+        return dec_typed(d, op, mi);
     }
     if (res != NULL) {
         memo_fill(d, mi, res);

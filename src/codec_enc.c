@@ -1,10 +1,12 @@
 /* codec_enc.c - the encoder: object graph -> message.
  *
  * One recursive pass over the graph writes opcodes into a growable raw
- * buffer (doubling, so appends are amortized O(1)).  The exact built-in
- * types are tested with pointer compares before anything else, in the
- * order they are most common in real payloads (str, int, float, None,
- * bool, then containers).
+ * buffer (doubling, so appends are amortized O(1)).  str, int, float,
+ * None and bool are tested inline first, with pointer compares
+ * (enc_obj_held); every other type is found in the type table
+ * (codec_types.c: containers first, then the rest, pickle last), whose
+ * entry says how it is memoized and which function writes it
+ * (enc_other).
  *
  * Memo.  An object whose reference count is 1 can be reached only once
  * in the graph, so it never needs a memo entry; every other object that
@@ -16,9 +18,9 @@
  *
  * Indices are handed out in pre-order: the decoder reserves a slot when
  * it reads a memo-flagged opcode and fills it once the object exists -
- * immediately for list/dict/set (so self-references work: a cycle through
- * them round-trips), only after the children for tuple/frozenset/slice
- * and the rest.  A reference to one of those while it is still being
+ * immediately for list/dict/set (MEMO_AT_ONCE in the type table: a cycle
+ * through them round-trips), only after the children for tuple/frozenset/
+ * slice and the rest (MEMO_AFTER).  A reference to one of those while it is still being
  * written is a cycle through an immutable object; the encoder then
  * starts again and sends the whole graph through pickle, which knows how
  * to rebuild such cycles.
@@ -47,10 +49,6 @@
  */
 #include "codec_impl.h"
 
-#include <marshal.h>
-
-#define ENC_RESTART (-3)     /* cycle through an immutable: use pickle */
-
 typedef struct {
     PyObject *obj;      /* strong, NULL = empty slot */
     uint32_t index;
@@ -63,7 +61,7 @@ typedef struct {
     Py_ssize_t cap;
 } shape_slot;
 
-typedef struct encoder {
+struct encoder {
     module_state *st;
     codec_state *cs;
     enc_mode mode;
@@ -99,7 +97,7 @@ typedef struct encoder {
     PyObject *path;     /* on error: where in the graph, innermost first */
 
     struct encoder *prev;   /* the encoder this one interrupted */
-} encoder;
+};
 
 /* The encoder running in this thread: the pickler's reducer_override
  * needs it.  Encoders nest (pickle may run code that encodes), so each
@@ -422,15 +420,8 @@ shape_take(encoder *e, Py_ssize_t base)
         Py_DECREF(sl->keys[i]);
     }
     sl->n = 0;
-    if (n > sl->cap) {
-        PyObject **nk = PyMem_Realloc(sl->keys,
-                                      (size_t)n * sizeof(PyObject *));
-        if (nk == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        sl->keys = nk;
-        sl->cap = n;
+    if (codec_grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
+        return -1;
     }
     memcpy(sl->keys, e->kstack + base, (size_t)n * sizeof(PyObject *));
     sl->n = n;
@@ -450,21 +441,7 @@ kstack_pop(encoder *e, Py_ssize_t base)
 static int
 kstack_reserve(encoder *e, Py_ssize_t n)
 {
-    if (e->kstack_cap - e->nkstack >= n) {
-        return 0;
-    }
-    Py_ssize_t cap = e->kstack_cap ? e->kstack_cap : 64;
-    while (cap - e->nkstack < n) {
-        cap *= 2;
-    }
-    PyObject **ks = PyMem_Realloc(e->kstack, (size_t)cap * sizeof(PyObject *));
-    if (ks == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    e->kstack = ks;
-    e->kstack_cap = cap;
-    return 0;
+    return codec_grow_ptrs(&e->kstack, &e->kstack_cap, e->nkstack + n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -792,16 +769,36 @@ enc_int_run(encoder *e, PyObject *list, Py_ssize_t i, Py_ssize_t end)
     return i;
 }
 
+/* An item of a container failed: note where (see enc_add_path). */
 static int
-enc_list(encoder *e, PyObject *list, int flag)
+enc_item_failed(encoder *e, int rc, Py_ssize_t i)
+{
+    if (rc == -1) {
+        enc_add_path(e, "[%zd]", NULL, i);
+    }
+    return rc;
+}
+
+/* A container changed size while its items were written (pickle may run
+ * code that changes it). */
+static int
+enc_changed_size(const char *what)
+{
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s changed size while it was being encoded", what);
+    return -1;
+}
+
+int
+enc_list(encoder *e, PyObject *list, int op)
 {
     Py_ssize_t n = PyList_GET_SIZE(list);
-    if (w_op_varint(e, OP_LIST | flag, (uint64_t)n) < 0) {
+    if (w_op_varint(e, op, (uint64_t)n) < 0) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (i >= PyList_GET_SIZE(list)) {
-            goto changed;
+            return enc_changed_size("list");
         }
         PyObject *item = PyList_GET_ITEM(list, i);
         PyTypeObject *tp = Py_TYPE(item);
@@ -832,36 +829,26 @@ enc_list(encoder *e, PyObject *list, int flag)
             Py_DECREF(item);
         }
         if (rc < 0) {
-            if (rc == -1) {
-                enc_add_path(e, "[%zd]", NULL, i);
-            }
-            return rc;
+            return enc_item_failed(e, rc, i);
         }
     }
     if (PyList_GET_SIZE(list) != n) {
-        goto changed;
+        return enc_changed_size("list");
     }
     return 0;
-changed:
-    PyErr_SetString(PyExc_RuntimeError,
-                    "list changed size while it was being encoded");
-    return -1;
 }
 
-static int
-enc_tuple(encoder *e, PyObject *tup, int flag)
+int
+enc_tuple(encoder *e, PyObject *tup, int op)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(tup);
-    if (w_op_varint(e, OP_TUPLE | flag, (uint64_t)n) < 0) {
+    if (w_op_varint(e, op, (uint64_t)n) < 0) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         int rc = enc_obj(e, PyTuple_GET_ITEM(tup, i));
         if (rc < 0) {
-            if (rc == -1) {
-                enc_add_path(e, "[%zd]", NULL, i);
-            }
-            return rc;
+            return enc_item_failed(e, rc, i);
         }
     }
     return 0;
@@ -869,8 +856,8 @@ enc_tuple(encoder *e, PyObject *tup, int flag)
 
 static void kstack_pop(encoder *e, Py_ssize_t base);
 
-static int
-enc_dict(encoder *e, PyObject *d, int flag)
+int
+enc_dict(encoder *e, PyObject *d, int op)
 {
     Py_ssize_t n = PyDict_GET_SIZE(d);
     Py_ssize_t pos = 0, i = 0;
@@ -881,11 +868,11 @@ enc_dict(encoder *e, PyObject *d, int flag)
         if (enc_reserve(e, 12) < 0) {
             return -1;
         }
-        w_byte(e, OP_DICT_SHAPE | flag);
+        w_byte(e, OP_DICT_SHAPE | (op & OP_MEMO));
         w_byte(e, slot);
         w_varint(e, (uint64_t)n);
     }
-    else if (w_op_varint(e, OP_DICT | flag, (uint64_t)n) < 0) {
+    else if (w_op_varint(e, op, (uint64_t)n) < 0) {
         return -1;
     }
     /* The keys go on kstack as they are written: they become a shape
@@ -896,7 +883,8 @@ enc_dict(encoder *e, PyObject *d, int flag)
     }
     while (PyDict_Next(d, &pos, &k, &v)) {
         if (i >= n) {
-            goto changed;
+            kstack_pop(e, base);
+            return enc_changed_size("dict");
         }
         /* hold both: encoding may run code (pickle) that changes d */
         e->kstack[e->nkstack++] = Py_NewRef(k);
@@ -918,21 +906,17 @@ enc_dict(encoder *e, PyObject *d, int flag)
         i++;
     }
     if (i != n || PyDict_GET_SIZE(d) != n) {
-        goto changed;
+        kstack_pop(e, base);
+        return enc_changed_size("dict");
     }
     if (slot >= 0 || n == 0) {
         kstack_pop(e, base);
         return 0;
     }
     return shape_take(e, base);
-changed:
-    kstack_pop(e, base);
-    PyErr_SetString(PyExc_RuntimeError,
-                    "dict changed size while it was being encoded");
-    return -1;
 }
 
-static int
+int
 enc_set(encoder *e, PyObject *s, int op)
 {
     Py_ssize_t n = PySet_GET_SIZE(s);
@@ -949,7 +933,8 @@ enc_set(encoder *e, PyObject *s, int op)
     while ((item = PyIter_Next(it)) != NULL) {
         if (i >= n) {
             Py_DECREF(item);
-            goto changed;
+            rc = enc_changed_size("set");
+            goto done;
         }
         rc = enc_obj_held(e, item, 1);
         Py_DECREF(item);
@@ -962,15 +947,7 @@ enc_set(encoder *e, PyObject *s, int op)
         rc = -1;
         goto done;
     }
-    if (i != n) {
-        goto changed;
-    }
-    rc = 0;
-    goto done;
-changed:
-    PyErr_SetString(PyExc_RuntimeError,
-                    "set changed size while it was being encoded");
-    rc = -1;
+    rc = i != n ? enc_changed_size("set") : 0;
 done:
     Py_DECREF(it);
     return rc;
@@ -988,12 +965,12 @@ enc_bytes_data(encoder *e, int op, const char *data, Py_ssize_t n)
     return 0;
 }
 
-static int
-enc_bytes(encoder *e, PyObject *obj, int flag)
+int
+enc_bytes(encoder *e, PyObject *obj, int op)
 {
     Py_ssize_t n = PyBytes_GET_SIZE(obj);
     if (n < CODEC_PIN_THRESHOLD || e->mode != ENC_CROSS) {
-        return enc_bytes_data(e, OP_BYTES | flag, PyBytes_AS_STRING(obj), n);
+        return enc_bytes_data(e, op, PyBytes_AS_STRING(obj), n);
     }
     blob *b = blob_pin_object(obj, PyBytes_AS_STRING(obj), n);
     if (b == NULL) {
@@ -1003,7 +980,14 @@ enc_bytes(encoder *e, PyObject *obj, int flag)
     if (ref < 0) {
         return -1;
     }
-    return w_op_varint(e, OP_BYTES_PIN | flag, (uint64_t)ref);
+    return w_op_varint(e, OP_BYTES_PIN | (op & OP_MEMO), (uint64_t)ref);
+}
+
+int
+enc_bytearray(encoder *e, PyObject *obj, int op)
+{
+    return enc_bytes_data(e, op, PyByteArray_AS_STRING(obj),
+                          PyByteArray_GET_SIZE(obj));
 }
 
 /* Where a memoryview or SharedBuffer points: a blob (one reference
@@ -1080,16 +1064,17 @@ done:
     return rc;
 }
 
-/* OP_BUFFER for bytes [offset, offset+nbytes) of the blob at ref. */
+/* OP_BUFFER (op, with its memo bit) for bytes [offset, offset+nbytes)
+ * of the blob at ref. */
 static int
-enc_buffer_op(encoder *e, int flag, const bufref *r)
+enc_buffer_op(encoder *e, int op, const bufref *r)
 {
     const buf_layout *lay = &r->lay;
     Py_ssize_t fmtlen = (Py_ssize_t)strlen(lay->fmt);
     if (enc_reserve(e, 40 + fmtlen + 10 * CODEC_MAX_NDIM) < 0) {
         return -1;
     }
-    w_byte(e, OP_BUFFER | flag);
+    w_byte(e, op);
     w_varint(e, (uint64_t)r->ref);
     w_varint(e, (uint64_t)r->offset);
     w_varint(e, (uint64_t)r->nbytes);
@@ -1105,18 +1090,43 @@ enc_buffer_op(encoder *e, int flag, const bufref *r)
     return 0;
 }
 
-static int
-enc_buffer(encoder *e, PyObject *obj, int flag)
+int
+enc_buffer(encoder *e, PyObject *obj, int op)
 {
     bufref r;
     if (enc_buffer_ref(e, obj, &r) < 0) {
         return -1;
     }
-    return enc_buffer_op(e, flag, &r);
+    return enc_buffer_op(e, op, &r);
 }
 
-static int
-enc_handle(encoder *e, PyObject *obj, int flag)
+int
+is_handle(codec_state *cs, PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    for (int i = 0; i < cs->nhandle_types; i++) {
+        if (tp == cs->handle_types[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Add the reference of handle h to the message: its index, or -1 with an
+ * exception. */
+static Py_ssize_t
+enc_handle_ref(encoder *e, HandleObject *h)
+{
+    h->kind->incref(h->ref);
+    Py_ssize_t ref = enc_add_ref(e, REF_HANDLE, h->kind, h->ref);
+    if (ref < 0) {
+        h->kind->decref(h->ref);
+    }
+    return ref;
+}
+
+int
+enc_handle(encoder *e, PyObject *obj, int op)
 {
     HandleObject *h = (HandleObject *)obj;
     const handle_kind *kind = h->kind;
@@ -1126,535 +1136,86 @@ enc_handle(encoder *e, PyObject *obj, int flag)
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    kind->incref(h->ref);
-    Py_ssize_t ref = enc_add_ref(e, REF_HANDLE, kind, h->ref);
-    if (ref < 0) {
-        kind->decref(h->ref);
+    Py_ssize_t ref = enc_handle_ref(e, h);
+    if (ref < 0 || enc_reserve(e, 12) < 0) {
         return -1;
     }
-    if (enc_reserve(e, 12) < 0) {
-        return -1;
-    }
-    w_byte(e, OP_HANDLE | flag);
+    w_byte(e, op);
     w_byte(e, kind->tag);
     w_varint(e, (uint64_t)ref);
     return 0;
 }
 
 /* ------------------------------------------------------------------ */
-/* functions and classes                                               */
+/* functions and classes (codec_ref.c decides how they cross)           */
 
+/* Write items[0:n) after the opcode op. */
 static int
-names_in(PyObject *names, PyObject *globals, PyObject *found)
+enc_op_items(encoder *e, int op, PyObject *const *items, int n)
 {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        int r = PyDict_Contains(globals, name);
-        if (r < 0) {
-            return -1;
-        }
-        if (r && !PySequence_Contains(found, name) &&
-            PyList_Append(found, name) < 0) {
-            return -1;
+    if (enc_reserve(e, 1) < 0) {
+        return -1;
+    }
+    w_byte(e, op);
+    for (int i = 0; i < n; i++) {
+        int rc = enc_obj(e, items[i]);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
 }
 
-/* The global names code (and the code nested in it) may read from
- * globals: every co_names entry defined there.  (co_names also holds
- * attribute names, so this errs on the side of "uses globals".) */
-static int
-code_globals_used(PyObject *code, PyObject *globals, PyObject *found,
-                  int depth)
+/* A function's defaults and keyword defaults, None for missing ones. */
+static void
+function_defaults(PyObject *func, PyObject **defaults, PyObject **kwdefaults)
 {
-    int res = -1;
-    PyObject *names = NULL, *consts = NULL;
-    if (depth > 50) {
-        return 0;
+    *defaults = PyFunction_GetDefaults(func);
+    *kwdefaults = PyFunction_GetKwDefaults(func);
+    if (*defaults == NULL) {
+        *defaults = Py_None;
     }
-    names = PyObject_GetAttrString(code, "co_names");
-    consts = names ? PyObject_GetAttrString(code, "co_consts") : NULL;
-    if (consts == NULL || !PyTuple_Check(names) || !PyTuple_Check(consts)) {
-        goto done;
+    if (*kwdefaults == NULL) {
+        *kwdefaults = Py_None;
     }
-    if (names_in(names, globals, found) < 0) {
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
-        PyObject *c = PyTuple_GET_ITEM(consts, i);
-        if (PyCode_Check(c) &&
-            code_globals_used(c, globals, found, depth + 1) < 0) {
-            goto done;
-        }
-    }
-    res = 0;
-done:
-    Py_XDECREF(names);
-    Py_XDECREF(consts);
-    return res;
-}
-
-/* getattr chain of "a.b.c" from mod; NULL (no error) if any step fails. */
-static PyObject *
-resolve_qualname(PyObject *mod, PyObject *qualname)
-{
-    PyObject *dot = PyUnicode_FromOrdinal('.');
-    PyObject *parts = dot ? PyUnicode_Split(qualname, dot, -1) : NULL;
-    PyObject *cur = NULL;
-    Py_XDECREF(dot);
-    if (parts == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    cur = Py_NewRef(mod);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
-        PyObject *next = NULL;
-        if (codec_getattr_opt(cur, PyList_GET_ITEM(parts, i), &next) <= 0) {
-            PyErr_Clear();
-            Py_CLEAR(cur);
-            break;
-        }
-        Py_SETREF(cur, next);
-    }
-    Py_DECREF(parts);
-    return cur;
-}
-
-static PyObject *
-str_attr(PyObject *obj, PyObject *name)
-{
-    PyObject *v = NULL;
-    if (codec_getattr_opt(obj, name, &v) < 0) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (v != NULL && !PyUnicode_Check(v)) {
-        Py_CLEAR(v);
-    }
-    return v;
-}
-
-/* 1 if the script at path keeps its top-level code under the __main__
- * guard, 0 if not, -1 on error (subinterp._codec.main_guarded). */
-static int
-main_script_guarded(codec_state *cs, PyObject *path)
-{
-    PyObject *helpers = codec_helpers(cs);
-    if (helpers == NULL) {
-        return -1;
-    }
-    PyObject *r = PyObject_CallMethod(helpers, "main_guarded", "O", path);
-    if (r == NULL) {
-        return -1;
-    }
-    int res = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return res;
-}
-
-/* For a function of __main__ / __mp_main__: (path or None, spec name or
- * None) of that module; both None when it cannot be imported elsewhere. */
-static int
-main_origin(codec_state *cs, PyObject *mod, PyObject **path,
-            PyObject **spec)
-{
-    *path = str_attr(mod, cs->s_file);
-    *spec = NULL;
-    PyObject *specobj = NULL;
-    if (codec_getattr_opt(mod, cs->s_spec, &specobj) < 0) {
-        PyErr_Clear();
-    }
-    if (specobj != NULL && specobj != Py_None) {
-        PyObject *name = str_attr(specobj, cs->s_name);
-        if (name != NULL &&
-            PyUnicode_CompareWithASCIIString(name, "__main__") != 0 &&
-            PyUnicode_CompareWithASCIIString(name, "__mp_main__") != 0) {
-            *spec = name;
-        }
-        else {
-            Py_XDECREF(name);
-        }
-    }
-    Py_XDECREF(specobj);
-    /* "<stdin>" (python - < script.py) and the like name no file */
-    if (*path != NULL && PyUnicode_GET_LENGTH(*path) > 0 &&
-        PyUnicode_READ_CHAR(*path, 0) == '<') {
-        Py_CLEAR(*path);
-    }
-    if (*path == NULL) {
-        *path = Py_NewRef(Py_None);
-    }
-    if (*spec == NULL) {
-        *spec = Py_NewRef(Py_None);
-    }
-    return 0;
-}
-
-/* Why the __main__ module mod (no file, no spec) cannot be imported by
- * another interpreter, in words its user recognizes. */
-static const char *
-main_unimportable_reason(codec_state *cs, PyObject *mod)
-{
-    PyObject *file = str_attr(mod, cs->s_file);
-    int stdin_script = file != NULL &&
-        PyUnicode_CompareWithASCIIString(file, "<stdin>") == 0;
-    Py_XDECREF(file);
-    if (stdin_script) {
-        return "it belongs to the __main__ module of a script read from "
-               "standard input, which other interpreters cannot import";
-    }
-    PyObject *argv = PySys_GetObject("argv");   /* borrowed */
-    if (argv != NULL && PyList_Check(argv) && PyList_GET_SIZE(argv) > 0 &&
-        PyUnicode_Check(PyList_GET_ITEM(argv, 0)) &&
-        PyUnicode_CompareWithASCIIString(PyList_GET_ITEM(argv, 0),
-                                         "-c") == 0) {
-        return "it belongs to the __main__ module of `python -c` code, "
-               "which other interpreters cannot import";
-    }
-    return "it belongs to the __main__ module of an interactive session "
-           "or of exec'd code, which other interpreters cannot import";
-}
-
-/* May a function or class that can cross neither by reference nor as
- * code cross by value, through cloudpickle?  1 yes; 0 no, and *hint says
- * why and what to do (the tail of the NotShareableError); -1 error. */
-static int
-by_value_usable(codec_state *cs, const char **hint)
-{
-    if (!codec_by_value_enabled()) {
-        *hint = "; sending functions by value is switched off "
-                "(subinterp.set_functions_by_value(True) turns it on)";
-        return 0;
-    }
-    if (!codec_pickle_kw_ok()) {
-        /* cloudpickle.Pickler() calls _pickle with keywords: gh-119213 */
-        *hint = "; it could be sent by value through cloudpickle, but "
-                "not on Python 3.12.0-3.12.3 before the main interpreter "
-                "imported subinterp (gh-119213): import subinterp there "
-                "first, or use Python 3.12.4 or newer";
-        return 0;
-    }
-    if (cs->by_value_ok) {
-        return 1;
-    }
-    PyObject *helpers = codec_helpers(cs);
-    if (helpers == NULL) {
-        return -1;
-    }
-    PyObject *r = PyObject_CallMethod(helpers, "by_value_available", NULL);
-    if (r == NULL) {
-        return -1;
-    }
-    cs->by_value_ok = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    if (cs->by_value_ok < 0) {
-        cs->by_value_ok = 0;
-        return -1;
-    }
-    if (!cs->by_value_ok) {
-        *hint = "; to send it by value instead, install cloudpickle: "
-                "pip install subinterp[cloudpickle]";
-    }
-    return cs->by_value_ok;
 }
 
 int
-codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
-                   fref_kind *how, PyObject **a, PyObject **b, int raise)
-{
-    int res = -1;
-    PyObject *modname = NULL, *qualname = NULL, *mod = NULL;
-    PyObject *found = NULL, *cached = NULL, *globals_used = NULL;
-    PyObject *path = NULL, *spec = NULL;
-    const char *reason = NULL;
-    const char *hint = "";
-    *a = *b = NULL;
-
-    /* sender cache: id(obj) -> (kind, a, b, obj); by identity, since a
-       metaclass may define __eq__ and __hash__ */
-    if (cs->send_cache != NULL) {
-        PyObject *key = PyLong_FromVoidPtr(obj);
-        if (key == NULL) {
-            return -1;
-        }
-        cached = PyDict_GetItemWithError(cs->send_cache, key);
-        Py_DECREF(key);
-        if (cached != NULL && PyTuple_GET_ITEM(cached, 3) == obj) {
-            *how = (fref_kind)PyLong_AsLong(PyTuple_GET_ITEM(cached, 0));
-            *a = Py_NewRef(PyTuple_GET_ITEM(cached, 1));
-            *b = Py_NewRef(PyTuple_GET_ITEM(cached, 2));
-            return 0;
-        }
-        if (PyErr_Occurred()) {
-            return -1;
-        }
-    }
-
-    modname = str_attr(obj, cs->s_module);
-    qualname = str_attr(obj, cs->s_qualname);
-    if (modname == NULL || qualname == NULL) {
-        reason = "it has no __module__ / __qualname__";
-        goto not_by_name;
-    }
-    if (PyUnicode_FindChar(qualname, '<', 0, PyUnicode_GET_LENGTH(qualname),
-                           1) >= 0) {
-        reason = PyUnicode_CompareWithASCIIString(qualname, "<lambda>") == 0
-            ? "it is a lambda"
-            : "it is defined inside a function";
-        goto not_by_name;
-    }
-    int is_main = PyUnicode_Compare(modname, cs->s_main) == 0 ||
-                  PyUnicode_Compare(modname, cs->s_mp_main) == 0;
-    mod = PyImport_GetModule(modname);
-    if (mod == NULL) {
-        if (PyErr_Occurred()) {
-            goto done;
-        }
-        if (is_main) {
-            reason = "its module is not loaded";
-            goto not_by_name;
-        }
-        /* not imported here (rare: made by a module since removed from
-           sys.modules); the receiver imports it */
-        mod = PyImport_Import(modname);
-        if (mod == NULL) {
-            PyErr_Clear();
-            reason = "its module cannot be imported";
-            goto not_by_name;
-        }
-    }
-    found = resolve_qualname(mod, qualname);
-    if (found != obj) {
-        reason = "its module has a different object under that name";
-        goto not_by_name;
-    }
-    if (is_main) {
-        main_origin(cs, mod, &path, &spec);
-        if (path == Py_None && spec == Py_None) {
-            reason = main_unimportable_reason(cs, mod);
-            goto not_by_name;
-        }
-        if (path != Py_None) {
-            /* The receiver imports the script: its top-level code must
-               be under the __main__ guard, or it would run again there
-               (and again, if it starts interpreters). */
-            int guarded = main_script_guarded(cs, path);
-            if (guarded < 0) {
-                goto done;
-            }
-            if (!guarded) {
-                reason = "it belongs to the main script, which has no "
-                         "`if __name__ == \"__main__\":` block, so "
-                         "importing it in another interpreter would run "
-                         "all of the script's code again there; put the "
-                         "script's top-level code under that block, or "
-                         "move it into a module";
-                goto not_by_name;
-            }
-        }
-        *how = FREF_MAIN;
-        *a = PyTuple_Pack(3, path, spec, qualname);
-        *b = Py_NewRef(Py_None);
-    }
-    else {
-        *how = FREF_GLOBAL;
-        *a = PyUnicode_FromFormat("%U:%U", modname, qualname);
-        *b = Py_NewRef(Py_None);
-    }
-    if (*a == NULL) {
-        goto done;
-    }
-    res = 0;
-    goto cache;
-
-not_by_name:
-    PyErr_Clear();
-    if (!PyFunction_Check(obj) || !Py_IS_TYPE(obj, &PyFunction_Type)) {
-        if (PyType_Check(obj) && raise) {
-            int usable = by_value_usable(cs, &hint);
-            if (usable < 0) {
-                goto done;
-            }
-            if (usable) {
-                goto by_value;
-            }
-            PyErr_Format(st->NotShareableError,
-                         "cannot share class %R: other interpreters find "
-                         "classes by module and name, and this one cannot "
-                         "be found that way (%s); define it at module "
-                         "level in a module the other interpreter can "
-                         "import%s", obj, reason, hint);
-            goto done;
-        }
-        *how = FREF_NONE;
-        res = 0;
-        goto done;
-    }
-    /* A function: maybe it can travel as plain code, else by value. */
-    PyObject *closure = PyFunction_GetClosure(obj);
-    PyObject *code = PyFunction_GetCode(obj);
-    if (closure != NULL && closure != Py_None) {
-        int usable = by_value_usable(cs, &hint);
-        if (usable < 0) {
-            goto done;
-        }
-        if (usable) {
-            goto by_value;
-        }
-        PyObject *freevars = PyCode_GetFreevars((PyCodeObject *)code);
-        if (freevars == NULL) {
-            goto done;
-        }
-        PyErr_Format(st->NotShareableError,
-                     "cannot share function %R: it cannot be found by name "
-                     "in another interpreter (%s), and it is a closure "
-                     "over %R, which cannot be sent as plain code; define "
-                     "it at module level and pass those values as "
-                     "arguments (e.g. with functools.partial)%s", obj,
-                     reason, freevars, hint);
-        Py_DECREF(freevars);
-        goto done;
-    }
-    globals_used = PyList_New(0);
-    if (globals_used == NULL) {
-        goto done;
-    }
-    PyObject *globals = PyFunction_GetGlobals(obj);
-    if (code_globals_used(code, globals, globals_used, 0) < 0) {
-        goto done;
-    }
-    if (PyList_GET_SIZE(globals_used) > 0) {
-        int usable = by_value_usable(cs, &hint);
-        if (usable < 0) {
-            goto done;
-        }
-        if (usable) {
-            goto by_value;
-        }
-        PyErr_Format(st->NotShareableError,
-                     "cannot share function %R: it cannot be found by name "
-                     "in another interpreter (%s), and it uses the global "
-                     "names %R, so it cannot be sent as plain code either; "
-                     "define it with def at module level, in a module the "
-                     "other interpreter can import%s", obj, reason,
-                     globals_used, hint);
-        goto done;
-    }
-    *how = FREF_CODE;
-    *a = PyMarshal_WriteObjectToString(code, Py_MARSHAL_VERSION);
-    if (*a == NULL) {
-        goto done;
-    }
-    *b = Py_NewRef(modname != NULL ? modname : Py_None);
-    res = 0;
-    /* not cached: such functions are often made on the fly */
-    goto done;
-
-by_value:
-    *how = FREF_VALUE;
-    *a = Py_NewRef(Py_None);
-    *b = Py_NewRef(Py_None);
-    res = 0;
-    goto done;
-
-cache:
-    if (cs->send_cache == NULL) {
-        cs->send_cache = PyDict_New();
-    }
-    if (cs->send_cache != NULL) {
-        if (PyDict_GET_SIZE(cs->send_cache) >= 4096) {
-            PyDict_Clear(cs->send_cache);
-        }
-        PyObject *k = PyLong_FromLong((long)*how);
-        PyObject *t = k ? PyTuple_Pack(4, k, *a, *b, obj) : NULL;
-        PyObject *id = t ? PyLong_FromVoidPtr(obj) : NULL;
-        if (id == NULL || PyDict_SetItem(cs->send_cache, id, t) < 0) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(k);
-        Py_XDECREF(t);
-        Py_XDECREF(id);
-    }
-done:
-    if (res < 0) {
-        Py_CLEAR(*a);
-        Py_CLEAR(*b);
-    }
-    Py_XDECREF(modname);
-    Py_XDECREF(qualname);
-    Py_XDECREF(mod);
-    Py_XDECREF(found);
-    Py_XDECREF(globals_used);
-    Py_XDECREF(path);
-    Py_XDECREF(spec);
-    return res;
-}
-
-static int enc_pickle(encoder *e, PyObject *obj, int flag);
-
-static int
-enc_function(encoder *e, PyObject *obj, int flag)
+enc_function(encoder *e, PyObject *obj, int op)
 {
     fref_kind how;
     PyObject *a = NULL, *b = NULL;
+    int memo = op & OP_MEMO;
     int rc = -1;
-    if (codec_function_ref(e->cs, e->st, obj, &how, &a, &b, 1) < 0) {
+    if (codec_function_ref(e->cs, e->st, obj, &how, &a, &b) < 0) {
         return -1;
     }
     switch (how) {
     case FREF_GLOBAL:
-        if (enc_reserve(e, 1) < 0) {
-            goto done;
-        }
-        w_byte(e, OP_GLOBAL | flag);
-        rc = enc_obj(e, a);
+        rc = enc_op_items(e, OP_GLOBAL | memo, &a, 1);
         break;
     case FREF_MAIN:
-        if (enc_reserve(e, 1) < 0) {
-            goto done;
-        }
-        w_byte(e, OP_MAIN_GLOBAL | flag);
-        rc = enc_obj(e, PyTuple_GET_ITEM(a, 0));
-        if (rc == 0) {
-            rc = enc_obj(e, PyTuple_GET_ITEM(a, 1));
-        }
-        if (rc == 0) {
-            rc = enc_obj(e, PyTuple_GET_ITEM(a, 2));
-        }
+        rc = enc_op_items(e, OP_MAIN_GLOBAL | memo, &PyTuple_GET_ITEM(a, 0),
+                          3);
         break;
     case FREF_CODE: {
-        PyObject *defaults = PyFunction_GetDefaults(obj);
-        PyObject *kwdefaults = PyFunction_GetKwDefaults(obj);
-        if (enc_reserve(e, 1) < 0) {
-            goto done;
-        }
-        w_byte(e, OP_CODE_FUNC | flag);
-        rc = enc_obj(e, b);
-        if (rc == 0) {
-            rc = enc_obj(e, a);
-        }
-        if (rc == 0) {
-            rc = enc_obj(e, defaults ? defaults : Py_None);
-        }
-        if (rc == 0) {
-            rc = enc_obj(e, kwdefaults ? kwdefaults : Py_None);
-        }
+        PyObject *items[4] = {b, a, NULL, NULL};
+        function_defaults(obj, &items[2], &items[3]);
+        rc = enc_op_items(e, OP_CODE_FUNC | memo, items, 4);
         break;
     }
     case FREF_VALUE:    /* the pickler's reducer_override sends it */
     case FREF_NONE:
-        rc = enc_pickle(e, obj, flag);
+        rc = enc_pickle(e, obj, OP_PICKLE | memo);
         break;
     }
-done:
     Py_XDECREF(a);
     Py_XDECREF(b);
     return rc;
 }
 
-static int
-enc_module(encoder *e, PyObject *obj, int flag)
+int
+enc_module(encoder *e, PyObject *obj, int op)
 {
     PyObject *name = PyModule_GetNameObject(obj);
     PyObject *same = NULL;
@@ -1673,11 +1234,7 @@ enc_module(encoder *e, PyObject *obj, int flag)
         }
         goto done;
     }
-    if (enc_reserve(e, 1) < 0) {
-        goto done;
-    }
-    w_byte(e, OP_MODULE | flag);
-    rc = enc_obj(e, name);
+    rc = enc_op_items(e, op, &name, 1);
 done:
     Py_XDECREF(same);
     Py_DECREF(name);
@@ -1687,25 +1244,12 @@ done:
 /* ------------------------------------------------------------------ */
 /* datetime, Decimal, UUID                                             */
 
-/* RT_* of a type that is exactly one of this interpreter's datetime,
- * Decimal or UUID classes, else -1 */
-static int
-datetime_kind(codec_state *cs, PyTypeObject *tp)
-{
-    codec_lookup_sender_types(cs);
-    for (int k = 0; k < RT_N; k++) {
-        if ((PyObject *)tp == cs->types[k]) {
-            return k;
-        }
-    }
-    return -1;
-}
-
-static int
-enc_datetime(encoder *e, PyObject *obj, int kind, int flag)
+int
+enc_datetime(encoder *e, PyObject *obj, int op)
 {
     PyObject *red = NULL;
     int rc = -1;
+    int kind = sender_type_kind(e->cs, Py_TYPE(obj), RT_GROUP_DATETIME);
     if (kind == DT_TIMEZONE) {
         red = PyObject_CallMethodNoArgs(obj, e->cs->s_getinitargs);
     }
@@ -1734,7 +1278,7 @@ enc_datetime(encoder *e, PyObject *obj, int kind, int flag)
     if (enc_reserve(e, 3) < 0) {
         goto done;
     }
-    w_byte(e, OP_DATETIME | flag);
+    w_byte(e, op);
     w_byte(e, kind);
     w_byte(e, (int)PyTuple_GET_SIZE(red));
     rc = 0;
@@ -1746,24 +1290,20 @@ done:
     return rc;
 }
 
-static int
-enc_decimal(encoder *e, PyObject *obj, int flag)
+int
+enc_decimal(encoder *e, PyObject *obj, int op)
 {
     PyObject *s = PyObject_Str(obj);
     if (s == NULL) {
         return -1;
     }
-    int rc = enc_reserve(e, 1);
-    if (rc == 0) {
-        w_byte(e, OP_DECIMAL | flag);
-        rc = enc_obj(e, s);
-    }
+    int rc = enc_op_items(e, op, &s, 1);
     Py_DECREF(s);
     return rc;
 }
 
-static int
-enc_uuid(encoder *e, PyObject *obj, int flag)
+int
+enc_uuid(encoder *e, PyObject *obj, int op)
 {
     PyObject *bytes = PyObject_GetAttr(obj, e->cs->s_bytes);
     PyObject *safe = NULL, *val = NULL;
@@ -1787,7 +1327,7 @@ enc_uuid(encoder *e, PyObject *obj, int flag)
     if (enc_reserve(e, 18) < 0) {
         goto done;
     }
-    w_byte(e, OP_UUID | flag);
+    w_byte(e, op);
     w_raw(e, PyBytes_AS_STRING(bytes), 16);
     w_byte(e, is_safe);
     rc = 0;
@@ -1888,11 +1428,11 @@ enc_oob(encoder *e, PyObject *pb)
     r.ref = ref;
     r.nbytes = view->len;
     r.readonly = view->readonly;
-    return enc_buffer_op(e, 0, &r);
+    return enc_buffer_op(e, OP_BUFFER, &r);
 }
 
-static int
-enc_pickle(encoder *e, PyObject *obj, int flag)
+int
+enc_pickle(encoder *e, PyObject *obj, int op)
 {
     int rc = -1;
     if (e->pickler == NULL && enc_pickler_init(e) < 0) {
@@ -1905,7 +1445,7 @@ enc_pickle(encoder *e, PyObject *obj, int flag)
     }
     Py_DECREF(r);
     Py_ssize_t n = PyList_GET_SIZE(e->pickle_bufs);
-    if (w_op_varint(e, OP_PICKLE | flag, (uint64_t)n) < 0) {
+    if (w_op_varint(e, op, (uint64_t)n) < 0) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1979,133 +1519,178 @@ enc_by_value(encoder *e)
     return e->by_value;
 }
 
+/* The reductions of the types the pickler's reducer_override handles
+ * (the `reduce` of their codec_types[] entries). */
+
 PyObject *
-codec_reducer_override(module_state *st, PyObject *obj)
+reduce_function(encoder *e, PyObject *obj)
 {
-    encoder *e = tls_enc;
-    codec_state *cs = codec_get(st);
-    PyTypeObject *tp = Py_TYPE(obj);
-    PyObject *res = NULL;
+    codec_state *cs = e->cs;
     fref_kind how;
     PyObject *a = NULL, *b = NULL;
+    PyObject *res = NULL;
+    if (codec_function_ref(cs, e->st, obj, &how, &a, &b) < 0) {
+        return NULL;
+    }
+    switch (how) {
+    case FREF_MAIN:
+        res = Py_BuildValue("(OO)", cs->fn_main_ref, a);
+        break;
+    case FREF_CODE: {
+        PyObject *defaults, *kwdefaults;
+        function_defaults(obj, &defaults, &kwdefaults);
+        res = Py_BuildValue("(O(OOOO))", cs->fn_code_func, b, a, defaults,
+                            kwdefaults);
+        break;
+    }
+    case FREF_VALUE: {
+        PyObject *bv = enc_by_value(e);
+        res = bv ? PyObject_CallMethod(bv, "reduce", "O", obj) : NULL;
+        break;
+    }
+    case FREF_GLOBAL:   /* pickle sends it by reference itself */
+    case FREF_NONE:
+        res = Py_NewRef(Py_NotImplemented);
+        break;
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return res;
+}
 
-    if (e == NULL || e->st != st) {
-        Py_RETURN_NOTIMPLEMENTED;
+PyObject *
+reduce_handle(encoder *e, PyObject *obj)
+{
+    HandleObject *h = (HandleObject *)obj;
+    if (h->kind == NULL || h->ref == NULL) {
+        return reduce_other(e, obj);
     }
-    if (tp == &PyFunction_Type || tp == &PyCFunction_Type ||
-        PyType_Check(obj)) {
-        if (codec_function_ref(cs, st, obj, &how, &a, &b,
-                               tp != &PyCFunction_Type) < 0) {
+    Py_ssize_t ref = enc_handle_ref(e, h);
+    if (ref < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("(O(n))", e->cs->fn_handle_ref, ref);
+}
+
+/* rebuilt by _buffer_ref(ref, offset, nbytes, readonly, fmt, shape) while
+ * the receiver decodes this message */
+PyObject *
+reduce_buffer(encoder *e, PyObject *obj)
+{
+    bufref r;
+    if (enc_buffer_ref(e, obj, &r) < 0) {
+        return NULL;
+    }
+    PyObject *shape = PyTuple_New(r.lay.fmt[0] ? r.lay.ndim : 0);
+    if (shape == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++) {
+        PyObject *d = PyLong_FromSsize_t(r.lay.shape[i]);
+        if (d == NULL) {
+            Py_DECREF(shape);
             return NULL;
         }
-        switch (how) {
-        case FREF_MAIN:
-            res = Py_BuildValue("(OO)", cs->fn_main_ref, a);
-            break;
-        case FREF_CODE: {
-            PyObject *defaults = PyFunction_GetDefaults(obj);
-            PyObject *kwdefaults = PyFunction_GetKwDefaults(obj);
-            res = Py_BuildValue("(O(OOOO))", cs->fn_code_func, b, a,
-                                defaults ? defaults : Py_None,
-                                kwdefaults ? kwdefaults : Py_None);
-            break;
-        }
-        case FREF_VALUE: {
-            PyObject *bv = enc_by_value(e);
-            res = bv ? PyObject_CallMethod(bv, "reduce", "O", obj) : NULL;
-            break;
-        }
-        default:
-            res = Py_NewRef(Py_NotImplemented);
-            break;
-        }
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        return res;
+        PyTuple_SET_ITEM(shape, i, d);
     }
-    for (int i = 0; i < cs->nhandle_types; i++) {
-        if (tp == cs->handle_types[i]) {
-            HandleObject *h = (HandleObject *)obj;
-            if (h->kind == NULL || h->ref == NULL) {
-                break;
-            }
-            h->kind->incref(h->ref);
-            Py_ssize_t ref = enc_add_ref(e, REF_HANDLE, h->kind, h->ref);
-            if (ref < 0) {
-                h->kind->decref(h->ref);
-                return NULL;
-            }
-            return Py_BuildValue("(O(n))", cs->fn_handle_ref, ref);
-        }
-    }
-    if (tp == &PyMemoryView_Type || tp == cs->SharedBufferType) {
-        /* rebuilt by _buffer_ref(ref, offset, nbytes, readonly, fmt,
-           shape) while the receiver decodes this message */
-        bufref r;
-        if (enc_buffer_ref(e, obj, &r) < 0) {
-            return NULL;
-        }
-        PyObject *shape = PyTuple_New(r.lay.fmt[0] ? r.lay.ndim : 0);
-        if (shape == NULL) {
-            return NULL;
-        }
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++) {
-            PyObject *d = PyLong_FromSsize_t(r.lay.shape[i]);
-            if (d == NULL) {
-                Py_DECREF(shape);
-                return NULL;
-            }
-            PyTuple_SET_ITEM(shape, i, d);
-        }
-        return Py_BuildValue("(O(nnnisN))", cs->fn_buffer_ref, r.ref,
-                             r.offset, r.nbytes, r.readonly, r.lay.fmt,
-                             shape);
-    }
+    return Py_BuildValue("(O(nnnisN))", e->cs->fn_buffer_ref, r.ref,
+                         r.offset, r.nbytes, r.readonly, r.lay.fmt, shape);
+}
+
+/* Every other object: plain pickle, but a queue of the standard library
+ * is kept alive by the message, and what a function sent by value holds
+ * (code, cells, modules, ...) needs cloudpickle's reductions (messages
+ * without such a function never call cloudpickle). */
+PyObject *
+reduce_other(encoder *e, PyObject *obj)
+{
     if (enc_keep_stdlib_queue(e, obj) < 0) {
         return NULL;
     }
     if (e->by_value != NULL) {
-        /* What a function sent by value holds (code, cells, modules,
-           ...) needs cloudpickle's reductions; messages without such a
-           function never get here. */
         return PyObject_CallMethod(e->by_value, "reduce_other", "O", obj);
     }
     Py_RETURN_NOTIMPLEMENTED;
 }
 
+PyObject *
+codec_reducer_override(module_state *st, PyObject *obj)
+{
+    encoder *e = tls_enc;
+    if (e == NULL || e->st != st) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    /* the first entry with a reduction whose type test matches (the last
+       entry, reduce_other, matches all) */
+    const codec_type *t = codec_types;
+    while (t->reduce == NULL || !codec_type_matches(t, e->cs, obj)) {
+        t++;
+    }
+    return t->reduce(e, obj);
+}
+
 /* ------------------------------------------------------------------ */
 /* dispatch                                                            */
 
+int
+enc_singleton(encoder *e, PyObject *Py_UNUSED(obj), int op)
+{
+    if (enc_reserve(e, 1) < 0) {
+        return -1;
+    }
+    w_byte(e, op);
+    return 0;
+}
+
+int
+enc_complex(encoder *e, PyObject *obj, int op)
+{
+    if (enc_reserve(e, 17) < 0) {
+        return -1;
+    }
+    w_byte(e, op);
+    w_double(e, PyComplex_RealAsDouble(obj));
+    w_double(e, PyComplex_ImagAsDouble(obj));
+    return 0;
+}
+
+int
+enc_range_slice(encoder *e, PyObject *obj, int op)
+{
+    PyObject *parts[3] = {NULL, NULL, NULL};
+    int rc = -1;
+    if (Py_IS_TYPE(obj, &PySlice_Type)) {
+        PySliceObject *sl = (PySliceObject *)obj;
+        parts[0] = Py_NewRef(sl->start);
+        parts[1] = Py_NewRef(sl->stop);
+        parts[2] = Py_NewRef(sl->step);
+    }
+    else {
+        parts[0] = PyObject_GetAttrString(obj, "start");
+        parts[1] = PyObject_GetAttrString(obj, "stop");
+        parts[2] = PyObject_GetAttrString(obj, "step");
+    }
+    if (parts[0] && parts[1] && parts[2]) {
+        rc = enc_op_items(e, op, parts, 3);
+    }
+    Py_XDECREF(parts[0]);
+    Py_XDECREF(parts[1]);
+    Py_XDECREF(parts[2]);
+    return rc;
+}
+
+/* Every type but the inline scalars of enc_obj_held: its entry in the
+ * type table says how it is memoized and what writes it. */
 static int
 enc_other(encoder *e, PyObject *obj, int held)
 {
-    PyTypeObject *tp = Py_TYPE(obj);
-    codec_state *cs = e->cs;
+    const codec_type *t = codec_type_of(e->cs, obj);
     int flag = 0;
-    int rc;
-
-    if (obj == Py_Ellipsis || obj == Py_NotImplemented) {
-        if (enc_reserve(e, 1) < 0) {
-            return -1;
-        }
-        w_byte(e, obj == Py_Ellipsis ? OP_ELLIPSIS : OP_NOTIMPLEMENTED);
-        return 0;
+    if (t->memo == MEMO_NEVER) {
+        return t->encode(e, obj, t->op);
     }
-    if (tp == &PyComplex_Type) {
-        if (enc_reserve(e, 17) < 0) {
-            return -1;
-        }
-        w_byte(e, OP_COMPLEX);
-        w_double(e, PyComplex_RealAsDouble(obj));
-        w_double(e, PyComplex_ImagAsDouble(obj));
-        return 0;
-    }
-
-    /* everything from here on may appear more than once */
-    int mutable_container = (tp == &PyList_Type || tp == &PyDict_Type ||
-                             tp == &PySet_Type || tp == &PyByteArray_Type);
     if (Py_REFCNT(obj) > 1 + held) {
-        int r = memo_check(e, obj, mutable_container, &flag);
+        int r = memo_check(e, obj, t->memo == MEMO_AT_ONCE, &flag);
         if (r != 0) {
             return r > 0 ? 0 : r;
         }
@@ -2114,94 +1699,9 @@ enc_other(encoder *e, PyObject *obj, int held)
         return enc_too_deep(e);
     }
     e->depth++;
-
-    if (tp == &PyDict_Type) {
-        rc = enc_dict(e, obj, flag);
-    }
-    else if (tp == &PyList_Type) {
-        rc = enc_list(e, obj, flag);
-    }
-    else if (tp == &PyTuple_Type) {
-        rc = enc_tuple(e, obj, flag);
-    }
-    else if (tp == &PyBytes_Type) {
-        rc = enc_bytes(e, obj, flag);
-    }
-    else if (tp == &PySet_Type) {
-        rc = enc_set(e, obj, OP_SET | flag);
-    }
-    else if (tp == &PyFrozenSet_Type) {
-        rc = enc_set(e, obj, OP_FROZENSET | flag);
-    }
-    else if (tp == &PyByteArray_Type) {
-        rc = enc_bytes_data(e, OP_BYTEARRAY | flag,
-                            PyByteArray_AS_STRING(obj),
-                            PyByteArray_GET_SIZE(obj));
-    }
-    else if (tp == &PyMemoryView_Type || tp == cs->SharedBufferType) {
-        rc = enc_buffer(e, obj, flag);
-    }
-    else if (tp == &PyFunction_Type || tp == &PyCFunction_Type ||
-             PyType_Check(obj)) {
-        rc = enc_function(e, obj, flag);
-    }
-    else if (tp == &PyRange_Type || tp == &PySlice_Type) {
-        PyObject *parts[3] = {NULL, NULL, NULL};
-        if (tp == &PySlice_Type) {
-            PySliceObject *sl = (PySliceObject *)obj;
-            parts[0] = Py_NewRef(sl->start);
-            parts[1] = Py_NewRef(sl->stop);
-            parts[2] = Py_NewRef(sl->step);
-        }
-        else {
-            parts[0] = PyObject_GetAttrString(obj, "start");
-            parts[1] = PyObject_GetAttrString(obj, "stop");
-            parts[2] = PyObject_GetAttrString(obj, "step");
-        }
-        rc = -1;
-        if (parts[0] && parts[1] && parts[2] && enc_reserve(e, 1) == 0) {
-            w_byte(e, (tp == &PySlice_Type ? OP_SLICE : OP_RANGE) | flag);
-            rc = enc_obj(e, parts[0]);
-            if (rc == 0) {
-                rc = enc_obj(e, parts[1]);
-            }
-            if (rc == 0) {
-                rc = enc_obj(e, parts[2]);
-            }
-        }
-        Py_XDECREF(parts[0]);
-        Py_XDECREF(parts[1]);
-        Py_XDECREF(parts[2]);
-    }
-    else if (PyModule_CheckExact(obj)) {
-        rc = enc_module(e, obj, flag);
-    }
-    else {
-        rc = 1;   /* not yet handled */
-        for (int i = 0; i < cs->nhandle_types; i++) {
-            if (tp == cs->handle_types[i]) {
-                rc = enc_handle(e, obj, flag);
-                break;
-            }
-        }
-        if (rc == 1) {
-            int k = datetime_kind(cs, tp);
-            if (k >= 0 && k < DT_NKINDS) {
-                rc = enc_datetime(e, obj, k, flag);
-            }
-            else if (k == RT_DECIMAL) {
-                rc = enc_decimal(e, obj, flag);
-            }
-            else if (k == RT_UUID) {
-                rc = enc_uuid(e, obj, flag);
-            }
-            else {
-                rc = enc_pickle(e, obj, flag);
-            }
-        }
-    }
+    int rc = t->encode(e, obj, t->op | flag);
     e->depth--;
-    if (rc == 0 && flag && !mutable_container) {
+    if (rc == 0 && flag && t->memo == MEMO_AFTER) {
         memo_set_ready(e, obj);
     }
     return rc;
@@ -2361,7 +1861,7 @@ codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
         /* a cycle through a tuple (or another immutable): pickle the
            whole graph, it can rebuild those */
         enc_reset(&e);
-        rc = enc_pickle(&e, obj, 0);
+        rc = enc_pickle(&e, obj, OP_PICKLE);
         if (rc == ENC_RESTART) {
             PyErr_SetString(PyExc_SystemError, "codec restart loop");
             rc = -1;

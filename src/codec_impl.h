@@ -1,5 +1,6 @@
 /* codec_impl.h - private declarations shared by the files of the codec
- * (codec.c, codec_enc.c, codec_dec.c, codec_buf.c).  Nothing outside the
+ * (codec.c, codec_types.c, codec_enc.c, codec_dec.c, codec_ref.c,
+ * codec_buf.c).  Nothing outside the
  * codec includes this; the codec's contract with the rest of the core is
  * in subinterp.h.  The design essay is at the top of codec.c.
  */
@@ -135,6 +136,14 @@ enum {
     RT_N,
 };
 
+/* ... in groups, one per module that defines them */
+enum {
+    RT_GROUP_DATETIME = 0,
+    RT_GROUP_DECIMAL = 1,
+    RT_GROUP_UUID = 2,
+    RT_NGROUPS = 3,
+};
+
 /* ------------------------------------------------------------------ */
 /* Process-wide references a message holds                            */
 
@@ -224,6 +233,15 @@ codec_get(module_state *st)
 /* ------------------------------------------------------------------ */
 /* codec.c                                                             */
 
+/* Make room for need pointers in *arr (PyMem_Realloc, doubling from 64;
+ * *cap counts them).  0, or -1 with MemoryError (*arr unchanged). */
+int codec_grow_ptrs_to(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need);
+
+static inline int
+codec_grow_ptrs(PyObject ***arr, Py_ssize_t *cap, Py_ssize_t need)
+{
+    return *cap >= need ? 0 : codec_grow_ptrs_to(arr, cap, need);
+}
 /* Raise CorruptMessageError (a ValueError) "corrupt message: ..." */
 PyObject *codec_corrupt(codec_state *cs, const char *fmt, ...);
 /* May the pickle fallback call _pickle with keyword arguments here?
@@ -232,13 +250,16 @@ PyObject *codec_corrupt(codec_state *cs, const char *fmt, ...);
 int codec_pickle_kw_ok(void);
 /* Import (once) the Python helpers of the pickle fallback. */
 PyObject *codec_helpers(codec_state *cs);
-/* Fill cs->types from the modules this interpreter has already imported
- * (never imports anything: no instance can exist before). */
-void codec_lookup_sender_types(codec_state *cs);
 /* The class RT_* of this interpreter, importing its module if needed;
  * borrowed, or NULL with an exception. */
 PyObject *codec_recv_type(codec_state *cs, int which);
 
+/* ------------------------------------------------------------------ */
+/* codec_ref.c: functions and classes by reference                     */
+
+/* The module called name: imported when trusted, else only one this
+ * interpreter has already (CorruptMessageError otherwise). */
+PyObject *codec_import_module(codec_state *cs, PyObject *name, int trusted);
 /* Resolve a reference made by the encoder (receiver side, cached). */
 PyObject *codec_resolve_global(codec_state *cs, PyObject *key, int trusted);
 PyObject *codec_resolve_main(codec_state *cs, PyObject *path,
@@ -246,6 +267,172 @@ PyObject *codec_resolve_main(codec_state *cs, PyObject *path,
 PyObject *codec_make_code_func(codec_state *cs, PyObject *modname,
                                PyObject *code_bytes, PyObject *defaults,
                                PyObject *kwdefaults);
+
+/* How a function or class crosses (codec_function_ref). */
+typedef enum {
+    FREF_GLOBAL,        /* *a = key "module:qualname" */
+    FREF_MAIN,          /* *a = (path or None, spec or None, qualname) */
+    FREF_CODE,          /* a stateless function: *a = its marshalled
+                           code, *b = its module name or None */
+    FREF_VALUE,         /* by value, through cloudpickle (pickle only) */
+    FREF_NONE,          /* a builtin not found by name: pickle it */
+} fref_kind;
+
+/* How obj (a function, builtin function or class) crosses: fills *how
+ * and *a, *b (new references; NULL for FREF_VALUE and FREF_NONE) and
+ * returns 0, or -1 with an exception (NotShareableError when it cannot
+ * cross at all). */
+int codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
+                       fref_kind *how, PyObject **a, PyObject **b);
+
+/* Are functions and classes that cannot cross by reference or as code
+ * sent by value (through cloudpickle)?  Process-wide; on unless the
+ * environment variable SUBINTERP_FUNCTIONS_BY_VALUE is "0". */
+int codec_by_value_enabled(void);
+/* Switch it; returns the previous setting. */
+int codec_set_by_value(int enabled);
+
+/* ------------------------------------------------------------------ */
+/* The type table (codec_types.c)                                      */
+/*
+ * Every type the codec writes with its own opcodes, except the scalars
+ * that the encoder and decoder test inline on their hot paths (str, int,
+ * float, None, bool: enc_obj_held and dec_obj), has one entry in
+ * codec_types[].  The encoder (enc_other) takes the first entry whose
+ * type test matches, the pickler's reducer_override (codec_reducer_
+ * override) the first matching entry that has a reduce function, and the
+ * decoder (dec_obj) finds the entry of each opcode.  The last entry, the
+ * pickle fallback, matches every object.
+ */
+
+typedef struct encoder encoder;
+typedef struct decoder decoder;
+
+/* When an object gets a memo index (see codec_enc.c, "Memo"). */
+typedef enum {
+    /* Never memoized, and not a nesting level: singletons and plain
+       values, written before the memo is looked at. */
+    MEMO_NEVER,
+    /* Immutable: memoized (when referenced more than once) but only
+       usable once complete; a reference to it while it is being written
+       is a cycle through an immutable object, which makes the encoder
+       start over with pickle. */
+    MEMO_AFTER,
+    /* Mutable container: usable as soon as it exists (its decode
+       function enters it in the memo before reading its items), so
+       cycles through it round-trip. */
+    MEMO_AT_ONCE,
+} codec_memo;
+
+typedef struct codec_type {
+    const char *name;
+    /* The type test: obj's type is exactly `exact` (a pointer compare),
+       or, when exact is NULL, match(cs, obj) is true. */
+    PyTypeObject *exact;
+    int (*match)(codec_state *cs, PyObject *obj);
+    /* The opcode it is written with, and any others its encode function
+       may write instead (0 ends the list; OP_NONE is never one). */
+    unsigned char op;
+    unsigned char more_ops[3];
+    codec_memo memo;
+    /* Write obj; op is `op` above, with OP_MEMO set when obj gets the
+       next memo index (functions that write another opcode keep that
+       bit).  0, -1 with an exception, or ENC_RESTART. */
+    int (*encode)(encoder *e, PyObject *obj, int op);
+    /* Read the object of opcode op (the memo bit cleared); mi is its
+       memo index or -1.  MEMO_AT_ONCE types fill d's memo slot mi as soon
+       as the object exists; for the others the decoder does it after.
+       New reference, or NULL with an exception. */
+    PyObject *(*decode)(decoder *d, int op, Py_ssize_t mi);
+    /* Inside an object the pickle fallback pickles: the reduction the
+       pickler's reducer_override returns, or NULL when the entry has none
+       (that type is pickled as the last entry's reduce says). */
+    PyObject *(*reduce)(encoder *e, PyObject *obj);
+} codec_type;
+
+/* The table, most frequent types first; the last entry matches all. */
+extern const codec_type codec_types[];
+
+/* Does obj pass the type test of entry t? */
+static inline int
+codec_type_matches(const codec_type *t, codec_state *cs, PyObject *obj)
+{
+    return t->exact != NULL ? Py_IS_TYPE(obj, t->exact) : t->match(cs, obj);
+}
+
+/* The entry of obj (never NULL: the pickle fallback matches all). */
+static inline const codec_type *
+codec_type_of(codec_state *cs, PyObject *obj)
+{
+    const codec_type *t = codec_types;
+    while (!codec_type_matches(t, cs, obj)) {
+        t++;
+    }
+    return t;
+}
+
+/* The entry that writes each opcode (memo bit cleared), or NULL: built
+ * once by codec_types_init, read without a lock. */
+extern const codec_type *codec_types_by_op[OP_LAST + 1];
+
+static inline const codec_type *
+codec_type_of_op(unsigned int op)
+{
+    return op <= OP_LAST ? codec_types_by_op[op] : NULL;
+}
+/* Build the opcode index (once per process; codec_init). */
+void codec_types_init(void);
+
+/* The encode and decode functions of the entries (codec_enc.c and
+ * codec_dec.c). */
+#define ENC_RESTART (-3)     /* cycle through an immutable: use pickle */
+
+int enc_dict(encoder *e, PyObject *obj, int op);
+int enc_list(encoder *e, PyObject *obj, int op);
+int enc_tuple(encoder *e, PyObject *obj, int op);
+int enc_set(encoder *e, PyObject *obj, int op);
+int enc_bytes(encoder *e, PyObject *obj, int op);
+int enc_bytearray(encoder *e, PyObject *obj, int op);
+int enc_buffer(encoder *e, PyObject *obj, int op);
+int enc_function(encoder *e, PyObject *obj, int op);
+int enc_range_slice(encoder *e, PyObject *obj, int op);
+int enc_module(encoder *e, PyObject *obj, int op);
+int enc_singleton(encoder *e, PyObject *obj, int op);
+int enc_complex(encoder *e, PyObject *obj, int op);
+int enc_handle(encoder *e, PyObject *obj, int op);
+int enc_datetime(encoder *e, PyObject *obj, int op);
+int enc_decimal(encoder *e, PyObject *obj, int op);
+int enc_uuid(encoder *e, PyObject *obj, int op);
+int enc_pickle(encoder *e, PyObject *obj, int op);
+
+PyObject *dec_dict(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_list(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_tuple(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_set(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_bytes(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_buffer(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_function(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_range_slice(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_module(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_singleton(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_complex(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_handle(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_datetime(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_decimal(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_uuid(decoder *d, int op, Py_ssize_t mi);
+PyObject *dec_pickle(decoder *d, int op, Py_ssize_t mi);
+
+PyObject *reduce_function(encoder *e, PyObject *obj);
+PyObject *reduce_handle(encoder *e, PyObject *obj);
+PyObject *reduce_buffer(encoder *e, PyObject *obj);
+PyObject *reduce_other(encoder *e, PyObject *obj);
+
+/* The type tests that are not one exact type (codec_types.c uses them;
+ * cs->types and the handle types are per interpreter). */
+int is_handle(codec_state *cs, PyObject *obj);
+/* RT_* of obj's type when it is exactly one of this interpreter's
+ * classes of group RT_GROUP_* (importing nothing), else -1. */
+int sender_type_kind(codec_state *cs, PyTypeObject *tp, int group);
 
 /* ------------------------------------------------------------------ */
 /* codec_enc.c                                                         */
@@ -260,27 +447,6 @@ msg *codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode);
 /* The encoder running in this thread (for the pickler's
  * reducer_override), or NULL. */
 PyObject *codec_reducer_override(module_state *st, PyObject *obj);
-
-/* How a function or class can cross: fills *how and returns 0, or -1
- * with NotShareableError set. */
-typedef enum {
-    FREF_GLOBAL,        /* *a = key "module:qualname" */
-    FREF_MAIN,          /* *a = path or None, *b = spec or None */
-    FREF_CODE,          /* a stateless function: marshal its code */
-    FREF_VALUE,         /* by value, through cloudpickle (pickle only) */
-    FREF_NONE,          /* cannot be found by name, no error set */
-} fref_kind;
-
-/* Are functions and classes that cannot cross by reference or as code
- * sent by value (through cloudpickle)?  Process-wide; on unless the
- * environment variable SUBINTERP_FUNCTIONS_BY_VALUE is "0". */
-int codec_by_value_enabled(void);
-/* Switch it; returns the previous setting. */
-int codec_set_by_value(int enabled);
-
-int codec_function_ref(codec_state *cs, module_state *st, PyObject *obj,
-                       fref_kind *how, PyObject **a, PyObject **b,
-                       int raise);
 
 /* ------------------------------------------------------------------ */
 /* codec_dec.c                                                         */

@@ -3,8 +3,8 @@
 The codec encodes most objects itself; this module holds the parts that
 are Python by nature: the pickler it falls back to for every other object
 (pickle protocol 5 with out-of-band buffers), the matching unpickler, and
-finding the functions of the main script in an interpreter that did not
-run it.
+finding the module of the main script in an interpreter that did not run
+it (the codec itself looks functions up in it, as it does in any module).
 """
 
 from __future__ import annotations
@@ -131,7 +131,11 @@ def main_guarded(path: str) -> bool:
     return res
 
 
-def _main_module(path: str | None, spec: str | None) -> Any:
+def main_module(path: str | None, spec: str | None) -> Any:
+    """The module of the main script (file *path*, or module *spec* when
+    it was run with ``-m``) in this interpreter, importing the script if it
+    has not been yet.  The codec looks the object up in it
+    (``codec_resolve_main`` in ``src/codec_ref.c``)."""
     for name in ("__main__", "__mp_main__"):
         mod = sys.modules.get(name)
         if mod is None:
@@ -166,23 +170,3 @@ def _main_module(path: str | None, spec: str | None) -> Any:
         del sys.modules["__mp_main__"]
         raise
     return mod
-
-
-def resolve_main(path: str | None, spec: str | None, qualname: str) -> Any:
-    """The object *qualname* of the main script (file *path*, or module
-    *spec* when it was run with ``-m``), importing the script in this
-    interpreter if it has not been yet."""
-    try:
-        obj = _main_module(path, spec)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:
-        where = spec if spec is not None else path
-        exc.add_note(
-            f"subinterp: while looking up {qualname} of the main script "
-            f"({where}) in this interpreter; it imports the script as "
-            f"__mp_main__ (so code under `if __name__ == '__main__':` does "
-            f"not run), and the object must be defined at its top level"
-        )
-        raise
-    return obj

@@ -286,6 +286,34 @@ def test_depth_limit():
         _core.dumps(x)
 
 
+@pytest.mark.parametrize("size", [100, 100_000], ids=["copied", "raw_blob"])
+def test_out_of_band_buffers_at_the_depth_limit(rt, size):
+    # The out-of-band buffers of a pickle are part of its opcode, not
+    # objects one level deeper: a pickled object the encoder accepts at
+    # the last level decodes (a big buffer at level 999 was refused as
+    # "nesting deeper than 1000 levels").
+    obj = H.BigBuffer(bytearray(b"x" * size))
+    for _ in range(999):
+        obj = [obj]
+    out = rt(obj)
+    for _ in range(999):
+        out = out[0]
+    assert bytes(out.data) == b"x" * size
+
+
+def test_pinned_str_at_the_depth_limit():
+    # A str of 64 KiB and more crosses pinned (OP_STR_PIN) and, like every
+    # str, is no nesting level: the decoder takes it at the level where
+    # the encoder wrote it (it refused one at level 1000).
+    obj = "y" * 100_000
+    for _ in range(1000):
+        obj = [obj]
+    out = _core._roundtrip(obj)
+    for _ in range(1000):
+        out = out[0]
+    assert out == "y" * 100_000
+
+
 def test_mutation_during_encoding_is_detected():
     class Grow:
         def __init__(self, target):
@@ -1056,6 +1084,35 @@ def test_main_script_functions(tmp_path):
     assert "call 42" in out
     assert "box __main__ 5" in out
     assert "roundtrip True" in out
+
+
+def test_main_script_function_missing_in_receiver(tmp_path):
+    # Defined under the __main__ guard: found by name in the sender, not in
+    # the receiver, which imports the script as __mp_main__; the error
+    # says what was looked up and why.
+    script = tmp_path / "late_def.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        import subinterp
+
+        if __name__ == "__main__":
+            def late(x):
+                return x
+
+            it = subinterp.create()
+            try:
+                it.call(late, 1)
+            except Exception as exc:
+                print("raised", exc)
+            it.close()
+    """))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "has no attribute 'late'" in res.stdout
+    assert ("while looking up late of the main script (" + str(script) +
+            ") in this interpreter") in res.stdout
 
 
 def test_main_script_without_guard(tmp_path):

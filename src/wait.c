@@ -507,6 +507,32 @@ wait_after_interrupt(void)
  * interpreter is being stopped.  Nothing is cancelled here: the caller
  * withdraws under the source's lock (wait_until).  No GIL, no lock of
  * ours held. */
+/* After a fired wait of `waited` ns (parked or not), move this thread's
+ * spin budget toward what would have caught the fire without parking. */
+static void
+adapt_spin_budget(int64_t waited, int parked)
+{
+    if (!parked) {
+        spin_hint_ns += spin_hint_ns / 8;
+    }
+    else if (waited < SPIN_MAX_NS) {
+        /* spinning a little longer would have caught it */
+        int64_t want = waited + waited / 2;
+        if (want > spin_hint_ns) {
+            spin_hint_ns = want;
+        }
+    }
+    else {
+        spin_hint_ns /= 2;
+    }
+    if (spin_hint_ns > SPIN_MAX_NS) {
+        spin_hint_ns = SPIN_MAX_NS;
+    }
+    if (spin_hint_ns < SPIN_MIN_NS) {
+        spin_hint_ns = SPIN_MIN_NS;
+    }
+}
+
 static wait_result
 waiter_wait(waiter *w, const deadline *dl, int check_signals)
 {
@@ -585,27 +611,7 @@ fired:
     }
     res = WAIT_FIRED;
     {
-        /* adapt the spin budget */
-        int64_t waited = monotonic_ns() - t0;
-        if (!parked) {
-            spin_hint_ns += spin_hint_ns / 8;
-        }
-        else if (waited < SPIN_MAX_NS) {
-            /* spinning a little longer would have caught it */
-            int64_t want = waited + waited / 2;
-            if (want > spin_hint_ns) {
-                spin_hint_ns = want;
-            }
-        }
-        else {
-            spin_hint_ns /= 2;
-        }
-        if (spin_hint_ns > SPIN_MAX_NS) {
-            spin_hint_ns = SPIN_MAX_NS;
-        }
-        if (spin_hint_ns < SPIN_MIN_NS) {
-            spin_hint_ns = SPIN_MIN_NS;
-        }
+        adapt_spin_budget(monotonic_ns() - t0, parked);
     }
 done:
     if (entered) {

@@ -501,12 +501,6 @@ wait_after_interrupt(void)
     return PyErr_CheckSignals();
 }
 
-/* The owner's side of one wait: spin, then park, until w fires, the
- * deadline passes or (check_signals: the main thread of the main
- * interpreter) a signal arrives; WAIT_INTERRUPTED also when the
- * interpreter is being stopped.  Nothing is cancelled here: the caller
- * withdraws under the source's lock (wait_until).  No GIL, no lock of
- * ours held. */
 /* After a fired wait of `waited` ns (parked or not), move this thread's
  * spin budget toward what would have caught the fire without parking. */
 static void
@@ -533,7 +527,13 @@ adapt_spin_budget(int64_t waited, int parked)
     }
 }
 
-static wait_result
+static /* The owner's side of one wait: spin, then park, until w fires, the
+ * deadline passes or (check_signals: the main thread of the main
+ * interpreter) a signal arrives; WAIT_INTERRUPTED also when the
+ * interpreter is being stopped.  Nothing is cancelled here: the caller
+ * withdraws under the source's lock (wait_until).  No GIL, no lock of
+ * ours held. */
+wait_result
 waiter_wait(waiter *w, const deadline *dl, int check_signals)
 {
     wait_result res = WAIT_FIRED;

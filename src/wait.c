@@ -527,13 +527,13 @@ adapt_spin_budget(int64_t waited, int parked)
     }
 }
 
-static /* The owner's side of one wait: spin, then park, until w fires, the
+/* The owner's side of one wait: spin, then park, until w fires, the
  * deadline passes or (check_signals: the main thread of the main
  * interpreter) a signal arrives; WAIT_INTERRUPTED also when the
  * interpreter is being stopped.  Nothing is cancelled here: the caller
  * withdraws under the source's lock (wait_until).  No GIL, no lock of
  * ours held. */
-wait_result
+static wait_result
 waiter_wait(waiter *w, const deadline *dl, int check_signals)
 {
     wait_result res = WAIT_FIRED;
@@ -610,9 +610,7 @@ fired:
         goto done;
     }
     res = WAIT_FIRED;
-    {
-        adapt_spin_budget(monotonic_ns() - t0, parked);
-    }
+    adapt_spin_budget(monotonic_ns() - t0, parked);
 done:
     if (entered) {
         parking_leave(w);

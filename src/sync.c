@@ -679,6 +679,14 @@ barrierobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (r == 0 || a.broken || a.status != WS_OK) {
+        if (a.status != WS_OK || a.broken) {
+            /* Broken by a party whose interpreter is being stopped, as
+               this one's is: that is the stop (SystemExit) here too,
+               whichever party the stop reached first. */
+            if (wait_stopping()) {
+                return NULL;
+            }
+        }
         set_err(get_mod_state_by_type(Py_TYPE(self)), ERR_BARRIER_BROKEN);
         return NULL;
     }

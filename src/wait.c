@@ -486,7 +486,7 @@ wait_resume_interp(int64_t interp_id)
 }
 
 int
-wait_after_interrupt(void)
+wait_stopping(void)
 {
     int stopped;
     int64_t id = PyInterpreterState_GetID(PyInterpreterState_Get());
@@ -496,6 +496,14 @@ wait_after_interrupt(void)
     if (stopped) {
         PyErr_SetString(PyExc_SystemExit,
                         "subinterp: the interpreter is being shut down");
+    }
+    return stopped;
+}
+
+int
+wait_after_interrupt(void)
+{
+    if (wait_stopping()) {
         return -1;
     }
     return PyErr_CheckSignals();

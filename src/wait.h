@@ -245,6 +245,11 @@ void wait_resume_interp(int64_t interp_id);
  * current interpreter is being stopped, -1 when a signal handler raised,
  * 0 to wait again. */
 int wait_after_interrupt(void);
+/* 1 with SystemExit set when the current interpreter is being stopped
+ * (wait_interrupt_interp), else 0.  GIL held.  For an outcome that the
+ * stop itself caused elsewhere: a Barrier broken by another party's
+ * stopped wait is SystemExit for a party of a stopped interpreter too. */
+int wait_stopping(void);
 
 /* The blocking wait: every wait of a queue, a channel, select(), a lock
  * of any kind and the pool goes through it.  The source supplies two

@@ -383,6 +383,29 @@ def test_barrier_across_interpreters():
         it.close()
 
 
+def test_barrier_broken_by_a_stopped_party_is_systemexit_in_a_stopped_one():
+    # At exit every interpreter of ours is stopped at once.  A party that
+    # arrives after another stopped party broke the barrier belongs to the
+    # stop as well: SystemExit, not BrokenBarrierError (which a thread of
+    # an interpreter at exit reported on stderr now and then).
+    b = sq.Barrier(3)
+    first, second = subinterp.create(), subinterp.create()
+    try:
+        subinterp._core._interrupt_waits(first.id)
+        subinterp._core._interrupt_waits(second.id)
+        with pytest.raises(subinterp.ExecutionFailed, match="SystemExit"):
+            first.call(queue_helpers.barrier_wait, b, 30)
+        assert b.broken
+        with pytest.raises(subinterp.ExecutionFailed, match="SystemExit"):
+            second.call(queue_helpers.barrier_wait, b, 30)
+        # a party of a live interpreter sees the broken barrier
+        with pytest.raises(subinterp.BrokenBarrierError):
+            b.wait(30)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_barrier_timeout_breaks_it():
     b = sq.Barrier(2)
     with pytest.raises(sq.BrokenBarrierError):

@@ -22,10 +22,11 @@ help:
 	@echo "make debug      in-place build for PY with -O0 -g3, asserts on"
 	@echo "make setup      create or reuse the 3.12/3.13 venvs and the 3.14/3.15 root"
 	@echo "make test       setup, then build+test on 3.12-3.15, the ASan run, the"
-	@echo "                valgrind run and $(FUZZ_TIME) s of codec fuzzing"
+	@echo "                LeakSanitizer run, the valgrind run and $(FUZZ_TIME) s of"
+	@echo "                codec fuzzing"
 	@echo "make test-one   build+test with PY (a path or a version)"
 	@echo "make asan       ASan+UBSan build and test run"
-	@echo "make lsan       LeakSanitizer run (3.14, in the Debian root; not in make test)"
+	@echo "make lsan       LeakSanitizer run (python3.14d, in the Debian root)"
 	@echo "make valgrind   memcheck run of the codec, queue and lock tests"
 	@echo "make bench      benchmarks on the newest Python (V=3.13 for another)"
 	@echo "make fuzz       the fuzz harness under fuzz/"
@@ -45,7 +46,7 @@ setup:
 FUZZ_TIME ?= 60
 test: setup
 	rc=0; bash scripts/test.sh || rc=1; bash scripts/test-asan.sh || rc=1; \
-	bash scripts/test-valgrind.sh || rc=1; \
+	bash scripts/test-lsan.sh || rc=1; bash scripts/test-valgrind.sh || rc=1; \
 	$(MAKE) -C fuzz TIME=$(FUZZ_TIME) || rc=1; exit $$rc
 
 test-one: setup

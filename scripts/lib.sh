@@ -23,8 +23,9 @@ ROOT_PACKAGES="python3.14,python3.14-dev,python3.14-venv,python3.15,python3.15-d
 ROOT_STAMP=$ROOT/.subinterp-root-stamp
 # Packages that setup-pythons.sh also installs into an existing root when
 # they are missing (without rebuilding it): the optional dependencies the
-# tests exercise.  Pure-Python packages of Debian serve every python3.X.
-ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed"
+# tests exercise (pure-Python packages of Debian serve every python3.X),
+# and python3.14-dbg, the debug build the LeakSanitizer run uses.
+ROOT_ADDED_PACKAGES="python3-cloudpickle python3-dask python3-distributed python3-uvloop python3.14-dbg"
 
 # Compiler flags of the test build: warnings are errors, no optimisation,
 # asserts on.

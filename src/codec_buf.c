@@ -111,6 +111,8 @@ static struct {
     uint64_t next_token;
     Py_ssize_t nlive;
     Py_ssize_t nleaked;
+    blob *kept;                 /* leaked blobs without references: the
+                                   pins they keep, never released */
     Py_ssize_t ntokens;
     atomic_long pending[PENDING_SLOTS];
     atomic_int main_call_scheduled;
@@ -415,11 +417,18 @@ blob_last_ref(blob *b)
     }
     /* Raw, or leaked: nothing to do in any interpreter. */
     G.nlive--;
-    UNLOCK();
-    if (b->state == BLOB_RAW) {
-        PyMem_RawFree(b->raw);
+    if (b->state == BLOB_LEAKED) {
+        /* The exporter stays alive on purpose (see top).  The blob that
+           holds it is kept on a list rather than freed, so that the
+           pinned object stays reachable: a leak checker sees a deliberate
+           keep, not a lost pointer. */
+        b->next = G.kept;
+        G.kept = b;
+        UNLOCK();
+        return;
     }
-    /* BLOB_LEAKED: the exporter stays alive on purpose (see top). */
+    UNLOCK();
+    PyMem_RawFree(b->raw);
     PyMem_RawFree(b);
 }
 

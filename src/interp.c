@@ -1055,7 +1055,7 @@ interp_dealloc(PyObject *self)
     PyObject_GC_UnTrack(self);
     interp_entry *e = self_entry(self);
     if (e != NULL) {
-        module_state *st = PyType_GetModuleState(tp);
+        module_state *st = dealloc_state(tp);
         if (st != NULL) {
             handle_cache_remove(st->interp_handles, entry_id(e), self);
         }

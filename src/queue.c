@@ -704,7 +704,7 @@ static void
 queue_dealloc(PyObject *self)
 {
     HandleObject *h = (HandleObject *)self;
-    module_state *st = PyType_GetModuleState(Py_TYPE(self));
+    module_state *st = dealloc_state(Py_TYPE(self));
     if (st != NULL && st->queue != NULL && h->ref != NULL) {
         struct queue_state *qs = st->queue;
         handle_cache_remove(h->kind == &interp_queue_kind

@@ -114,6 +114,22 @@ get_mod_state(PyObject *mod)
     return (module_state *)PyModule_GetState(mod);
 }
 
+/* The module state of one of our heap types in a deallocator, or NULL
+ * when the module is gone (a handle collected during the interpreter's
+ * finalization, after its module was cleared).  Never raises: a
+ * deallocator must leave the current exception as it found it. */
+static inline module_state *
+dealloc_state(PyTypeObject *tp)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    module_state *st = (module_state *)PyType_GetModuleState(tp);
+    if (st == NULL) {
+        PyErr_Clear();
+    }
+    PyErr_SetRaisedException(exc);
+    return st;
+}
+
 static inline module_state *
 get_mod_state_by_type(PyTypeObject *tp)
 {

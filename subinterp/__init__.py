@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # typing costs an import in every new interpreter
     from typing import Any
 
     from ._aio import asyncio_executor
-    from ._pool import BrokenInterpreterPool, Pool, default_pool, map, submit
+    from ._pool import (BrokenInterpreterPool, Pool, default_pool, map, run,
+                        submit)
     from ._thread import InterpreterThread
 
 __all__ = [
@@ -109,6 +110,7 @@ __all__ = [
     "Pool",
     "default_pool",
     "map",
+    "run",
     "submit",
     "asyncio_executor",
 ]
@@ -121,6 +123,7 @@ _LAZY = {
     "BrokenInterpreterPool": "_pool",
     "default_pool": "_pool",
     "map": "_pool",
+    "run": "_pool",
     "submit": "_pool",
     "asyncio_executor": "_aio",
     # exception classes made on first use (queue.Empty's module imports

@@ -20,12 +20,16 @@ from concurrent.futures import TimeoutError as FuturesTimeoutError
 
 from . import _core
 from ._chunk import run_chunk
+from ._coroutines import is_coroutine_function as _is_coroutine_function
+from ._coroutines import check_supported, run_coroutine
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["BrokenInterpreterPool", "Pool", "default_pool", "map", "submit"]
+__all__ = [
+    "BrokenInterpreterPool", "Pool", "default_pool", "map", "run", "submit",
+]
 
 
 class BrokenInterpreterPool(BrokenExecutor):
@@ -100,6 +104,74 @@ class _PoolFuture(Future):
         if not self._pool_core.cancel(self._token):
             return False  # running or finished
         return super().cancel()
+
+
+class _LoopInbox:
+    """Completions of pool tasks awaited in one event loop (Pool.run).
+
+    The pool's collector thread posts each task's outcome here; the first
+    one after the loop last drained the inbox wakes the loop once
+    (``call_soon_threadsafe``: the loop's own wake-up descriptor), and the
+    loop hands every outcome posted meanwhile to its asyncio future.  A
+    burst of completions thus costs one wake-up, and no
+    ``concurrent.futures.Future`` is made for a task awaited this way."""
+
+    __slots__ = ("loop", "_items", "_lock", "__weakref__")
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self._items: list = []
+        self._lock = threading.Lock()
+
+    def post(self, afut: Any, outcome: tuple) -> None:
+        # the collector thread
+        with self._lock:
+            first = not self._items
+            self._items.append((afut, outcome))
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits any more
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for afut, (kind, value) in items:
+            if afut.done():  # cancelled meanwhile
+                continue
+            if kind == _core.OUTCOME_RESULT:
+                afut.set_result(value)
+            elif kind == _core.OUTCOME_EXCEPTION:
+                afut.set_exception(value)
+            elif kind == _core.OUTCOME_CANCELLED:
+                afut.cancel()
+            else:
+                afut.set_exception(BrokenInterpreterPool(value))
+
+
+class _Awaited:
+    """What the pool core holds for a task of Pool.run: where its outcome
+    goes (the core hands it back with the outcome, as it does a Future)."""
+
+    __slots__ = ("inbox", "afut")
+
+    def __init__(self, inbox: _LoopInbox, afut: Any) -> None:
+        self.inbox = inbox
+        self.afut = afut
+
+
+_inboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _loop_inbox() -> _LoopInbox:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes[loop] = _LoopInbox(loop)
+    return inbox
 
 
 # Every pool not yet joined, by its core, with its collector thread.  The
@@ -248,7 +320,10 @@ class Pool(Executor):
             if batch is None:
                 return
             for fut, outcome in batch:
-                _deliver(fut, outcome)
+                if type(fut) is _Awaited:
+                    fut.inbox.post(fut.afut, outcome)
+                else:
+                    _deliver(fut, outcome)
 
     @property
     def max_workers(self) -> int:
@@ -257,13 +332,51 @@ class Pool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                **kwargs: Any) -> Future:
-        """Schedule ``fn(*args, **kwargs)`` and return its Future."""
+        """Schedule ``fn(*args, **kwargs)`` and return its Future.
+
+        An ``async def`` function runs to completion on the event loop
+        that the worker keeps for the life of its interpreter; the Future
+        gets what the coroutine returns (Python 3.13+: ``RuntimeError`` on
+        3.12, where CPython cannot run an event loop in a
+        subinterpreter)."""
         if _exiting:
             raise RuntimeError(_AT_EXIT)
+        if _is_coroutine_function(fn):
+            check_supported()
+            args = (fn, args, kwargs or None)
+            fn = run_coroutine
+            kwargs = {}
         fut = _PoolFuture()
         fut._pool_core = self._core
         fut._token = self._core.submit(fut, fn, args, kwargs or None)
         return fut
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any,
+                  **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in a worker and await its result
+        in the running event loop (``async def`` functions as in
+        ``submit``).
+
+        The wait costs no thread: the task's completion reaches the loop
+        through the loop's own wake-up descriptor
+        (``call_soon_threadsafe``).  Cancelling the awaiting task cancels
+        the work if no worker has started it; once started, it runs to
+        its end in the worker and its result is dropped."""
+        if _exiting:
+            raise RuntimeError(_AT_EXIT)
+        if _is_coroutine_function(fn):
+            check_supported()
+            args = (fn, args, kwargs or None)
+            fn = run_coroutine
+            kwargs = {}
+        inbox = _loop_inbox()
+        afut = inbox.loop.create_future()
+        task = _Awaited(inbox, afut)
+        token = self._core.submit(task, fn, args, kwargs or None)
+        core = self._core
+        afut.add_done_callback(
+            lambda af: core.cancel(token) if af.cancelled() else None)
+        return await afut
 
     def map(
         self,
@@ -403,6 +516,11 @@ if hasattr(os, "register_at_fork"):
 def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
     """``default_pool().submit(fn, *args, **kwargs)``."""
     return default_pool().submit(fn, *args, **kwargs)
+
+
+async def run(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``await default_pool().run(fn, *args, **kwargs)``."""
+    return await default_pool().run(fn, *args, **kwargs)
 
 
 def map(  # noqa: A001 - the executor's name

@@ -9,6 +9,22 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# What a crashed process writes to stderr: CPython's fatal error and
+# faulthandler, and the sanitizers' reports (under ASan a crash exits with
+# status 1, the status of an unhandled exception, so a test that accepts 1
+# must look for these).
+CRASH_MARKERS = (
+    "Fatal Python error",
+    "Segmentation fault",
+    "ERROR: AddressSanitizer",
+    "runtime error:",
+)
+
+
+def crashed(stderr):
+    """Whether *stderr* of a process shows a crash (CRASH_MARKERS)."""
+    return any(marker in stderr for marker in CRASH_MARKERS)
+
 
 def run_script(code, timeout=120, env=None):
     """Run dedented *code* with ``python -c``; the repository and tests/ on

@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import pytest
+from script_helpers import CRASH_MARKERS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -103,9 +104,7 @@ ENDINGS = {
                 signal.SIGTERM, (-signal.SIGTERM,)),
 }
 
-FORBIDDEN = (
-    "Fatal Python error",
-    "Segmentation fault",
+FORBIDDEN = CRASH_MARKERS + (
     "remaining subinterpreters",
     "not the last thread",
     "Exception ignored",

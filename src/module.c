@@ -330,7 +330,8 @@ coremodule_exec(PyObject *mod)
         return -1;
     }
     if (queue_init(mod, st) < 0 || channel_init(mod, st) < 0 ||
-        select_init(mod, st) < 0 || sync_init(mod, st) < 0) {
+        select_init(mod, st) < 0 || sync_init(mod, st) < 0 ||
+        aioop_init(mod, st) < 0) {
         return -1;
     }
     if (interp_init(mod, st) < 0) {

@@ -360,6 +360,7 @@ int queue_init(PyObject *mod, module_state *st);
 int channel_init(PyObject *mod, module_state *st);
 int select_init(PyObject *mod, module_state *st);
 int sync_init(PyObject *mod, module_state *st);
+int aioop_init(PyObject *mod, module_state *st);
 
 /* per-component GC support for module state (codec, queue, ...) */
 int codec_traverse(module_state *st, visitproc visit, void *arg);

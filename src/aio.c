@@ -28,6 +28,7 @@
 #include "wait.h"
 
 #include <errno.h>
+#include <string.h>
 
 enum {
     OP_NEW = 0,
@@ -405,6 +406,103 @@ static PyMethodDef aio_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The awaitable methods of the locks and Event, around the C parts
+ * (sync.c); the queues' and channels' are with their other wrappers
+ * (select.c). */
+static const char sync_wrappers[] =
+    "async def _run(op, timeout):\n"
+    "    from subinterp._aiowait import wait_op\n"
+    "    return await wait_op(op, timeout)\n"
+    "def acquire_async(self, timeout=None):\n"
+    "    return _run(self._acquire_async_op(timeout), timeout)\n"
+    "async def __aenter__(self):\n"
+    "    await _run(self._acquire_async_op(None), None)\n"
+    "async def __aexit__(self, *exc_info):\n"
+    "    self.release()\n"
+    "def wait_async(self, timeout=None):\n"
+    "    return _run(self._wait_async_op(timeout), timeout)\n";
+
+static const struct {
+    const char *name;
+    const char *doc;
+} sync_wrapper_docs[] = {
+    {"acquire_async",
+     "acquire_async(timeout=None)\n\n"
+     "Awaitable acquire(): the task waits (not the thread), at most "
+     "timeout seconds; True if acquired, False on timeout.  An acquire "
+     "that completed before the task was cancelled is given back."},
+    {"__aenter__", "async with: acquire_async()."},
+    {"__aexit__", "async with: release()."},
+    {"wait_async",
+     "wait_async(timeout=None)\n\n"
+     "Awaitable wait(): the task waits until the flag is set, at most "
+     "timeout seconds; returns the flag."},
+};
+
+static int
+add_sync_wrappers(module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    int res = -1;
+    PyObject *ns = PyDict_New();
+    PyObject *name = PyModule_GetNameObject(qs->module);
+    PyObject *run = NULL;
+    if (ns == NULL || name == NULL ||
+        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+        PyDict_SetItemString(ns, "__name__", name) < 0) {
+        goto done;
+    }
+    run = PyRun_String(sync_wrappers, Py_file_input, ns, ns);
+    if (run == NULL) {
+        goto done;
+    }
+    PyTypeObject *locks[] = {qs->LockType, qs->RLockType, qs->SemaphoreType,
+                             qs->BoundedSemaphoreType, qs->EventType};
+    for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
+        PyTypeObject *tp = locks[i];
+        int is_event = tp == qs->EventType;
+        for (size_t j = 0;
+             j < sizeof(sync_wrapper_docs) / sizeof(sync_wrapper_docs[0]);
+             j++) {
+            const char *name = sync_wrapper_docs[j].name;
+            if (is_event != (strcmp(name, "wait_async") == 0)) {
+                continue;
+            }
+            PyObject *fn = PyDict_GetItemString(ns, name);
+            PyObject *doc = PyUnicode_FromString(sync_wrapper_docs[j].doc);
+            PyObject *qual = PyUnicode_FromFormat(
+                "%s.%s", strrchr(tp->tp_name, '.') + 1, name);
+            /* the same function object on every type: its qualname is
+               the last type's, so each type gets a copy */
+            PyObject *copy = NULL;
+            if (fn != NULL) {
+                copy = PyFunction_New(PyFunction_GetCode(fn), ns);
+            }
+            int err = copy == NULL || doc == NULL || qual == NULL ||
+                      PyObject_SetAttrString(copy, "__qualname__", qual) <
+                          0 ||
+                      PyObject_SetAttrString(copy, "__doc__", doc) < 0 ||
+                      (PyFunction_GetDefaults(fn) != NULL &&
+                       PyFunction_SetDefaults(
+                           copy, PyFunction_GetDefaults(fn)) < 0) ||
+                      PyDict_SetItemString(tp->tp_dict, name, copy) < 0;
+            Py_XDECREF(copy);
+            Py_XDECREF(doc);
+            Py_XDECREF(qual);
+            if (err) {
+                goto done;
+            }
+        }
+        PyType_Modified(tp);
+    }
+    res = 0;
+done:
+    Py_XDECREF(run);
+    Py_XDECREF(name);
+    Py_XDECREF(ns);
+    return res;
+}
+
 int
 aioop_init(PyObject *mod, module_state *st)
 {
@@ -423,5 +521,8 @@ aioop_init(PyObject *mod, module_state *st)
         0) {
         return -1;
     }
-    return PyModule_AddFunctions(mod, aio_functions);
+    if (PyModule_AddFunctions(mod, aio_functions) < 0) {
+        return -1;
+    }
+    return add_sync_wrappers(st);
 }

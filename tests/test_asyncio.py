@@ -4,6 +4,7 @@ subinterp.run) and coroutine functions as pool tasks."""
 import asyncio
 import sys
 import threading
+import time
 
 import aio_helpers as H
 import pytest
@@ -634,12 +635,20 @@ def test_two_interpreters_each_running_asyncio_talk_through_queues():
 
 
 @needs_loop_in_subinterpreter
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_stopping_an_interpreter_wakes_its_await():
     q, started = subinterp.Queue(), subinterp.Queue()
     it = subinterp.create()
     try:
         t = it.call_in_thread(H.await_get, q, started)
         assert started.get(timeout=30) == "waiting"
+        # registered (on the parking list), not refused at the start
+        for _ in range(3000):
+            if pending() == 1:
+                break
+            time.sleep(0.01)
+        assert pending() == 1
         subinterp._core._interrupt_waits(it.id)
         with pytest.raises(subinterp.ExecutionFailed, match="SystemExit"):
             t.result(timeout=30)

@@ -422,7 +422,8 @@ def test_async_with_and_acquire_async(kind):
                 assert await lock.acquire_async(timeout=0) is False
                 assert await lock.acquire_async(timeout=0.01) is False
         assert await lock.acquire_async() is True
-        waiting = asyncio.ensure_future(lock.acquire_async())
+        timeout = -1 if kind in ("Lock", "RLock") else None  # their default
+        waiting = asyncio.ensure_future(lock.acquire_async(timeout))
         await asyncio.sleep(0.01)
         if kind != "RLock":
             assert not waiting.done()

@@ -113,22 +113,17 @@ enum {
  *                a condition variable elsewhere); publish wakes it when
  *                the claim found it W_PARKED.
  *
- * Extension point (an event loop's waits, for asyncio): a kind
- * WAKE_FD whose waiter holds a file descriptor (an eventfd the loop
- * watches) instead of a parked thread.  What it takes:
- *   - waiter.wake = WAKE_FD and waiter.wake_fd = the eventfd, set by the
- *     code that registers the waiter (not wait_until(): nobody blocks);
- *   - in waiter_publish(), case WAKE_FD: after the release-store of
- *     W_FIRED, write(wake_fd, 1) (an 8-byte 1; EAGAIN means the counter
- *     is already non-zero: the loop is woken anyway);
- *   - the loop's callback then does what wait_until() does after
- *     waiter_wait(): with W_FIRED, read the result (or poll again for a
- *     source whose fire only says "changed"); otherwise withdraw;
- *     cancellation of the asyncio task is the withdraw step, with the
- *     same "fired meanwhile" outcome (the result counts);
- *   - wait_interrupt_interp() finds waiters on the parking list: an fd
- *     waiter must be linked there (parking_enter) for as long as it is
- *     registered, so that stopping its interpreter fires it too.
+ *   WAKE_FD      the owner is a task of an event loop (aio_wait below):
+ *                publish appends the waiter to its hub's list of fired
+ *                waiters and writes the hub's eventfd when the list was
+ *                empty; the loop's reader callback does what wait_until()
+ *                does after waiter_wait() (aio_wait_fired: read the
+ *                result, or poll again for a source whose fire only says
+ *                "changed"); a cancelled task or a timeout withdraws
+ *                (aio_wait_withdraw), with the same "fired meanwhile"
+ *                outcome.  Such a waiter is on the parking list while it
+ *                is registered, so that wait_interrupt_interp() fires it.
+ *
  * No source (queue, channel, select, lock, pool) changes for it: they
  * only ever call waiter_claim()/waiter_fire()/waiter_notify(). */
 typedef enum {

@@ -456,6 +456,33 @@ def test_cancelled_acquire_async_gives_the_lock_back():
     asyncio.run(main())
 
 
+def test_cancelled_put_async_puts_nothing_and_a_completed_one_counts():
+    async def main():
+        q = subinterp.Queue(1)
+        q.put("full")
+        waiting = asyncio.ensure_future(q.put_async("late"))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert q.get_nowait() == "full"
+        assert q.empty()                  # the cancelled put did not happen
+        q.put("full")
+        waiting = asyncio.ensure_future(q.put_async("late"))
+        await asyncio.sleep(0.01)
+        assert q.get_nowait() == "full"   # makes room: the put completes
+        waiting.cancel()                  # before the task sees it
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            pass
+        assert q.get_nowait() == "late"   # it counts, once
+        assert q.empty()
+        assert pending() == 0
+
+    asyncio.run(main())
+
+
 def test_event_wait_async():
     ev = subinterp.Event()
 

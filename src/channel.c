@@ -287,6 +287,14 @@ recvchannel_iternext(PyObject *self)
     return recv_impl(self, &forever, NULL, 1);
 }
 
+/* async for: recv_async until the channel is closed and drained (the
+ * coroutine is the Python wrapper _anext, select.c) */
+static PyObject *
+recvchannel_anext(PyObject *self)
+{
+    return PyObject_CallMethod(self, "_anext", NULL);
+}
+
 static PyObject *
 recvchannel_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -331,6 +339,8 @@ static PyType_Slot recv_slots[] = {
     {Py_tp_repr, channel_repr},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, recvchannel_iternext},
+    {Py_am_aiter, PyObject_SelfIter},
+    {Py_am_anext, recvchannel_anext},
     {Py_tp_methods, recv_methods},
     {Py_tp_getset, channel_getset},
     {0, NULL},

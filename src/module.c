@@ -504,7 +504,7 @@ coremodule_exec(PyObject *mod)
     }
     if (objects_init(mod, st) < 0 || queue_init(mod, st) < 0 ||
         channel_init(mod, st) < 0 || select_init(mod, st) < 0 ||
-        sync_init(mod, st) < 0) {
+        sync_init(mod, st) < 0 || aioop_init(mod, st) < 0) {
         return -1;
     }
     if (interp_init(mod, st) < 0) {

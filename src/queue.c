@@ -1499,6 +1499,8 @@ queue_traverse(module_state *st, visitproc visit, void *arg)
     Py_VISIT(qs->UnboundType);
     Py_VISIT(qs->TakenType);
     Py_VISIT(qs->StoreOpType);
+    Py_VISIT(qs->AioOpType);
+    Py_VISIT(qs->AioHubType);
     Py_VISIT(qs->InterpQueueType);
     Py_VISIT(qs->queue_handles);
     Py_VISIT(qs->interp_queue_handles);
@@ -1522,6 +1524,8 @@ queue_clear(module_state *st)
     Py_CLEAR(qs->UnboundType);
     Py_CLEAR(qs->TakenType);
     Py_CLEAR(qs->StoreOpType);
+    Py_CLEAR(qs->AioOpType);
+    Py_CLEAR(qs->AioHubType);
     Py_CLEAR(qs->InterpQueueType);
     Py_CLEAR(qs->queue_handles);
     Py_CLEAR(qs->interp_queue_handles);

@@ -146,6 +146,32 @@ sel_withdraw(void *arg, waiter *w)
 
 static const wait_cond sel_cond = {sel_poll, sel_withdraw, 1};
 
+/* The outcome of a select a firer completed: case w->fired_case (and
+ * sel_withdraw, if it ran, found it fired meanwhile).  Unlinks the other
+ * cases' nodes; a received item moves to *a->got.  Returns SEL_DONE or
+ * SEL_CLOSED. */
+static int
+sel_fired(sel_wait *a, waiter *w, int *index)
+{
+    int fired = w->fired_case;
+    if (!a->unlinked) {
+        sel_unlink(a, fired);
+        a->unlinked = 1;
+    }
+    *index = fired;
+    if (w->status != WS_OK) {
+        return SEL_CLOSED;
+    }
+    if (a->cases[fired].kind == CASE_RECV) {
+        *a->got = w->got;
+        w->got.m = NULL;
+    }
+    else {
+        a->cases[fired].send_item.m = NULL;  /* delivered */
+    }
+    return SEL_DONE;
+}
+
 int
 select_blocking(sel_case *cases, int n, int start, const deadline *dl,
                 int *index, item *got)
@@ -181,25 +207,7 @@ select_blocking(sel_case *cases, int n, int start, const deadline *dl,
     r = wait_until(&sel_cond, &a, &w, dl != NULL ? dl : &now,
                    WAIT_POLL_WITH_GIL);
     if (r == WAIT_FIRED && a.linked) {
-        /* a firer completed case w.fired_case (and sel_withdraw, if it
-           ran, found it fired meanwhile) */
-        int fired = w.fired_case;
-        if (!a.unlinked) {
-            sel_unlink(&a, fired);
-        }
-        *index = fired;
-        if (w.status == WS_OK) {
-            if (cases[fired].kind == CASE_RECV) {
-                *got = w.got;
-            }
-            else {
-                cases[fired].send_item.m = NULL;  /* delivered */
-            }
-            res = SEL_DONE;
-        }
-        else {
-            res = SEL_CLOSED;
-        }
+        res = sel_fired(&a, &w, index);
     }
     else if (r == WAIT_FIRED) {
         *index = a.index;
@@ -369,12 +377,237 @@ coremod_select_op(PyObject *mod, PyObject *timeout)
                         Py_None);
 }
 
+/* ------------------------------------------------------------------ */
+/* awaitable operations (aio.c): get_async, put_async, recv_async,      */
+/* send_async and select_async are selects run by an event loop         */
+
+/* What the operation is, for its result and its timeout. */
+enum {
+    AIO_SELECT = 0, AIO_GET, AIO_PUT, AIO_RECV, AIO_SEND,
+    AIO_ITER,   /* async for: a closed, drained channel ends it */
+};
+
+typedef struct {
+    aio_wait aw;            /* first: aio.c finds the payload from it */
+    sel_wait sw;
+    deadline dl;
+    int mode;               /* AIO_* */
+    sel_case *cases;        /* C heap: firers touch their nodes */
+    fifo **locks;
+    case_source *sources;   /* borrowed from the op's `keep` tuple */
+    item got;
+    int settled;            /* outcome worked out (res, index) */
+    int res, index;
+} sel_async;
+
+static void
+sel_async_settle(sel_async *p)
+{
+    if (!p->settled) {
+        p->settled = 1;
+        if (p->sw.linked) {
+            p->res = sel_fired(&p->sw, &p->aw.w, &p->index);
+        }
+        else {
+            p->res = p->sw.res;
+            p->index = p->sw.index;
+        }
+    }
+}
+
+static PyObject *
+sel_async_timeout(module_state *st, aio_wait *a)
+{
+    sel_async *p = (sel_async *)a;
+    switch (p->mode) {
+    case AIO_GET:
+        set_err(st, ERR_QUEUE_EMPTY);
+        return NULL;
+    case AIO_PUT:
+        set_err(st, ERR_QUEUE_FULL);
+        return NULL;
+    case AIO_RECV:
+    case AIO_SEND:
+    case AIO_ITER:
+        set_err(st, ERR_TIMEOUT);
+        return NULL;
+    default:
+        return taken_pair(Py_NewRef(Py_None), NULL);
+    }
+}
+
+/* (value, taken), like the receive functions' C parts */
+static PyObject *
+sel_async_result(module_state *st, aio_wait *a)
+{
+    sel_async *p = (sel_async *)a;
+    sel_async_settle(p);
+    int i = p->index;
+    case_source *src = i >= 0 ? &p->sources[i] : NULL;
+    switch (p->res) {
+    case SEL_DONE: {
+        PyObject *value = Py_None, *taken = NULL;
+        if (p->cases[i].kind == CASE_RECV) {
+            value = src->type->item_to_object(st, src->source,
+                                              p->cases[i].f, &p->got,
+                                              &taken);
+            if (value == NULL) {
+                return NULL;
+            }
+        }
+        else {
+            Py_INCREF(value);
+        }
+        if (p->mode == AIO_SELECT) {
+            PyObject *pair = PyTuple_Pack(2, src->source, value);
+            Py_DECREF(value);
+            if (pair == NULL) {
+                Py_XDECREF(taken);
+                return NULL;
+            }
+            value = pair;
+        }
+        return taken_pair(value, taken);
+    }
+    case SEL_CLOSED:
+        if (p->mode == AIO_ITER) {
+            PyErr_SetNone(PyExc_StopAsyncIteration);
+        }
+        else {
+            set_err(st, src->type->closed_err, src->source);
+        }
+        return NULL;
+    case SEL_NO_MEMORY:
+        set_err(st, ERR_NO_MEMORY);
+        return NULL;
+    default:
+        return sel_async_timeout(st, a);
+    }
+}
+
+static void
+sel_async_undo(aio_wait *a)
+{
+    sel_async *p = (sel_async *)a;
+    sel_async_settle(p);
+    if (p->res == SEL_DONE && p->cases[p->index].kind == CASE_RECV &&
+        p->got.m != NULL) {
+        /* taken for a task that will not see it: back to the head */
+        fifo_unget(p->cases[p->index].f, &p->got);
+    }
+    /* a send that completed counts as sent */
+}
+
+static void
+sel_async_free(aio_wait *a)
+{
+    sel_async *p = (sel_async *)a;
+    if (p->cases != NULL) {
+        for (int i = 0; i < p->sw.n; i++) {
+            item_clear(&p->cases[i].send_item);
+        }
+    }
+    item_clear(&p->got);
+    PyMem_RawFree(p->cases);
+    PyMem_RawFree(p->locks);
+    PyMem_Free(p->sources);
+    PyMem_RawFree(p);
+}
+
+static const aio_op_kind sel_async_kind = {
+    sel_async_result, sel_async_timeout, sel_async_undo, sel_async_free,
+};
+
+/* _aio_select(cases, timeout, mode) -> an _AioOp (see aio.c) */
+static PyObject *
+coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = get_mod_state(mod);
+    PyObject *keep = NULL, *res = NULL;
+    sel_async *p = NULL;
+    Py_ssize_t n;
+
+    if (nargs != 3 || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "_aio_select(cases, timeout, mode)");
+        return NULL;
+    }
+    long mode = PyLong_AsLong(args[2]);
+    if (mode < AIO_SELECT || mode > AIO_ITER) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "_aio_select: bad mode");
+        }
+        return NULL;
+    }
+    /* a tuple: the op borrows its items for as long as it lives */
+    keep = PySequence_Tuple(args[0]);
+    if (keep == NULL) {
+        return NULL;
+    }
+    n = PyTuple_GET_SIZE(keep);
+    if (n == 0 || n > 1024 * 1024) {
+        PyErr_SetString(PyExc_ValueError,
+                        n == 0 ? "select() needs at least one case"
+                               : "select(): too many cases");
+        goto done;
+    }
+    p = PyMem_RawCalloc(1, sizeof(*p));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    p->cases = PyMem_RawCalloc((size_t)n, sizeof(sel_case));
+    p->locks = PyMem_RawCalloc((size_t)n, sizeof(fifo *));
+    p->sources = PyMem_Calloc((size_t)n, sizeof(case_source));
+    p->sw.n = (int)n;   /* sel_async_free clears that many cases */
+    if (p->cases == NULL || p->locks == NULL || p->sources == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (deadline_from_timeout(args[1], 0, &p->dl) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (case_parse(st, PyTuple_GET_ITEM(keep, i), i, &p->cases[i],
+                       &p->sources[i]) < 0) {
+            goto done;
+        }
+    }
+    /* A timeout the loop enforces (call_later, then withdraw()): the
+       engine waits forever.  Zero (or one already passed) only polls. */
+    if (!p->dl.forever && deadline_remaining_ns(&p->dl) > 0) {
+        p->dl.forever = 1;
+    }
+    p->mode = (int)mode;
+    p->sw.cases = p->cases;
+    p->sw.start = n > 1 ? (int)(wait_random() % (uint32_t)n) : 0;
+    p->sw.dl = &p->dl;
+    p->sw.locks = p->locks;
+    p->sw.got = &p->got;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        lockset_add(p->locks, &p->sw.nlocks, p->cases[i].f);
+    }
+    p->aw.c = &sel_cond;
+    p->aw.arg = &p->sw;
+    res = aio_op_new(st, &sel_async_kind, &p->aw, keep);
+    p = NULL;   /* the op's (or freed) */
+done:
+    if (p != NULL) {
+        sel_async_free(&p->aw);
+    }
+    Py_XDECREF(keep);
+    return res;
+}
+
 static PyMethodDef select_functions[] = {
     /* select() is a Python wrapper of this (below) */
     {"_select", coremod_select_op, METH_O,
      "_select(timeout, /)\n--\n\n"
      "An operation running select() on the cases stored into it; its "
      "result is (result, taken) (internal)."},
+    {"_aio_select", _PyCFunction_CAST(coremod_aio_select), METH_FASTCALL,
+     "_aio_select(cases, timeout, mode, /)\n--\n\n"
+     "An awaitable select (get_async, put_async, recv_async, send_async, "
+     "select_async; subinterp/_aiowait.py) (internal)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -425,6 +658,24 @@ static const char receive_wrappers[] =
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return obj\n"
+    "async def _aio(cases, timeout, mode):\n"
+    "    from subinterp._aiowait import wait_op\n"
+    "    obj, taken = await wait_op(_aio_select(cases, timeout, mode), timeout)\n"
+    "    if taken is not None:\n"
+    "        taken.done = True\n"
+    "    return obj\n"
+    "def get_async(self, timeout=None):\n"
+    "    return _aio((self,), timeout, 1)\n"
+    "def put_async(self, obj, timeout=None):\n"
+    "    return _aio(((self, obj),), timeout, 2)\n"
+    "def recv_async(self, timeout=None):\n"
+    "    return _aio((self,), timeout, 3)\n"
+    "def send_async(self, obj, timeout=None):\n"
+    "    return _aio(((self, obj),), timeout, 4)\n"
+    "def _anext(self):\n"
+    "    return _aio((self,), None, 5)\n"
+    "def select_async(cases, timeout=None):\n"
+    "    return _aio(cases, timeout, 0)\n"
     "def select(cases, timeout=None):\n"
     "    op = _select(timeout)\n"
     "    op.obj = cases\n"
@@ -483,6 +734,33 @@ static const struct {
     {"send_nowait", ON_SEND, "SendChannel.send_nowait",
      "Send obj if that needs no waiting (a receiver is waiting, or the "
      "buffer has room); else raise ChannelFullError."},
+    {"get_async", ON_QUEUE, "Queue.get_async",
+     "get_async(timeout=None)\n\n"
+     "Awaitable get(): remove and return the next object, the task "
+     "waiting (not the thread) while the queue is empty, at most timeout "
+     "seconds (QueueEmpty then).  Cancelling the task never loses an "
+     "item: one taken meanwhile goes back to the head of the queue."},
+    {"put_async", ON_QUEUE, "Queue.put_async",
+     "put_async(obj, timeout=None)\n\n"
+     "Awaitable put(): add obj, the task waiting while the queue is full, "
+     "at most timeout seconds (QueueFull then).  Uses the queue's "
+     "unbounditems.  A put that completed before the task was cancelled "
+     "counts."},
+    {"recv_async", ON_RECV, "RecvChannel.recv_async",
+     "recv_async(timeout=None)\n\n"
+     "Awaitable recv(): the task waits for the next object (TimeoutError "
+     "after timeout seconds); ChannelClosedError once the channel is "
+     "closed and drained.  Cancelling the task never loses an item."},
+    {"_anext", ON_RECV, "RecvChannel._anext", "async for (internal)."},
+    {"send_async", ON_SEND, "SendChannel.send_async",
+     "send_async(obj, timeout=None)\n\n"
+     "Awaitable send(): the task waits for room or a receiver "
+     "(TimeoutError after timeout seconds; obj was not sent).  A send "
+     "that completed before the task was cancelled counts."},
+    {"select_async", ON_MODULE, "select_async",
+     "select_async(cases, timeout=None)\n\n"
+     "Awaitable select(): the same cases and result; the task waits, "
+     "not the thread.  Returns None when timeout seconds pass first."},
     {"send_buffer", ON_SEND, "SendChannel.send_buffer",
      "Send a buffer (bytes-like object) without copying it: the receiver "
      "gets a memoryview on the same memory."},
@@ -514,6 +792,7 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         {"_recv_nowait", ON_RECV, "_recv_nowait"},
         {"_send", ON_SEND, "_send"},
         {"_select", ON_MODULE, "_select"},
+        {"_aio_select", ON_MODULE, "_aio_select"},
     };
     PyObject *owners[] = {
         [ON_QUEUE] = (PyObject *)st->queue->QueueType,

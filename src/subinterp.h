@@ -427,6 +427,7 @@ int queue_init(PyObject *mod, module_state *st);
 int channel_init(PyObject *mod, module_state *st);
 int select_init(PyObject *mod, module_state *st);
 int sync_init(PyObject *mod, module_state *st);
+int aioop_init(PyObject *mod, module_state *st);
 
 /* A set of exception classes made together (module.c): each named X
  * (subinterp.X, added to the module) with one or two bases, each
@@ -454,6 +455,11 @@ int sync_exceptions_ensure(module_state *st);
 PyObject *queue_exception(module_state *st, int err);
 PyObject *channel_exception(module_state *st, int err);
 PyObject *sync_exception(module_state *st, int err);
+
+/* The types that get awaitable methods (aio.c): Lock, RLock, Semaphore,
+ * BoundedSemaphore (into locks, borrowed; returns how many) and Event. */
+int sync_awaitable_types(module_state *st, PyTypeObject *locks[4],
+                         PyTypeObject **event);
 
 /* per-component GC support for module state (codec, queue, ...) */
 int codec_traverse(module_state *st, visitproc visit, void *arg);

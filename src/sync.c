@@ -612,6 +612,127 @@ eventobj_wait(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 /* ------------------------------------------------------------------ */
+/* awaitable acquire and wait (aio.c): the same sync_wait, run by an     */
+/* event loop                                                          */
+
+typedef struct {
+    aio_wait aw;            /* first: aio.c finds the payload from it */
+    sync_wait sw;
+    deadline dl;
+    PyObject *self;         /* borrowed from the op's `keep` */
+    int settled;
+} sync_async;
+
+/* The operation completed: how (a->status, a->value), as sync_wait_run
+ * works it out. */
+static void
+sync_async_settle(sync_async *p)
+{
+    if (!p->settled) {
+        p->settled = 1;
+        if (!p->sw.got && p->sw.waited) {
+            /* handed over by a release */
+            p->sw.got = 1;
+            p->sw.status = p->aw.w.status;
+            p->sw.value = p->aw.w.value;
+        }
+        if (p->sw.status == WS_ABANDONED) {
+            p->sw.abandoned = (int64_t)p->sw.value;
+        }
+    }
+}
+
+static PyObject *
+sync_async_timeout(module_state *Py_UNUSED(st), aio_wait *Py_UNUSED(a))
+{
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+sync_async_result(module_state *st, aio_wait *a)
+{
+    sync_async *p = (sync_async *)a;
+    sync_obj *s = p->sw.s;
+    sync_async_settle(p);
+    if (p->sw.got && p->sw.abandoned >= 0 &&
+        warn_abandoned(st, p->sw.abandoned) < 0) {
+        /* told, by an exception: do not keep the lock (sync_acquire) */
+        sub_mutex_lock(&s->mutex);
+        lock_pass_on(s, -1);
+        sub_mutex_unlock(&s->mutex);
+        return NULL;
+    }
+    return PyBool_FromLong(p->sw.got);
+}
+
+/* The task was cancelled after it acquired: give the lock or the permit
+ * back (an Event's wait has nothing to undo). */
+static void
+sync_async_undo(aio_wait *a)
+{
+    sync_async *p = (sync_async *)a;
+    sync_obj *s = p->sw.s;
+    sync_async_settle(p);
+    if (!p->sw.got || s->kind == SYNC_EVENT) {
+        return;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    int r = (s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK)
+                ? lock_release(p->self)
+                : sem_release(p->self, 1);
+    if (r < 0) {
+        PyErr_WriteUnraisable(p->self);
+    }
+    PyErr_SetRaisedException(exc);
+}
+
+static void
+sync_async_free(aio_wait *a)
+{
+    PyMem_RawFree(a);
+}
+
+static const aio_op_kind sync_async_kind = {
+    sync_async_result, sync_async_timeout, sync_async_undo, sync_async_free,
+};
+
+/* _acquire_async_op(timeout) of the locks and semaphores, and
+ * _wait_async_op(timeout) of Event: an _AioOp (select.c has the Python
+ * wrappers that await it). */
+static PyObject *
+syncobj_async_op(PyObject *self, PyObject *timeout)
+{
+    sync_obj *s = sync_of(self);
+    int is_lock = s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK;
+    sync_async *p = PyMem_RawCalloc(1, sizeof(*p));
+    if (p == NULL) {
+        return PyErr_NoMemory();
+    }
+    if (deadline_from_timeout(timeout, is_lock, &p->dl) < 0) {
+        PyMem_RawFree(p);
+        return NULL;
+    }
+    /* the loop enforces a timeout (see coremod_aio_select) */
+    if (!p->dl.forever && deadline_remaining_ns(&p->dl) > 0) {
+        p->dl.forever = 1;
+    }
+    sync_wait_init(&p->sw,
+                   s, s->kind == SYNC_EVENT ? event_try
+                      : is_lock             ? lock_try
+                                            : sem_try,
+                   NULL, 1, &p->dl);
+    if (is_lock) {
+        p->sw.interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+        p->sw.thread_id = PyThread_get_thread_ident();
+    }
+    p->sw.status = WS_OK;
+    p->self = self;
+    p->aw.c = &sync_cond;
+    p->aw.arg = &p->sw;
+    return aio_op_new(get_mod_state_by_type(Py_TYPE(self)), &sync_async_kind, &p->aw, self);
+}
+
+/* ------------------------------------------------------------------ */
 /* Barrier                                                             */
 
 /* s->mutex held */
@@ -987,6 +1108,9 @@ sync_repr(PyObject *self)
     "True if acquired."
 
 static PyMethodDef lock_methods[] = {
+    {"_acquire_async_op", syncobj_async_op, METH_O,
+     "_acquire_async_op($self, timeout, /)\n--\n\n"
+     "acquire_async() and async with (internal)."},
     {"acquire", _PyCFunction_CAST(syncobj_acquire),
      METH_VARARGS | METH_KEYWORDS, ACQUIRE_DOC("-1")},
     {"release", lockobj_release, METH_NOARGS,
@@ -1000,6 +1124,9 @@ static PyMethodDef lock_methods[] = {
 };
 
 static PyMethodDef rlock_methods[] = {
+    {"_acquire_async_op", syncobj_async_op, METH_O,
+     "_acquire_async_op($self, timeout, /)\n--\n\n"
+     "acquire_async() and async with (internal)."},
     {"acquire", _PyCFunction_CAST(syncobj_acquire),
      METH_VARARGS | METH_KEYWORDS, ACQUIRE_DOC("-1")},
     {"release", lockobj_release, METH_NOARGS,
@@ -1015,6 +1142,9 @@ static PyMethodDef rlock_methods[] = {
 };
 
 static PyMethodDef event_methods[] = {
+    {"_wait_async_op", syncobj_async_op, METH_O,
+     "_wait_async_op($self, timeout, /)\n--\n\n"
+     "wait_async() (internal)."},
     {"is_set", eventobj_is_set, METH_NOARGS,
      "is_set($self, /)\n--\n\nTrue if the flag is set."},
     {"set", eventobj_set, METH_NOARGS,
@@ -1030,6 +1160,9 @@ static PyMethodDef event_methods[] = {
 };
 
 static PyMethodDef sem_methods[] = {
+    {"_acquire_async_op", syncobj_async_op, METH_O,
+     "_acquire_async_op($self, timeout, /)\n--\n\n"
+     "acquire_async() and async with (internal)."},
     {"acquire", _PyCFunction_CAST(syncobj_acquire),
      METH_VARARGS | METH_KEYWORDS, ACQUIRE_DOC("None")},
     {"release", _PyCFunction_CAST(semobj_release),
@@ -1133,6 +1266,19 @@ sync_init(PyObject *mod, module_state *st)
         }
     }
     return 0;
+}
+
+int
+sync_awaitable_types(module_state *st, PyTypeObject *locks[4],
+                     PyTypeObject **event)
+{
+    struct sync_state *ss = st->sync;
+    locks[0] = ss->types[SYNC_LOCK];
+    locks[1] = ss->types[SYNC_RLOCK];
+    locks[2] = ss->types[SYNC_SEMAPHORE];
+    locks[3] = ss->types[SYNC_BSEMAPHORE];
+    *event = ss->types[SYNC_EVENT];
+    return 4;
 }
 
 int

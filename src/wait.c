@@ -49,6 +49,13 @@
 #  include <sys/syscall.h>
 #endif
 #include <sched.h>
+#include <fcntl.h>
+#if defined(__linux__)
+#  include <sys/eventfd.h>
+#  define SUBINTERP_EVENTFD 1
+#else
+#  define SUBINTERP_EVENTFD 0
+#endif
 
 #define SPIN_MIN_NS 2000
 #define SPIN_DEFAULT_NS 20000
@@ -184,6 +191,9 @@ waiter_init(waiter *w)
     w->interp_id = -1;
     w->thread_id = 0;
     w->wake = WAKE_THREAD;
+    w->hub = NULL;
+    w->hprev = w->hnext = NULL;
+    w->in_ready = 0;
     w->pprev = w->pnext = NULL;
 #if !SUBINTERP_FUTEX
     pthread_mutex_init(&w->mu, NULL);
@@ -251,12 +261,62 @@ wake_thread(waiter *w, uint32_t prev)
 #endif
 }
 
-/* Make the result visible and wake the owner, the way its kind says
- * (wait.h tells how a WAKE_FD kind plugs in here). */
+struct wait_hub {
+    pthread_mutex_t mutex;
+    int rfd, wfd;               /* immutable; the same eventfd, or a pipe */
+    waiter *head, *tail;        /* mutex: fired, not taken yet */
+    _Atomic Py_ssize_t refcount;
+};
+
+/* Registered event-loop waits (aio_wait_count). */
+static _Atomic Py_ssize_t aio_registered = 0;
+
+/* Wake the loop: one 8-byte 1 (eventfd) or byte (pipe).  EAGAIN: the
+ * counter or the pipe is full, so the loop is woken anyway. */
+static void
+hub_signal(wait_hub *h)
+{
+    uint64_t one = 1;
+    size_t len = h->rfd == h->wfd ? sizeof(one) : 1;
+    ssize_t r;
+    do {
+        r = write(h->wfd, &one, len);
+    } while (r < 0 && errno == EINTR);
+}
+
+/* WAKE_FD: append w to its hub's fired list, wake the loop if the list
+ * was empty, and publish, all under the hub's mutex (wait.h says why). */
+static void
+wake_fd(waiter *w)
+{
+    wait_hub *h = w->hub;
+    pthread_mutex_lock(&h->mutex);
+    int was_empty = h->head == NULL;
+    w->hnext = NULL;
+    w->hprev = h->tail;
+    if (h->tail != NULL) {
+        h->tail->hnext = w;
+    }
+    else {
+        h->head = w;
+    }
+    h->tail = w;
+    w->in_ready = 1;
+    atomic_store_explicit(&w->state, W_FIRED, memory_order_release);
+    if (was_empty) {
+        hub_signal(h);
+    }
+    pthread_mutex_unlock(&h->mutex);
+}
+
+/* Make the result visible and wake the owner, the way its kind says. */
 static void
 waiter_publish(waiter *w, uint32_t prev)
 {
     switch (w->wake) {
+    case WAKE_FD:
+        wake_fd(w);
+        break;
     case WAKE_THREAD:
     default:
         wake_thread(w, prev);
@@ -685,6 +745,196 @@ wait_block(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
         }
         /* handlers ran: wait again for what is left of the deadline */
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* event loops: hubs and aio_wait                                      */
+
+wait_hub *
+wait_hub_new(void)
+{
+    wait_hub *h = PyMem_RawCalloc(1, sizeof(*h));
+    if (h == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#if SUBINTERP_EVENTFD
+    h->rfd = h->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (h->rfd < 0) {
+        PyMem_RawFree(h);
+        return NULL;
+    }
+#else
+    int fds[2];
+    if (pipe(fds) < 0) {
+        PyMem_RawFree(h);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    h->rfd = fds[0];
+    h->wfd = fds[1];
+#endif
+    pthread_mutex_init(&h->mutex, NULL);
+    atomic_init(&h->refcount, 1);
+    return h;
+}
+
+static void
+wait_hub_incref(wait_hub *h)
+{
+    atomic_fetch_add(&h->refcount, 1);
+}
+
+void
+wait_hub_decref(wait_hub *h)
+{
+    if (atomic_fetch_sub(&h->refcount, 1) == 1) {
+        /* No registration is left, so no firer can reach h: the last
+           one let go of the mutex before its owner saw the fire. */
+        close(h->rfd);
+        if (h->wfd != h->rfd) {
+            close(h->wfd);
+        }
+        pthread_mutex_destroy(&h->mutex);
+        PyMem_RawFree(h);
+    }
+}
+
+int
+wait_hub_fd(const wait_hub *h)
+{
+    return h->rfd;
+}
+
+waiter *
+wait_hub_take(wait_hub *h)
+{
+    char buf[64];
+    pthread_mutex_lock(&h->mutex);
+    /* Reset under the mutex: a firer that appends after this sees an
+       empty list and writes again. */
+    while (read(h->rfd, buf, h->rfd == h->wfd ? 8 : sizeof(buf)) > 0 &&
+           h->rfd != h->wfd) {
+    }
+    waiter *list = h->head;
+    for (waiter *w = list; w != NULL; w = w->hnext) {
+        w->in_ready = 0;
+    }
+    h->head = h->tail = NULL;
+    pthread_mutex_unlock(&h->mutex);
+    return list;
+}
+
+/* Link a's waiter and poll; see aio_wait_start. */
+static int
+aio_register(aio_wait *a)
+{
+    waiter *w = &a->w;
+    waiter_init(w);
+    w->wake = WAKE_FD;
+    w->hub = a->hub;
+    w->interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    w->thread_id = PyThread_get_thread_ident();
+    /* On the parking list for as long as it is registered, so that
+       wait_interrupt_interp() fires it too. */
+    while (!parking_enter(w)) {
+        if (wait_after_interrupt() < 0) {
+            return -1;  /* SystemExit */
+        }
+    }
+    if (a->c->poll(a->arg, w)) {
+        parking_leave(w);
+        return 1;
+    }
+    a->registered = 1;
+    wait_hub_incref(a->hub);
+    atomic_fetch_add(&aio_registered, 1);
+    return 0;
+}
+
+/* The wait is over for the engine: off the parking list, the hub's
+ * reference dropped. */
+static void
+aio_unregister(aio_wait *a)
+{
+    parking_leave(&a->w);
+    a->registered = 0;
+    atomic_fetch_sub(&aio_registered, 1);
+    wait_hub_decref(a->hub);
+}
+
+int
+aio_wait_start(aio_wait *a, wait_hub *h)
+{
+    a->registered = 0;
+    a->hub = h;
+    if (a->c->poll(a->arg, NULL)) {
+        return 1;
+    }
+    return aio_register(a);
+}
+
+int
+aio_wait_fired(aio_wait *a)
+{
+    waiter *w = &a->w;
+    INVARIANT(a->registered, "only a registered wait fires");
+    waiter_settle(w);
+    if (w->status == WS_STOPPED) {
+        /* wait_interrupt_interp(): the owner unlinks its registrations */
+        (void)a->c->withdraw(a->arg, w);
+        aio_unregister(a);
+        if (wait_after_interrupt() < 0) {
+            return -1;
+        }
+        return aio_register(a);  /* resumed meanwhile */
+    }
+    aio_unregister(a);
+    if (a->c->handoff) {
+        return 1;
+    }
+    return aio_register(a);     /* something changed: poll again */
+}
+
+int
+aio_wait_withdraw(aio_wait *a)
+{
+    waiter *w = &a->w;
+    INVARIANT(a->registered, "only a registered wait is withdrawn");
+    int withdrawn = a->c->withdraw(a->arg, w);
+    if (atomic_load_explicit(&w->state, memory_order_acquire) == W_FIRED) {
+        /* fired (by a source or a stop): on the hub's list until the
+           loop takes it; off it now, the owner is done with it */
+        wait_hub *h = a->hub;
+        pthread_mutex_lock(&h->mutex);
+        if (w->in_ready) {
+            if (w->hprev != NULL) {
+                w->hprev->hnext = w->hnext;
+            }
+            else {
+                h->head = w->hnext;
+            }
+            if (w->hnext != NULL) {
+                w->hnext->hprev = w->hprev;
+            }
+            else {
+                h->tail = w->hprev;
+            }
+            w->in_ready = 0;
+        }
+        pthread_mutex_unlock(&h->mutex);
+    }
+    aio_unregister(a);
+    return withdrawn;
+}
+
+Py_ssize_t
+aio_wait_count(void)
+{
+    return atomic_load(&aio_registered);
 }
 
 int

@@ -115,27 +115,25 @@ enum {
  *                a condition variable elsewhere); publish wakes it when
  *                the claim found it W_PARKED.
  *
- * Extension point (an event loop's waits, for asyncio): a kind
- * WAKE_FD whose waiter holds a file descriptor (an eventfd the loop
- * watches) instead of a parked thread.  What it takes:
- *   - waiter.wake = WAKE_FD and waiter.wake_fd = the eventfd, set by the
- *     code that registers the waiter (not wait_until(): nobody blocks);
- *   - in waiter_publish(), case WAKE_FD: after the release-store of
- *     W_FIRED, write(wake_fd, 1) (an 8-byte 1; EAGAIN means the counter
- *     is already non-zero: the loop is woken anyway);
- *   - the loop's callback then does what wait_until() does after
- *     waiter_wait(): with W_FIRED, read the result (or poll again for a
- *     source whose fire only says "changed"); otherwise withdraw;
- *     cancellation of the asyncio task is the withdraw step, with the
- *     same "fired meanwhile" outcome (the result counts);
- *   - wait_interrupt_interp() finds waiters on the parking list: an fd
- *     waiter must be linked there (parking_enter) for as long as it is
- *     registered, so that stopping its interpreter fires it too.
+ *   WAKE_FD      the owner is a task of an event loop (aio_wait below):
+ *                publish appends the waiter to its hub's list of fired
+ *                waiters and writes the hub's eventfd when the list was
+ *                empty; the loop's reader callback does what wait_until()
+ *                does after waiter_wait() (aio_wait_fired: read the
+ *                result, or poll again for a source whose fire only says
+ *                "changed"); a cancelled task or a timeout withdraws
+ *                (aio_wait_withdraw), with the same "fired meanwhile"
+ *                outcome.  Such a waiter is on the parking list while it
+ *                is registered, so that wait_interrupt_interp() fires it.
+ *
  * No source (queue, channel, select, lock, pool) changes for it: they
  * only ever call waiter_claim()/waiter_fire()/waiter_notify(). */
 typedef enum {
     WAKE_THREAD = 0,
+    WAKE_FD = 1,        /* an event loop's wait: see wait_hub below */
 } wake_kind;
+
+typedef struct wait_hub wait_hub;
 
 typedef struct waiter {
     /* The owner moves it WAITING <-> PARKED and to CANCELLED; a firer
@@ -154,6 +152,12 @@ typedef struct waiter {
     int64_t interp_id;
     unsigned long thread_id;
     wake_kind wake;         /* immutable while registered */
+    /* WAKE_FD: the hub of the owner's event loop (immutable while
+       registered), and the links of its list of fired waiters
+       (hub->mutex; in_ready tells whether w is on it). */
+    wait_hub *hub;
+    struct waiter *hprev, *hnext;
+    int in_ready;
     /* While parked: on the list of parked waiters (parking.mutex). */
     struct waiter *pprev, *pnext;
     /* wait_interrupt_interps(), between its claim and its publish
@@ -320,6 +324,82 @@ wait_until(const wait_cond *c, void *arg, waiter *w, const deadline *dl,
 }
 
 /* ------------------------------------------------------------------ */
+/* event loops: the WAKE_FD kind                                       */
+
+/* A hub: what an event loop watches for the waits of its tasks.  A
+ * file descriptor (an eventfd; a pipe where there is none) and the list
+ * of its waiters fired since the loop last looked.  A firer of a WAKE_FD
+ * waiter appends it to that list and writes the descriptor when the list
+ * was empty (one wake-up per burst), all under hub->mutex, a leaf lock;
+ * it publishes W_FIRED under that mutex too, so that once the owner saw
+ * the fire (through the list, or through waiter_withdraw's settle and
+ * the mutex) no firer touches the hub or the waiter again.  The memory
+ * is the C heap's (not an interpreter's): a registration may outlive
+ * everything Python of its loop.  Reference counted: the Python object
+ * of the hub holds one reference, every registered wait another. */
+wait_hub *wait_hub_new(void);               /* NULL: errno */
+void wait_hub_decref(wait_hub *h);
+int wait_hub_fd(const wait_hub *h);         /* the descriptor to watch */
+/* The owner: reset the descriptor and take the fired waiters (linked
+ * through hnext; NULL if none). */
+waiter *wait_hub_take(wait_hub *h);
+
+/* One wait of an event loop: the same wait_cond as wait_until()'s, run
+ * without blocking.  The memory of the struct (and of what arg points
+ * to that a firer touches) must be the C heap's and stay valid while
+ * `registered`.  Every call: GIL held, in the interpreter of the loop. */
+typedef struct aio_wait {
+    waiter w;               /* WAKE_FD */
+    const wait_cond *c;     /* immutable */
+    void *arg;              /* immutable */
+    wait_hub *hub;          /* a reference while registered */
+    int registered;         /* w linked on sources and the parking list */
+    void *owner;            /* the Python object of the wait (aio.c) */
+} aio_wait;
+
+/* Try the operation (poll(arg, NULL)); unless that completes it, link w
+ * (poll(arg, w)) and stay registered.  1 done (the source's outcome is
+ * in arg), 0 registered, -1 with SystemExit set when the interpreter is
+ * being stopped. */
+int aio_wait_start(aio_wait *a, wait_hub *h);
+/* a's waiter came out of wait_hub_take(): 1 done (a hand-off: the
+ * result is in a->w), 0 registered again (a source whose fire only says
+ * "changed": polled again), -1 with an exception set (SystemExit: the
+ * interpreter is being stopped; the wait is withdrawn). */
+int aio_wait_fired(aio_wait *a);
+/* Give up a registered wait (the task was cancelled, or its timeout
+ * passed): 1 withdrawn, nothing happened; 0 a source fired it meanwhile
+ * and the result in a->w counts (the operation completed). */
+int aio_wait_withdraw(aio_wait *a);
+/* Registered event-loop waits in the process (a debugging aid). */
+Py_ssize_t aio_wait_count(void);
+
+/* The Python side (aio.c): an _AioOp is one awaitable operation, made
+ * by a source (select.c, sync.c) around a payload that starts with an
+ * aio_wait (C heap memory, the source's arg after it); the Python layer
+ * (subinterp/_aiowait.py) starts it, awaits its Future, and takes its
+ * result.  The source says how to turn the completed operation into a
+ * result, and how to undo it when the awaiting task was cancelled after
+ * it completed (a received item goes back to the head of its FIFO; a
+ * send or an acquire that completed counts). */
+typedef struct aio_op_kind {
+    /* Completed: the result (new reference) or NULL with an exception. */
+    PyObject *(*result)(module_state *st, aio_wait *a);
+    /* Withdrawn by the timeout: the same. */
+    PyObject *(*timeout)(module_state *st, aio_wait *a);
+    /* Completed, and nobody will take the result. */
+    void (*undo)(aio_wait *a);
+    /* Free the payload (and what it owns). */
+    void (*free)(aio_wait *a);
+} aio_op_kind;
+
+/* A new _AioOp owning payload a (freed through kind->free, also on
+ * failure), keeping `keep` alive (the sources a's arg borrows from).
+ * NULL with an exception set. */
+PyObject *aio_op_new(module_state *st, const aio_op_kind *kind, aio_wait *a,
+                     PyObject *keep);
+
+/* ------------------------------------------------------------------ */
 /* registrations                                                       */
 
 typedef struct wnode {
@@ -425,6 +505,8 @@ struct queue_state {
     PyTypeObject *UnboundType;
     PyTypeObject *TakenType;
     PyTypeObject *StoreOpType;  /* _StoreOp: see store_op_new */
+    PyTypeObject *AioOpType;    /* _AioOp, _AioHub (aio.c) */
+    PyTypeObject *AioHubType;
     /* subinterp.interpreters.Queue: the standard library's face of the
        same C queue (Queue(id) looks a queue up; queue.c) */
     PyTypeObject *InterpQueueType;

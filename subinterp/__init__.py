@@ -43,6 +43,7 @@ from ._core import (
     is_shareable,
     loads,
     select,
+    select_async,
     share,
 )
 
@@ -105,6 +106,7 @@ __all__ = [
     "create_channel",
     "create_queue",
     "select",
+    "select_async",
     # pool
     "BrokenInterpreterPool",
     "Pool",

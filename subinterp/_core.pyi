@@ -129,6 +129,7 @@ from ._queues import (
     create_channel as create_channel,
     create_queue as create_queue,
     select as select,
+    select_async as select_async,
 )
 
 from ._queues import UnboundItem as _UnboundItem

@@ -41,3 +41,33 @@ class Holder:
 
 def fail_init():
     raise RuntimeError("the initializer failed")
+
+
+def echo_async(inq, outq, n):
+    """Run an event loop that answers n items of inq on outq (x + 1),
+    through get_async/put_async; returns n."""
+    async def main():
+        for _ in range(n):
+            x = await inq.get_async()
+            await outq.put_async(x + 1)
+        return n
+
+    return asyncio.run(main())
+
+
+def recv_all_async(recv):
+    """Run an event loop that receives everything until the channel is
+    closed and drained (async for)."""
+    async def main():
+        return [x async for x in recv]
+
+    return asyncio.run(main())
+
+
+def await_get(q, started):
+    """Say it started, then await q.get_async() in an event loop."""
+    async def main():
+        started.put("waiting")
+        return await q.get_async()
+
+    return asyncio.run(main())

@@ -4,6 +4,7 @@ subinterp.run) and coroutine functions as pool tasks."""
 import asyncio
 import sys
 import threading
+import time
 
 import aio_helpers as H
 import pytest
@@ -286,3 +287,428 @@ def test_run_under_uvloop(pool):
 
     assert asyncio.run(main(), loop_factory=uvloop.new_event_loop) == "ran"
     assert marks.get_nowait() == "ran"
+
+
+# ---------------------------------------------------------------------------
+# awaitable queues, channels, select and locks (get_async, recv_async,
+# select_async, acquire_async...): woken through the loop's hub descriptor
+
+
+def pending():
+    return subinterp._core._aio_pending()
+
+
+def test_queue_get_put_async():
+    async def main():
+        q = subinterp.Queue(1)
+        assert await q.put_async({"a": 1}) is None
+        with pytest.raises(subinterp.QueueFull):
+            await q.put_async(2, timeout=0)
+        with pytest.raises(subinterp.QueueFull):
+            await q.put_async(2, timeout=0.01)
+        assert await q.get_async() == {"a": 1}
+        with pytest.raises(subinterp.QueueEmpty):
+            await q.get_async(timeout=0)
+        with pytest.raises(subinterp.QueueEmpty):
+            await q.get_async(timeout=0.01)
+        with pytest.raises(ValueError):
+            await q.get_async(timeout=-1)
+        with pytest.raises(TypeError):
+            await q.get_async(timeout="1")
+        # woken by a put from another thread
+        getter = asyncio.ensure_future(q.get_async())
+        await asyncio.sleep(0.01)
+        assert pending() == 1
+        threading.Thread(target=q.put, args=("late",)).start()
+        assert await getter == "late"
+        # a blocked put_async completes once a get makes room
+        q.put_nowait(1)
+        putter = asyncio.ensure_future(q.put_async(2))
+        await asyncio.sleep(0.01)
+        assert not putter.done()
+        assert await asyncio.to_thread(q.get) == 1
+        await putter
+        assert q.get_nowait() == 2
+        assert pending() == 0
+
+    asyncio.run(main())
+
+
+def test_interpreters_queue_has_the_async_methods():
+    # subinterp.interpreters.Queue is a subclass of the same C type
+    from subinterp import interpreters
+
+    async def main():
+        q = interpreters.create_queue()
+        await q.put_async(5)
+        return await q.get_async()
+
+    assert asyncio.run(main()) == 5
+
+
+def test_channel_recv_send_async_and_async_for():
+    async def main():
+        r, s = subinterp.create_channel(0)   # rendezvous
+        sender = asyncio.ensure_future(s.send_async("x"))
+        assert await r.recv_async() == "x"
+        await sender
+        with pytest.raises(TimeoutError):
+            await s.send_async(1, timeout=0.01)
+        with pytest.raises(TimeoutError):
+            await r.recv_async(timeout=0.01)
+
+        r, s = subinterp.create_channel(4)
+
+        async def produce():
+            for i in range(10):
+                await s.send_async(i)
+            s.close()
+
+        prod = asyncio.ensure_future(produce())
+        got = [x async for x in r]
+        await prod
+        assert got == list(range(10))
+        with pytest.raises(subinterp.ChannelClosedError):
+            await r.recv_async()
+
+    asyncio.run(main())
+
+
+def test_channel_closed_while_recv_async_waits():
+    async def main():
+        r, s = subinterp.create_channel()
+        waiting = asyncio.ensure_future(r.recv_async())
+        await asyncio.sleep(0.01)
+        assert pending() == 1
+        threading.Thread(target=s.close).start()
+        with pytest.raises(subinterp.ChannelClosedError) as info:
+            await waiting
+        assert info.value.source == r
+        assert pending() == 0
+
+    asyncio.run(main())
+
+
+def test_select_async():
+    async def main():
+        q1, q2 = subinterp.Queue(), subinterp.Queue(1)
+        r, s = subinterp.create_channel()
+        assert await subinterp.select_async([q1, r], timeout=0.01) is None
+        q2.put(0)
+        waiting = asyncio.ensure_future(
+            subinterp.select_async([q1, r, (q2, "no room")]))
+        await asyncio.sleep(0.01)
+        threading.Thread(target=s.send, args=("hello",)).start()
+        assert await waiting == (r, "hello")
+        assert await subinterp.select_async([q1, (q1, 7)]) == (q1, None)
+        assert await subinterp.select_async([q1, q2]) in ((q1, 7), (q2, 0))
+        with pytest.raises(ValueError):
+            await subinterp.select_async([])
+        with pytest.raises(TypeError):
+            await subinterp.select_async([object()])
+        assert pending() == 0
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock", "Semaphore",
+                                  "BoundedSemaphore"])
+def test_async_with_and_acquire_async(kind):
+    lock = getattr(subinterp, kind)()
+
+    async def main():
+        async with lock:
+            if kind != "RLock":   # an RLock's owner is the loop's thread
+                assert await lock.acquire_async(timeout=0) is False
+                assert await lock.acquire_async(timeout=0.01) is False
+        assert await lock.acquire_async() is True
+        timeout = -1 if kind in ("Lock", "RLock") else None  # their default
+        waiting = asyncio.ensure_future(lock.acquire_async(timeout))
+        await asyncio.sleep(0.01)
+        if kind != "RLock":
+            assert not waiting.done()
+            lock.release()
+        assert await waiting is True
+        lock.release()
+        if kind == "RLock":
+            lock.release()
+
+    asyncio.run(main())
+    assert lock.acquire(timeout=1)   # free again
+    lock.release()
+
+
+def test_cancelled_acquire_async_gives_the_lock_back():
+    lock = subinterp.Lock()
+
+    async def main():
+        lock.acquire()
+        waiting = asyncio.ensure_future(lock.acquire_async())
+        await asyncio.sleep(0.01)
+        # released (handed to the waiter) and the waiter cancelled in the
+        # same loop iteration: the lock must not stay held by nobody
+        lock.release()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not lock.locked()
+
+    asyncio.run(main())
+
+
+def test_cancelled_put_async_puts_nothing_and_a_completed_one_counts():
+    async def main():
+        q = subinterp.Queue(1)
+        q.put("full")
+        waiting = asyncio.ensure_future(q.put_async("late"))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert q.get_nowait() == "full"
+        assert q.empty()                  # the cancelled put did not happen
+        q.put("full")
+        waiting = asyncio.ensure_future(q.put_async("late"))
+        await asyncio.sleep(0.01)
+        assert q.get_nowait() == "full"   # makes room: the put completes
+        waiting.cancel()                  # before the task sees it
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            pass
+        assert q.get_nowait() == "late"   # it counts, once
+        assert q.empty()
+        assert pending() == 0
+
+    asyncio.run(main())
+
+
+def test_event_wait_async():
+    ev = subinterp.Event()
+
+    async def main():
+        assert await ev.wait_async(timeout=0.01) is False
+        waiting = asyncio.ensure_future(ev.wait_async())
+        await asyncio.sleep(0.01)
+        threading.Thread(target=ev.set).start()
+        assert await waiting is True
+        assert await ev.wait_async() is True
+
+    asyncio.run(main())
+
+
+def test_ten_thousand_pending_get_async_cost_no_thread():
+    q = subinterp.Queue()
+    n = 10_000
+    before = threading.active_count()
+
+    async def main():
+        tasks = [asyncio.ensure_future(q.get_async()) for _ in range(n)]
+        await asyncio.sleep(0.05)
+        assert pending() == n
+        assert threading.active_count() == before
+        for i in range(n):
+            q.put(i)
+        return await asyncio.gather(*tasks)
+
+    assert sorted(asyncio.run(main())) == list(range(n))
+    assert pending() == 0
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("source", ["queue", "channel", "select"])
+def test_receive_completed_for_a_cancelled_task_goes_back(source):
+    # The item is handed to the waiting receive (its waiter fired), then
+    # the task is cancelled: before the loop saw the fire, or after it
+    # completed the operation but before the task resumed.  Either way
+    # the item goes back to the head of the queue.
+    async def main():
+        for spins in range(4):
+            if source == "channel":
+                r, s = subinterp.create_channel(10)
+                put, get, get_nowait = s.send, r.recv_async, r.recv_nowait
+                q = None
+            else:
+                q = subinterp.Queue()
+                put, get_nowait = q.put, q.get_nowait
+                get = (q.get_async if source == "queue" else
+                       lambda: subinterp.select_async([q]))
+            waiting = asyncio.ensure_future(get())
+            await asyncio.sleep(0.01)
+            assert pending() == 1
+            put("first")
+            put("second")
+            for _ in range(spins):
+                await asyncio.sleep(0)
+            waiting.cancel()
+            try:
+                got = await waiting
+            except asyncio.CancelledError:
+                assert get_nowait() == "first"
+            else:
+                assert got in ("first", (q, "first"))
+            assert get_nowait() == "second"
+            assert pending() == 0
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("source", ["queue", "channel"])
+def test_cancelled_receives_never_lose_an_item(source):
+    # Consumers are cancelled at random while a thread keeps putting:
+    # every item is received exactly once, or is still in the queue.
+    n = 3000
+    if source == "queue":
+        q = subinterp.Queue()
+        put, get, get_nowait = q.put, q.get_async, q.get_nowait
+        empty = subinterp.QueueEmpty
+    else:
+        r, s = subinterp.create_channel(n)
+        put, get, get_nowait = s.send, r.recv_async, r.recv_nowait
+        empty = subinterp.ChannelEmptyError
+    received = []
+
+    async def consumer():
+        while True:
+            received.append(await get())
+
+    async def main():
+        producer = threading.Thread(
+            target=lambda: [put(i) for i in range(n)])
+        consumers = [asyncio.ensure_future(consumer()) for _ in range(8)]
+        producer.start()
+        rounds = 0
+        while producer.is_alive() or rounds < 20:
+            await asyncio.sleep(0)
+            for i, victim in enumerate(consumers):
+                victim.cancel()
+                consumers[i] = asyncio.ensure_future(consumer())
+            rounds += 1
+            if not producer.is_alive():
+                await asyncio.sleep(0.001)
+        producer.join()
+        for c in consumers:
+            c.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        assert pending() == 0
+
+    asyncio.run(main())
+    while True:
+        try:
+            received.append(get_nowait())
+        except empty:
+            break
+    assert sorted(received) == list(range(n))
+
+
+def test_loop_closed_with_pending_async_waits_leaves_no_registration():
+    res = run_script(
+        """
+        import asyncio, subinterp
+
+        q = subinterp.Queue()
+        r, s = subinterp.create_channel()
+        lock, ev = subinterp.Lock(), subinterp.Event()
+        lock.acquire()
+
+        async def main():
+            for _ in range(50):
+                asyncio.ensure_future(q.get_async())
+                asyncio.ensure_future(r.recv_async())
+                asyncio.ensure_future(subinterp.select_async([q, r]))
+                asyncio.ensure_future(lock.acquire_async())
+                asyncio.ensure_future(ev.wait_async())
+            await asyncio.sleep(0.05)
+            assert subinterp._core._aio_pending() == 250
+
+        asyncio.run(main())
+        assert subinterp._core._aio_pending() == 0
+        q.put(1)                      # nobody takes it any more
+        assert q.get_nowait() == 1
+        s.send_nowait(2) if False else None
+        lock.release()
+        print("ok")
+        """,
+        env={"PYTHONWARNINGS": "always"},
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "ok\n"
+    assert res.stderr == "", res.stderr
+
+
+@needs_loop_in_subinterpreter
+def test_two_interpreters_each_running_asyncio_talk_through_queues():
+    a, b = subinterp.create(), subinterp.create()
+    q1, q2, q3 = subinterp.Queue(), subinterp.Queue(), subinterp.Queue()
+    try:
+        # a answers on q2 what comes on q1, b answers on q3 what comes on
+        # q2: each in its own event loop
+        ta = a.call_in_thread(H.echo_async, q1, q2, 100)
+        tb = b.call_in_thread(H.echo_async, q2, q3, 100)
+        for i in range(100):
+            q1.put(i)
+            assert q3.get(timeout=30) == i + 2
+        assert ta.result(timeout=30) == 100
+        assert tb.result(timeout=30) == 100
+        # a channel, with async for on the receiving side
+        r, s = subinterp.create_channel()
+        tr = a.call_in_thread(H.recv_all_async, r)
+        for i in range(10):
+            s.send(i)
+        s.close()
+        assert tr.result(timeout=30) == list(range(10))
+    finally:
+        a.close()
+        b.close()
+
+
+@needs_loop_in_subinterpreter
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_stopping_an_interpreter_wakes_its_await():
+    q, started = subinterp.Queue(), subinterp.Queue()
+    it = subinterp.create()
+    try:
+        t = it.call_in_thread(H.await_get, q, started)
+        assert started.get(timeout=30) == "waiting"
+        # registered (on the parking list), not refused at the start
+        for _ in range(3000):
+            if pending() == 1:
+                break
+            time.sleep(0.01)
+        assert pending() == 1
+        subinterp._core._interrupt_waits(it.id)
+        with pytest.raises(subinterp.ExecutionFailed, match="SystemExit"):
+            t.result(timeout=30)
+        q.put("kept")                   # nothing was taken
+        assert q.get_nowait() == "kept"
+    finally:
+        it.close()
+    assert pending() == 0
+
+
+def test_async_waits_under_uvloop():
+    uvloop = pytest.importorskip(
+        "uvloop", reason="uvloop is not installed for this Python")
+    q = subinterp.Queue()
+    r, s = subinterp.create_channel()
+    lock = subinterp.Lock()
+
+    async def main():
+        assert type(asyncio.get_running_loop()).__module__.startswith(
+            "uvloop")
+        getter = asyncio.ensure_future(q.get_async())
+        receiver = asyncio.ensure_future(r.recv_async())
+        await asyncio.sleep(0.01)
+        threading.Thread(target=q.put, args=(1,)).start()
+        threading.Thread(target=s.send, args=(2,)).start()
+        assert await getter == 1
+        assert await receiver == 2
+        async with lock:
+            assert lock.locked()
+        with pytest.raises(subinterp.QueueEmpty):
+            await q.get_async(timeout=0.01)
+        return "done"
+
+    assert asyncio.run(main(), loop_factory=uvloop.new_event_loop) == "done"
+    assert pending() == 0

@@ -90,3 +90,24 @@ def median_time(fn, repeat: int) -> float:
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def aio_ping(inq, outq, n: int, serve: bool) -> float:
+    """One side of an asyncio ping-pong over two queues, in its own event
+    loop (get_async/put_async): the server answers n items, the client
+    sends n and waits for each answer.  Returns the seconds the loop
+    took."""
+    import asyncio
+    import time
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            if serve:
+                await outq.put_async(await inq.get_async())
+            else:
+                await outq.put_async(i)
+                await inq.get_async()
+        return time.perf_counter() - t0
+
+    return asyncio.run(main())

@@ -1,0 +1,530 @@
+/* aio.c - the awaitable operations of queues, channels, select() and
+ * the locks, for asyncio (subinterp/_aiowait.py is the Python side).
+ *
+ * An event loop watches one _AioHub: a file descriptor that the wait
+ * engine writes when it fires a waiter of that loop (the WAKE_FD kind,
+ * wait.c).  An _AioOp is one operation of a task: start() runs the
+ * source's poll step with the GIL (done at once when possible), else
+ * links its waiter on the sources and the parking list; the loop's
+ * reader callback, drain(), takes the fired waiters and completes their
+ * operations; withdraw() and cancel() run the source's withdraw step,
+ * for a timeout and a cancelled task.  No thread waits for anybody.
+ *
+ * Lifetime: the payload (aio_wait and the source's arg) is C heap
+ * memory, as is the hub's core (wait_hub): firers touch only those.
+ * While registered an op holds a reference to itself and to its hub
+ * object, so that neither goes away under a firer; drain() and
+ * withdraw() drop them.
+ *
+ * States, all under the GIL of the loop's interpreter:
+ *
+ *   NEW --start--> WAITING --drain/withdraw--> DONE --result--> FINISHED
+ *                      \                         \--cancel--> FINISHED
+ *                       `--withdraw--> TIMED_OUT / FINISHED    (undone)
+ *
+ * An op dropped in state DONE is undone too: an item taken for a task
+ * that will never see it goes back to the head of its FIFO.
+ */
+#include "wait.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum {
+    OP_NEW = 0,
+    OP_WAITING,     /* registered: a reference to itself held */
+    OP_DONE,        /* completed; the result not taken yet */
+    OP_TIMED_OUT,   /* withdrawn by its timeout */
+    OP_FAILED,      /* exc is the outcome */
+    OP_FINISHED,    /* result taken, or undone */
+};
+
+typedef struct {
+    PyObject_HEAD
+    const aio_op_kind *kind;    /* immutable */
+    aio_wait *aw;               /* the payload (C heap) */
+    PyObject *keep;             /* what the payload borrows from */
+    PyObject *hub;              /* the _AioHub while WAITING */
+    PyObject *future;           /* the Python layer's */
+    PyObject *exc;              /* OP_FAILED */
+    int state;
+} AioOpObject;
+
+typedef struct {
+    PyObject_HEAD
+    wait_hub *h;                /* one reference */
+} AioHubObject;
+
+/* ------------------------------------------------------------------ */
+/* _AioHub                                                             */
+
+static PyObject *
+hub_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 ||
+        (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "_AioHub() takes no arguments");
+        return NULL;
+    }
+    AioHubObject *self = (AioHubObject *)tp->tp_alloc(tp, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->h = wait_hub_new();
+    if (self->h == NULL) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+hub_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    AioHubObject *hub = (AioHubObject *)self;
+    if (hub->h != NULL) {
+        /* registered waits hold references of their own */
+        wait_hub_decref(hub->h);
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+hub_fileno(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(wait_hub_fd(((AioHubObject *)self)->h));
+}
+
+/* An op left WAITING: drop what registration held. */
+static void
+op_unregistered(AioOpObject *op)
+{
+    Py_CLEAR(op->hub);
+    Py_DECREF(op);  /* the reference to itself */
+}
+
+/* Complete the operations whose waiters fired; a list of those that are
+ * over (DONE or FAILED), for the caller to resolve their futures. */
+static PyObject *
+hub_drain(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *done = PyList_New(0);
+    if (done == NULL) {
+        return NULL;
+    }
+    waiter *w = wait_hub_take(((AioHubObject *)self)->h);
+    while (w != NULL) {
+        /* the first member: an aio_wait's waiter */
+        aio_wait *a = (aio_wait *)w;
+        AioOpObject *op = (AioOpObject *)a->owner;
+        waiter *next = w->hnext;   /* a new registration resets it */
+        int r = aio_wait_fired(a);
+        if (r != 0) {
+            if (r > 0) {
+                op->state = OP_DONE;
+            }
+            else {
+                op->state = OP_FAILED;
+                op->exc = PyErr_GetRaisedException();
+            }
+            /* the list's reference keeps op alive from here on; on
+               failure to append, the op is still resolved: its task
+               finds the outcome when it is cancelled or times out */
+            if (PyList_Append(done, (PyObject *)op) < 0) {
+                PyErr_Clear();
+            }
+            op_unregistered(op);
+        }
+        w = next;
+    }
+    return done;
+}
+
+static PyObject *
+aio_pending(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(aio_wait_count());
+}
+
+static PyMethodDef hub_methods[] = {
+    {"fileno", hub_fileno, METH_NOARGS,
+     "fileno($self, /)\n--\n\nThe descriptor the loop watches."},
+    {"drain", hub_drain, METH_NOARGS,
+     "drain($self, /)\n--\n\n"
+     "Complete the operations whose waits fired; return those that are "
+     "over."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot hub_slots[] = {
+    {Py_tp_doc,
+     "_AioHub()\n--\n\n"
+     "What one event loop watches for its tasks' waits (internal)."},
+    {Py_tp_new, hub_new},
+    {Py_tp_dealloc, hub_dealloc},
+    {Py_tp_methods, hub_methods},
+    {0, NULL},
+};
+
+static PyType_Spec hub_spec = {
+    .name = "subinterp._core._AioHub",
+    .basicsize = sizeof(AioHubObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = hub_slots,
+};
+
+/* ------------------------------------------------------------------ */
+/* _AioOp                                                              */
+
+PyObject *
+aio_op_new(module_state *st, const aio_op_kind *kind, aio_wait *a,
+           PyObject *keep)
+{
+    AioOpObject *op = PyObject_GC_New(AioOpObject, st->queue->AioOpType);
+    if (op == NULL) {
+        kind->free(a);
+        return NULL;
+    }
+    op->kind = kind;
+    op->aw = a;
+    a->owner = op;
+    a->registered = 0;
+    op->keep = Py_XNewRef(keep);
+    op->hub = NULL;
+    op->future = NULL;
+    op->exc = NULL;
+    op->state = OP_NEW;
+    PyObject_GC_Track(op);
+    return (PyObject *)op;
+}
+
+static int
+op_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    AioOpObject *op = (AioOpObject *)self;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(op->keep);
+    Py_VISIT(op->hub);
+    Py_VISIT(op->future);
+    Py_VISIT(op->exc);
+    return 0;
+}
+
+static int
+op_clear(PyObject *self)
+{
+    AioOpObject *op = (AioOpObject *)self;
+    /* keep and hub stay: the payload borrows from keep, and a WAITING op
+       is never collected (it holds a reference to itself) */
+    Py_CLEAR(op->future);
+    Py_CLEAR(op->exc);
+    return 0;
+}
+
+static void
+op_dealloc(PyObject *self)
+{
+    AioOpObject *op = (AioOpObject *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    INVARIANT(op->state != OP_WAITING, "a registered op holds itself");
+    if (op->state == OP_DONE) {
+        /* nobody took the result: never lose an item */
+        op->kind->undo(op->aw);
+    }
+    op->kind->free(op->aw);
+    (void)op_clear(self);
+    Py_CLEAR(op->keep);
+    Py_CLEAR(op->hub);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+op_start(PyObject *self, PyObject *hub)
+{
+    AioOpObject *op = (AioOpObject *)self;
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
+    if (!Py_IS_TYPE(hub, st->queue->AioHubType)) {
+        PyErr_SetString(PyExc_TypeError, "start() needs an _AioHub");
+        return NULL;
+    }
+    if (op->state != OP_NEW) {
+        PyErr_SetString(PyExc_RuntimeError, "the operation was started");
+        return NULL;
+    }
+    int r = aio_wait_start(op->aw, ((AioHubObject *)hub)->h);
+    if (r < 0) {
+        op->state = OP_FINISHED;
+        return NULL;
+    }
+    if (r > 0) {
+        op->state = OP_DONE;
+        Py_RETURN_TRUE;
+    }
+    op->state = OP_WAITING;
+    op->hub = Py_NewRef(hub);
+    Py_INCREF(self);  /* while registered: op_unregistered drops it */
+    Py_RETURN_FALSE;
+}
+
+/* WAITING: withdraw.  1 withdrawn, 0 completed meanwhile (DONE). */
+static int
+op_withdraw_now(AioOpObject *op, int new_state)
+{
+    int withdrawn = aio_wait_withdraw(op->aw);
+    op->state = withdrawn ? new_state : OP_DONE;
+    op_unregistered(op);
+    return withdrawn;
+}
+
+/* withdraw(): the timeout passed.  True when the operation was
+ * withdrawn (result() gives the timeout's outcome), False when it is
+ * over anyway (completed meanwhile, or failed). */
+static PyObject *
+op_withdraw(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    AioOpObject *op = (AioOpObject *)self;
+    int withdrawn = 0;
+    Py_INCREF(self);
+    if (op->state == OP_WAITING) {
+        withdrawn = op_withdraw_now(op, OP_TIMED_OUT);
+    }
+    Py_DECREF(self);
+    return PyBool_FromLong(withdrawn);
+}
+
+/* cancel(): the awaiting task was cancelled.  Withdraw; what completed
+ * meanwhile and would be lost is undone (a received item goes back). */
+static PyObject *
+op_cancel(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    AioOpObject *op = (AioOpObject *)self;
+    Py_INCREF(self);
+    if (op->state == OP_WAITING) {
+        (void)op_withdraw_now(op, OP_FINISHED);
+    }
+    if (op->state == OP_DONE) {
+        op->kind->undo(op->aw);
+    }
+    op->state = OP_FINISHED;
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+op_result(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    AioOpObject *op = (AioOpObject *)self;
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
+    PyObject *res = NULL;
+    switch (op->state) {
+    case OP_DONE:
+        op->state = OP_FINISHED;
+        res = op->kind->result(st, op->aw);
+        break;
+    case OP_TIMED_OUT:
+        op->state = OP_FINISHED;
+        res = op->kind->timeout(st, op->aw);
+        break;
+    case OP_FAILED:
+        op->state = OP_FINISHED;
+        PyErr_SetRaisedException(op->exc);
+        op->exc = NULL;
+        break;
+    default:
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the operation has no result (yet)");
+        break;
+    }
+    return res;
+}
+
+static PyObject *
+op_get_future(PyObject *self, void *Py_UNUSED(closure))
+{
+    AioOpObject *op = (AioOpObject *)self;
+    return Py_NewRef(op->future != NULL ? op->future : Py_None);
+}
+
+static int
+op_set_future(PyObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    AioOpObject *op = (AioOpObject *)self;
+    Py_XSETREF(op->future, Py_XNewRef(value));
+    return 0;
+}
+
+static PyMethodDef op_methods[] = {
+    {"start", op_start, METH_O,
+     "start($self, hub, /)\n--\n\n"
+     "Try the operation; True when it is over, False when it waits for "
+     "the hub's loop."},
+    {"withdraw", op_withdraw, METH_NOARGS,
+     "withdraw($self, /)\n--\n\n"
+     "The timeout passed: True when withdrawn, False when it is over "
+     "anyway."},
+    {"cancel", op_cancel, METH_NOARGS,
+     "cancel($self, /)\n--\n\n"
+     "The task was cancelled: withdraw, and undo a completed receive."},
+    {"result", op_result, METH_NOARGS,
+     "result($self, /)\n--\n\nThe outcome (once over)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef op_getset[] = {
+    {"future", op_get_future, op_set_future,
+     "The Future the awaiting task waits on.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot op_slots[] = {
+    {Py_tp_doc, "One awaitable operation (internal)."},
+    {Py_tp_dealloc, op_dealloc},
+    {Py_tp_traverse, op_traverse},
+    {Py_tp_clear, op_clear},
+    {Py_tp_methods, op_methods},
+    {Py_tp_getset, op_getset},
+    {0, NULL},
+};
+
+static PyType_Spec op_spec = {
+    .name = "subinterp._core._AioOp",
+    .basicsize = sizeof(AioOpObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = op_slots,
+};
+
+static PyMethodDef aio_functions[] = {
+    {"_aio_pending", aio_pending, METH_NOARGS,
+     "_aio_pending()\n--\n\n"
+     "Number of event-loop waits registered in the process (debugging)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* The awaitable methods of the locks and Event, around the C parts
+ * (sync.c); the queues' and channels' are with their other wrappers
+ * (select.c). */
+static const char sync_wrappers[] =
+    "async def _run(op, timeout):\n"
+    "    from subinterp._aiowait import wait_op\n"
+    "    return await wait_op(op, timeout)\n"
+    "def acquire_async(self, timeout=None):\n"
+    "    op = self._acquire_async_op(timeout)\n"
+    "    return _run(op, None if timeout == -1 else timeout)\n"
+    "async def __aenter__(self):\n"
+    "    await _run(self._acquire_async_op(None), None)\n"
+    "async def __aexit__(self, *exc_info):\n"
+    "    self.release()\n"
+    "def wait_async(self, timeout=None):\n"
+    "    return _run(self._wait_async_op(timeout), timeout)\n";
+
+static const struct {
+    const char *name;
+    const char *doc;
+} sync_wrapper_docs[] = {
+    {"acquire_async",
+     "acquire_async(timeout=None)\n\n"
+     "Awaitable acquire(): the task waits (not the thread), at most "
+     "timeout seconds; True if acquired, False on timeout.  An acquire "
+     "that completed before the task was cancelled is given back."},
+    {"__aenter__", "async with: acquire_async()."},
+    {"__aexit__", "async with: release()."},
+    {"wait_async",
+     "wait_async(timeout=None)\n\n"
+     "Awaitable wait(): the task waits until the flag is set, at most "
+     "timeout seconds; returns the flag."},
+};
+
+static int
+add_sync_wrappers(module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    int res = -1;
+    PyObject *ns = PyDict_New();
+    PyObject *name = PyModule_GetNameObject(qs->module);
+    PyObject *run = NULL;
+    if (ns == NULL || name == NULL ||
+        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+        PyDict_SetItemString(ns, "__name__", name) < 0) {
+        goto done;
+    }
+    run = PyRun_String(sync_wrappers, Py_file_input, ns, ns);
+    if (run == NULL) {
+        goto done;
+    }
+    PyTypeObject *types[5], *event;
+    int nlocks = sync_awaitable_types(st, types, &event);
+    types[nlocks] = event;
+    for (int i = 0; i <= nlocks; i++) {
+        PyTypeObject *tp = types[i];
+        int is_event = tp == event;
+        for (size_t j = 0;
+             j < sizeof(sync_wrapper_docs) / sizeof(sync_wrapper_docs[0]);
+             j++) {
+            const char *name = sync_wrapper_docs[j].name;
+            if (is_event != (strcmp(name, "wait_async") == 0)) {
+                continue;
+            }
+            PyObject *fn = PyDict_GetItemString(ns, name);
+            PyObject *doc = PyUnicode_FromString(sync_wrapper_docs[j].doc);
+            PyObject *qual = PyUnicode_FromFormat(
+                "%s.%s", strrchr(tp->tp_name, '.') + 1, name);
+            /* the same function object on every type: its qualname is
+               the last type's, so each type gets a copy */
+            PyObject *copy = NULL;
+            if (fn != NULL) {
+                copy = PyFunction_New(PyFunction_GetCode(fn), ns);
+            }
+            int err = copy == NULL || doc == NULL || qual == NULL ||
+                      PyObject_SetAttrString(copy, "__qualname__", qual) <
+                          0 ||
+                      PyObject_SetAttrString(copy, "__doc__", doc) < 0 ||
+                      (PyFunction_GetDefaults(fn) != NULL &&
+                       PyFunction_SetDefaults(
+                           copy, PyFunction_GetDefaults(fn)) < 0) ||
+                      PyDict_SetItemString(tp->tp_dict, name, copy) < 0;
+            Py_XDECREF(copy);
+            Py_XDECREF(doc);
+            Py_XDECREF(qual);
+            if (err) {
+                goto done;
+            }
+        }
+        PyType_Modified(tp);
+    }
+    res = 0;
+done:
+    Py_XDECREF(run);
+    Py_XDECREF(name);
+    Py_XDECREF(ns);
+    return res;
+}
+
+int
+aioop_init(PyObject *mod, module_state *st)
+{
+    struct queue_state *qs = st->queue;
+    qs->AioOpType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &op_spec, NULL);
+    if (qs->AioOpType == NULL) {
+        return -1;
+    }
+    qs->AioHubType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &hub_spec, NULL);
+    if (qs->AioHubType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(mod, "_AioHub", (PyObject *)qs->AioHubType) <
+        0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(mod, aio_functions) < 0) {
+        return -1;
+    }
+    return add_sync_wrappers(st);
+}

@@ -1,0 +1,88 @@
+"""The event-loop side of the awaitable operations of queues, channels,
+select() and the locks (``get_async``, ``recv_async``, ``async for``,
+``select_async``, ``acquire_async``, ``async with``...).
+
+Each event loop gets one hub (``_core._AioHub``): a file descriptor (an
+eventfd; a pipe where there is none) that the loop watches with
+``add_reader``.  An operation first runs at once (no waiting when it can
+complete); otherwise its waiter is linked on the queues or locks like a
+blocked thread's, and whoever completes it -- a put in another
+interpreter, a release -- appends it to the hub's list and writes the
+descriptor; the loop's reader callback completes the operations and
+resolves their futures.  No thread waits for anybody, nothing polls.
+A timeout is the loop's (``call_later``, then the operation is
+withdrawn); a cancelled task withdraws its operation, and what completed
+meanwhile is not lost (an item received goes back to the head of its
+queue; a put, a send or an acquire that completed counts).
+"""
+
+from __future__ import annotations
+
+import weakref
+from asyncio import get_running_loop
+
+from . import _core
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["wait_op"]
+
+
+class _Hub:
+    """One event loop's hub; the loop's reader callback drains it."""
+
+    __slots__ = ("core", "__weakref__")
+
+    def __init__(self, loop: Any) -> None:
+        self.core = _core._AioHub()
+        # The reader stays for the loop's life: a closed loop drops it
+        # with its selector; the hub (and its descriptor) goes with the
+        # loop.  Nothing here refers to the loop.
+        loop.add_reader(self.core.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        for op in self.core.drain():
+            fut = op.future
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hub(loop: Any) -> Any:
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = _Hub(loop)
+    return hub.core
+
+
+def _expire(op: Any, fut: Any) -> None:
+    if not fut.done():
+        # withdrawn: result() gives the timeout's outcome; otherwise it
+        # completed meanwhile, and that counts
+        op.withdraw()
+        fut.set_result(None)
+
+
+async def wait_op(op: Any, timeout: float | None) -> Any:
+    """Run one operation (``_core._AioOp``) in the running loop."""
+    loop = get_running_loop()
+    if not op.start(_hub(loop)):
+        fut = op.future = loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(timeout, _expire, op, fut)
+        try:
+            await fut
+        except BaseException:
+            # cancelled: withdraw, and undo what completed meanwhile
+            op.cancel()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            op.future = None
+    return op.result()

@@ -312,6 +312,19 @@ select_result(module_state *st, int r, sel_case *c, case_source *src,
     }
 }
 
+/* select() takes 1 to 2**20 cases: 0, or -1 with ValueError. */
+static int
+cases_count_check(Py_ssize_t n)
+{
+    if (n == 0 || n > 1024 * 1024) {
+        PyErr_SetString(PyExc_ValueError,
+                        n == 0 ? "select() needs at least one case"
+                               : "select(): too many cases");
+        return -1;
+    }
+    return 0;
+}
+
 /* The store_fn of select(): cases_obj is the iterable of cases. */
 static PyObject *
 select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
@@ -334,10 +347,7 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
         goto done;
     }
     n = PySequence_Fast_GET_SIZE(seq);
-    if (n == 0 || n > 1024 * 1024) {
-        PyErr_SetString(PyExc_ValueError,
-                        n == 0 ? "select() needs at least one case"
-                               : "select(): too many cases");
+    if (cases_count_check(n) < 0) {
         goto done;
     }
     cases = PyMem_Calloc((size_t)n, sizeof(sel_case));
@@ -544,10 +554,7 @@ coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     n = PyTuple_GET_SIZE(keep);
-    if (n == 0 || n > 1024 * 1024) {
-        PyErr_SetString(PyExc_ValueError,
-                        n == 0 ? "select() needs at least one case"
-                               : "select(): too many cases");
+    if (cases_count_check(n) < 0) {
         goto done;
     }
     p = PyMem_RawCalloc(1, sizeof(*p));

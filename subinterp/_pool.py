@@ -106,6 +106,19 @@ class _PoolFuture(Future):
         return super().cancel()
 
 
+def _task_call(fn: Callable[..., Any], args: tuple,
+               kwargs: dict) -> tuple:
+    """(fn, args, kwargs or None) as the pool core runs them: an ``async
+    def`` function becomes run_coroutine(fn, args, kwargs).  Refuses new
+    work once exit began."""
+    if _exiting:
+        raise RuntimeError(_AT_EXIT)
+    if _is_coroutine_function(fn):
+        check_supported()
+        return run_coroutine, (fn, args, kwargs or None), None
+    return fn, args, kwargs or None
+
+
 class _LoopInbox:
     """Completions of pool tasks awaited in one event loop (Pool.run).
 
@@ -339,16 +352,10 @@ class Pool(Executor):
         gets what the coroutine returns (Python 3.13+: ``RuntimeError`` on
         3.12, where CPython cannot run an event loop in a
         subinterpreter)."""
-        if _exiting:
-            raise RuntimeError(_AT_EXIT)
-        if _is_coroutine_function(fn):
-            check_supported()
-            args = (fn, args, kwargs or None)
-            fn = run_coroutine
-            kwargs = {}
+        fn, args, kwargs = _task_call(fn, args, kwargs)
         fut = _PoolFuture()
         fut._pool_core = self._core
-        fut._token = self._core.submit(fut, fn, args, kwargs or None)
+        fut._token = self._core.submit(fut, fn, args, kwargs)
         return fut
 
     async def run(self, fn: Callable[..., Any], /, *args: Any,
@@ -362,17 +369,11 @@ class Pool(Executor):
         (``call_soon_threadsafe``).  Cancelling the awaiting task cancels
         the work if no worker has started it; once started, it runs to
         its end in the worker and its result is dropped."""
-        if _exiting:
-            raise RuntimeError(_AT_EXIT)
-        if _is_coroutine_function(fn):
-            check_supported()
-            args = (fn, args, kwargs or None)
-            fn = run_coroutine
-            kwargs = {}
+        fn, args, kwargs = _task_call(fn, args, kwargs)
         inbox = _loop_inbox()
         afut = inbox.loop.create_future()
         task = _Awaited(inbox, afut)
-        token = self._core.submit(task, fn, args, kwargs or None)
+        token = self._core.submit(task, fn, args, kwargs)
         core = self._core
         afut.add_done_callback(
             lambda af: core.cancel(token) if af.cancelled() else None)

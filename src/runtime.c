@@ -958,7 +958,11 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
  *   threading's exit hook does in Py_EndInterpreter: queued and running
  *   tasks finish and the workers close their interpreters (otherwise the
  *   pools' collector threads would be among the threads to stop, and their
- *   workers' interpreters would outlive it);
+ *   workers' interpreters would outlive it); then the callbacks of
+ *   threading._register_atexit run, as threading._shutdown() runs them
+ *   before it joins threads (a concurrent.futures executor made inside
+ *   tells its workers to end there; without it they wait for work for
+ *   ever and the close is refused);
  * - daemon threads (legacy config only) cannot be waited for: refused,
  *   except at exit (below);
  * - other threads are asked to stop: every wait of subinterp inside the
@@ -979,6 +983,11 @@ static const char prepare_code[] =
     "    pool = sys.modules.get('subinterp._pool')\n"
     "    if pool is not None:\n"
     "        pool._python_exit()\n"
+    "    threading = sys.modules.get('threading')\n"
+    "    if threading is not None and not threading._SHUTTING_DOWN:\n"
+    "        threading._SHUTTING_DOWN = True\n"
+    "        for call in reversed(threading._threading_atexits):\n"
+    "            call()\n"
     "def threads():\n"
     "    import sys\n"
     "    threading = sys.modules.get('threading')\n"

@@ -674,6 +674,34 @@ def test_handle_collected_after_its_module_is_gone_raises_nothing():
     assert "Exception ignored" not in res.stderr, res.stderr
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 13),
+    reason="CPython 3.12 aborts at exit once a ThreadPoolExecutor ran in a "
+           "subinterpreter (double free; the standard library's "
+           "_xxsubinterpreters too)")
+def test_close_ends_an_executor_left_inside():
+    # A concurrent.futures executor left running inside: its workers wait
+    # for work until threading's exit callbacks tell them to end, which
+    # close() runs before it joins threads (as threading._shutdown() does
+    # in Py_EndInterpreter).  It used to refuse ("threads running after
+    # 2 seconds"), and at exit the interpreter was stopped abruptly; a pool
+    # worker replaced after such a task did the same.
+    res = run_script(
+        """
+        import subinterp
+        i = subinterp.create()
+        i.exec("import concurrent.futures as cf\\n"
+               "ex = cf.ThreadPoolExecutor(2)\\n"
+               "assert ex.submit(abs, -1).result() == 1")
+        i.close()
+        print("closed")
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "closed\n"
+    assert res.stderr == "", res.stderr
+
+
 def test_handle_to_itself_sent_out_holds_the_interpreter():
     q = subinterp.Queue()
     i = subinterp.create()

@@ -240,6 +240,10 @@ class Pool(Executor):
     max_tasks_per_worker: replace a worker's interpreter after that many
         tasks.
     thread_name_prefix: prefix of the workers' OS thread names.
+    max_concurrency: how many ``async def`` tasks a worker runs at once
+        on its event loop (default 1: one at a time).  While its loop has
+        room, the worker takes further tasks; a plain function taken
+        meanwhile runs as usual, blocking the worker's loop while it runs.
 
     ``os.fork()`` waits for the running tasks and the workers close their
     interpreters (CPython cannot fork with subinterpreters alive), making
@@ -261,6 +265,7 @@ class Pool(Executor):
         config: Any = "isolated",
         max_tasks_per_worker: int | None = None,
         thread_name_prefix: str = "",
+        max_concurrency: int = 1,
     ) -> None:
         if max_workers is None:
             max_workers = _cpu_count()
@@ -275,6 +280,11 @@ class Pool(Executor):
                 raise TypeError("max_tasks_per_worker must be an int")
             if max_tasks_per_worker <= 0:
                 raise ValueError("max_tasks_per_worker must be >= 1")
+        if (not isinstance(max_concurrency, int)
+                or isinstance(max_concurrency, bool)):
+            raise TypeError("max_concurrency must be an int")
+        if max_concurrency <= 0:
+            raise ValueError("max_concurrency must be >= 1")
         self._max_workers = max_workers
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
@@ -293,6 +303,7 @@ class Pool(Executor):
                 max_tasks_per_worker,
                 thread_name_prefix or "subinterp-",
                 self._remote_cause,
+                max_concurrency,
             )
             self._collector = threading.Thread(
                 target=self._collect,
@@ -335,20 +346,22 @@ class Pool(Executor):
         """Schedule ``fn(*args, **kwargs)`` and return its Future.
 
         An ``async def`` function runs to completion on the event loop
-        that the worker keeps for the life of its interpreter; the Future
+        that the worker keeps for the life of its interpreter (beside up
+        to max_concurrency - 1 others); the Future
         gets what the coroutine returns (Python 3.13+: ``RuntimeError`` on
         3.12, where CPython cannot run an event loop in a
         subinterpreter)."""
         if _exiting:
             raise RuntimeError(_AT_EXIT)
-        if _is_coroutine_function(fn):
+        coro = _is_coroutine_function(fn)
+        if coro:
             check_supported()
             args = (fn, args, kwargs or None)
             fn = run_coroutine
             kwargs = {}
         fut = _PoolFuture()
         fut._pool_core = self._core
-        fut._token = self._core.submit(fut, fn, args, kwargs or None)
+        fut._token = self._core.submit(fut, fn, args, kwargs or None, coro)
         return fut
 
     async def run(self, fn: Callable[..., Any], /, *args: Any,
@@ -364,7 +377,8 @@ class Pool(Executor):
         its end in the worker and its result is dropped."""
         if _exiting:
             raise RuntimeError(_AT_EXIT)
-        if _is_coroutine_function(fn):
+        coro = _is_coroutine_function(fn)
+        if coro:
             check_supported()
             args = (fn, args, kwargs or None)
             fn = run_coroutine
@@ -372,7 +386,7 @@ class Pool(Executor):
         inbox = _loop_inbox()
         afut = inbox.loop.create_future()
         task = _Awaited(inbox, afut)
-        token = self._core.submit(task, fn, args, kwargs or None)
+        token = self._core.submit(task, fn, args, kwargs or None, coro)
         core = self._core
         afut.add_done_callback(
             lambda af: core.cancel(token) if af.cancelled() else None)

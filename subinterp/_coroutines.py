@@ -19,6 +19,7 @@ _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 # This interpreter's loop for coroutine tasks (modules are per
 # interpreter, so this is one loop per worker interpreter).
 _loop = None
+_set_running_loop: Any = None   # asyncio's, once serve() ran
 
 
 def is_coroutine_function(fn: Any) -> bool:
@@ -75,6 +76,9 @@ def serve(handle: Any, first: tuple, limit: int, fd: int) -> None:
     import asyncio
 
     from . import _core
+
+    global _set_running_loop
+    from asyncio.events import _set_running_loop
 
     loop = _worker_loop()
     state = _Serving(handle, loop, limit, _core)
@@ -156,7 +160,13 @@ class _Serving:
         while True:
             got: Any = True
             while taking and len(self.running) < self.limit:
-                got = self.take(self.handle)
+                # a plain task taken runs in there: as on a worker without
+                # a running loop (it may asyncio.run() its own)
+                _set_running_loop(None)
+                try:
+                    got = self.take(self.handle)
+                finally:
+                    _set_running_loop(self.loop)
                 if got is None:         # nothing queued: the fd tells
                     break
                 if got is False:        # no more tasks for this worker

@@ -121,3 +121,8 @@ async def sleep_forever(started):
 
 def interp_id():
     return subinterp.get_current().id
+
+
+def run_own_loop(x):
+    """A plain task that runs an event loop of its own."""
+    return asyncio.run(add_later(x, 1))

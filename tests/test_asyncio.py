@@ -344,6 +344,8 @@ def test_plain_task_runs_while_coroutines_wait():
         waiting = p.submit(H.wait_gate, gate.fd)
         # the only worker serves its loop: the plain task runs there
         assert p.submit(pow, 2, 5).result(30) == 32
+        # as on a worker without a running loop
+        assert p.submit(H.run_own_loop, 41).result(30) == 42
         assert not waiting.done()
         gate.open()
         assert waiting.result(30) == "opened"

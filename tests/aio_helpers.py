@@ -88,7 +88,16 @@ class Gate:
 
         os.write(self._w, b"x")
 
-    def close(self):
+    # opened on leaving the block, so that a failing test does not leave
+    # coroutines waiting on it (a pool's shutdown would wait for them):
+    # enter it after the pool
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.open()
+
+    def __del__(self):
         import os
 
         os.close(self.fd)

@@ -339,8 +339,7 @@ def test_concurrent_results_exceptions_and_run():
 
 @needs_loop_in_subinterpreter
 def test_plain_task_runs_while_coroutines_wait():
-    gate = H.Gate()
-    with subinterp.Pool(1, max_concurrency=2) as p:
+    with subinterp.Pool(1, max_concurrency=2) as p, H.Gate() as gate:
         waiting = p.submit(H.wait_gate, gate.fd)
         # the only worker serves its loop: the plain task runs there
         assert p.submit(pow, 2, 5).result(30) == 32
@@ -353,9 +352,8 @@ def test_plain_task_runs_while_coroutines_wait():
 
 @needs_loop_in_subinterpreter
 def test_cancel_of_a_queued_task_while_coroutines_run():
-    gate = H.Gate()
     marks = subinterp.Queue()
-    with subinterp.Pool(1, max_concurrency=2) as p:
+    with subinterp.Pool(1, max_concurrency=2) as p, H.Gate() as gate:
         a = p.submit(H.wait_gate, gate.fd)
         b = p.submit(H.wait_gate, gate.fd)
         queued = p.submit(H.mark, marks, "ran")
@@ -375,31 +373,37 @@ def test_cancel_of_a_queued_task_while_coroutines_run():
 def test_shutdown_lets_running_coroutines_finish(wait):
     gate = H.Gate()
     p = subinterp.Pool(1, max_concurrency=3)
-    futs = [p.submit(H.wait_gate, gate.fd) for _ in range(3)]
-    queued = p.submit(H.add_later, 1, 2)
-    if not wait:
-        p.shutdown(wait=False)
+    try:
+        futs = [p.submit(H.wait_gate, gate.fd) for _ in range(3)]
+        queued = p.submit(H.add_later, 1, 2)
+        if not wait:
+            p.shutdown(wait=False)
+            gate.open()
+        else:
+            threading.Timer(0.1, gate.open).start()
+            p.shutdown(wait=True)
+        assert [f.result(30) for f in futs] == ["opened"] * 3
+        assert queued.result(30) == 3
+    finally:
         gate.open()
-    else:
-        threading.Timer(0.1, gate.open).start()
-        p.shutdown(wait=True)
-    assert [f.result(30) for f in futs] == ["opened"] * 3
-    assert queued.result(30) == 3
-    p.shutdown()
+        p.shutdown()
 
 
 @needs_loop_in_subinterpreter
 def test_shutdown_cancel_futures_keeps_running_coroutines():
     gate = H.Gate()
     p = subinterp.Pool(1, max_concurrency=2)
-    futs = [p.submit(H.wait_gate, gate.fd) for _ in range(2)]
-    queued = [p.submit(H.add_later, i, 1) for i in range(3)]
-    # the two coroutines occupy the worker: the rest is queued
-    with pytest.raises(TimeoutError):
-        futs[0].result(0.1)
-    p.shutdown(wait=False, cancel_futures=True)
-    gate.open()
-    p.shutdown()
+    try:
+        futs = [p.submit(H.wait_gate, gate.fd) for _ in range(2)]
+        queued = [p.submit(H.add_later, i, 1) for i in range(3)]
+        # the two coroutines occupy the worker: the rest is queued
+        with pytest.raises(TimeoutError):
+            futs[0].result(0.1)
+        p.shutdown(wait=False, cancel_futures=True)
+        gate.open()
+    finally:
+        gate.open()
+        p.shutdown()
     assert [f.result(0) for f in futs] == ["opened"] * 2
     assert all(f.cancelled() for f in queued)
 

@@ -70,8 +70,11 @@
 #include "subinterp.h"
 #include "wait.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* tasks                                                               */
@@ -101,13 +104,17 @@ typedef struct task {
                             exception itself if it could be encoded */
     int failed;          /* written before T_DONE */
     int broken;          /* written before T_DONE: never ran */
+    int coro;            /* immutable: a coroutine task (the worker may
+                            run it beside others on its event loop) */
     PyObject *future;    /* owner's object; owner's GIL only */
     /* pool.mutex: a thread blocked in result() (its waiter, on its
        stack), fired by the worker instead of the collector; and whether
        the worker is through with the task (handed on). */
     waiter *waiting;
     int handed;
-    struct task *next;   /* pool.mutex: queue or done list */
+    struct task *next;   /* pool.mutex: queue or done list; while a
+                            worker's event loop runs it, that worker's
+                            list of them (worker.aio, its thread only) */
 } task;
 
 /* The states a task may be in, by where it is (see task_check). */
@@ -222,6 +229,15 @@ typedef struct {
                                      held */
     _Atomic int interrupted;      /* SystemExit was raised in it for
                                      current (under that GIL too) */
+    long n_taken;        /* tasks taken by its interpreter (its thread) */
+    /* Concurrent coroutine tasks (max_concurrency > 1; worker_serve): */
+    int efd;             /* pool.mutex: eventfd written when a task is
+                            queued while its loop listens; made by its
+                            thread, closed by pool_free; -1 until then */
+    int listening;       /* pool.mutex: on pool.listening */
+    task *aio;           /* its thread only: the tasks its loop runs */
+    PyThreadState *serving;   /* its thread only: its thread state while
+                                 worker_serve runs, else NULL */
 } worker;
 
 struct pool {
@@ -235,6 +251,10 @@ struct pool {
     waiter **cold;              /* workers parked without an interpreter
                                    after a fork, waiting for a task */
     int n_cold;
+    worker **listening;         /* workers whose event loop has room for
+                                   another coroutine task and waits on its
+                                   eventfd too, n_workers slots */
+    int n_listening;
     waiter *collector;          /* parked collector, or NULL */
     waiter *joiner;             /* a thread waiting for workers to exit */
     int shutdown;
@@ -263,6 +283,7 @@ struct pool {
     path_copy path;
     msg *initializer;           /* (fn, args) or NULL */
     long max_tasks;             /* 0: no limit */
+    int max_conc;               /* coroutine tasks a worker runs at once */
     char name[16];              /* OS thread name prefix */
 };
 
@@ -290,6 +311,8 @@ pool_check(const pool *p)
               "workers waiting without an interpreter are parked");
     INVARIANT(p->n_idle + p->n_cold <= p->n_alive,
               "each live worker waits on at most one list");
+    INVARIANT(p->n_listening >= 0 && p->n_listening <= p->n_alive,
+              "listening workers are alive");
     INVARIANT(p->pausing >= 0, "every pause is resumed once");
     INVARIANT(p->outstanding >= 0,
               "no task is finalized twice or without being submitted");
@@ -370,9 +393,13 @@ pool_free(pool *p)
     p->done_head = p->done_tail = NULL;
     for (int i = 0; i < p->n_workers; i++) {
         waiter_fini(&p->workers[i].w);
+        if (p->workers[i].efd >= 0) {
+            (void)close(p->workers[i].efd);
+        }
     }
     PyMem_RawFree(p->workers);
     PyMem_RawFree(p->idle);
+    PyMem_RawFree(p->listening);
     PyMem_RawFree(p->cold);
     PyMem_RawFree(p->broken_msg);
     if (p->initializer != NULL) {
@@ -435,9 +462,26 @@ kick_forker(pool *p)
     p->forkers = NULL;
 }
 
+/* Wake a worker's event loop (worker_serve): a task is queued, or the
+ * pool stops.  Any thread; the eventfd lives as long as the pool. */
+static void
+wake_loop(worker *wk)
+{
+    uint64_t one = 1;
+    if (wk->efd >= 0) {
+        /* EAGAIN: the counter is full, so the loop wakes anyway */
+        (void)!write(wk->efd, &one, sizeof(one));
+    }
+}
+
 static void
 wake_all_idle(pool *p)
 {
+    for (int i = 0; i < p->n_listening; i++) {
+        p->listening[i]->listening = 0;
+        wake_loop(p->listening[i]);
+    }
+    p->n_listening = 0;
     for (int i = 0; i < p->n_idle; i++) {
         waiter_notify(p->idle[i]);
     }
@@ -677,6 +721,319 @@ error:
     return -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* coroutine tasks side by side (max_concurrency > 1)                  */
+
+/* A worker that takes a coroutine task while max_concurrency > 1 serves
+ * on its interpreter's event loop (subinterp._coroutines.serve, driven by
+ * this thread) until it has nothing left to run:
+ *
+ *   - while its loop has room, it takes further tasks without blocking
+ *     (_pool_worker_take): a coroutine task starts as an asyncio task, a
+ *     plain one runs right there (blocking the loop meanwhile);
+ *   - when nothing is queued, the take leaves the worker on
+ *     pool.listening and the loop waits in its selector, where the
+ *     worker's eventfd is registered: pool_enqueue writes it (as it fires
+ *     an idle worker's waiter), and so does everything that makes the
+ *     workers stop taking (wake_all_idle);
+ *   - each coroutine's end writes its outcome (_pool_worker_finish);
+ *   - once the pool stops taking (shutdown, fork, terminate,
+ *     max_tasks_per_worker), the loop runs the started coroutines to
+ *     their end and serve returns; so it does when no coroutine runs and
+ *     nothing is queued, and the worker goes back to its futex wait
+ *     (worker_take).
+ *
+ * No polling and no thread besides the worker: one wait, the selector's.
+ * The tasks the loop runs are on worker.aio (linked through task.next);
+ * whatever is left there when serve returns (it raised: terminate's
+ * SystemExit, or a bug) is failed with that exception. */
+
+static void
+aio_add(worker *wk, task *t)
+{
+    t->next = wk->aio;
+    wk->aio = t;
+}
+
+/* Take t off wk->aio: 1, or 0 when it is not there. */
+static int
+aio_remove(worker *wk, task *t)
+{
+    for (task **link = &wk->aio; *link != NULL; link = &(*link)->next) {
+        if (*link == t) {
+            *link = t->next;
+            t->next = NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* (token, (fn, args, kwargs)) for the coroutine task t (RUNNING), now on
+ * wk->aio: what serve starts.  NULL with an exception set, t failed. */
+static PyObject *
+aio_start(module_state *st, pool *p, worker *wk, task *t)
+{
+    PyObject *in = codec_decode(st, t->in);
+    PyObject *token = NULL;
+    PyObject *res = NULL;
+    if (in == NULL) {
+        goto error;
+    }
+    token = PyCapsule_New(t, "subinterp.running", NULL);
+    if (token == NULL) {
+        goto error;
+    }
+    res = PyTuple_Pack(2, token, in);
+    if (res == NULL) {
+        goto error;
+    }
+    aio_add(wk, t);
+    Py_DECREF(token);
+    Py_DECREF(in);
+    return res;
+error:
+    Py_XDECREF(token);
+    Py_XDECREF(in);
+    /* the task's exception: why it could not start */
+    t->failed = 1;
+    t->out = interp_capture_exception(st, &t->out_exc);
+    atomic_store(&t->state, T_DONE);
+    task_finish(p, t);
+    return NULL;
+}
+
+/* Write the outcome of t (RUNNING): exc, or else the encoded result. */
+static void
+task_write_outcome(module_state *st, task *t, PyObject *exc,
+                   PyObject *result)
+{
+    if (exc == NULL) {
+        t->out = codec_encode(st, result);
+        if (t->out != NULL) {
+            return;
+        }
+    }
+    else {
+        PyErr_SetRaisedException(Py_NewRef(exc));
+    }
+    t->failed = 1;
+    t->out = interp_capture_exception(st, &t->out_exc);
+}
+
+/* The worker behind a serve's handle, when called by its own thread
+ * during worker_serve; NULL with RuntimeError otherwise. */
+static worker *
+serving_worker(PyObject *handle)
+{
+    worker *wk = PyCapsule_GetPointer(handle, "subinterp.worker");
+    if (wk == NULL) {
+        return NULL;
+    }
+    if (wk->serving != PyThreadState_Get()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "only a pool worker serving coroutine tasks "
+                        "takes tasks");
+        return NULL;
+    }
+    return wk;
+}
+
+/* _pool_worker_take(handle) -> (token, (fn, args, kwargs)) | True | None
+ *                              | False
+ * The next task, without blocking: a coroutine task to start; True when
+ * it ran a plain task (or skipped a cancelled one): call again; None when
+ * nothing is queued: the worker's eventfd is written when a task comes;
+ * False when the worker takes no more tasks (the pool stops taking,
+ * pauses for a fork, or this interpreter did max_tasks_per_worker). */
+static PyObject *
+pool_worker_take(PyObject *mod, PyObject *handle)
+{
+    (void)mod;
+    worker *wk = serving_worker(handle);
+    module_state *st = get_current_state();
+    if (wk == NULL || st == NULL) {
+        return NULL;
+    }
+    pool *p = wk->pool;
+    task *t = NULL;
+    uint64_t count;
+    /* a wake-up already seen: the queue is looked at now */
+    (void)!read(wk->efd, &count, sizeof(count));
+    pthread_mutex_lock(&p->mutex);
+    int stop = 0;
+    if (p->pausing) {
+        wk->pause = 1;
+        stop = 1;
+    }
+    else if (atomic_load(&p->terminating) ||
+             (p->max_tasks > 0 && wk->n_taken >= p->max_tasks)) {
+        stop = 1;
+    }
+    else if (p->head != NULL) {
+        t = p->head;
+        p->head = t->next;
+        if (p->head == NULL) {
+            p->tail = NULL;
+        }
+    }
+    else if (p->shutdown || p->broken) {
+        stop = 1;
+    }
+    else if (!wk->listening) {
+        wk->listening = 1;
+        p->listening[p->n_listening++] = wk;
+    }
+    pool_check(p);
+    pthread_mutex_unlock(&p->mutex);
+    if (stop) {
+        Py_RETURN_FALSE;
+    }
+    if (t == NULL) {
+        Py_RETURN_NONE;
+    }
+    wk->n_taken++;
+    int expect = T_PENDING;
+    if (!atomic_compare_exchange_strong(&t->state, &expect, T_RUNNING)) {
+        task_finish(p, t);      /* cancelled while queued */
+        Py_RETURN_TRUE;
+    }
+    if (t->coro) {
+        PyObject *res = aio_start(st, p, wk, t);
+        if (res == NULL) {
+            PyErr_Clear();      /* t's exception now */
+            Py_RETURN_TRUE;
+        }
+        return res;
+    }
+    worker_run(st, t);
+    atomic_store(&t->state, T_DONE);
+    task_finish(p, t);
+    Py_RETURN_TRUE;
+}
+
+/* _pool_worker_finish(handle, token, exc, result): the coroutine task of
+ * token ended, with exc (an exception) or else result. */
+static PyObject *
+pool_worker_finish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_pool_worker_finish(handle, token, exc, result)");
+        return NULL;
+    }
+    worker *wk = serving_worker(args[0]);
+    module_state *st = get_current_state();
+    if (wk == NULL || st == NULL) {
+        return NULL;
+    }
+    task *t = PyCapsule_GetPointer(args[1], "subinterp.running");
+    if (t == NULL) {
+        return NULL;
+    }
+    if (!aio_remove(wk, t)) {
+        PyErr_SetString(PyExc_RuntimeError, "the task was finished already");
+        return NULL;
+    }
+    PyObject *exc = args[2] == Py_None ? NULL : args[2];
+    if (exc != NULL && !PyExceptionInstance_Check(exc)) {
+        aio_add(wk, t);
+        PyErr_SetString(PyExc_TypeError, "exc must be an exception or None");
+        return NULL;
+    }
+    task_write_outcome(st, t, exc, args[3]);
+    atomic_store(&t->state, T_DONE);
+    task_finish(wk->pool, t);
+    Py_RETURN_NONE;
+}
+
+/* Run the coroutine task t (RUNNING) and whatever else the worker takes
+ * meanwhile on its event loop, until none is left (see above). */
+static void
+worker_serve(module_state *st, pool *p, worker *wk, task *t)
+{
+    PyObject *serve = NULL;
+    PyObject *handle = NULL;
+    PyObject *first = NULL;
+    PyObject *args = NULL;
+    PyObject *res = NULL;
+    /* under the mutex: the threads that wake the loop read efd there */
+    pthread_mutex_lock(&p->mutex);
+    if (wk->efd < 0) {
+        wk->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    }
+    int efd = wk->efd;
+    pthread_mutex_unlock(&p->mutex);
+    if (efd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
+    PyObject *mod = PyImport_ImportModule("subinterp._coroutines");
+    if (mod == NULL) {
+        goto error;
+    }
+    serve = PyObject_GetAttrString(mod, "serve");
+    Py_DECREF(mod);
+    if (serve == NULL) {
+        goto error;
+    }
+    handle = PyCapsule_New(wk, "subinterp.worker", NULL);
+    if (handle == NULL) {
+        goto error;
+    }
+    first = aio_start(st, p, wk, t);
+    t = NULL;   /* on wk->aio, or finished */
+    if (first == NULL) {
+        PyErr_Clear();  /* the task's exception */
+        goto done;
+    }
+    args = Py_BuildValue("(OOii)", handle, first, p->max_conc, efd);
+    if (args == NULL) {
+        goto error;
+    }
+    wk->serving = PyThreadState_Get();
+    res = interp_call_in_main(st, serve, args, NULL);
+    wk->serving = NULL;
+    if (res == NULL) {
+        goto error;
+    }
+    goto done;
+error:
+    if (t != NULL) {
+        aio_add(wk, t);
+    }
+    /* the tasks left unfinished end with this exception */
+    PyObject *exc = PyErr_GetRaisedException();
+    while (wk->aio != NULL) {
+        task *left = wk->aio;
+        wk->aio = left->next;
+        left->next = NULL;
+        task_write_outcome(st, left, exc, NULL);
+        atomic_store(&left->state, T_DONE);
+        task_finish(p, left);
+    }
+    Py_XDECREF(exc);
+done:
+    pthread_mutex_lock(&p->mutex);
+    if (wk->listening) {
+        for (int i = 0; i < p->n_listening; i++) {
+            if (p->listening[i] == wk) {
+                p->listening[i] = p->listening[--p->n_listening];
+                break;
+            }
+        }
+        wk->listening = 0;
+    }
+    pool_check(p);
+    pthread_mutex_unlock(&p->mutex);
+    Py_XDECREF(serve);
+    Py_XDECREF(handle);
+    Py_XDECREF(first);
+    Py_XDECREF(args);
+    Py_XDECREF(res);
+}
+
 /* Inside the worker's interpreter (interp_fn): serve tasks until the pool
  * shuts down, breaks, or this interpreter did max_tasks. */
 static void
@@ -684,8 +1041,8 @@ worker_loop(void *arg)
 {
     worker *wk = (worker *)arg;
     pool *p = wk->pool;
-    long done = 0;
     module_state *st = get_current_state();
+    wk->n_taken = 0;
     if (st == NULL) {
         break_with_exception(p, "subinterp could not be imported in a "
                                 "worker interpreter");
@@ -695,15 +1052,22 @@ worker_loop(void *arg)
         return;
     }
     for (;;) {
+        if (p->max_tasks > 0 && wk->n_taken >= p->max_tasks) {
+            /* with every coroutine it started ended (worker_serve) */
+            wk->replace = 1;
+            return;
+        }
         task *t = worker_take(p, wk);
         if (t == NULL) {
             return;
         }
+        wk->n_taken++;
         int expect = T_PENDING;
         /* current, then terminating; terminate() stores terminating, then
            reads current (both sequentially consistent): a task taken
            while the pool terminates is either seen running and stopped
-           there, or not run. */
+           there, or not run.  While the loop serves coroutine tasks,
+           current is the first one: terminate() stops the loop. */
         atomic_store(&wk->current, t);
         if (atomic_load(&p->terminating)) {
             (void)atomic_compare_exchange_strong(&t->state, &expect,
@@ -711,8 +1075,14 @@ worker_loop(void *arg)
         }
         else if (atomic_compare_exchange_strong(&t->state, &expect,
                                                 T_RUNNING)) {
-            worker_run(st, t);
-            atomic_store(&t->state, T_DONE);
+            if (t->coro && p->max_conc > 1) {
+                worker_serve(st, p, wk, t);
+                t = NULL;   /* finished there */
+            }
+            else {
+                worker_run(st, t);
+                atomic_store(&t->state, T_DONE);
+            }
         }
         /* No GIL release between these two: terminate() decides whether
            to raise SystemExit in this thread while holding this GIL. */
@@ -722,10 +1092,8 @@ worker_loop(void *arg)
             (void)PyThreadState_SetAsyncExc(PyThread_get_thread_ident(),
                                             NULL);
         }
-        task_finish(p, t);
-        if (p->max_tasks > 0 && ++done >= p->max_tasks) {
-            wk->replace = 1;
-            return;
+        if (t != NULL) {
+            task_finish(p, t);
         }
     }
 }
@@ -956,8 +1324,10 @@ pool_alloc(int n_workers, long max_tasks, const char *prefix)
                   prefix[0] ? prefix : "subinterp-");
     p->workers = PyMem_RawCalloc(n_workers, sizeof(worker));
     p->idle = PyMem_RawCalloc(n_workers, sizeof(waiter *));
+    p->listening = PyMem_RawCalloc(n_workers, sizeof(worker *));
     p->cold = PyMem_RawCalloc(n_workers, sizeof(waiter *));
-    if (p->workers == NULL || p->idle == NULL || p->cold == NULL) {
+    if (p->workers == NULL || p->idle == NULL || p->cold == NULL ||
+        p->listening == NULL) {
         pool_decref(p);     /* n_workers is 0: no worker to finalize */
         PyErr_NoMemory();
         return NULL;
@@ -966,6 +1336,7 @@ pool_alloc(int n_workers, long max_tasks, const char *prefix)
     for (int i = 0; i < n_workers; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
+        p->workers[i].efd = -1;
         waiter_init(&p->workers[i].w);
     }
     return p;
@@ -1002,14 +1373,14 @@ initializer_encode(module_state *st, PyObject *initializer,
 
 /* PoolCore(max_workers, broken_cls, config=None, initializer=None,
  *          initargs=(), max_tasks_per_worker=None, thread_name_prefix='',
- *          remote_cause='traceback') */
+ *          remote_cause='traceback', max_concurrency=1) */
 static PyObject *
 poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"max_workers", "broken_cls", "config",
                              "initializer", "initargs",
                              "max_tasks_per_worker", "thread_name_prefix",
-                             "remote_cause", NULL};
+                             "remote_cause", "max_concurrency", NULL};
     PyObject *broken_cls;
     int n_workers;
     PyObject *config = Py_None;
@@ -1018,6 +1389,7 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyObject *max_tasks_obj = Py_None;
     const char *prefix = "";
     const char *remote_cause = "traceback";
+    int max_conc = 1;
     exc_rebuild exc_how;
     long max_tasks;
     PoolObject *self = NULL;
@@ -1026,12 +1398,12 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (st == NULL) {
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO!Oss:PoolCore",
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO!Ossi:PoolCore",
                                      kwlist, &n_workers, &broken_cls,
                                      &config,
                                      &initializer, &PyTuple_Type, &initargs,
                                      &max_tasks_obj, &prefix,
-                                     &remote_cause)) {
+                                     &remote_cause, &max_conc)) {
         return NULL;
     }
     if (remote_cause_from_name(remote_cause, &exc_how) < 0) {
@@ -1052,10 +1424,16 @@ poolobj_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (max_tasks_from_object(max_tasks_obj, &max_tasks) < 0) {
         return NULL;
     }
+    if (max_conc <= 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_concurrency must be a positive int");
+        return NULL;
+    }
     p = pool_alloc(n_workers, max_tasks, prefix);
     if (p == NULL) {
         return NULL;
     }
+    p->max_conc = max_conc;
     if (interp_config_from_args(config, NULL, &p->cfg) < 0 ||
         path_copy_take(&p->path) < 0 ||
         initializer_encode(st, initializer, initargs,
@@ -1179,6 +1557,12 @@ pool_enqueue(PoolObject *self, task *t, PyObject *future)
         if (p->n_idle > 0) {
             waiter_notify(p->idle[--p->n_idle]);
         }
+        else if (p->n_listening > 0) {
+            /* a worker's event loop has room for it */
+            worker *wk = p->listening[--p->n_listening];
+            wk->listening = 0;
+            wake_loop(wk);
+        }
         else if (p->n_cold > 0 && !p->pausing) {
             /* no warm worker free: one without an interpreter makes one */
             waiter_notify(p->cold[--p->n_cold]);
@@ -1202,8 +1586,10 @@ pool_enqueue(PoolObject *self, task *t, PyObject *future)
     return 0;
 }
 
-/* submit(future, fn, args, kwargs or None) -> token: the token (a
- * capsule) holds a reference to the task. */
+/* submit(future, fn, args, kwargs or None, coro=False) -> token: the
+ * token (a capsule) holds a reference to the task.  coro: fn runs a
+ * coroutine (subinterp._coroutines.run_coroutine), which a worker may run
+ * beside others when max_concurrency > 1. */
 static PyObject *
 poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1212,10 +1598,15 @@ poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (st == NULL) {
         return NULL;
     }
-    if (nargs != 4 || !PyTuple_Check(args[2]) ||
+    int coro = 0;
+    if (nargs == 5 && (coro = PyObject_IsTrue(args[4])) < 0) {
+        return NULL;
+    }
+    if (nargs < 4 || nargs > 5 || !PyTuple_Check(args[2]) ||
         (args[3] != Py_None && !PyDict_Check(args[3]))) {
         PyErr_SetString(PyExc_TypeError,
-                        "submit(future, fn, args, kwargs or None)");
+                        "submit(future, fn, args, kwargs or None, "
+                        "coro=False)");
         return NULL;
     }
     if (!PyCallable_Check(args[1])) {
@@ -1227,6 +1618,7 @@ poolobj_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (t == NULL) {
         return NULL;
     }
+    t->coro = coro;
     PyObject *token = PyCapsule_New(t, "subinterp.task", task_capsule_free);
     if (token == NULL) {
         task_decref(t);
@@ -1574,6 +1966,13 @@ poolobj_terminate(PyObject *op, PyObject *Py_UNUSED(ignored))
         runtime_interrupt_running(entries[i], worker_still_running, stop[i]);
         entry_decref(entries[i]);
     }
+    /* A worker serving coroutine tasks may wait in its loop's selector:
+       its SystemExit is raised once Python code runs there. */
+    pthread_mutex_lock(&p->mutex);
+    for (int i = 0; i < n; i++) {
+        wake_loop(stop[i]);
+    }
+    pthread_mutex_unlock(&p->mutex);
     PyMem_RawFree(stop);
     PyMem_RawFree(entries);
     Py_RETURN_NONE;
@@ -1909,6 +2308,7 @@ pools_fork_child(void)
         p->n_alive = 0;
         p->n_idle = 0;
         p->n_cold = 0;
+        p->n_listening = 0;
         p->n_parked = 0;
         p->pausing = 0;
         p->collector = p->joiner = NULL;
@@ -1954,6 +2354,13 @@ static PyMethodDef pool_functions[] = {
      "os.register_at_fork(before=...) hook: pause every pool."},
     {"_pools_fork_after_parent", pools_fork_after_parent, METH_NOARGS,
      "os.register_at_fork(after_in_parent=...) hook: resume them."},
+    {"_pool_worker_take", pool_worker_take, METH_O,
+     "_pool_worker_take(handle): a pool worker's event loop takes a task "
+     "(subinterp._coroutines.serve)."},
+    {"_pool_worker_finish", _PyCFunction_CAST(pool_worker_finish),
+     METH_FASTCALL,
+     "_pool_worker_finish(handle, token, exc, result): a coroutine task "
+     "ended (subinterp._coroutines.serve)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 # This interpreter's loop for coroutine tasks (modules are per
 # interpreter, so this is one loop per worker interpreter).
 _loop = None
+_set_running_loop: Any = None   # asyncio's, once serve() ran
 
 
 def is_coroutine_function(fn: Any) -> bool:
@@ -60,3 +61,120 @@ def run_coroutine(fn: Callable[..., Any], args: tuple,
     """Run ``fn(*args, **kwargs)`` to completion on this interpreter's
     event loop and return its result (in a pool worker)."""
     return _worker_loop().run_until_complete(fn(*args, **(kwargs or {})))
+
+
+def serve(handle: Any, first: tuple, limit: int, fd: int) -> None:
+    """Run coroutine tasks side by side on this worker's event loop, up to
+    *limit* at once, taking more from the pool while there is room (in a
+    pool worker with max_concurrency > 1; the C core calls it with the
+    first task, see worker_serve in src/pool.c).
+
+    Returns when no coroutine runs and nothing is queued (the worker then
+    waits for the pool as usual), or once the worker takes no more tasks
+    and every coroutine it started has ended.  *fd* is the worker's
+    eventfd, readable when the pool queues a task for it."""
+    import asyncio
+
+    from . import _core
+
+    global _set_running_loop
+    from asyncio.events import _set_running_loop
+
+    loop = _worker_loop()
+    state = _Serving(handle, loop, limit, _core)
+    loop.add_reader(fd, state.woken, fd)
+    try:
+        loop.run_until_complete(state.main(first))
+    except BaseException:
+        # stopped (terminate's SystemExit): the coroutines still running
+        # are cancelled; the C core fails their tasks with this exception
+        state.abandoned = True
+        running = list(state.running)
+        for task in running:
+            task.cancel()
+        if running:
+            loop.run_until_complete(
+                asyncio.gather(*running, return_exceptions=True))
+        raise
+    finally:
+        loop.remove_reader(fd)
+
+
+class _Serving:
+    def __init__(self, handle: Any, loop: Any, limit: int,
+                 core: Any) -> None:
+        self.handle = handle
+        self.loop = loop
+        self.limit = limit
+        self.take = core._pool_worker_take
+        self.finish = core._pool_worker_finish
+        self.running: set = set()
+        self.abandoned = False
+        self.wake: Any = None   # a future main() awaits
+
+    def poke(self, *_: Any) -> None:
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    def woken(self, fd: int) -> None:
+        # the pool queued a task (or stops taking): read the eventfd, so
+        # that the selector waits again, and let main() take
+        import os
+
+        try:
+            os.read(fd, 8)
+        except BlockingIOError:
+            pass
+        self.poke()
+
+    def start(self, item: tuple) -> None:
+        token, (_, (fn, args, kwargs), _) = item
+        task = self.loop.create_task(self.run(token, fn, args, kwargs))
+        self.running.add(task)
+        task.add_done_callback(self.ended)
+
+    def ended(self, task: Any) -> None:
+        self.running.discard(task)
+        self.poke()
+
+    async def run(self, token: Any, fn: Callable[..., Any], args: tuple,
+                  kwargs: dict | None) -> None:
+        try:
+            result = await fn(*args, **(kwargs or {}))
+        except BaseException as exc:
+            if not self.abandoned:
+                self.finish(self.handle, token, exc, None)
+            if not isinstance(exc, Exception):
+                # SystemExit, KeyboardInterrupt: stop the loop
+                import asyncio
+
+                if not isinstance(exc, asyncio.CancelledError):
+                    raise
+        else:
+            if not self.abandoned:
+                self.finish(self.handle, token, None, result)
+
+    async def main(self, first: tuple) -> None:
+        self.start(first)
+        taking = True
+        while True:
+            got: Any = True
+            while taking and len(self.running) < self.limit:
+                # a plain task taken runs in there: as on a worker without
+                # a running loop (it may asyncio.run() its own)
+                _set_running_loop(None)
+                try:
+                    got = self.take(self.handle)
+                finally:
+                    _set_running_loop(self.loop)
+                if got is None:         # nothing queued: the fd tells
+                    break
+                if got is False:        # no more tasks for this worker
+                    taking = False
+                elif got is not True:   # True: ran a plain function
+                    self.start(got)
+            if not self.running and (not taking or got is None):
+                return
+            self.wake = self.loop.create_future()
+            await self.wake
+            self.wake = None

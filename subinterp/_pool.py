@@ -108,15 +108,15 @@ class _PoolFuture(Future):
 
 def _task_call(fn: Callable[..., Any], args: tuple,
                kwargs: dict) -> tuple:
-    """(fn, args, kwargs or None) as the pool core runs them: an ``async
-    def`` function becomes run_coroutine(fn, args, kwargs).  Refuses new
-    work once exit began."""
+    """(fn, args, kwargs or None, coro) as the pool core runs them: an
+    ``async def`` function becomes run_coroutine(fn, args, kwargs), with
+    coro true.  Refuses new work once exit began."""
     if _exiting:
         raise RuntimeError(_AT_EXIT)
     if _is_coroutine_function(fn):
         check_supported()
-        return run_coroutine, (fn, args, kwargs or None), None
-    return fn, args, kwargs or None
+        return run_coroutine, (fn, args, kwargs or None), None, True
+    return fn, args, kwargs or None, False
 
 
 class _LoopInbox:
@@ -253,6 +253,10 @@ class Pool(Executor):
     max_tasks_per_worker: replace a worker's interpreter after that many
         tasks.
     thread_name_prefix: prefix of the workers' OS thread names.
+    max_concurrency: how many ``async def`` tasks a worker runs at once
+        on its event loop (default 1: one at a time).  While its loop has
+        room, the worker takes further tasks; a plain function taken
+        meanwhile runs as usual, blocking the worker's loop while it runs.
 
     ``os.fork()`` waits for the running tasks and the workers close their
     interpreters (CPython cannot fork with subinterpreters alive), making
@@ -274,6 +278,7 @@ class Pool(Executor):
         config: Any = "isolated",
         max_tasks_per_worker: int | None = None,
         thread_name_prefix: str = "",
+        max_concurrency: int = 1,
     ) -> None:
         if max_workers is None:
             max_workers = _cpu_count()
@@ -288,6 +293,11 @@ class Pool(Executor):
                 raise TypeError("max_tasks_per_worker must be an int")
             if max_tasks_per_worker <= 0:
                 raise ValueError("max_tasks_per_worker must be >= 1")
+        if (not isinstance(max_concurrency, int)
+                or isinstance(max_concurrency, bool)):
+            raise TypeError("max_concurrency must be an int")
+        if max_concurrency <= 0:
+            raise ValueError("max_concurrency must be >= 1")
         self._max_workers = max_workers
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
@@ -306,6 +316,7 @@ class Pool(Executor):
                 max_tasks_per_worker,
                 thread_name_prefix or "subinterp-",
                 self._remote_cause,
+                max_concurrency,
             )
             self._collector = threading.Thread(
                 target=self._collect,
@@ -348,14 +359,15 @@ class Pool(Executor):
         """Schedule ``fn(*args, **kwargs)`` and return its Future.
 
         An ``async def`` function runs to completion on the event loop
-        that the worker keeps for the life of its interpreter; the Future
+        that the worker keeps for the life of its interpreter (beside up
+        to max_concurrency - 1 others); the Future
         gets what the coroutine returns (Python 3.13+: ``RuntimeError`` on
         3.12, where CPython cannot run an event loop in a
         subinterpreter)."""
-        fn, args, kwargs = _task_call(fn, args, kwargs)
+        fn, args, kwargs, coro = _task_call(fn, args, kwargs)
         fut = _PoolFuture()
         fut._pool_core = self._core
-        fut._token = self._core.submit(fut, fn, args, kwargs)
+        fut._token = self._core.submit(fut, fn, args, kwargs, coro)
         return fut
 
     async def run(self, fn: Callable[..., Any], /, *args: Any,
@@ -369,11 +381,11 @@ class Pool(Executor):
         (``call_soon_threadsafe``).  Cancelling the awaiting task cancels
         the work if no worker has started it; once started, it runs to
         its end in the worker and its result is dropped."""
-        fn, args, kwargs = _task_call(fn, args, kwargs)
+        fn, args, kwargs, coro = _task_call(fn, args, kwargs)
         inbox = _loop_inbox()
         afut = inbox.loop.create_future()
         task = _Awaited(inbox, afut)
-        token = self._core.submit(task, fn, args, kwargs)
+        token = self._core.submit(task, fn, args, kwargs, coro)
         core = self._core
         afut.add_done_callback(
             lambda af: core.cancel(token) if af.cancelled() else None)

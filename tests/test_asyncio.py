@@ -712,3 +712,185 @@ def test_async_waits_under_uvloop():
 
     assert asyncio.run(main(), loop_factory=uvloop.new_event_loop) == "done"
     assert pending() == 0
+
+
+# max_concurrency: coroutine tasks side by side in a worker
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError),
+                                      (1.5, TypeError), (True, TypeError),
+                                      ("2", TypeError)])
+def test_max_concurrency_is_validated(bad, exc):
+    with pytest.raises(exc, match="max_concurrency"):
+        subinterp.Pool(1, max_concurrency=bad)
+
+
+@needs_loop_in_subinterpreter
+def test_one_worker_runs_coroutines_at_once():
+    # all 10 must be running together to pass the rendezvous
+    with subinterp.Pool(1, max_concurrency=10) as p:
+        futs = [p.submit(H.rendezvous, 10, i) for i in range(10)]
+        got = [f.result(120) for f in futs]
+    assert [v for v, _, _ in got] == list(range(10))
+    assert {peak for _, peak, _ in got} == {10}
+    assert len({interp for _, _, interp in got}) == 1
+
+
+@needs_loop_in_subinterpreter
+def test_max_concurrency_bounds_the_coroutines_at_once():
+    with subinterp.Pool(1, max_concurrency=3) as p:
+        futs = [p.submit(H.rendezvous, 3, i) for i in range(9)]
+        got = [f.result(120) for f in futs]
+    assert [v for v, _, _ in got] == list(range(9))
+    assert max(peak for _, peak, _ in got) == 3
+
+
+@needs_loop_in_subinterpreter
+def test_concurrent_results_exceptions_and_run():
+    with subinterp.Pool(2, max_concurrency=4) as p:
+        ok = [p.submit(H.add_later, i, 10, 0.01) for i in range(8)]
+        bad = [p.submit(H.fail_later, f"no {i}") for i in range(4)]
+        assert [f.result(30) for f in ok] == [i + 10 for i in range(8)]
+        for i, f in enumerate(bad):
+            with pytest.raises(ValueError, match=f"no {i}"):
+                f.result(30)
+
+        async def main():
+            return await asyncio.gather(
+                *[p.run(H.add_later, i, 1, 0.01) for i in range(10)])
+
+        assert asyncio.run(main()) == list(range(1, 11))
+
+
+@needs_loop_in_subinterpreter
+def test_plain_task_runs_while_coroutines_wait():
+    with subinterp.Pool(1, max_concurrency=2) as p, H.Gate() as gate:
+        waiting = p.submit(H.wait_gate, gate.fd)
+        # the only worker serves its loop: the plain task runs there
+        assert p.submit(pow, 2, 5).result(30) == 32
+        # as on a worker without a running loop
+        assert p.submit(H.run_own_loop, 41).result(30) == 42
+        assert not waiting.done()
+        gate.open()
+        assert waiting.result(30) == "opened"
+
+
+@needs_loop_in_subinterpreter
+def test_cancel_of_a_queued_task_while_coroutines_run():
+    marks = subinterp.Queue()
+    with subinterp.Pool(1, max_concurrency=2) as p, H.Gate() as gate:
+        a = p.submit(H.wait_gate, gate.fd)
+        b = p.submit(H.wait_gate, gate.fd)
+        queued = p.submit(H.mark, marks, "ran")
+        assert queued.cancel()
+        last = p.submit(H.mark, marks, "last")
+        gate.open()
+        assert a.result(30) == b.result(30) == "opened"
+        assert last.result(30) == "last"
+        # (read while the worker that put it lives)
+        assert marks.get(timeout=0) == "last"
+        assert marks.empty()
+    assert queued.cancelled()
+
+
+@needs_loop_in_subinterpreter
+@pytest.mark.parametrize("wait", [True, False])
+def test_shutdown_lets_running_coroutines_finish(wait):
+    gate = H.Gate()
+    p = subinterp.Pool(1, max_concurrency=3)
+    try:
+        futs = [p.submit(H.wait_gate, gate.fd) for _ in range(3)]
+        queued = p.submit(H.add_later, 1, 2)
+        if not wait:
+            p.shutdown(wait=False)
+            gate.open()
+        else:
+            threading.Timer(0.1, gate.open).start()
+            p.shutdown(wait=True)
+        assert [f.result(30) for f in futs] == ["opened"] * 3
+        assert queued.result(30) == 3
+    finally:
+        gate.open()
+        p.shutdown()
+
+
+@needs_loop_in_subinterpreter
+def test_shutdown_cancel_futures_keeps_running_coroutines():
+    gate = H.Gate()
+    p = subinterp.Pool(1, max_concurrency=2)
+    try:
+        started = subinterp.Queue()
+        futs = [p.submit(H.wait_gate, gate.fd, started) for _ in range(2)]
+        queued = [p.submit(H.add_later, i, 1) for i in range(3)]
+        # the two coroutines occupy the worker: the rest is queued
+        for _ in range(2):
+            assert started.get(timeout=60) == "started"
+        p.shutdown(wait=False, cancel_futures=True)
+        gate.open()
+    finally:
+        gate.open()
+        p.shutdown()
+    assert [f.result(0) for f in futs] == ["opened"] * 2
+    assert all(f.cancelled() for f in queued)
+
+
+@needs_loop_in_subinterpreter
+def test_max_tasks_per_worker_counts_coroutines():
+    # three tasks per interpreter, all three running together: the worker
+    # is replaced once its running coroutines ended
+    with subinterp.Pool(1, max_concurrency=3, max_tasks_per_worker=3) as p:
+        futs = [p.submit(H.rendezvous, 3, i) for i in range(6)]
+        got = [f.result(120) for f in futs]
+    assert [v for v, _, _ in got] == list(range(6))
+    first = {interp for _, _, interp in got[:3]}
+    second = {interp for _, _, interp in got[3:]}
+    assert len(first) == len(second) == 1
+    assert first != second
+    assert {peak for _, peak, _ in got} == {3}
+
+
+@needs_loop_in_subinterpreter
+def test_terminate_stops_running_coroutines():
+    p = subinterp.Pool(1, max_concurrency=3)
+    started = subinterp.Queue()
+    running = [p.submit(H.sleep_forever, started) for _ in range(3)]
+    queued = p.submit(H.add_later, 1, 2)
+    for _ in range(3):
+        assert started.get(timeout=60) == "started"
+    p._terminate()   # returns: the coroutines were stopped
+    for f in running:
+        assert f.done()
+        assert isinstance(f.exception(0), SystemExit)
+    assert queued.cancelled()
+    assert p.stats()["alive"] == 0
+
+
+@needs_loop_in_subinterpreter
+def test_fork_waits_for_running_coroutines():
+    res = run_script(
+        """
+        import os, subinterp, aio_helpers as H
+        gate = H.Gate()
+        p = subinterp.Pool(1, max_concurrency=3)
+        futs = [p.submit(H.wait_gate, gate.fd) for _ in range(3)]
+        import threading
+        threading.Timer(0.2, gate.open).start()
+        pid = os.fork()   # waits for the running coroutines
+        if pid == 0:
+            try:
+                p.submit(abs, -1).result(10)
+            except subinterp.BrokenInterpreterPool:
+                os._exit(0)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        print([f.result(30) for f in futs])
+        print([f.result(30) for f in
+               [p.submit(H.rendezvous, 3, i) for i in range(3)]][0][0])
+        p.shutdown()
+        """,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["0", "['opened', 'opened', 'opened']",
+                                       "0"], res.stdout + res.stderr

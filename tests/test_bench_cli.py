@@ -218,6 +218,41 @@ def test_io_makes_real_requests_to_its_own_server(tmp_path):
     assert not is_listening(info["port"])
 
 
+def test_io_async_variant_makes_the_gets_as_coroutines(tmp_path):
+    out = tmp_path / "r.json"
+    r = bench("bench", "io", "--samples", "2", "--scale", "0.4", "--delay-ms", "1",
+              "--variants", "sequential,subinterp-async",
+              "--client", "http.client", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(out.read_text())["tasks"]["io"]
+    rows = rows_by_key({"tasks": {"io": info}}, "io")
+    row = rows["subinterp-async"]
+    assert row["label"] == "subinterp.Pool async, 2 workers x max_concurrency=10"
+    if sys.version_info >= (3, 13):
+        assert row["status"] == "ok", row
+        assert row["label"] in r.stdout
+        # 8 GETs per sample, 3 samples (1 warm-up), for both variants:
+        # the server checks every answer the coroutines got
+        assert info["requests_served"] == 8 * 3 * 2
+    else:
+        assert row["status"] == "unavailable", row
+        assert "gh-112140" in row["error"]
+        assert "not available" in r.stdout
+        assert info["requests_served"] == 8 * 3
+
+
+def test_io_only_variant_is_not_a_cpu_row(tmp_path):
+    # not among the cpu rows by default (ALL_KEYS above); asked for, it
+    # says it is of the io benchmark only
+    out = tmp_path / "r.json"
+    r = bench("bench", "cpu", *TINY, "--variants", "subinterp-async",
+              "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    row = rows_by_key(json.loads(out.read_text()), "cpu")["subinterp-async"]
+    assert row["status"] == "unavailable"
+    assert "io benchmark only" in row["error"]
+
+
 def test_io_port_in_use_fails_the_rows_not_the_command(tmp_path):
     out = tmp_path / "r.json"
     with socket.socket() as taken:

@@ -48,7 +48,8 @@ what to run:
 
 variants (--variants takes a comma-separated subset of these keys):
   sequential, threads, processes, stdlib-interpreters, subinterp-pool,
-  subinterp-default
+  subinterp-default, and for io only subinterp-async (each GET a coroutine
+  task, asyncio streams, 2 workers x max_concurrency=10; Python 3.13+)
 
 Each variant runs in a process of its own: a warm-up sample, then --samples
 samples; the table shows the median, min, max and standard deviation and
@@ -561,7 +562,8 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
     """Run every variant of *task* into result["tasks"][task]; False if the
     task could not run at all."""
     samples = opts.samples or DEFAULT_SAMPLES[task]
-    keys = opts.variants or variants.KEYS
+    keys = opts.variants or [k for k in variants.KEYS
+                             if task in variants.BY_KEY[k].tasks]
     info: dict = {
         "samples": samples,
         "warmup": opts.warmup,

@@ -216,6 +216,7 @@ _SHORT = {
     "stdlib-interpreters": "stdlib\nInterpreterPool",
     "subinterp-pool": "subinterp.Pool\n(new per sample)",
     "subinterp-default": "subinterp\ndefault pool",
+    "subinterp-async": "subinterp.Pool\nasync 2x10",
 }
 
 

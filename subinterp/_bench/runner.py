@@ -85,6 +85,10 @@ def run(cfg: dict, emit, commands) -> int:
     server = None
     try:
         try:
+            if cfg["task"] not in variant.tasks:
+                raise variants.Unavailable(
+                    f"a variant of the {' and '.join(variant.tasks)} "
+                    f"benchmark only")
             variant.check()
         except variants.Unavailable as exc:
             emit(event="unavailable", label=variant.describe(), reason=str(exc))

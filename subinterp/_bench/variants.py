@@ -41,6 +41,7 @@ class Unavailable(Exception):
 class Variant:
     key = ""
     label = ""
+    tasks: tuple[str, ...] = ("cpu", "io")  # the benchmarks it runs in
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -166,6 +167,40 @@ class SubinterpDefault(Variant):
         list(subinterp.map(fn, *_columns(argsets), chunksize=1))
 
 
+class SubinterpAsync(Variant):
+    """The IO benchmark's GETs as coroutines: every GET of every chunk is
+    one ``async def`` task (asyncio streams, HTTP/1.0), on a pool of 2
+    workers that each run up to 10 at once on their event loop."""
+
+    key = "subinterp-async"
+    label = "subinterp.Pool async, 2 workers x max_concurrency=10"
+    tasks = ("io",)
+    WORKERS = 2
+    CONCURRENCY = 10
+
+    def check(self):
+        if sys.version_info < (3, 13):
+            raise Unavailable(
+                "coroutine tasks need Python 3.13+: on 3.12 an event loop "
+                "run in a subinterpreter makes the process abort at exit "
+                "(CPython gh-112140)")
+
+    def sample(self, fn, argsets):
+        import subinterp
+
+        from .workloads import io_get_async
+
+        # fn is the blocking io_worker: this variant makes the same GETs
+        # (start..end of each chunk, same server) one coroutine each
+        gets = [(i, port) for start, end, port, *_ in argsets
+                for i in range(start, end + 1)]
+        with subinterp.Pool(self.WORKERS,
+                            max_concurrency=self.CONCURRENCY) as pool:
+            futs = [pool.submit(io_get_async, i, port) for i, port in gets]
+            for f in futs:
+                f.result()
+
+
 VARIANTS: list[type[Variant]] = [
     Sequential,
     Threads,
@@ -173,6 +208,7 @@ VARIANTS: list[type[Variant]] = [
     StdlibInterpreters,
     SubinterpPool,
     SubinterpDefault,
+    SubinterpAsync,
 ]
 KEYS = [v.key for v in VARIANTS]
 BY_KEY = {v.key: v for v in VARIANTS}

@@ -64,6 +64,27 @@ def io_worker(start: int, end: int, port: int, client: str = "http.client") -> N
         raise ValueError(f"unknown client {client!r}; use one of {CLIENTS}")
 
 
+async def io_get_async(i: int, port: int) -> None:
+    """GET http://127.0.0.1:PORT/I as a coroutine: asyncio streams and a
+    minimal HTTP/1.0 request (the server answers, then closes), checked
+    as io_worker checks its answers.  The "async workers" variant runs
+    each of the 20 GETs as one of these."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET /{i} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()  # to the end: HTTP/1.0 closes
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    parts = head.split(None, 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    _check(i, status, body)
+
+
 def _check(i: int, status: int, body: bytes) -> None:
     if status != 200 or body != str(i).encode():
         raise RuntimeError(f"GET /{i}: status {status}, body {body[:80]!r}")

@@ -70,11 +70,8 @@
 #include "subinterp.h"
 #include "wait.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* tasks                                                               */
@@ -231,10 +228,6 @@ typedef struct {
                                      current (under that GIL too) */
     long n_taken;        /* tasks taken by its interpreter (its thread) */
     /* Concurrent coroutine tasks (max_concurrency > 1; worker_serve): */
-    int efd;             /* pool.mutex: eventfd written when a task is
-                            queued while its loop listens; made by its
-                            thread, closed by pool_free; -1 until then */
-    int listening;       /* pool.mutex: on pool.listening */
     task *aio;           /* its thread only: the tasks its loop runs */
     PyThreadState *serving;   /* its thread only: its thread state while
                                  worker_serve runs, else NULL */
@@ -251,10 +244,6 @@ struct pool {
     waiter **cold;              /* workers parked without an interpreter
                                    after a fork, waiting for a task */
     int n_cold;
-    worker **listening;         /* workers whose event loop has room for
-                                   another coroutine task and waits on its
-                                   eventfd too, n_workers slots */
-    int n_listening;
     waiter *collector;          /* parked collector, or NULL */
     waiter *joiner;             /* a thread waiting for workers to exit */
     int shutdown;
@@ -311,8 +300,6 @@ pool_check(const pool *p)
               "workers waiting without an interpreter are parked");
     INVARIANT(p->n_idle + p->n_cold <= p->n_alive,
               "each live worker waits on at most one list");
-    INVARIANT(p->n_listening >= 0 && p->n_listening <= p->n_alive,
-              "listening workers are alive");
     INVARIANT(p->pausing >= 0, "every pause is resumed once");
     INVARIANT(p->outstanding >= 0,
               "no task is finalized twice or without being submitted");
@@ -393,13 +380,9 @@ pool_free(pool *p)
     p->done_head = p->done_tail = NULL;
     for (int i = 0; i < p->n_workers; i++) {
         waiter_fini(&p->workers[i].w);
-        if (p->workers[i].efd >= 0) {
-            (void)close(p->workers[i].efd);
-        }
     }
     PyMem_RawFree(p->workers);
     PyMem_RawFree(p->idle);
-    PyMem_RawFree(p->listening);
     PyMem_RawFree(p->cold);
     PyMem_RawFree(p->broken_msg);
     if (p->initializer != NULL) {
@@ -462,26 +445,9 @@ kick_forker(pool *p)
     p->forkers = NULL;
 }
 
-/* Wake a worker's event loop (worker_serve): a task is queued, or the
- * pool stops.  Any thread; the eventfd lives as long as the pool. */
-static void
-wake_loop(worker *wk)
-{
-    uint64_t one = 1;
-    if (wk->efd >= 0) {
-        /* EAGAIN: the counter is full, so the loop wakes anyway */
-        (void)!write(wk->efd, &one, sizeof(one));
-    }
-}
-
 static void
 wake_all_idle(pool *p)
 {
-    for (int i = 0; i < p->n_listening; i++) {
-        p->listening[i]->listening = 0;
-        wake_loop(p->listening[i]);
-    }
-    p->n_listening = 0;
     for (int i = 0; i < p->n_idle; i++) {
         waiter_notify(p->idle[i]);
     }
@@ -731,11 +697,15 @@ error:
  *   - while its loop has room, it takes further tasks without blocking
  *     (_pool_worker_take): a coroutine task starts as an asyncio task, a
  *     plain one runs right there (blocking the loop meanwhile);
- *   - when nothing is queued, the take leaves the worker on
- *     pool.listening and the loop waits in its selector, where the
- *     worker's eventfd is registered: pool_enqueue writes it (as it fires
- *     an idle worker's waiter), and so does everything that makes the
+ *   - when its loop has room and nothing is queued, it awaits
+ *     _pool_worker_wait(handle, True): an event-loop wait (WAKE_FD, the
+ *     loop's hub) on pool.idle beside the idle workers' threads, fired
+ *     like theirs by pool_enqueue and by everything that makes the
  *     workers stop taking (wake_all_idle);
+ *   - for as long as it serves, it also awaits
+ *     _pool_worker_wait(handle, False), which nothing but the stop of its
+ *     interpreter fires (terminate: wait_interrupt_interp), so that a
+ *     loop waiting for its coroutines' IO gets its SystemExit at once;
  *   - each coroutine's end writes its outcome (_pool_worker_finish);
  *   - once the pool stops taking (shutdown, fork, terminate,
  *     max_tasks_per_worker), the loop runs the started coroutines to
@@ -743,7 +713,8 @@ error:
  *     nothing is queued, and the worker goes back to its futex wait
  *     (worker_take).
  *
- * No polling and no thread besides the worker: one wait, the selector's.
+ * No polling and no thread besides the worker: one wait, the selector's,
+ * through the loop's hub like every awaitable operation (aio.c).
  * The tasks the loop runs are on worker.aio (linked through task.next);
  * whatever is left there when serve returns (it raised: terminate's
  * SystemExit, or a bug) is failed with that exception. */
@@ -843,7 +814,7 @@ serving_worker(PyObject *handle)
  *                              | False
  * The next task, without blocking: a coroutine task to start; True when
  * it ran a plain task (or skipped a cancelled one): call again; None when
- * nothing is queued: the worker's eventfd is written when a task comes;
+ * nothing is queued (await _pool_worker_wait(handle, True));
  * False when the worker takes no more tasks (the pool stops taking,
  * pauses for a fork, or this interpreter did max_tasks_per_worker). */
 static PyObject *
@@ -857,9 +828,6 @@ pool_worker_take(PyObject *mod, PyObject *handle)
     }
     pool *p = wk->pool;
     task *t = NULL;
-    uint64_t count;
-    /* a wake-up already seen: the queue is looked at now */
-    (void)!read(wk->efd, &count, sizeof(count));
     pthread_mutex_lock(&p->mutex);
     int stop = 0;
     if (p->pausing) {
@@ -879,10 +847,6 @@ pool_worker_take(PyObject *mod, PyObject *handle)
     }
     else if (p->shutdown || p->broken) {
         stop = 1;
-    }
-    else if (!wk->listening) {
-        wk->listening = 1;
-        p->listening[p->n_listening++] = wk;
     }
     pool_check(p);
     pthread_mutex_unlock(&p->mutex);
@@ -948,6 +912,113 @@ pool_worker_finish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* The serving loop's two waits, _AioOps (aio.c) woken through its hub:
+ * "news" (something for the worker to look at: a queued task, or a
+ * reason to stop taking; pool_worker_take says which), linked on
+ * pool.idle like an idle worker's thread; and "stop", linked on no
+ * source: only the stop of the worker's interpreter fires it (every
+ * event-loop wait is on the parking list), and the op then fails with
+ * SystemExit. */
+typedef struct {
+    aio_wait aw;        /* first: aio.c finds the payload from it */
+    take_wait tw;       /* p (a reference) and wk; tw.t unused */
+} serve_wait;
+
+static int
+news_poll(void *arg, waiter *w)
+{
+    take_wait *a = (take_wait *)arg;
+    pool *p = a->p;
+    worker *wk = a->wk;
+    pthread_mutex_lock(&p->mutex);
+    int news = p->head != NULL || p->pausing || p->shutdown || p->broken ||
+               atomic_load(&p->terminating) ||
+               (p->max_tasks > 0 && wk->n_taken >= p->max_tasks);
+    if (!news && w != NULL) {
+        p->idle[p->n_idle++] = w;
+    }
+    pool_check(p);
+    pthread_mutex_unlock(&p->mutex);
+    return news;
+}
+
+static int
+stop_poll(void *Py_UNUSED(arg), waiter *Py_UNUSED(w))
+{
+    return 0;
+}
+
+static int
+stop_withdraw(void *Py_UNUSED(arg), waiter *w)
+{
+    return waiter_withdraw(w);
+}
+
+static PyObject *
+serve_wait_result(module_state *Py_UNUSED(st), aio_wait *Py_UNUSED(a))
+{
+    Py_RETURN_NONE;
+}
+
+/* A news wait fired, and the serving loop gave it up before it looked
+ * (it stopped serving): the wake-up goes to another idle worker, as an
+ * enqueue would have given it, so that no queued task is left waiting. */
+static void
+serve_wait_undo(aio_wait *a)
+{
+    pool *p = ((serve_wait *)a)->tw.p;
+    pthread_mutex_lock(&p->mutex);
+    if (p->head != NULL && p->n_idle > 0) {
+        waiter_notify(p->idle[--p->n_idle]);
+    }
+    pool_check(p);
+    pthread_mutex_unlock(&p->mutex);
+}
+
+static void
+serve_wait_free(aio_wait *a)
+{
+    pool_decref(((serve_wait *)a)->tw.p);
+    PyMem_RawFree(a);
+}
+
+static const aio_op_kind serve_wait_kind = {
+    serve_wait_result, serve_wait_result, serve_wait_undo, serve_wait_free,
+};
+
+/* _pool_worker_wait(handle, news) -> _AioOp: the serving loop's news
+ * wait (news true) or stop wait (see above). */
+static PyObject *
+pool_worker_wait(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const wait_cond news_cond = {news_poll, take_withdraw, 0};
+    static const wait_cond stop_cond = {stop_poll, stop_withdraw, 0};
+    (void)mod;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_pool_worker_wait(handle, news)");
+        return NULL;
+    }
+    worker *wk = serving_worker(args[0]);
+    module_state *st = get_current_state();
+    int news = PyObject_IsTrue(args[1]);
+    if (wk == NULL || st == NULL || news < 0) {
+        return NULL;
+    }
+    serve_wait *sw = PyMem_RawCalloc(1, sizeof(*sw));
+    if (sw == NULL) {
+        return PyErr_NoMemory();
+    }
+    pool *p = wk->pool;
+    pthread_mutex_lock(&p->mutex);
+    p->refcnt++;        /* serve_wait_free drops it */
+    pthread_mutex_unlock(&p->mutex);
+    sw->tw.p = p;
+    sw->tw.wk = wk;
+    sw->aw.c = news ? &news_cond : &stop_cond;
+    sw->aw.arg = &sw->tw;
+    return aio_op_new(st, &serve_wait_kind, &sw->aw, args[0]);
+}
+
 /* Run the coroutine task t (RUNNING) and whatever else the worker takes
  * meanwhile on its event loop, until none is left (see above). */
 static void
@@ -958,17 +1029,6 @@ worker_serve(module_state *st, pool *p, worker *wk, task *t)
     PyObject *first = NULL;
     PyObject *args = NULL;
     PyObject *res = NULL;
-    /* under the mutex: the threads that wake the loop read efd there */
-    pthread_mutex_lock(&p->mutex);
-    if (wk->efd < 0) {
-        wk->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    }
-    int efd = wk->efd;
-    pthread_mutex_unlock(&p->mutex);
-    if (efd < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto error;
-    }
     PyObject *mod = PyImport_ImportModule("subinterp._coroutines");
     if (mod == NULL) {
         goto error;
@@ -988,7 +1048,7 @@ worker_serve(module_state *st, pool *p, worker *wk, task *t)
         PyErr_Clear();  /* the task's exception */
         goto done;
     }
-    args = Py_BuildValue("(OOii)", handle, first, p->max_conc, efd);
+    args = Py_BuildValue("(OOi)", handle, first, p->max_conc);
     if (args == NULL) {
         goto error;
     }
@@ -1015,18 +1075,6 @@ error:
     }
     Py_XDECREF(exc);
 done:
-    pthread_mutex_lock(&p->mutex);
-    if (wk->listening) {
-        for (int i = 0; i < p->n_listening; i++) {
-            if (p->listening[i] == wk) {
-                p->listening[i] = p->listening[--p->n_listening];
-                break;
-            }
-        }
-        wk->listening = 0;
-    }
-    pool_check(p);
-    pthread_mutex_unlock(&p->mutex);
     Py_XDECREF(serve);
     Py_XDECREF(handle);
     Py_XDECREF(first);
@@ -1324,10 +1372,8 @@ pool_alloc(int n_workers, long max_tasks, const char *prefix)
                   prefix[0] ? prefix : "subinterp-");
     p->workers = PyMem_RawCalloc(n_workers, sizeof(worker));
     p->idle = PyMem_RawCalloc(n_workers, sizeof(waiter *));
-    p->listening = PyMem_RawCalloc(n_workers, sizeof(worker *));
     p->cold = PyMem_RawCalloc(n_workers, sizeof(waiter *));
-    if (p->workers == NULL || p->idle == NULL || p->cold == NULL ||
-        p->listening == NULL) {
+    if (p->workers == NULL || p->idle == NULL || p->cold == NULL) {
         pool_decref(p);     /* n_workers is 0: no worker to finalize */
         PyErr_NoMemory();
         return NULL;
@@ -1336,7 +1382,6 @@ pool_alloc(int n_workers, long max_tasks, const char *prefix)
     for (int i = 0; i < n_workers; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
-        p->workers[i].efd = -1;
         waiter_init(&p->workers[i].w);
     }
     return p;
@@ -1556,12 +1601,6 @@ pool_enqueue(PoolObject *self, task *t, PyObject *future)
         p->outstanding++;
         if (p->n_idle > 0) {
             waiter_notify(p->idle[--p->n_idle]);
-        }
-        else if (p->n_listening > 0) {
-            /* a worker's event loop has room for it */
-            worker *wk = p->listening[--p->n_listening];
-            wk->listening = 0;
-            wake_loop(wk);
         }
         else if (p->n_cold > 0 && !p->pausing) {
             /* no warm worker free: one without an interpreter makes one */
@@ -1966,13 +2005,6 @@ poolobj_terminate(PyObject *op, PyObject *Py_UNUSED(ignored))
         runtime_interrupt_running(entries[i], worker_still_running, stop[i]);
         entry_decref(entries[i]);
     }
-    /* A worker serving coroutine tasks may wait in its loop's selector:
-       its SystemExit is raised once Python code runs there. */
-    pthread_mutex_lock(&p->mutex);
-    for (int i = 0; i < n; i++) {
-        wake_loop(stop[i]);
-    }
-    pthread_mutex_unlock(&p->mutex);
     PyMem_RawFree(stop);
     PyMem_RawFree(entries);
     Py_RETURN_NONE;
@@ -2308,7 +2340,6 @@ pools_fork_child(void)
         p->n_alive = 0;
         p->n_idle = 0;
         p->n_cold = 0;
-        p->n_listening = 0;
         p->n_parked = 0;
         p->pausing = 0;
         p->collector = p->joiner = NULL;
@@ -2357,6 +2388,10 @@ static PyMethodDef pool_functions[] = {
     {"_pool_worker_take", pool_worker_take, METH_O,
      "_pool_worker_take(handle): a pool worker's event loop takes a task "
      "(subinterp._coroutines.serve)."},
+    {"_pool_worker_wait", _PyCFunction_CAST(pool_worker_wait),
+     METH_FASTCALL,
+     "_pool_worker_wait(handle, news): an awaitable wait of a pool "
+     "worker's event loop (subinterp._coroutines.serve)."},
     {"_pool_worker_finish", _PyCFunction_CAST(pool_worker_finish),
      METH_FASTCALL,
      "_pool_worker_finish(handle, token, exc, result): a coroutine task "

@@ -63,7 +63,7 @@ def run_coroutine(fn: Callable[..., Any], args: tuple,
     return _worker_loop().run_until_complete(fn(*args, **(kwargs or {})))
 
 
-def serve(handle: Any, first: tuple, limit: int, fd: int) -> None:
+def serve(handle: Any, first: tuple, limit: int) -> None:
     """Run coroutine tasks side by side on this worker's event loop, up to
     *limit* at once, taking more from the pool while there is room (in a
     pool worker with max_concurrency > 1; the C core calls it with the
@@ -71,61 +71,54 @@ def serve(handle: Any, first: tuple, limit: int, fd: int) -> None:
 
     Returns when no coroutine runs and nothing is queued (the worker then
     waits for the pool as usual), or once the worker takes no more tasks
-    and every coroutine it started has ended.  *fd* is the worker's
-    eventfd, readable when the pool queues a task for it."""
+    and every coroutine it started has ended.  Meanwhile the loop waits
+    for the pool through its hub, like every awaitable operation: no
+    thread, no polling."""
     import asyncio
-
-    from . import _core
 
     global _set_running_loop
     from asyncio.events import _set_running_loop
 
     loop = _worker_loop()
-    state = _Serving(handle, loop, limit, _core)
-    loop.add_reader(fd, state.woken, fd)
+    state = _Serving(handle, loop, limit)
     try:
         loop.run_until_complete(state.main(first))
     except BaseException:
         # stopped (terminate's SystemExit): the coroutines still running
         # are cancelled; the C core fails their tasks with this exception
         state.abandoned = True
-        running = list(state.running)
-        for task in running:
+        pending = [t for t in (*state.running, state.news, state.stop,
+                               state.main_task) if t is not None]
+        for task in pending:
             task.cancel()
-        if running:
+        if pending:
             loop.run_until_complete(
-                asyncio.gather(*running, return_exceptions=True))
+                asyncio.gather(*pending, return_exceptions=True))
         raise
-    finally:
-        loop.remove_reader(fd)
 
 
 class _Serving:
-    def __init__(self, handle: Any, loop: Any, limit: int,
-                 core: Any) -> None:
+    def __init__(self, handle: Any, loop: Any, limit: int) -> None:
+        from . import _core
+        from ._aiowait import wait_op
+
         self.handle = handle
         self.loop = loop
         self.limit = limit
-        self.take = core._pool_worker_take
-        self.finish = core._pool_worker_finish
+        self.take = _core._pool_worker_take
+        self.finish = _core._pool_worker_finish
+        self.wait = _core._pool_worker_wait
+        self.wait_op = wait_op
         self.running: set = set()
         self.abandoned = False
-        self.wake: Any = None   # a future main() awaits
+        self.wake: Any = None       # a future main() awaits
+        self.news: Any = None       # the pending news wait, a task
+        self.stop: Any = None       # the stop wait, a task
+        self.main_task: Any = None
 
     def poke(self, *_: Any) -> None:
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
-
-    def woken(self, fd: int) -> None:
-        # the pool queued a task (or stops taking): read the eventfd, so
-        # that the selector waits again, and let main() take
-        import os
-
-        try:
-            os.read(fd, 8)
-        except BlockingIOError:
-            pass
-        self.poke()
 
     def start(self, item: tuple) -> None:
         token, (_, (fn, args, kwargs), _) = item
@@ -136,6 +129,12 @@ class _Serving:
     def ended(self, task: Any) -> None:
         self.running.discard(task)
         self.poke()
+
+    def await_pool(self, news: bool) -> Any:
+        task = self.loop.create_task(
+            self.wait_op(self.wait(self.handle, news), None))
+        task.add_done_callback(self.poke)
+        return task
 
     async def run(self, token: Any, fn: Callable[..., Any], args: tuple,
                   kwargs: dict | None) -> None:
@@ -154,8 +153,32 @@ class _Serving:
             if not self.abandoned:
                 self.finish(self.handle, token, None, result)
 
+    async def drop(self, task: Any) -> None:
+        # the wait withdrawn (a wake-up the news wait got meanwhile goes
+        # to another worker), before the loop stops
+        import asyncio
+
+        task.cancel()
+        await asyncio.wait((task,))
+
+    async def drop_news(self) -> None:
+        news, self.news = self.news, None
+        await self.drop(news)
+
     async def main(self, first: tuple) -> None:
+        from asyncio import current_task
+
+        self.main_task = current_task()
         self.start(first)
+        self.stop = self.await_pool(False)
+        try:
+            await self.serve()
+        finally:
+            if self.news is not None:
+                await self.drop_news()
+            await self.drop(self.stop)
+
+    async def serve(self) -> None:
         taking = True
         while True:
             got: Any = True
@@ -167,7 +190,7 @@ class _Serving:
                     got = self.take(self.handle)
                 finally:
                     _set_running_loop(self.loop)
-                if got is None:         # nothing queued: the fd tells
+                if got is None:         # nothing queued
                     break
                 if got is False:        # no more tasks for this worker
                     taking = False
@@ -175,6 +198,17 @@ class _Serving:
                     self.start(got)
             if not self.running and (not taking or got is None):
                 return
+            if taking and got is None:
+                # room, and nothing queued: wait for the pool too
+                if self.news is None:
+                    self.news = self.await_pool(True)
+            elif self.news is not None:
+                await self.drop_news()
+            if self.stop.done():
+                self.stop.result()      # SystemExit: the worker stops
             self.wake = self.loop.create_future()
             await self.wake
             self.wake = None
+            if self.news is not None and self.news.done():
+                news, self.news = self.news, None
+                news.result()

@@ -235,12 +235,13 @@ typedef struct {
 
 /* Case i of select(): a handle to receive from, or a (handle, obj) pair
  * to send obj through; *c and *src made from it (obj encoded into
- * c->send_item).  0, or -1 with an exception.  Queues and channels are
+ * c->send_item, with unbound op `unboundop`, or the target's default
+ * when it is -1).  0, or -1 with an exception.  Queues and channels are
  * reached through their object type (objects.h), so select() knows
  * neither. */
 static int
-case_parse(module_state *st, PyObject *spec, Py_ssize_t i, sel_case *c,
-           case_source *src)
+case_parse(module_state *st, PyObject *spec, Py_ssize_t i, int unboundop_arg,
+           sel_case *c, case_source *src)
 {
     int send = PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2;
     PyObject *target = send ? PyTuple_GET_ITEM(spec, 0) : spec;
@@ -267,6 +268,9 @@ case_parse(module_state *st, PyObject *spec, Py_ssize_t i, sel_case *c,
                          i, Py_TYPE(spec)->tp_name);
         }
         return -1;
+    }
+    if (unboundop_arg >= 0) {
+        unboundop = unboundop_arg;
     }
     if (send && o->type->item_encode(st, PyTuple_GET_ITEM(spec, 1),
                                      unboundop, &c->send_item) < 0) {
@@ -357,8 +361,8 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (case_parse(st, PySequence_Fast_GET_ITEM(seq, i), i, &cases[i],
-                       &sources[i]) < 0) {
+        if (case_parse(st, PySequence_Fast_GET_ITEM(seq, i), i, -1,
+                       &cases[i], &sources[i]) < 0) {
             goto done;
         }
     }
@@ -528,7 +532,8 @@ static const aio_op_kind sel_async_kind = {
     sel_async_result, sel_async_timeout, sel_async_undo, sel_async_free,
 };
 
-/* _aio_select(cases, timeout, mode) -> an _AioOp (see aio.c) */
+/* _aio_select(cases, timeout, mode, unbounditems) -> an _AioOp (see
+ * aio.c); unbounditems (None: the targets' own) is put_async's */
 static PyObject *
 coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -537,9 +542,17 @@ coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     sel_async *p = NULL;
     Py_ssize_t n;
 
-    if (nargs != 3 || !PyLong_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "_aio_select(cases, timeout, mode)");
+    if (nargs != 4 || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_aio_select(cases, timeout, mode, unbounditems)");
         return NULL;
+    }
+    int unboundop = -1;     /* the targets' own */
+    if (args[3] != Py_None) {
+        unboundop = unboundop_from_object(st, args[3], -1);
+        if (unboundop < 0) {
+            return NULL;
+        }
     }
     long mode = PyLong_AsLong(args[2]);
     if (mode < AIO_SELECT || mode > AIO_ITER) {
@@ -574,8 +587,8 @@ coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (case_parse(st, PyTuple_GET_ITEM(keep, i), i, &p->cases[i],
-                       &p->sources[i]) < 0) {
+        if (case_parse(st, PyTuple_GET_ITEM(keep, i), i, unboundop,
+                       &p->cases[i], &p->sources[i]) < 0) {
             goto done;
         }
     }
@@ -612,7 +625,7 @@ static PyMethodDef select_functions[] = {
      "An operation running select() on the cases stored into it; its "
      "result is (result, taken) (internal)."},
     {"_aio_select", _PyCFunction_CAST(coremod_aio_select), METH_FASTCALL,
-     "_aio_select(cases, timeout, mode, /)\n--\n\n"
+     "_aio_select(cases, timeout, mode, unbounditems, /)\n--\n\n"
      "An awaitable select (get_async, put_async, recv_async, send_async, "
      "select_async; subinterp/_aiowait.py) (internal)."},
     {NULL, NULL, 0, NULL},
@@ -665,16 +678,17 @@ static const char receive_wrappers[] =
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return obj\n"
-    "async def _aio(cases, timeout, mode):\n"
+    "async def _aio(cases, timeout, mode, unbounditems=None):\n"
     "    from subinterp._aiowait import wait_op\n"
-    "    obj, taken = await wait_op(_aio_select(cases, timeout, mode), timeout)\n"
+    "    op = _aio_select(cases, timeout, mode, unbounditems)\n"
+    "    obj, taken = await wait_op(op, timeout)\n"
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return obj\n"
     "def get_async(self, timeout=None):\n"
     "    return _aio((self,), timeout, 1)\n"
-    "def put_async(self, obj, timeout=None):\n"
-    "    return _aio(((self, obj),), timeout, 2)\n"
+    "def put_async(self, obj, timeout=None, *, unbounditems=None):\n"
+    "    return _aio(((self, obj),), timeout, 2, unbounditems)\n"
     "def recv_async(self, timeout=None):\n"
     "    return _aio((self,), timeout, 3)\n"
     "def send_async(self, obj, timeout=None):\n"
@@ -748,11 +762,11 @@ static const struct {
      "seconds (QueueEmpty then).  Cancelling the task never loses an "
      "item: one taken meanwhile goes back to the head of the queue."},
     {"put_async", ON_QUEUE, "Queue.put_async",
-     "put_async(obj, timeout=None)\n\n"
+     "put_async(obj, timeout=None, *, unbounditems=None)\n\n"
      "Awaitable put(): add obj, the task waiting while the queue is full, "
-     "at most timeout seconds (QueueFull then).  Uses the queue's "
-     "unbounditems.  A put that completed before the task was cancelled "
-     "counts."},
+     "at most timeout seconds (QueueFull then).  unbounditems as for "
+     "put() (None: the queue's default).  A put that completed before "
+     "the task was cancelled counts."},
     {"recv_async", ON_RECV, "RecvChannel.recv_async",
      "recv_async(timeout=None)\n\n"
      "Awaitable recv(): the task waits for the next object (TimeoutError "

@@ -662,6 +662,9 @@ PyObject *taken_pair(PyObject *obj, PyObject *taken);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);
+/* The unbound op a put's unbounditems names (UNBOUND, UNBOUND_ERROR,
+ * UNBOUND_REMOVE; None or NULL gives dflt), or -1 with an exception. */
+int unboundop_from_object(module_state *st, PyObject *obj, int dflt);
 
 /* An object around a FIFO (queues, channels): the sobj head, then the
  * FIFO, so that both kinds share their sobj_type hooks and creation. */

@@ -71,3 +71,18 @@ def await_get(q, started):
         return await q.get_async()
 
     return asyncio.run(main())
+
+
+def put_all_async(q, items, unbounditems=None):
+    """put_async each item from an event loop; unbounditems: the name of
+    a sentinel of subinterp._queues, None for the queue's default."""
+    from subinterp import _queues
+
+    kwargs = ({} if unbounditems is None
+              else {"unbounditems": getattr(_queues, unbounditems)})
+
+    async def main():
+        for item in items:
+            await q.put_async(item, **kwargs)
+
+    asyncio.run(main())

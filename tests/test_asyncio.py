@@ -807,6 +807,41 @@ def test_loops_closed_while_producers_put_never_lose_an_item():
 
 
 @needs_loop_in_subinterpreter
+def test_put_async_unbounditems_overrides_the_queue_default():
+    # as put(unbounditems=...): what get() does with an item whose
+    # interpreter was destroyed
+    sq = subinterp._queues
+    q = subinterp.Queue(unbounditems=sq.UNBOUND_REMOVE)
+    it = subinterp.create()
+    try:
+        it.call(H.put_all_async, q, [1], "UNBOUND_ERROR")
+        it.call(H.put_all_async, q, [2], "UNBOUND")
+        it.call(H.put_all_async, q, [3])            # the queue's default
+    finally:
+        it.close()
+    assert q.qsize() == 2
+    with pytest.raises(sq.ItemInterpreterDestroyed):
+        q.get_nowait()
+    assert q.get_nowait() is sq.UNBOUND
+    assert q.empty()
+
+
+def test_put_async_refuses_what_put_refuses():
+    q = subinterp.Queue()
+
+    async def main():
+        with pytest.raises(ValueError):
+            await q.put_async(1, unbounditems=object())
+        with pytest.raises(TypeError):
+            await q.put_async(1, None, subinterp.UNBOUND)  # keyword only
+        await q.put_async(2, unbounditems=subinterp.UNBOUND)
+
+    asyncio.run(main())
+    assert q.get_nowait() == 2
+    assert q.empty()
+
+
+@needs_loop_in_subinterpreter
 def test_two_interpreters_each_running_asyncio_talk_through_queues():
     a, b = subinterp.create(), subinterp.create()
     q1, q2, q3 = subinterp.Queue(), subinterp.Queue(), subinterp.Queue()

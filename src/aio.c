@@ -572,66 +572,26 @@ static const struct {
 static int
 add_sync_wrappers(module_state *st)
 {
-    struct queue_state *qs = st->queue;
-    int res = -1;
-    PyObject *ns = PyDict_New();
-    PyObject *name = PyModule_GetNameObject(qs->module);
-    PyObject *run = NULL;
-    if (ns == NULL || name == NULL ||
-        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-        PyDict_SetItemString(ns, "__name__", name) < 0) {
-        goto done;
-    }
-    run = PyRun_String(sync_wrappers, Py_file_input, ns, ns);
-    if (run == NULL) {
-        goto done;
-    }
+    enum { NDOCS = sizeof(sync_wrapper_docs) / sizeof(sync_wrapper_docs[0]) };
     PyTypeObject *types[5], *event;
     int nlocks = sync_awaitable_types(st, types, &event);
     types[nlocks] = event;
+    wrapper_place places[5 * NDOCS];
+    size_t n = 0;
     for (int i = 0; i <= nlocks; i++) {
-        PyTypeObject *tp = types[i];
-        int is_event = tp == event;
-        for (size_t j = 0;
-             j < sizeof(sync_wrapper_docs) / sizeof(sync_wrapper_docs[0]);
-             j++) {
+        for (size_t j = 0; j < NDOCS; j++) {
             const char *name = sync_wrapper_docs[j].name;
-            if (is_event != (strcmp(name, "wait_async") == 0)) {
-                continue;
-            }
-            PyObject *fn = PyDict_GetItemString(ns, name);
-            PyObject *doc = PyUnicode_FromString(sync_wrapper_docs[j].doc);
-            PyObject *qual = PyUnicode_FromFormat(
-                "%s.%s", strrchr(tp->tp_name, '.') + 1, name);
-            /* the same function object on every type: its qualname is
-               the last type's, so each type gets a copy */
-            PyObject *copy = NULL;
-            if (fn != NULL) {
-                copy = PyFunction_New(PyFunction_GetCode(fn), ns);
-            }
-            int err = copy == NULL || doc == NULL || qual == NULL ||
-                      PyObject_SetAttrString(copy, "__qualname__", qual) <
-                          0 ||
-                      PyObject_SetAttrString(copy, "__doc__", doc) < 0 ||
-                      (PyFunction_GetDefaults(fn) != NULL &&
-                       PyFunction_SetDefaults(
-                           copy, PyFunction_GetDefaults(fn)) < 0) ||
-                      PyDict_SetItemString(tp->tp_dict, name, copy) < 0;
-            Py_XDECREF(copy);
-            Py_XDECREF(doc);
-            Py_XDECREF(qual);
-            if (err) {
-                goto done;
+            /* Event: wait_async only; the locks: the others */
+            if ((types[i] == event) == (strcmp(name, "wait_async") == 0)) {
+                places[n].name = name;
+                places[n].owner = (PyObject *)types[i];
+                places[n].doc = sync_wrapper_docs[j].doc;
+                n++;
             }
         }
-        PyType_Modified(tp);
     }
-    res = 0;
-done:
-    Py_XDECREF(run);
-    Py_XDECREF(name);
-    Py_XDECREF(ns);
-    return res;
+    return wrappers_install(st->queue->module, sync_wrappers, NULL, places,
+                            n);
 }
 
 int

@@ -540,6 +540,21 @@ struct channel_state {
     PyObject *ChannelFullError;
 };
 
+/* Functions written in Python around C parts (the receive and put
+ * wrappers, select.c; the awaitable methods of the locks, aio.c): the
+ * source text runs in a namespace of the module that has `globals` (a
+ * dict, or NULL) too, then a copy of each function a place names is put
+ * on its owner -- in the dict of one of our heap types (qualname
+ * Type.name), or on the module -- with its doc.  0, or -1 with an
+ * exception set. */
+typedef struct {
+    const char *name;
+    PyObject *owner;        /* borrowed */
+    const char *doc;
+} wrapper_place;
+int wrappers_install(PyObject *mod, const char *source, PyObject *globals,
+                     const wrapper_place *places, size_t n);
+
 /* An operation run by an attribute store, `op.obj = value` (queue.c):
  * run(target, value, block, timeout, extra) returns a new reference or
  * NULL with an exception; timeout is NULL when block is false.  The

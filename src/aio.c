@@ -12,9 +12,18 @@
  *
  * Lifetime: the payload (aio_wait and the source's arg) is C heap
  * memory, as is the hub's core (wait_hub): firers touch only those.
- * While registered an op holds a reference to itself and to its hub
- * object, so that neither goes away under a firer; drain() and
- * withdraw() drop them.
+ * The hub object holds a reference to each op of its loop from start()
+ * until the op's result is taken or the op is given up (WAITING, and
+ * DONE after a drain), on a list the garbage collector traverses: the
+ * hub -> op -> future -> task -> coroutine -> op cycles of a loop dropped
+ * with its tasks pending are collectable.  A registered op is never
+ * freed: the hub lets go of it only after withdrawing it.
+ *
+ * The loop letting go of its reader callback (loop.close() drops it;
+ * subinterp/_aiowait.py) closes the hub: nobody can take the results of
+ * its ops any more, so each is given up as if its task were cancelled
+ * (withdrawn; a completed one undone: an item goes back to its FIFO, a
+ * lock is released), without touching the closed loop's futures.
  *
  * States, all under the GIL of the loop's interpreter:
  *
@@ -39,24 +48,87 @@ enum {
     OP_FINISHED,    /* result taken, or undone */
 };
 
-typedef struct {
+typedef struct AioHubObject AioHubObject;
+
+typedef struct AioOpObject {
     PyObject_HEAD
     const aio_op_kind *kind;    /* immutable */
     aio_wait *aw;               /* the payload (C heap) */
     PyObject *keep;             /* what the payload borrows from */
-    PyObject *hub;              /* the _AioHub while WAITING */
+    /* On the hub's list (a reference held by the hub): hub is the hub
+       (borrowed: it unlinks its ops before it goes), NULL when not. */
+    AioHubObject *hub;
+    struct AioOpObject *hprev, *hnext;
     PyObject *future;           /* the Python layer's */
     PyObject *exc;              /* OP_FAILED */
     int state;
 } AioOpObject;
 
-typedef struct {
+struct AioHubObject {
     PyObject_HEAD
     wait_hub *h;                /* one reference */
-} AioHubObject;
+    AioOpObject *ops;           /* linked ops, one reference each */
+    int closed;                 /* close() ran: start() refused */
+};
+
+static void op_give_up(AioOpObject *op);
 
 /* ------------------------------------------------------------------ */
 /* _AioHub                                                             */
+
+/* Put op on hub's list: the hub holds a reference to it from here. */
+static void
+hub_link(AioHubObject *hub, AioOpObject *op)
+{
+    INVARIANT(op->hub == NULL, "an op is on one hub's list at a time");
+    op->hub = hub;
+    op->hprev = NULL;
+    op->hnext = hub->ops;
+    if (hub->ops != NULL) {
+        hub->ops->hprev = op;
+    }
+    hub->ops = op;
+    Py_INCREF(op);
+}
+
+/* Take op off its hub's list, if it is on one, and drop the hub's
+ * reference: a caller that still uses op holds one of its own. */
+static void
+hub_unlink(AioOpObject *op)
+{
+    AioHubObject *hub = op->hub;
+    if (hub == NULL) {
+        return;
+    }
+    if (op->hprev != NULL) {
+        op->hprev->hnext = op->hnext;
+    }
+    else {
+        hub->ops = op->hnext;
+    }
+    if (op->hnext != NULL) {
+        op->hnext->hprev = op->hprev;
+    }
+    op->hub = NULL;
+    op->hprev = op->hnext = NULL;
+    Py_DECREF(op);
+}
+
+/* The loop let go of the hub, or the hub is collected: nobody will take
+ * the outcome of its ops, so give each up (op_give_up unlinks it; what
+ * dropping it runs may link or unlink others, hence the re-reading of
+ * the head). */
+static void
+hub_close_ops(AioHubObject *hub)
+{
+    hub->closed = 1;
+    while (hub->ops != NULL) {
+        AioOpObject *op = hub->ops;
+        Py_INCREF(op);
+        op_give_up(op);
+        Py_DECREF(op);
+    }
+}
 
 static PyObject *
 hub_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
@@ -79,13 +151,37 @@ hub_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+static int
+hub_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    for (AioOpObject *op = ((AioHubObject *)self)->ops; op != NULL;
+         op = op->hnext) {
+        Py_VISIT((PyObject *)op);
+    }
+    return 0;
+}
+
+/* Garbage (with its loop, say): its ops are too, or they would keep it
+ * alive. */
+static int
+hub_clear(PyObject *self)
+{
+    hub_close_ops((AioHubObject *)self);
+    return 0;
+}
+
 static void
 hub_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     AioHubObject *hub = (AioHubObject *)self;
+    PyObject_GC_UnTrack(self);
+    /* a linked op holds no reference to its hub: give them up first */
+    hub_close_ops(hub);
     if (hub->h != NULL) {
-        /* registered waits hold references of their own */
+        /* a registered wait holds a reference of its own (none is left
+           now), and so does a firer's publish, through its waiter */
         wait_hub_decref(hub->h);
     }
     tp->tp_free(self);
@@ -98,16 +194,18 @@ hub_fileno(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyLong_FromLong(wait_hub_fd(((AioHubObject *)self)->h));
 }
 
-/* An op left WAITING: drop what registration held. */
-static void
-op_unregistered(AioOpObject *op)
+static PyObject *
+hub_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_CLEAR(op->hub);
-    Py_DECREF(op);  /* the reference to itself */
+    hub_close_ops((AioHubObject *)self);
+    Py_RETURN_NONE;
 }
 
 /* Complete the operations whose waiters fired; a list of those that are
- * over (DONE or FAILED), for the caller to resolve their futures. */
+ * over (DONE or FAILED), for the caller to resolve their futures.  A
+ * DONE op stays on the list until its result is taken (or it is given
+ * up); a FAILED one leaves it, after the loop: nothing is dropped while
+ * the chain of taken waiters is walked. */
 static PyObject *
 hub_drain(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -130,15 +228,19 @@ hub_drain(PyObject *self, PyObject *Py_UNUSED(ignored))
                 op->state = OP_FAILED;
                 op->exc = PyErr_GetRaisedException();
             }
-            /* the list's reference keeps op alive from here on; on
-               failure to append, the op is still resolved: its task
+            /* on failure to append, the op is still resolved: its task
                finds the outcome when it is cancelled or times out */
             if (PyList_Append(done, (PyObject *)op) < 0) {
                 PyErr_Clear();
             }
-            op_unregistered(op);
         }
         w = next;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(done); i++) {
+        AioOpObject *op = (AioOpObject *)PyList_GET_ITEM(done, i);
+        if (op->state == OP_FAILED) {
+            hub_unlink(op);     /* the list's reference keeps it */
+        }
     }
     return done;
 }
@@ -156,6 +258,10 @@ static PyMethodDef hub_methods[] = {
      "drain($self, /)\n--\n\n"
      "Complete the operations whose waits fired; return those that are "
      "over."},
+    {"close", hub_close, METH_NOARGS,
+     "close($self, /)\n--\n\n"
+     "The loop let go of the hub: give up every operation of its tasks "
+     "(withdrawn; a completed one undone) and refuse new ones."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -165,6 +271,8 @@ static PyType_Slot hub_slots[] = {
      "What one event loop watches for its tasks' waits (internal)."},
     {Py_tp_new, hub_new},
     {Py_tp_dealloc, hub_dealloc},
+    {Py_tp_traverse, hub_traverse},
+    {Py_tp_clear, hub_clear},
     {Py_tp_methods, hub_methods},
     {0, NULL},
 };
@@ -172,7 +280,8 @@ static PyType_Slot hub_slots[] = {
 static PyType_Spec hub_spec = {
     .name = "subinterp._core._AioHub",
     .basicsize = sizeof(AioHubObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_HAVE_GC,
     .slots = hub_slots,
 };
 
@@ -194,6 +303,7 @@ aio_op_new(module_state *st, const aio_op_kind *kind, aio_wait *a,
     a->registered = 0;
     op->keep = Py_XNewRef(keep);
     op->hub = NULL;
+    op->hprev = op->hnext = NULL;
     op->future = NULL;
     op->exc = NULL;
     op->state = OP_NEW;
@@ -207,7 +317,6 @@ op_traverse(PyObject *self, visitproc visit, void *arg)
     AioOpObject *op = (AioOpObject *)self;
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(op->keep);
-    Py_VISIT(op->hub);
     Py_VISIT(op->future);
     Py_VISIT(op->exc);
     return 0;
@@ -217,8 +326,9 @@ static int
 op_clear(PyObject *self)
 {
     AioOpObject *op = (AioOpObject *)self;
-    /* keep and hub stay: the payload borrows from keep, and a WAITING op
-       is never collected (it holds a reference to itself) */
+    /* keep stays: the payload borrows from it.  An op on a hub's list
+       (WAITING, DONE) is garbage with its hub, whose clear or dealloc
+       gives it up. */
     Py_CLEAR(op->future);
     Py_CLEAR(op->exc);
     return 0;
@@ -230,15 +340,13 @@ op_dealloc(PyObject *self)
     AioOpObject *op = (AioOpObject *)self;
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    INVARIANT(op->state != OP_WAITING, "a registered op holds itself");
-    if (op->state == OP_DONE) {
-        /* nobody took the result: never lose an item */
-        op->kind->undo(op->aw);
-    }
+    INVARIANT(op->hub == NULL && op->state != OP_WAITING,
+              "the hub holds a reference to its registered ops");
+    /* nobody took the result of a DONE op: never lose an item */
+    op_give_up(op);
     op->kind->free(op->aw);
     (void)op_clear(self);
     Py_CLEAR(op->keep);
-    Py_CLEAR(op->hub);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -256,6 +364,11 @@ op_start(PyObject *self, PyObject *hub)
         PyErr_SetString(PyExc_RuntimeError, "the operation was started");
         return NULL;
     }
+    if (((AioHubObject *)hub)->closed) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the event loop let go of this hub");
+        return NULL;
+    }
     int r = aio_wait_start(op->aw, ((AioHubObject *)hub)->h);
     if (r < 0) {
         op->state = OP_FINISHED;
@@ -266,19 +379,41 @@ op_start(PyObject *self, PyObject *hub)
         Py_RETURN_TRUE;
     }
     op->state = OP_WAITING;
-    op->hub = Py_NewRef(hub);
-    Py_INCREF(self);  /* while registered: op_unregistered drops it */
+    hub_link((AioHubObject *)hub, op);
     Py_RETURN_FALSE;
 }
 
-/* WAITING: withdraw.  1 withdrawn, 0 completed meanwhile (DONE). */
+/* WAITING: withdraw.  1 withdrawn (off the hub's list), 0 completed
+ * meanwhile (DONE, on it until the result is taken).  The caller holds
+ * a reference to op. */
 static int
 op_withdraw_now(AioOpObject *op, int new_state)
 {
     int withdrawn = aio_wait_withdraw(op->aw);
     op->state = withdrawn ? new_state : OP_DONE;
-    op_unregistered(op);
+    if (withdrawn) {
+        hub_unlink(op);
+    }
     return withdrawn;
+}
+
+/* Nobody will take op's outcome -- its task was cancelled, its loop let
+ * go of the hub, or op is being deallocated (then off every list):
+ * withdraw it if it waits, undo it if it completed (a received item goes
+ * back to the head of its FIFO, an acquired lock is released), and take
+ * it off its hub's list.  The caller holds a reference to op, unless it
+ * is the deallocation. */
+static void
+op_give_up(AioOpObject *op)
+{
+    if (op->state == OP_WAITING) {
+        (void)op_withdraw_now(op, OP_FINISHED);
+    }
+    if (op->state == OP_DONE) {
+        op->kind->undo(op->aw);
+    }
+    op->state = OP_FINISHED;
+    hub_unlink(op);
 }
 
 /* withdraw(): the timeout passed.  True when the operation was
@@ -302,15 +437,8 @@ op_withdraw(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 op_cancel(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    AioOpObject *op = (AioOpObject *)self;
     Py_INCREF(self);
-    if (op->state == OP_WAITING) {
-        (void)op_withdraw_now(op, OP_FINISHED);
-    }
-    if (op->state == OP_DONE) {
-        op->kind->undo(op->aw);
-    }
-    op->state = OP_FINISHED;
+    op_give_up((AioOpObject *)self);
     Py_DECREF(self);
     Py_RETURN_NONE;
 }
@@ -325,6 +453,7 @@ op_result(PyObject *self, PyObject *Py_UNUSED(ignored))
     case OP_DONE:
         op->state = OP_FINISHED;
         res = op->kind->result(st, op->aw);
+        hub_unlink(op);     /* the caller's reference keeps it */
         break;
     case OP_TIMED_OUT:
         op->state = OP_FINISHED;
@@ -443,66 +572,26 @@ static const struct {
 static int
 add_sync_wrappers(module_state *st)
 {
-    struct queue_state *qs = st->queue;
-    int res = -1;
-    PyObject *ns = PyDict_New();
-    PyObject *name = PyModule_GetNameObject(qs->module);
-    PyObject *run = NULL;
-    if (ns == NULL || name == NULL ||
-        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-        PyDict_SetItemString(ns, "__name__", name) < 0) {
-        goto done;
-    }
-    run = PyRun_String(sync_wrappers, Py_file_input, ns, ns);
-    if (run == NULL) {
-        goto done;
-    }
+    enum { NDOCS = sizeof(sync_wrapper_docs) / sizeof(sync_wrapper_docs[0]) };
     PyTypeObject *types[5], *event;
     int nlocks = sync_awaitable_types(st, types, &event);
     types[nlocks] = event;
+    wrapper_place places[5 * NDOCS];
+    size_t n = 0;
     for (int i = 0; i <= nlocks; i++) {
-        PyTypeObject *tp = types[i];
-        int is_event = tp == event;
-        for (size_t j = 0;
-             j < sizeof(sync_wrapper_docs) / sizeof(sync_wrapper_docs[0]);
-             j++) {
+        for (size_t j = 0; j < NDOCS; j++) {
             const char *name = sync_wrapper_docs[j].name;
-            if (is_event != (strcmp(name, "wait_async") == 0)) {
-                continue;
-            }
-            PyObject *fn = PyDict_GetItemString(ns, name);
-            PyObject *doc = PyUnicode_FromString(sync_wrapper_docs[j].doc);
-            PyObject *qual = PyUnicode_FromFormat(
-                "%s.%s", strrchr(tp->tp_name, '.') + 1, name);
-            /* the same function object on every type: its qualname is
-               the last type's, so each type gets a copy */
-            PyObject *copy = NULL;
-            if (fn != NULL) {
-                copy = PyFunction_New(PyFunction_GetCode(fn), ns);
-            }
-            int err = copy == NULL || doc == NULL || qual == NULL ||
-                      PyObject_SetAttrString(copy, "__qualname__", qual) <
-                          0 ||
-                      PyObject_SetAttrString(copy, "__doc__", doc) < 0 ||
-                      (PyFunction_GetDefaults(fn) != NULL &&
-                       PyFunction_SetDefaults(
-                           copy, PyFunction_GetDefaults(fn)) < 0) ||
-                      PyDict_SetItemString(tp->tp_dict, name, copy) < 0;
-            Py_XDECREF(copy);
-            Py_XDECREF(doc);
-            Py_XDECREF(qual);
-            if (err) {
-                goto done;
+            /* Event: wait_async only; the locks: the others */
+            if ((types[i] == event) == (strcmp(name, "wait_async") == 0)) {
+                places[n].name = name;
+                places[n].owner = (PyObject *)types[i];
+                places[n].doc = sync_wrapper_docs[j].doc;
+                n++;
             }
         }
-        PyType_Modified(tp);
     }
-    res = 0;
-done:
-    Py_XDECREF(run);
-    Py_XDECREF(name);
-    Py_XDECREF(ns);
-    return res;
+    return wrappers_install(st->queue->module, sync_wrappers, NULL, places,
+                            n);
 }
 
 int

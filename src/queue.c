@@ -753,7 +753,7 @@ queue_of(PyObject *self)
 
 /* The unbound op named by a sentinel; -1 with an exception otherwise.
  * None gives `dflt`. */
-static int
+int
 unboundop_from_object(module_state *st, PyObject *obj, int dflt)
 {
     struct queue_state *qs = st->queue;

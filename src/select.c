@@ -24,6 +24,8 @@
  */
 #include "wait.h"
 
+#include <string.h>
+
 #define STACK_CASES 8
 
 /* Insert f into the sorted set locks[0..*n). */
@@ -235,12 +237,13 @@ typedef struct {
 
 /* Case i of select(): a handle to receive from, or a (handle, obj) pair
  * to send obj through; *c and *src made from it (obj encoded into
- * c->send_item).  0, or -1 with an exception.  Queues and channels are
+ * c->send_item, with unbound op `unboundop`, or the target's default
+ * when it is -1).  0, or -1 with an exception.  Queues and channels are
  * reached through their object type (objects.h), so select() knows
  * neither. */
 static int
-case_parse(module_state *st, PyObject *spec, Py_ssize_t i, sel_case *c,
-           case_source *src)
+case_parse(module_state *st, PyObject *spec, Py_ssize_t i, int unboundop_arg,
+           sel_case *c, case_source *src)
 {
     int send = PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2;
     PyObject *target = send ? PyTuple_GET_ITEM(spec, 0) : spec;
@@ -268,6 +271,9 @@ case_parse(module_state *st, PyObject *spec, Py_ssize_t i, sel_case *c,
         }
         return -1;
     }
+    if (unboundop_arg >= 0) {
+        unboundop = unboundop_arg;
+    }
     if (send && o->type->item_encode(st, PyTuple_GET_ITEM(spec, 1),
                                      unboundop, &c->send_item) < 0) {
         return -1;
@@ -279,30 +285,42 @@ case_parse(module_state *st, PyObject *spec, Py_ssize_t i, sel_case *c,
     return 0;
 }
 
-/* What select() returns for the engine's outcome r: (source, item) for a
- * completed case (the received item taken over: *taken), None on
- * timeout; NULL with an exception otherwise. */
+/* What a select gives for the engine's outcome r, case c done: the
+ * received item (taken over: *taken) or None for a send -- as a (source,
+ * item) pair when `pair` (select(), select_async()) --, None on timeout;
+ * NULL with an exception otherwise: a closed channel raises its error
+ * with the source, or StopAsyncIteration when `closed_ends` (async
+ * for). */
 static PyObject *
 select_result(module_state *st, int r, sel_case *c, case_source *src,
-              item *got, PyObject **taken)
+              item *got, PyObject **taken, int pair, int closed_ends)
 {
     PyObject *value;
     switch (r) {
     case SEL_DONE:
         if (c->kind == CASE_SEND) {
-            return PyTuple_Pack(2, src->source, Py_None);
+            value = Py_NewRef(Py_None);
         }
-        value = src->type->item_to_object(st, src->source, c->f, got, taken);
-        if (value == NULL) {
-            return NULL;
+        else {
+            value = src->type->item_to_object(st, src->source, c->f, got,
+                                              taken);
+            if (value == NULL) {
+                return NULL;
+            }
         }
-        PyObject *res = PyTuple_Pack(2, src->source, value);
-        Py_DECREF(value);
-        return res;
+        if (pair) {
+            Py_SETREF(value, PyTuple_Pack(2, src->source, value));
+        }
+        return value;
     case SEL_TIMEOUT:
         Py_RETURN_NONE;
     case SEL_CLOSED:
-        set_err(st, src->type->closed_err, src->source);
+        if (closed_ends) {
+            PyErr_SetNone(PyExc_StopAsyncIteration);
+        }
+        else {
+            set_err(st, src->type->closed_err, src->source);
+        }
         return NULL;
     case SEL_NO_MEMORY:
         set_err(st, ERR_NO_MEMORY);
@@ -357,8 +375,8 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (case_parse(st, PySequence_Fast_GET_ITEM(seq, i), i, &cases[i],
-                       &sources[i]) < 0) {
+        if (case_parse(st, PySequence_Fast_GET_ITEM(seq, i), i, -1,
+                       &cases[i], &sources[i]) < 0) {
             goto done;
         }
     }
@@ -366,7 +384,7 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
                             (int)(wait_random() % (uint32_t)n), &dl, &index,
                             &got);
     res = select_result(st, r, &cases[index < 0 ? 0 : index],
-                        &sources[index < 0 ? 0 : index], &got, &taken);
+                        &sources[index < 0 ? 0 : index], &got, &taken, 1, 0);
 done:
     if (cases != NULL) {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -451,48 +469,16 @@ static PyObject *
 sel_async_result(module_state *st, aio_wait *a)
 {
     sel_async *p = (sel_async *)a;
+    PyObject *taken = NULL;
     sel_async_settle(p);
-    int i = p->index;
-    case_source *src = i >= 0 ? &p->sources[i] : NULL;
-    switch (p->res) {
-    case SEL_DONE: {
-        PyObject *value = Py_None, *taken = NULL;
-        if (p->cases[i].kind == CASE_RECV) {
-            value = src->type->item_to_object(st, src->source,
-                                              p->cases[i].f, &p->got,
-                                              &taken);
-            if (value == NULL) {
-                return NULL;
-            }
-        }
-        else {
-            Py_INCREF(value);
-        }
-        if (p->mode == AIO_SELECT) {
-            PyObject *pair = PyTuple_Pack(2, src->source, value);
-            Py_DECREF(value);
-            if (pair == NULL) {
-                Py_XDECREF(taken);
-                return NULL;
-            }
-            value = pair;
-        }
-        return taken_pair(value, taken);
-    }
-    case SEL_CLOSED:
-        if (p->mode == AIO_ITER) {
-            PyErr_SetNone(PyExc_StopAsyncIteration);
-        }
-        else {
-            set_err(st, src->type->closed_err, src->source);
-        }
-        return NULL;
-    case SEL_NO_MEMORY:
-        set_err(st, ERR_NO_MEMORY);
-        return NULL;
-    default:
+    if (p->res == SEL_TIMEOUT) {
         return sel_async_timeout(st, a);
     }
+    PyObject *res = select_result(st, p->res, &p->cases[p->index],
+                                  &p->sources[p->index], &p->got, &taken,
+                                  p->mode == AIO_SELECT,
+                                  p->mode == AIO_ITER);
+    return taken_pair(res, taken);
 }
 
 static void
@@ -528,7 +514,8 @@ static const aio_op_kind sel_async_kind = {
     sel_async_result, sel_async_timeout, sel_async_undo, sel_async_free,
 };
 
-/* _aio_select(cases, timeout, mode) -> an _AioOp (see aio.c) */
+/* _aio_select(cases, timeout, mode, unbounditems) -> an _AioOp (see
+ * aio.c); unbounditems (None: the targets' own) is put_async's */
 static PyObject *
 coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -537,9 +524,17 @@ coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     sel_async *p = NULL;
     Py_ssize_t n;
 
-    if (nargs != 3 || !PyLong_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "_aio_select(cases, timeout, mode)");
+    if (nargs != 4 || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_aio_select(cases, timeout, mode, unbounditems)");
         return NULL;
+    }
+    int unboundop = -1;     /* the targets' own */
+    if (args[3] != Py_None) {
+        unboundop = unboundop_from_object(st, args[3], -1);
+        if (unboundop < 0) {
+            return NULL;
+        }
     }
     long mode = PyLong_AsLong(args[2]);
     if (mode < AIO_SELECT || mode > AIO_ITER) {
@@ -574,8 +569,8 @@ coremod_aio_select(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (case_parse(st, PyTuple_GET_ITEM(keep, i), i, &p->cases[i],
-                       &p->sources[i]) < 0) {
+        if (case_parse(st, PyTuple_GET_ITEM(keep, i), i, unboundop,
+                       &p->cases[i], &p->sources[i]) < 0) {
             goto done;
         }
     }
@@ -612,7 +607,7 @@ static PyMethodDef select_functions[] = {
      "An operation running select() on the cases stored into it; its "
      "result is (result, taken) (internal)."},
     {"_aio_select", _PyCFunction_CAST(coremod_aio_select), METH_FASTCALL,
-     "_aio_select(cases, timeout, mode, /)\n--\n\n"
+     "_aio_select(cases, timeout, mode, unbounditems, /)\n--\n\n"
      "An awaitable select (get_async, put_async, recv_async, send_async, "
      "select_async; subinterp/_aiowait.py) (internal)."},
     {NULL, NULL, 0, NULL},
@@ -665,16 +660,17 @@ static const char receive_wrappers[] =
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return obj\n"
-    "async def _aio(cases, timeout, mode):\n"
+    "async def _aio(cases, timeout, mode, unbounditems=None):\n"
     "    from subinterp._aiowait import wait_op\n"
-    "    obj, taken = await wait_op(_aio_select(cases, timeout, mode), timeout)\n"
+    "    op = _aio_select(cases, timeout, mode, unbounditems)\n"
+    "    obj, taken = await wait_op(op, timeout)\n"
     "    if taken is not None:\n"
     "        taken.done = True\n"
     "    return obj\n"
     "def get_async(self, timeout=None):\n"
     "    return _aio((self,), timeout, 1)\n"
-    "def put_async(self, obj, timeout=None):\n"
-    "    return _aio(((self, obj),), timeout, 2)\n"
+    "def put_async(self, obj, timeout=None, *, unbounditems=None):\n"
+    "    return _aio(((self, obj),), timeout, 2, unbounditems)\n"
     "def recv_async(self, timeout=None):\n"
     "    return _aio((self,), timeout, 3)\n"
     "def send_async(self, obj, timeout=None):\n"
@@ -697,34 +693,33 @@ enum { ON_QUEUE, ON_RECV, ON_SEND, ON_MODULE };
 static const struct {
     const char *name;
     int owner;
-    const char *qualname;
     const char *doc;
 } receive_docs[] = {
-    {"put", ON_QUEUE, "Queue.put",
+    {"put", ON_QUEUE,
      "Add obj to the queue, waiting while it is full (unless block is "
      "false), at most timeout seconds; raises QueueFull then.\n\n"
      "obj is copied (handles, such as queues, refer to the same object).  "
      "unbounditems (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE; None: the "
      "queue's default) says what get() does with obj if this interpreter "
      "is destroyed before obj is taken."},
-    {"put_nowait", ON_QUEUE, "Queue.put_nowait",
+    {"put_nowait", ON_QUEUE,
      "put(obj, block=False): raises QueueFull if the queue is full."},
-    {"get", ON_QUEUE, "Queue.get",
+    {"get", ON_QUEUE,
      "Remove and return the next object, waiting while the queue is empty "
      "(unless block is false), at most timeout seconds; raises QueueEmpty "
      "then."},
-    {"get_nowait", ON_QUEUE, "Queue.get_nowait",
+    {"get_nowait", ON_QUEUE,
      "get(block=False): raises QueueEmpty if the queue is empty."},
-    {"recv", ON_RECV, "RecvChannel.recv",
+    {"recv", ON_RECV,
      "Return the next object, waiting for one at most timeout seconds "
      "(TimeoutError then).  Raises ChannelClosedError once the channel is "
      "closed and drained."},
-    {"recv_nowait", ON_RECV, "RecvChannel.recv_nowait",
+    {"recv_nowait", ON_RECV,
      "recv_nowait(default=<unset>)\n\n"
      "Return the next object if one can be had without waiting, else "
      "default (ChannelEmptyError when no default is given).  Raises "
      "ChannelClosedError once the channel is closed and drained."},
-    {"select", ON_MODULE, "select",
+    {"select", ON_MODULE,
      "Wait until one of several queue or channel operations can complete, "
      "complete exactly that one, and return (source, item).\n\n"
      "A case is a Queue or RecvChannel (receive: item is what was "
@@ -733,50 +728,49 @@ static const struct {
      "Returns None when timeout seconds pass first (timeout=0 polls).  "
      "A case on a closed channel raises ChannelClosedError with the "
      "channel end as its ``source`` attribute."},
-    {"send", ON_SEND, "SendChannel.send",
+    {"send", ON_SEND,
      "Send a copy of obj.  On a rendezvous channel (maxsize 0) returns "
      "once a receiver has it; otherwise once it is buffered.  Waits at "
      "most timeout seconds (TimeoutError then; obj was not sent).  Raises "
      "ChannelClosedError when the channel is closed."},
-    {"send_nowait", ON_SEND, "SendChannel.send_nowait",
+    {"send_nowait", ON_SEND,
      "Send obj if that needs no waiting (a receiver is waiting, or the "
      "buffer has room); else raise ChannelFullError."},
-    {"get_async", ON_QUEUE, "Queue.get_async",
+    {"get_async", ON_QUEUE,
      "get_async(timeout=None)\n\n"
      "Awaitable get(): remove and return the next object, the task "
      "waiting (not the thread) while the queue is empty, at most timeout "
      "seconds (QueueEmpty then).  Cancelling the task never loses an "
      "item: one taken meanwhile goes back to the head of the queue."},
-    {"put_async", ON_QUEUE, "Queue.put_async",
-     "put_async(obj, timeout=None)\n\n"
+    {"put_async", ON_QUEUE,
+     "put_async(obj, timeout=None, *, unbounditems=None)\n\n"
      "Awaitable put(): add obj, the task waiting while the queue is full, "
-     "at most timeout seconds (QueueFull then).  Uses the queue's "
-     "unbounditems.  A put that completed before the task was cancelled "
-     "counts."},
-    {"recv_async", ON_RECV, "RecvChannel.recv_async",
+     "at most timeout seconds (QueueFull then).  unbounditems as for "
+     "put() (None: the queue's default).  A put that completed before "
+     "the task was cancelled counts."},
+    {"recv_async", ON_RECV,
      "recv_async(timeout=None)\n\n"
      "Awaitable recv(): the task waits for the next object (TimeoutError "
      "after timeout seconds); ChannelClosedError once the channel is "
      "closed and drained.  Cancelling the task never loses an item."},
-    {"_anext", ON_RECV, "RecvChannel._anext", "async for (internal)."},
-    {"send_async", ON_SEND, "SendChannel.send_async",
+    {"_anext", ON_RECV, "async for (internal)."},
+    {"send_async", ON_SEND,
      "send_async(obj, timeout=None)\n\n"
      "Awaitable send(): the task waits for room or a receiver "
      "(TimeoutError after timeout seconds; obj was not sent).  A send "
      "that completed before the task was cancelled counts."},
-    {"select_async", ON_MODULE, "select_async",
+    {"select_async", ON_MODULE,
      "select_async(cases, timeout=None)\n\n"
      "Awaitable select(): the same cases and result; the task waits, "
      "not the thread.  Returns None when timeout seconds pass first."},
-    {"send_buffer", ON_SEND, "SendChannel.send_buffer",
+    {"send_buffer", ON_SEND,
      "Send a buffer (bytes-like object) without copying it: the receiver "
      "gets a memoryview on the same memory."},
 };
 
-/* Make the wrappers (in every interpreter that imports the module) and
- * put them where users look for them. */
-static int
-add_receive_wrappers(PyObject *mod, module_state *st)
+int
+wrappers_install(PyObject *mod, const char *source, PyObject *globals,
+                 const wrapper_place *places, size_t n)
 {
     int res = -1;
     PyObject *ns = PyDict_New();
@@ -784,9 +778,72 @@ add_receive_wrappers(PyObject *mod, module_state *st)
     PyObject *run = NULL;
     if (ns == NULL || name == NULL ||
         PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-        PyDict_SetItemString(ns, "__name__", name) < 0) {
+        PyDict_SetItemString(ns, "__name__", name) < 0 ||
+        (globals != NULL && PyDict_Update(ns, globals) < 0)) {
         goto done;
     }
+    run = PyRun_String(source, Py_file_input, ns, ns);
+    if (run == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *owner = places[i].owner;
+        int on_type = PyType_Check(owner);
+        PyObject *fn = PyDict_GetItemString(ns, places[i].name);
+        if (fn == NULL || !PyFunction_Check(fn)) {
+            PyErr_Format(PyExc_SystemError, "no wrapper %s", places[i].name);
+            goto done;
+        }
+        /* A copy per place: one function on several types would carry
+           the last one's qualname. */
+        PyObject *copy = PyFunction_New(PyFunction_GetCode(fn), ns);
+        PyObject *qual =
+            on_type ? PyUnicode_FromFormat(
+                          "%s.%s",
+                          strrchr(((PyTypeObject *)owner)->tp_name, '.') + 1,
+                          places[i].name)
+                    : PyUnicode_FromString(places[i].name);
+        PyObject *doc = PyUnicode_FromString(places[i].doc);
+        PyObject *defaults = PyFunction_GetDefaults(fn);
+        PyObject *kwdefaults = PyFunction_GetKwDefaults(fn);
+        int err = copy == NULL || qual == NULL || doc == NULL ||
+                  PyObject_SetAttrString(copy, "__qualname__", qual) < 0 ||
+                  PyObject_SetAttrString(copy, "__doc__", doc) < 0 ||
+                  (defaults != NULL &&
+                   PyFunction_SetDefaults(copy, defaults) < 0) ||
+                  (kwdefaults != NULL &&
+                   PyFunction_SetKwDefaults(copy, kwdefaults) < 0);
+        if (!err && on_type) {
+            /* Our own immutable heap type: its dict is filled in here,
+               before any instance exists. */
+            PyTypeObject *tp = (PyTypeObject *)owner;
+            err = PyDict_SetItemString(tp->tp_dict, places[i].name, copy) <
+                  0;
+            PyType_Modified(tp);
+        }
+        else if (!err) {
+            err = PyModule_AddObjectRef(owner, places[i].name, copy) < 0;
+        }
+        Py_XDECREF(copy);
+        Py_XDECREF(qual);
+        Py_XDECREF(doc);
+        if (err) {
+            goto done;
+        }
+    }
+    res = 0;
+done:
+    Py_XDECREF(run);
+    Py_XDECREF(name);
+    Py_XDECREF(ns);
+    return res;
+}
+
+/* Make the wrappers (in every interpreter that imports the module) and
+ * put them where users look for them. */
+static int
+add_receive_wrappers(PyObject *mod, module_state *st)
+{
     static const struct {
         const char *global;
         int owner;
@@ -801,59 +858,37 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         {"_select", ON_MODULE, "_select"},
         {"_aio_select", ON_MODULE, "_aio_select"},
     };
+    enum { NDOCS = sizeof(receive_docs) / sizeof(receive_docs[0]) };
     PyObject *owners[] = {
         [ON_QUEUE] = (PyObject *)st->queue->QueueType,
         [ON_RECV] = (PyObject *)st->channel->RecvChannelType,
         [ON_SEND] = (PyObject *)st->channel->SendChannelType,
         [ON_MODULE] = mod,
     };
+    wrapper_place places[NDOCS];
+    int res = -1;
+    PyObject *globals = PyDict_New();
+    if (globals == NULL) {
+        return -1;
+    }
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         PyObject *v = PyObject_GetAttrString(owners[parts[i].owner],
                                              parts[i].attr);
-        if (v == NULL || PyDict_SetItemString(ns, parts[i].global, v) < 0) {
+        if (v == NULL ||
+            PyDict_SetItemString(globals, parts[i].global, v) < 0) {
             Py_XDECREF(v);
             goto done;
         }
         Py_DECREF(v);
     }
-    run = PyRun_String(receive_wrappers, Py_file_input, ns, ns);
-    if (run == NULL) {
-        goto done;
+    for (size_t i = 0; i < NDOCS; i++) {
+        places[i].name = receive_docs[i].name;
+        places[i].owner = owners[receive_docs[i].owner];
+        places[i].doc = receive_docs[i].doc;
     }
-    for (size_t i = 0; i < sizeof(receive_docs) / sizeof(receive_docs[0]);
-         i++) {
-        PyObject *fn = PyDict_GetItemString(ns, receive_docs[i].name);
-        PyObject *qual = PyUnicode_FromString(receive_docs[i].qualname);
-        PyObject *doc = PyUnicode_FromString(receive_docs[i].doc);
-        int err = fn == NULL || qual == NULL || doc == NULL ||
-                  PyObject_SetAttrString(fn, "__qualname__", qual) < 0 ||
-                  PyObject_SetAttrString(fn, "__doc__", doc) < 0;
-        Py_XDECREF(qual);
-        Py_XDECREF(doc);
-        if (err) {
-            goto done;
-        }
-        if (receive_docs[i].owner == ON_MODULE) {
-            if (PyModule_AddObjectRef(mod, receive_docs[i].name, fn) < 0) {
-                goto done;
-            }
-        }
-        else {
-            /* Our own immutable heap type: its dict is filled in here,
-               before any instance exists. */
-            PyTypeObject *tp = (PyTypeObject *)owners[receive_docs[i].owner];
-            if (PyDict_SetItemString(tp->tp_dict, receive_docs[i].name,
-                                     fn) < 0) {
-                goto done;
-            }
-            PyType_Modified(tp);
-        }
-    }
-    res = 0;
+    res = wrappers_install(mod, receive_wrappers, globals, places, NDOCS);
 done:
-    Py_XDECREF(run);
-    Py_XDECREF(name);
-    Py_XDECREF(ns);
+    Py_DECREF(globals);
     return res;
 }
 

@@ -425,8 +425,11 @@ syncobj_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
+/* Release as thread `thread_id`, which must own an RLock: the current
+ * thread, or the one an undone acquire_async acquired for (its loop's
+ * thread; the loop may be closed from another one). */
 static int
-lock_release(PyObject *self)
+lock_release(PyObject *self, unsigned long thread_id)
 {
     sync_obj *s = sync_of(self);
     int err = ERR_OK;
@@ -434,8 +437,7 @@ lock_release(PyObject *self)
     if (!s->lock.locked) {
         err = ERR_RELEASE_UNLOCKED;
     }
-    else if (s->kind == SYNC_RLOCK &&
-             s->lock.owner_thread != PyThread_get_thread_ident()) {
+    else if (s->kind == SYNC_RLOCK && s->lock.owner_thread != thread_id) {
         err = ERR_RELEASE_UNOWNED;
     }
     else if (s->kind == SYNC_RLOCK && --s->lock.depth > 0) {
@@ -454,7 +456,7 @@ lock_release(PyObject *self)
 static PyObject *
 lockobj_release(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (lock_release(self) < 0) {
+    if (lock_release(self, PyThread_get_thread_ident()) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -678,7 +680,7 @@ sync_async_undo(aio_wait *a)
     }
     PyObject *exc = PyErr_GetRaisedException();
     int r = (s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK)
-                ? lock_release(p->self)
+                ? lock_release(p->self, p->sw.thread_id)
                 : sem_release(p->self, 1);
     if (r < 0) {
         PyErr_WriteUnraisable(p->self);

@@ -540,6 +540,21 @@ struct channel_state {
     PyObject *ChannelFullError;
 };
 
+/* Functions written in Python around C parts (the receive and put
+ * wrappers, select.c; the awaitable methods of the locks, aio.c): the
+ * source text runs in a namespace of the module that has `globals` (a
+ * dict, or NULL) too, then a copy of each function a place names is put
+ * on its owner -- in the dict of one of our heap types (qualname
+ * Type.name), or on the module -- with its doc.  0, or -1 with an
+ * exception set. */
+typedef struct {
+    const char *name;
+    PyObject *owner;        /* borrowed */
+    const char *doc;
+} wrapper_place;
+int wrappers_install(PyObject *mod, const char *source, PyObject *globals,
+                     const wrapper_place *places, size_t n);
+
 /* An operation run by an attribute store, `op.obj = value` (queue.c):
  * run(target, value, block, timeout, extra) returns a new reference or
  * NULL with an exception; timeout is NULL when block is false.  The
@@ -662,6 +677,9 @@ PyObject *taken_pair(PyObject *obj, PyObject *taken);
 /* Encode obj into *out for a queue or channel (interpreter id and
  * unbound op filled in).  0, or -1 with an exception set. */
 int item_encode(module_state *st, PyObject *obj, int unboundop, item *out);
+/* The unbound op a put's unbounditems names (UNBOUND, UNBOUND_ERROR,
+ * UNBOUND_REMOVE; None or NULL gives dflt), or -1 with an exception. */
+int unboundop_from_object(module_state *st, PyObject *obj, int dflt);
 
 /* An object around a FIFO (queues, channels): the sobj head, then the
  * FIFO, so that both kinds share their sobj_type hooks and creation. */

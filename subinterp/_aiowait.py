@@ -14,6 +14,13 @@ A timeout is the loop's (``call_later``, then the operation is
 withdrawn); a cancelled task withdraws its operation, and what completed
 meanwhile is not lost (an item received goes back to the head of its
 queue; a put, a send or an acquire that completed counts).
+
+The loop's reader callback holds the only strong reference to the hub:
+closing the loop (which drops its readers) or collecting it frees the
+hub, which then gives up the operations of the loop's tasks as if they
+were cancelled -- they can never resume -- without touching the closed
+loop's futures: nothing stays registered, and an item or a lock handed
+to one of them meanwhile goes back.
 """
 
 from __future__ import annotations
@@ -37,10 +44,17 @@ class _Hub:
 
     def __init__(self, loop: Any) -> None:
         self.core = _core._AioHub()
-        # The reader stays for the loop's life: a closed loop drops it
-        # with its selector; the hub (and its descriptor) goes with the
-        # loop.  Nothing here refers to the loop.
+        # The reader stays for the loop's life and holds the only strong
+        # reference to self: loop.close() drops it (with the selector's
+        # map; uvloop cancels its poll handles), and so does collecting
+        # the loop.  Nothing here refers to the loop.
         loop.add_reader(self.core.fileno(), self._drain)
+
+    def __del__(self) -> None:
+        # The loop let go: no task of it will resume to take an outcome.
+        core = getattr(self, "core", None)
+        if core is not None:
+            core.close()
 
     def _drain(self) -> None:
         for op in self.core.drain():
@@ -49,13 +63,16 @@ class _Hub:
                 fut.set_result(None)
 
 
+# loop -> weak reference to its _Hub (see _Hub.__init__)
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _hub(loop: Any) -> Any:
-    hub = _hubs.get(loop)
+    ref = _hubs.get(loop)
+    hub = ref() if ref is not None else None
     if hub is None:
-        hub = _hubs[loop] = _Hub(loop)
+        hub = _Hub(loop)
+        _hubs[loop] = weakref.ref(hub)
     return hub.core
 
 

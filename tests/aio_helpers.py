@@ -165,3 +165,18 @@ def interp_id():
 def run_own_loop(x):
     """A plain task that runs an event loop of its own."""
     return asyncio.run(add_later(x, 1))
+
+
+def put_all_async(q, items, unbounditems=None):
+    """put_async each item from an event loop; unbounditems: the name of
+    a sentinel of subinterp._queues, None for the queue's default."""
+    from subinterp import _queues
+
+    kwargs = ({} if unbounditems is None
+              else {"unbounditems": getattr(_queues, unbounditems)})
+
+    async def main():
+        for item in items:
+            await q.put_async(item, **kwargs)
+
+    asyncio.run(main())

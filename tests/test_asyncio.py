@@ -636,6 +636,211 @@ def test_loop_closed_with_pending_async_waits_leaves_no_registration():
     assert res.stderr == "", res.stderr
 
 
+# A loop closed (or dropped) with tasks still awaiting, not cancelled:
+# the tasks never resume, so the hub gives up their operations.  Items,
+# locks and permits handed to them -- before the close (while the loop
+# was stopped, or drained but not yet seen by the task) or after it --
+# must reach the next taker, and nothing stays registered.  The loop runs
+# in a thread and is closed from the main one; puts come from another
+# interpreter and from threads.
+_CLOSED_LOOP_SCRIPT = """
+import asyncio, gc, sys, threading, warnings
+import subinterp, queue_helpers
+warnings.simplefilter("always")
+loop_kind, when, ending = {args!r}
+
+q = subinterp.Queue()
+r, s = subinterp.create_channel(1)
+lock, rlock = subinterp.Lock(), subinterp.RLock()
+sem = subinterp.Semaphore(0)
+lock.acquire()
+rlock_taken, rlock_release = threading.Event(), threading.Event()
+
+def hold_rlock():
+    with rlock:
+        rlock_taken.set()
+        rlock_release.wait()
+
+holder = threading.Thread(target=hold_rlock)
+holder.start()
+rlock_taken.wait()
+interp = subinterp.create()
+
+def hand_over():
+    interp.call(queue_helpers.put_all, q, ["a", "b"])
+    s.send("c", timeout=30)
+    lock.release()
+    rlock_release.set()
+    holder.join()
+    sem.release()
+
+if loop_kind == "uvloop":
+    import uvloop
+    loop = uvloop.new_event_loop()
+else:
+    loop = asyncio.new_event_loop()
+tasks = []
+
+async def other():
+    for aw in (q.get_async(), subinterp.select_async([q]), r.recv_async(),
+               lock.acquire_async(), rlock.acquire_async(),
+               sem.acquire_async()):
+        tasks.append(asyncio.ensure_future(aw))
+    await asyncio.sleep(0.05)
+    assert subinterp._core._aio_pending() == 6
+    if when == "drained":
+        # the loop completes the operations in its last round, with the
+        # stop: their tasks are woken but never run
+        hand_over()
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    t = threading.Thread(target=loop.run_until_complete, args=(other(),))
+    t.start()
+    t.join()
+    if when == "fired":
+        hand_over()                 # the stopped loop never drains them
+    assert not any(t.done() for t in tasks)
+    del tasks[:]
+    if ending == "close":
+        loop.close()
+    del loop, t
+    gc.collect()
+    assert subinterp._core._aio_pending() == 0, subinterp._core._aio_pending()
+    if when == "waiting":
+        hand_over()                 # nobody waits any more
+    # (each given back to the head of the queue: in which order depends
+    # on who gives them up -- the hub, or the coroutines as asyncio drops
+    # the tasks it woke)
+    assert sorted([q.get(timeout=30), q.get(timeout=30)]) == ["a", "b"]
+    assert r.recv(timeout=30) == "c"
+    assert lock.acquire(timeout=30)
+    assert rlock.acquire(timeout=30)
+    assert sem.acquire(timeout=30)
+    interp.close()
+ours = [w for w in caught
+        if "unclosed event loop" not in str(w.message)]
+assert not ours, [str(w.message) for w in ours]
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("when", ["waiting", "fired", "drained"])
+@pytest.mark.parametrize("loop_kind,ending", [
+    ("asyncio", "close"), ("asyncio", "drop"), ("uvloop", "close")])
+def test_loop_closed_with_pending_awaits_gives_their_operations_up(
+        loop_kind, ending, when):
+    if loop_kind == "uvloop":
+        # (an unclosed uvloop loop is never freed: its libuv handles keep
+        # it alive, so only close() can end its tasks' operations)
+        pytest.importorskip(
+            "uvloop", reason="uvloop is not installed for this Python")
+        if when == "drained":
+            pytest.skip("uvloop runs the tasks its last round woke")
+    res = run_script(_CLOSED_LOOP_SCRIPT.format(
+        args=(loop_kind, when, ending)), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "ok\n"
+    # asyncio's own complaints about the tasks it destroyed are allowed;
+    # nothing else (no exception ignored, no warning) is
+    rest = [line for line in res.stderr.splitlines()
+            if not line.startswith(("Task was destroyed but it is pending",
+                                    "task: <Task pending"))]
+    assert rest == [], res.stderr
+
+
+def test_loops_closed_while_producers_put_never_lose_an_item():
+    # Loops stopped and closed at arbitrary points while threads keep
+    # putting: every item was taken by a task, or is still in the queue.
+    res = run_script(
+        """
+        import asyncio, gc, threading, subinterp
+        rounds, batch = 40, 250
+        n = rounds * 2 * batch
+        q = subinterp.Queue()
+        received = []
+
+        def producer(start):
+            for i in range(start, start + batch):
+                q.put(i)
+
+        async def consumer():
+            while True:
+                received.append(await q.get_async())
+
+        async def run_for(spins):
+            for _ in range(8):
+                asyncio.ensure_future(consumer())
+            for _ in range(spins):
+                await asyncio.sleep(0)
+
+        for r in range(rounds):
+            loop = asyncio.new_event_loop()
+            producers = [
+                threading.Thread(target=producer,
+                                 args=((2 * r + k) * batch,))
+                for k in range(2)]
+            t = threading.Thread(target=loop.run_until_complete,
+                                 args=(run_for(r % 7),))
+            t.start()
+            for p in producers:
+                p.start()
+            t.join()
+            loop.close()            # the producers may still be putting
+            for p in producers:
+                p.join()
+        del loop
+        gc.collect()
+        assert subinterp._core._aio_pending() == 0
+        while True:
+            try:
+                received.append(q.get_nowait())
+            except subinterp.QueueEmpty:
+                break
+        assert sorted(received) == list(range(n)), len(received)
+        print("ok")
+        """,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "ok\n"
+
+
+@needs_loop_in_subinterpreter
+def test_put_async_unbounditems_overrides_the_queue_default():
+    # as put(unbounditems=...): what get() does with an item whose
+    # interpreter was destroyed
+    sq = subinterp._queues
+    q = subinterp.Queue(unbounditems=sq.UNBOUND_REMOVE)
+    it = subinterp.create()
+    try:
+        it.call(H.put_all_async, q, [1], "UNBOUND_ERROR")
+        it.call(H.put_all_async, q, [2], "UNBOUND")
+        it.call(H.put_all_async, q, [3])            # the queue's default
+    finally:
+        it.close()
+    assert q.qsize() == 2
+    with pytest.raises(sq.ItemInterpreterDestroyed):
+        q.get_nowait()
+    assert q.get_nowait() is sq.UNBOUND
+    assert q.empty()
+
+
+def test_put_async_refuses_what_put_refuses():
+    q = subinterp.Queue()
+
+    async def main():
+        with pytest.raises(ValueError):
+            await q.put_async(1, unbounditems=object())
+        with pytest.raises(TypeError):
+            await q.put_async(1, None, subinterp.UNBOUND)  # keyword only
+        await q.put_async(2, unbounditems=subinterp.UNBOUND)
+
+    asyncio.run(main())
+    assert q.get_nowait() == 2
+    assert q.empty()
+
+
 @needs_loop_in_subinterpreter
 def test_two_interpreters_each_running_asyncio_talk_through_queues():
     a, b = subinterp.create(), subinterp.create()

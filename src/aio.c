@@ -41,7 +41,7 @@
 
 enum {
     OP_NEW = 0,
-    OP_WAITING,     /* registered: a reference to itself held */
+    OP_WAITING,     /* registered: on its hub's list, which holds it */
     OP_DONE,        /* completed; the result not taken yet */
     OP_TIMED_OUT,   /* withdrawn by its timeout */
     OP_FAILED,      /* exc is the outcome */
@@ -203,9 +203,11 @@ hub_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 
 /* Complete the operations whose waiters fired; a list of those that are
  * over (DONE or FAILED), for the caller to resolve their futures.  A
- * DONE op stays on the list until its result is taken (or it is given
- * up); a FAILED one leaves it, after the loop: nothing is dropped while
- * the chain of taken waiters is walked. */
+ * DONE op stays on the hub's list until its result is taken (or it is
+ * given up); a FAILED one leaves it after the loop.  Completing one may
+ * run signal handlers (an interpreter's stop, aio_wait_fired), which may
+ * cancel or give up others of the chain: each op of the chain is held
+ * first, and handled only while it still waits. */
 static PyObject *
 hub_drain(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -213,13 +215,32 @@ hub_drain(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (done == NULL) {
         return NULL;
     }
+    Py_ssize_t n = 0;
     waiter *w = wait_hub_take(((AioHubObject *)self)->h);
-    while (w != NULL) {
+    for (waiter *x = w; x != NULL; x = x->hnext) {
+        n++;
+    }
+    /* PyMem_Malloc and Py_INCREF run no Python code */
+    AioOpObject **held = PyMem_Malloc((n ? n : 1) * sizeof(*held));
+    if (held == NULL) {
+        /* the waiters are taken already: complete them all the same;
+           only a handler cancelling another of them is not guarded */
+        PyErr_Clear();
+    }
+    for (Py_ssize_t i = 0; held != NULL && i < n; i++, w = w->hnext) {
         /* the first member: an aio_wait's waiter */
-        aio_wait *a = (aio_wait *)w;
-        AioOpObject *op = (AioOpObject *)a->owner;
-        waiter *next = w->hnext;   /* a new registration resets it */
-        int r = aio_wait_fired(a);
+        held[i] = (AioOpObject *)Py_NewRef(((aio_wait *)w)->owner);
+    }
+    for (Py_ssize_t i = 0; held != NULL ? i < n : w != NULL; i++) {
+        AioOpObject *op = held != NULL ? held[i]
+                                       : (AioOpObject *)((aio_wait *)w)->owner;
+        if (held == NULL) {
+            w = w->hnext;   /* a new registration resets it */
+        }
+        if (op->state != OP_WAITING) {
+            continue;       /* given up meanwhile */
+        }
+        int r = aio_wait_fired(op->aw);
         if (r != 0) {
             if (r > 0) {
                 op->state = OP_DONE;
@@ -234,7 +255,12 @@ hub_drain(PyObject *self, PyObject *Py_UNUSED(ignored))
                 PyErr_Clear();
             }
         }
-        w = next;
+    }
+    if (held != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_DECREF(held[i]);
+        }
+        PyMem_Free(held);
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(done); i++) {
         AioOpObject *op = (AioOpObject *)PyList_GET_ITEM(done, i);

@@ -625,9 +625,26 @@ worker_take(pool *p, worker *wk)
     return a.t;
 }
 
-/* Run one task inside the worker's interpreter. */
+/* The task wk ran (current) is over: no SystemExit of terminate() is for
+ * it any more, and one raised already is taken back while it is still
+ * pending, so that it neither interrupts the capture of the task's
+ * outcome (which runs Python code and may let the GIL go) nor reaches
+ * what runs next.  Its interpreter's GIL held throughout: terminate()
+ * decides whether to raise while holding it (worker_still_running). */
 static void
-worker_run(module_state *st, task *t)
+worker_task_over(worker *wk)
+{
+    atomic_store(&wk->current, NULL);
+    if (atomic_exchange(&wk->interrupted, 0)) {
+        (void)PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
+    }
+}
+
+/* Run one task inside the worker's interpreter; wk: it is the worker's
+ * current task (NULL: a plain task taken by a serving loop, which stays
+ * current for the loop's coroutine tasks). */
+static void
+worker_run(module_state *st, worker *wk, task *t)
 {
     PyObject *in = NULL;
     PyObject *res = NULL;
@@ -652,6 +669,9 @@ worker_run(module_state *st, task *t)
     }
     goto done;
 error:
+    if (wk != NULL) {
+        worker_task_over(wk);
+    }
     t->failed = 1;
     t->out = interp_capture_exception(st, &t->out_exc);
 done:
@@ -870,7 +890,7 @@ pool_worker_take(PyObject *mod, PyObject *handle)
         }
         return res;
     }
-    worker_run(st, t);
+    worker_run(st, NULL, t);
     atomic_store(&t->state, T_DONE);
     task_finish(p, t);
     Py_RETURN_TRUE;
@@ -1065,6 +1085,7 @@ error:
     }
     /* the tasks left unfinished end with this exception */
     PyObject *exc = PyErr_GetRaisedException();
+    worker_task_over(wk);
     while (wk->aio != NULL) {
         task *left = wk->aio;
         wk->aio = left->next;
@@ -1128,18 +1149,11 @@ worker_loop(void *arg)
                 t = NULL;   /* finished there */
             }
             else {
-                worker_run(st, t);
+                worker_run(st, wk, t);
                 atomic_store(&t->state, T_DONE);
             }
         }
-        /* No GIL release between these two: terminate() decides whether
-           to raise SystemExit in this thread while holding this GIL. */
-        atomic_store(&wk->current, NULL);
-        if (atomic_exchange(&wk->interrupted, 0)) {
-            /* raised for t, which ended first: not in what runs next */
-            (void)PyThreadState_SetAsyncExc(PyThread_get_thread_ident(),
-                                            NULL);
-        }
+        worker_task_over(wk);
         if (t != NULL) {
             task_finish(p, t);
         }

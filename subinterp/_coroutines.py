@@ -19,7 +19,11 @@ _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 # This interpreter's loop for coroutine tasks (modules are per
 # interpreter, so this is one loop per worker interpreter).
 _loop = None
-_set_running_loop: Any = None   # asyncio's, once serve() ran
+# asyncio's, once serve() ran: how a plain task taken by the serving
+# loop runs as on a worker without a running loop and task
+_set_running_loop: Any = None
+_enter_task: Any = None
+_leave_task: Any = None
 
 
 def is_coroutine_function(fn: Any) -> bool:
@@ -76,8 +80,9 @@ def serve(handle: Any, first: tuple, limit: int) -> None:
     thread, no polling."""
     import asyncio
 
-    global _set_running_loop
+    global _set_running_loop, _enter_task, _leave_task
     from asyncio.events import _set_running_loop
+    from asyncio.tasks import _enter_task, _leave_task
 
     loop = _worker_loop()
     state = _Serving(handle, loop, limit)
@@ -184,12 +189,14 @@ class _Serving:
             got: Any = True
             while taking and len(self.running) < self.limit:
                 # a plain task taken runs in there: as on a worker without
-                # a running loop (it may asyncio.run() its own)
+                # a running loop or task (it may asyncio.run() its own)
+                _leave_task(self.loop, self.main_task)
                 _set_running_loop(None)
                 try:
                     got = self.take(self.handle)
                 finally:
                     _set_running_loop(self.loop)
+                    _enter_task(self.loop, self.main_task)
                 if got is None:         # nothing queued
                     break
                 if got is False:        # no more tasks for this worker

@@ -180,3 +180,9 @@ def put_all_async(q, items, unbounditems=None):
             await q.put_async(item, **kwargs)
 
     asyncio.run(main())
+
+
+def say_then_get(started, q):
+    """Say it started, then block in q.get() (a plain task)."""
+    started.put("started")
+    return q.get()

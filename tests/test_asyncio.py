@@ -1070,6 +1070,19 @@ def test_terminate_stops_running_coroutines():
     assert p.stats()["alive"] == 0
 
 
+def test_terminate_of_a_task_blocked_in_a_wait_gives_its_systemexit():
+    # the wait raises SystemExit; terminate's own SystemExit, still
+    # pending in the thread, must not interrupt the capture of it (which
+    # made an ExecutionFailed "could not be sent")
+    p = subinterp.Pool(1)
+    started, never = subinterp.Queue(), subinterp.Queue()
+    blocked = p.submit(H.say_then_get, started, never)
+    assert started.get(timeout=60) == "started"
+    p._terminate()
+    exc = blocked.exception(0)
+    assert isinstance(exc, SystemExit), repr(exc)
+
+
 @needs_loop_in_subinterpreter
 def test_fork_waits_for_running_coroutines():
     res = run_script(

@@ -205,7 +205,20 @@ def test_imap_keeps_order_and_imap_unordered_does_not(pool, tmp_path):
         return list(it)
 
     assert run("imap") == ["first", "second"]
-    assert run("imap_unordered") == ["second", "first"]
+    # imap_unordered: the first task cannot end before this process sees
+    # the second one's result (the flag is made only then)
+    os.remove(flag)
+    it = pool.imap_unordered(_wait_or_return, tasks)
+    assert next(it) == "second"
+    touch(flag)
+    assert list(it) == ["first"]
+
+
+def _wait_or_return(task):
+    path, value = task
+    if value == "first":
+        return wait_then(path, value)
+    return value
 
 
 def _wait_or_touch(task):

@@ -18,8 +18,9 @@ interpreters, each running its own loop in its own thread, through
 subinterpreter aborts the process at exit, gh-112140: the main
 interpreter's loop against a worker thread's loop, both through the same
 queues), against two threads with ``asyncio.Queue`` and
-``call_soon_threadsafe``.  Still to come: the benchmark command's asyncio
-IO variant.
+``call_soon_threadsafe``.  The benchmark command's IO variant with the
+GETs as coroutines on 2 workers is ``python -m subinterp bench``'s
+``subinterp-async`` row.
 
 Usage: python bench/bench_asyncio.py [--quick] [--json FILE]
 """

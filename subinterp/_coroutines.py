@@ -116,14 +116,15 @@ class _Serving:
         self.wait_op = wait_op
         self.running: set = set()
         self.abandoned = False
-        self.wake: Any = None       # a future main() awaits
+        self.woken: Any = None      # an asyncio.Event: look again
         self.news: Any = None       # the pending news wait, a task
         self.stop: Any = None       # the stop wait, a task
         self.main_task: Any = None
 
     def poke(self, *_: Any) -> None:
-        if self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)
+        # level-triggered: a poke while serve() is not waiting (it may be
+        # dropping a wait) is seen at its next wait
+        self.woken.set()
 
     def start(self, item: tuple) -> None:
         token, (_, (fn, args, kwargs), _) = item
@@ -171,9 +172,11 @@ class _Serving:
         await self.drop(news)
 
     async def main(self, first: tuple) -> None:
+        import asyncio
         from asyncio import current_task
 
         self.main_task = current_task()
+        self.woken = asyncio.Event()
         self.start(first)
         self.stop = self.await_pool(False)
         try:
@@ -186,6 +189,7 @@ class _Serving:
     async def serve(self) -> None:
         taking = True
         while True:
+            self.woken.clear()      # what happens from here on is seen
             got: Any = True
             while taking and len(self.running) < self.limit:
                 # a plain task taken runs in there: as on a worker without
@@ -213,9 +217,7 @@ class _Serving:
                 await self.drop_news()
             if self.stop.done():
                 self.stop.result()      # SystemExit: the worker stops
-            self.wake = self.loop.create_future()
-            await self.wake
-            self.wake = None
+            await self.woken.wait()
             if self.news is not None and self.news.done():
                 news, self.news = self.news, None
                 news.result()

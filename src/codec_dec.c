@@ -724,8 +724,8 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
 
 /* A run of ints (OP_SMALLINT, OP_INT) into the slots i.. of seq, up to
  * n: the mirror of enc_int_run, as most lists of ints are one run.  No
- * call and no switch per item, and no bounds check per byte: the loop
- * runs while INT_RUN_MAX bytes remain.  It stops at the first item that
+ * dec_item/dec_obj call, switch or memo handling per item, and no
+ * bounds check per byte: the loop runs while INT_RUN_MAX bytes remain.  It stops at the first item that
  * is not such an int, at an int with the memo flag or a varint longer
  * than 5 bytes (its bytes read as rd_varint reads them, overlong forms
  * included), and within INT_RUN_MAX bytes of the end: dec_item decodes

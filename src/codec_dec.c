@@ -718,12 +718,84 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     return 0;
 }
 
+/* The longest item dec_int_run decodes: the opcode and a varint of 5
+ * bytes (35 bits: |value| below 2**34). */
+#define INT_RUN_MAX 6
+
+/* A run of ints (OP_SMALLINT, OP_INT) into the slots i.. of seq, up to
+ * n: the mirror of enc_int_run, as most lists of ints are one run.  No
+ * dec_item/dec_obj call, switch or memo handling per item, and no
+ * bounds check per byte: the loop runs while INT_RUN_MAX bytes remain.  It stops at the first item that
+ * is not such an int, at an int with the memo flag or a varint longer
+ * than 5 bytes (its bytes read as rd_varint reads them, overlong forms
+ * included), and within INT_RUN_MAX bytes of the end: dec_item decodes
+ * those, with its checks and errors.  Returns where the run stopped, or
+ * -1 on error. */
+static Py_ssize_t
+dec_int_run(decoder *d, PyObject *seq, Py_ssize_t i, Py_ssize_t n,
+            int is_list)
+{
+    const unsigned char *p = d->p;
+    for (; i < n && d->end - p >= INT_RUN_MAX; i++) {
+        unsigned int op = p[0];
+        long long x;
+        if (op >= OP_SMALLINT) {
+            x = (long long)op - OP_SMALLINT + SMALLINT_MIN;
+            p++;
+        }
+        else if (op == OP_INT) {
+            uint64_t v = 0;
+            int k = 1;
+            for (;;) {
+                unsigned int b = p[k];
+                v |= (uint64_t)(b & 0x7f) << (7 * (k - 1));
+                if (b < 0x80) {
+                    break;
+                }
+                if (++k == INT_RUN_MAX) {
+                    goto done;  /* a longer varint: rd_varint reads it */
+                }
+            }
+            x = (long long)(v >> 1) ^ -(long long)(v & 1);
+            p += k + 1;
+        }
+        else {
+            break;
+        }
+        PyObject *item = PyLong_FromLongLong(x);
+        if (item == NULL) {
+            d->p = p;
+            return -1;
+        }
+        if (is_list) {
+            PyList_SET_ITEM(seq, i, item);
+        }
+        else {
+            PyTuple_SET_ITEM(seq, i, item);
+        }
+    }
+done:
+    d->p = p;
+    return i;
+}
+
 /* Decode the n items of seq, a new list (is_list) or tuple of n empty
  * slots.  0 or -1. */
 static int
 dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (d->end - d->p >= INT_RUN_MAX &&
+            (*d->p >= OP_SMALLINT || *d->p == OP_INT)) {
+            Py_ssize_t next = dec_int_run(d, seq, i, n, is_list);
+            if (next < 0) {
+                return -1;
+            }
+            if (next == n) {
+                break;
+            }
+            i = next;   /* the item there is not for the run */
+        }
         PyObject *item = dec_item(d);
         if (item == NULL) {
             return -1;

@@ -15,6 +15,7 @@ import gc
 import math
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -125,6 +126,123 @@ def test_int_lists(rt):
                 [i * 2**20 for i in range(-3000, 3000)], [True] * 5]:
         out = rt(obj)
         assert out == obj and [type(x) for x in out] == [type(x) for x in obj]
+
+
+# the ints at each end of every varint length (zigzag: 7 * k - 1 bits of
+# magnitude in k bytes), and around the compact and 64-bit limits
+VARINT_EDGES = sorted({v for k in range(1, 11) for b in [min(7 * k - 1, 63)]
+                       for v in (2**b - 1, 2**b, -(2**b), -(2**b) - 1)} |
+                      {0, 1, -1, 8191, 8192, 2**20, 2**27, 2**29, 2**30,
+                       2**31, 2**34 - 1, 2**34, -(2**34), -(2**34) - 1,
+                       2**62, -(2**62), 2**63 - 1, -(2**63), 2**64})
+
+
+def test_int_runs_at_every_varint_length(rt):
+    """Lists and tuples of ints are decoded as runs, which stop at other
+    items, at varints longer than the run reads and near the end of the
+    message: every length, in every position, up to the end."""
+    others = [None, 1.5, "s", (), [7]]
+    for v in VARINT_EDGES:
+        for k in range(1, 5):
+            for obj in [[v] * k, [v] * k + [0], [0] + [v] * k,
+                        [v, 2**40] * k, [v, 8192, 100] * k,
+                        others[:k] + [v] * k + others[k:]]:
+                for seq in [obj, tuple(obj), [obj, v], (obj, tuple(obj)),
+                            {"k": obj, "t": tuple(obj)}]:
+                    out = rt(seq)
+                    assert same(out, seq), (v, k, seq)
+
+
+def test_int_run_all_lengths_mixed(rt):
+    obj = [x * s for x in VARINT_EDGES for s in (1, -1)]
+    for seq in [obj, obj[::-1], tuple(obj), obj + ["end"], ["start"] + obj,
+                [[x] for x in obj], [(x, None) for x in obj]]:
+        assert same(rt(seq), seq)
+
+
+def _varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7f | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _int_item(x, extra=0):
+    """OP_INT x, its varint with `extra` redundant bytes (overlong)."""
+    v = bytearray(_varint((x << 1) ^ (x >> 63)))
+    if extra:
+        v[-1] |= 0x80
+        v += b"\x80" * (extra - 1) + b"\x00"
+    return b"\x04" + bytes(v)
+
+
+def test_int_items_handmade():
+    """Messages the encoder does not make but the format allows: one-byte
+    OP_INT, overlong varints (up to the 10-byte limit), ints with the memo
+    flag in a run, in lists and tuples, with and without bytes after."""
+    assert _int_item(5, 0) == b"\x04\x0a"
+    assert _int_item(5, 2) == b"\x04\x8a\x80\x00"
+    assert _int_item(200, 1) == b"\x04\x90\x83\x00"
+    cases = []
+    for x in [0, 5, -5, 100, 8192, 2**20, -(2**27), 2**33]:
+        n = len(_varint((x << 1) ^ (x >> 63)))
+        for extra in range(0, 10 - n + 1):
+            cases.append((x, _int_item(x, extra)))
+    # the largest 10-byte varints
+    cases.append((2**63 - 1, b"\x04" + b"\xfe" + b"\xff" * 8 + b"\x01"))
+    cases.append((-(2**63), b"\x04" + b"\xff" * 9 + b"\x01"))
+    for x, item in cases:
+        for n in range(1, 4):
+            for op in (b"\x10", b"\x0f"):
+                want = [x] * n if op == b"\x10" else (x,) * n
+                body = op + bytes([n]) + item * n
+                assert _core.loads(message(body)) == want, (x, item, n)
+                body = b"\x0f\x02" + body + b"\x00"
+                assert _core.loads(message(body)) == (want, None)
+    # an int with the memo flag in the middle of a run, referred to after
+    big = _int_item(10**6)[1:]
+    body = (b"\x10\x04" + _int_item(3) + b"\x44" + big + b"\x08\x00" +
+            _int_item(8192))
+    out = _core.loads(message(body))
+    assert out == [3, 10**6, 10**6, 8192] and out[1] is out[2]
+
+
+INT_RUN_BAD = [
+    # (body, the error's message)
+    (b"\x10\x02\x04\x80\x80", "truncated varint (at body offset 5)"),
+    (b"\x10\x03\x04\x80\x80\x80\x80\x80\x01\x04",
+     "truncated varint (at body offset 10)"),
+    (b"\x10\x02" + b"\x04" + b"\xff" * 10 + b"\x01" + b"\x81" * 12,
+     "varint too long (at body offset 13)"),
+    (b"\x0f\x02" + b"\x04" + b"\xff" * 9 + b"\x02" + b"\x81" * 12,
+     "varint too long (at body offset 13)"),
+    (b"\x10\x03" + _int_item(2**30) + _int_item(2**31),
+     "truncated (at body offset 14)"),
+    (b"\x10\x03" + _int_item(2**30) + b"\x3f" + b"\x81" * 8,
+     "unknown opcode (at body offset 8)"),
+    (b"\x10\x02" + _int_item(2**30) + b"\x08\x05" + b"\x81" * 8,
+     "reference to a missing or unfinished object (at body offset 10)"),
+    (b"\x0f\x02" + b"\x81" * 6 + b"\x00",
+     "trailing bytes after the object (at body offset 4)"),
+]
+
+
+@pytest.mark.parametrize("body,err", INT_RUN_BAD, ids=range(len(INT_RUN_BAD)))
+def test_int_run_bad_messages(body, err):
+    for trusted in (True, False):
+        with pytest.raises(ValueError, match=re.escape(err)):
+            _core.loads(message(body), trusted=trusted)
+
+
+def test_int_run_truncations():
+    """Every prefix of a message of int runs is rejected."""
+    obj = [VARINT_EDGES, tuple(VARINT_EDGES), [5, 100, 10**6] * 3]
+    data = _core.dumps(obj)
+    for n in range(len(data)):
+        with pytest.raises(ValueError):
+            _core.loads(data[:n], trusted=False)
 
 
 def test_many_shared_strings(rt):

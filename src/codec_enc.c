@@ -764,6 +764,17 @@ enc_str(encoder *e, PyObject *s, int held)
         }
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n < 0x80 && PyUnicode_IS_ASCII(s)) {
+        /* the common short ASCII str (keys, words): the length is one
+           varint byte and there is no padding */
+        if (enc_reserve(e, 2 + n) < 0) {
+            return -1;
+        }
+        w_byte(e, OP_STR_ASCII | flag);
+        w_byte(e, (int)n);
+        w_raw(e, PyUnicode_DATA(s), n);
+        return 0;
+    }
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
     int op;
@@ -958,10 +969,11 @@ enc_dict(encoder *e, PyObject *d, int op)
     else if (w_op_varint(e, op, (uint64_t)n) < 0) {
         return -1;
     }
-    /* The keys go on kstack as they are written: they become a shape
-       when the dict is complete, without another pass over it. */
+    /* A new shape's keys go on kstack as they are written: they become
+       the shape when the dict is complete, without another pass over
+       it.  The keys of a known shape are not written, and not held. */
     Py_ssize_t base = e->nkstack;
-    if (kstack_reserve(e, n) < 0) {
+    if (slot < 0 && kstack_reserve(e, n) < 0) {
         return -1;
     }
     while (PyDict_Next(d, &pos, &k, &v)) {
@@ -970,10 +982,14 @@ enc_dict(encoder *e, PyObject *d, int op)
             return enc_changed_size("dict");
         }
         /* hold both: encoding may run code (pickle) that changes d */
-        e->kstack[e->nkstack++] = Py_NewRef(k);
         Py_INCREF(v);
+        rc = 0;
         if (slot < 0) {
+            e->kstack[e->nkstack++] = Py_NewRef(k);
             rc = enc_obj_held(e, k, 1);
+        }
+        else {
+            Py_INCREF(k);
         }
         if (rc == 0) {
             rc = enc_obj_held(e, v, 1);
@@ -982,6 +998,9 @@ enc_dict(encoder *e, PyObject *d, int op)
             enc_add_path(e, "[%R]", k, 0);
         }
         Py_DECREF(v);
+        if (slot >= 0) {
+            Py_DECREF(k);
+        }
         if (rc < 0) {
             kstack_pop(e, base);
             return rc;

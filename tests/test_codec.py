@@ -392,6 +392,28 @@ def test_dict_shapes_match_equal_keys(rt):
         assert list(got) == list(want)
 
 
+def test_dict_shapes_copy_a_blank(rt):
+    # from its second use a shape is decoded from a private copy with the
+    # value None: results are independent, none shows a None it did not
+    # have, and a dict holding a container is tracked by the GC (or a
+    # cycle through it would never be collected)
+    rows = [{"a": i, "b": str(i), "c": None if i % 3 else [i]}
+            for i in range(20)]
+    rows.insert(5, {"a": "x"})
+    out = rt(rows)
+    assert same(out, rows)
+    out[0]["a"] = "changed"
+    out[1].clear()
+    assert out[2] == rows[2] and out[7] == rows[7]
+    for r in out:
+        if r.get("c") is not None:
+            assert gc.is_tracked(r)
+    cyc = [{"k": 1, "v": 2}, {"k": 3, "v": 4}]
+    cyc[1]["v"] = cyc
+    back = rt(cyc)
+    assert back[1]["v"] is back and gc.is_tracked(back[1])
+
+
 def test_dict_shapes_many_and_nested(rt):
     shapes = [[f"s{s}_{i}" for i in range(s % 5 + 1)] for s in range(12)]
     data = []

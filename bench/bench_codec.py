@@ -25,15 +25,24 @@ Payloads (the issue's performance targets):
   bytes64M    64 MiB bytes (compared with one memcpy: bytes(bytearray))
 
 "codec" is what a crossing costs: encode into a message and decode it
-(subinterp._core._roundtrip).  "dumps+loads" adds the copy into a bytes
-object.  The echo section sends each payload to another interpreter and
-back (subinterp Interpreter.call(echo, x)); the stdlib's
-concurrent.interpreters (3.14+) and a ProcessPoolExecutor do the same.
+(subinterp._core._roundtrip); "codec" in the encode-only table encodes
+and frees the message (_core._message_size).  "dumps+loads" is
+loads(dumps(x)) through a bytes object.  The interpreter section sends
+each payload to another interpreter: once (Interpreter.call(sink, x):
+one crossing) and there and back (call(echo, x)); the stdlib's
+concurrent.interpreters (3.14+) and a ProcessPoolExecutor do the echo.
+
+Method: each payload is built and garbage-collected before any timing;
+the contenders' samples alternate (one of each per round, the order
+rotating), and each figure is the median of the best half of its
+samples, so a noisy phase of a shared machine hits all contenders
+alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import marshal
 import os
@@ -55,6 +64,10 @@ from subinterp import _core  # noqa: E402
 
 def echo(x):
     return x
+
+
+def sink(x):
+    return None
 
 
 # ---------------------------------------------------------------- payloads
@@ -181,52 +194,85 @@ PAYLOADS = {
 # ---------------------------------------------------------------- timing
 
 
-def best_of(fn, repeat, number=1):
-    """Median of the best half of `repeat` samples, per call, in seconds."""
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    samples.sort()
+def _summary(samples):
+    """Median of the best half of the samples."""
+    samples = sorted(samples)
     return statistics.median(samples[: max(1, len(samples) // 2)])
+
+
+def measure(contenders, repeat, number=1):
+    """Time every contender (name -> callable) `repeat` times, per call,
+    in seconds: the median of the best half of the samples.
+
+    The samples alternate between contenders (round k times each one
+    once), so a slow phase of a shared machine (another process, a
+    frequency change) hits all of them alike instead of whichever
+    happened to run then; the order rotates each round so that none
+    always runs right after the same other one."""
+    names = list(contenders)
+    samples = {name: [] for name in names}
+    for k in range(repeat):
+        shift = k % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = contenders[name]
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / number)
+    return {name: _summary(s) for name, s in samples.items()}
+
+
+def build(name):
+    obj = PAYLOADS[name]()
+    # the payload's garbage (json.loads temporaries) is not collected
+    # inside someone else's sample
+    gc.collect()
+    return obj
 
 
 def codec_table(names, repeat):
     rows = []
     for name in names:
-        obj = PAYLOADS[name]()
+        obj = build(name)
         row = {"payload": name}
         big = name.endswith("M")
         number = 1 if big or name.startswith(("ints", "json")) else 3
         rep = max(3, repeat // (3 if big else 1))
-        row["codec"] = best_of(lambda: _core._roundtrip(obj), rep, number)
+        c = {
+            # a crossing: encode into a message and decode it
+            "codec": lambda: _core._roundtrip(obj),
+            # encoding alone (the message is freed undecoded)
+            "codec_enc": lambda: _core._message_size(obj),
+        }
         if not name.startswith("mv"):
             p = pickle.dumps(obj, 5)
-            row["pickle"] = best_of(lambda: pickle.loads(pickle.dumps(obj, 5)), rep, number)
-            row["pickle_dumps"] = best_of(lambda: pickle.dumps(obj, 5), rep, number)
-            row["pickle_loads"] = best_of(lambda: pickle.loads(p), rep, number)
+            d = _core.dumps(obj)
+            c["pickle"] = lambda: pickle.loads(pickle.dumps(obj, 5))
+            c["pickle_dumps"] = lambda: pickle.dumps(obj, 5)
+            c["pickle_loads"] = lambda: pickle.loads(p)
+            c["dumps_loads"] = lambda: _core.loads(_core.dumps(obj))
+            c["dumps"] = lambda: _core.dumps(obj)
+            c["loads"] = lambda: _core.loads(d)
             try:
                 m = marshal.dumps(obj)
             except ValueError:
-                row["marshal"] = None
+                row["marshal"] = row["marshal_dumps"] = None
             else:
-                row["marshal"] = best_of(lambda: marshal.loads(marshal.dumps(obj)), rep, number)
-            d = _core.dumps(obj)
-            row["dumps_loads"] = best_of(lambda: _core.loads(_core.dumps(obj)), rep, number)
-            row["dumps"] = best_of(lambda: _core.dumps(obj), rep, number)
-            row["loads"] = best_of(lambda: _core.loads(d), rep, number)
+                c["marshal"] = lambda: marshal.loads(marshal.dumps(obj))
+                c["marshal_dumps"] = lambda: marshal.dumps(obj)
+                c["marshal_loads"] = lambda: marshal.loads(m)
             row["size"] = len(d)
             row["pickle_size"] = len(p)
         if name == "bytes64M":
             ba = bytearray(obj)
-            row["memcpy"] = best_of(lambda: bytes(ba), rep, number)
+            c["memcpy"] = lambda: bytes(ba)
         if name == "ints":
             # the floor: allocating the result alone
-            row["floor"] = best_of(lambda: list(range(1_000_000)), rep, number)
+            c["floor"] = lambda: list(range(1_000_000))
+        row.update(measure(c, rep, number))
         rows.append(row)
-        del obj
+        del obj, c
+        gc.collect()
     return rows
 
 
@@ -255,11 +301,15 @@ def echo_table(names, repeat):
         pass
     try:
         for name in names:
-            obj = PAYLOADS[name]()
+            obj = build(name)
             big = name.endswith("M")
             rep = max(3, repeat // (3 if big else 1))
             row = {"payload": name}
-            row["subinterp"] = best_of(lambda: interp.call(echo, obj), rep)
+            c = {
+                "subinterp": lambda: interp.call(echo, obj),
+                # one crossing: the payload goes, None comes back
+                "subinterp_one": lambda: interp.call(sink, obj),
+            }
             if stdlib is not None:
                 try:
                     stdlib.call(echo, obj)
@@ -267,11 +317,12 @@ def echo_table(names, repeat):
                     row["stdlib"] = None
                     row["stdlib_error"] = f"{type(exc).__name__}: {exc}"[:80]
                 else:
-                    row["stdlib"] = best_of(lambda: stdlib.call(echo, obj), rep)
+                    c["stdlib"] = lambda: stdlib.call(echo, obj)
             if not name.startswith("mv"):
-                row["process"] = best_of(lambda: pool.submit(echo, obj).result(), rep)
+                c["process"] = lambda: pool.submit(echo, obj).result()
+            row.update(measure(c, rep))
             rows.append(row)
-            del obj
+            del obj, c
     finally:
         pool.shutdown()
         interp.close()
@@ -298,29 +349,46 @@ def ratio(a, b):
 
 
 def print_codec(rows):
-    print(f"codec (Python {sys.version.split()[0]}): encode+decode, best-half median")
-    hdr = ("payload", "codec", "pickle", "vs pickle", "marshal", "vs marshal",
-           "dumps+loads", "vs pickle")
-    print("%-9s %11s %11s %9s %11s %10s %12s %9s" % hdr)
+    print(f"codec (Python {sys.version.split()[0]}): best-half median of "
+          "alternated samples; ratios are the other's time / ours")
+    print()
+    print("round trip: codec = a crossing (message encoded and decoded), "
+          "d+l = loads(dumps(x))")
+    hdr = ("payload", "codec", "d+l", "pickle", "marshal",
+           "pk/codec", "pk/d+l", "ma/codec", "ma/d+l")
+    line = "%-14s %10s %10s %10s %10s %8s %8s %8s %8s"
+    print(line % hdr)
     for r in rows:
-        print(
-            "%-9s %11s %11s %9s %11s %10s %12s %9s"
-            % (
-                r["payload"],
-                fmt_t(r["codec"]),
-                fmt_t(r.get("pickle")),
-                ratio(r.get("pickle"), r["codec"]),
-                fmt_t(r.get("marshal")),
-                ratio(r.get("marshal"), r["codec"]),
-                fmt_t(r.get("dumps_loads")),
-                ratio(r.get("pickle"), r.get("dumps_loads")),
-            )
-        )
+        print(line % (
+            r["payload"], fmt_t(r["codec"]), fmt_t(r.get("dumps_loads")),
+            fmt_t(r.get("pickle")), fmt_t(r.get("marshal")),
+            ratio(r.get("pickle"), r["codec"]),
+            ratio(r.get("pickle"), r.get("dumps_loads")),
+            ratio(r.get("marshal"), r["codec"]),
+            ratio(r.get("marshal"), r.get("dumps_loads"))))
+    print()
+    print("encode only: codec = into a message, dumps = into bytes")
+    hdr = ("payload", "codec", "dumps", "pickle", "marshal",
+           "pk/codec", "pk/dumps", "ma/codec", "ma/dumps")
+    print(line % hdr)
+    for r in rows:
+        print(line % (
+            r["payload"], fmt_t(r["codec_enc"]), fmt_t(r.get("dumps")),
+            fmt_t(r.get("pickle_dumps")), fmt_t(r.get("marshal_dumps")),
+            ratio(r.get("pickle_dumps"), r["codec_enc"]),
+            ratio(r.get("pickle_dumps"), r.get("dumps")),
+            ratio(r.get("marshal_dumps"), r["codec_enc"]),
+            ratio(r.get("marshal_dumps"), r.get("dumps"))))
+    print()
     for r in rows:
         if "memcpy" in r:
             print(
-                f"bytes64M: codec {fmt_t(r['codec'])} vs one memcpy "
-                f"{fmt_t(r['memcpy'])}: {r['codec'] / r['memcpy']:.2f}x of memcpy"
+                f"bytes64M vs one memcpy ({fmt_t(r['memcpy'])}): codec "
+                f"{r['codec'] / r['memcpy']:.2f}x, dumps+loads "
+                f"{r['dumps_loads'] / r['memcpy']:.2f}x (dumps "
+                f"{r['dumps'] / r['memcpy']:.2f}x, loads "
+                f"{r['loads'] / r['memcpy']:.2f}x), pickle "
+                f"{r['pickle'] / r['memcpy']:.2f}x"
             )
     for r in rows:
         if "floor" in r:
@@ -341,21 +409,17 @@ def print_codec(rows):
 
 def print_echo(rows):
     print()
-    print("echo through Interpreter.call(echo, payload), round trip")
-    print("%-9s %11s %11s %9s %11s %9s" % ("payload", "subinterp", "stdlib", "vs stdlib",
-                                         "process", "vs proc"))
+    print("through another interpreter: one = Interpreter.call(sink, payload) "
+          "(one crossing), echo = call(echo, payload) (there and back)")
+    line = "%-14s %10s %10s %10s %10s %9s %9s"
+    print(line % ("payload", "one", "echo", "stdlib", "process",
+                  "vs stdlib", "vs proc"))
     for r in rows:
-        print(
-            "%-9s %11s %11s %9s %11s %9s"
-            % (
-                r["payload"],
-                fmt_t(r["subinterp"]),
-                fmt_t(r.get("stdlib")),
-                ratio(r.get("stdlib"), r["subinterp"]),
-                fmt_t(r.get("process")),
-                ratio(r.get("process"), r["subinterp"]),
-            )
-        )
+        print(line % (
+            r["payload"], fmt_t(r["subinterp_one"]), fmt_t(r["subinterp"]),
+            fmt_t(r.get("stdlib")), fmt_t(r.get("process")),
+            ratio(r.get("stdlib"), r["subinterp"]),
+            ratio(r.get("process"), r["subinterp"])))
         if r.get("stdlib_error"):
             print(f"          stdlib: {r['stdlib_error']}")
 

@@ -368,22 +368,17 @@ with_message(PyObject *mod, PyObject *obj, enc_mode mode, msg_use use)
     return res;
 }
 
-static PyObject *
-dumps_message(module_state *st, msg **m)
-{
-    if ((*m)->nrefs == 0) {
-        return PyBytes_FromStringAndSize((*m)->data, (*m)->size);
-    }
-    msg *local = *m;
-    *m = NULL;
-    return dumps_local(codec_get(st), local);
-}
-
 /* dumps(obj, /) */
 static PyObject *
 coremod_dumps(PyObject *mod, PyObject *obj)
 {
-    return with_message(mod, obj, ENC_DUMPS, dumps_message);
+    module_state *st = get_mod_state(mod);
+    msg *local = NULL;
+    PyObject *res = codec_dumps(st, obj, &local);
+    if (local != NULL) {
+        res = dumps_local(codec_get(st), local);
+    }
+    return res;
 }
 
 /* loads(data, /, *, trusted=True) */

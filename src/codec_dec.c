@@ -24,7 +24,9 @@
 #include "codec_impl.h"
 
 typedef struct {
-    PyObject *tmpl;             /* the dict that defined it (strong) */
+    PyObject *tmpl;             /* the dict that defined it, or once the
+                                   shape is reused its blank (strong) */
+    int blank;                  /* tmpl is the blank: see dec_dict_shape */
     PyObject **keys;            /* its keys in order, borrowed from it */
     Py_ssize_t n;
     Py_ssize_t cap;
@@ -705,6 +707,7 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     dshape *sl = &d->shapes[d->shape_next];
     d->shape_next = (d->shape_next + 1) % SHAPE_SLOTS;
     Py_CLEAR(sl->tmpl);
+    sl->blank = 0;
     sl->n = 0;
     if (PyDict_GET_SIZE(dict) != n) {
         return 0;
@@ -923,7 +926,33 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
         d->shapes[slot].n != n) {
         return corrupt(d, "dict refers to keys of a dict that is not there");
     }
-    PyObject *tmpl = d->shapes[slot].tmpl;
+    dshape *sh = &d->shapes[slot];
+    if (!sh->blank) {
+        /* Reused for the first time: from now on copy a private blank of
+           the dict that defined it, its keys with the value None.  Copying
+           the defining dict would take a reference to each of its values
+           (objects all over memory) only for the values to be replaced
+           at once; None is immortal, so copying the blank and replacing
+           its values touches no object but the keys.  Records repeat a
+           shape many times, so the blank costs one dict per shape. */
+        PyObject *blank = PyDict_Copy(sh->tmpl);
+        if (blank == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            /* the keys stay the same objects: sh->keys still points at
+               keys the blank holds */
+            if (PyDict_SetItem(blank, sh->keys[i], Py_None) < 0) {
+                Py_DECREF(blank);
+                return NULL;
+            }
+        }
+        PyObject *old = sh->tmpl;
+        sh->tmpl = blank;
+        sh->blank = 1;
+        Py_DECREF(old);
+    }
+    PyObject *tmpl = sh->tmpl;
     /* Nested dicts may take over the slot while the values are decoded:
        hold the template, and work on a copy of its keys. */
     Py_ssize_t base = d->nkstack;

@@ -36,7 +36,12 @@
  * Pins.  With ENC_CROSS, bytes and str of CODEC_PIN_THRESHOLD bytes or
  * more are not copied into the message: the message pins the object in
  * this interpreter and the receiver copies it once (codec_buf.c).
- * dumps() (ENC_DUMPS) copies them, so that its output is portable.
+ * dumps() (ENC_DUMPS) copies them, so that its output is portable, but
+ * only once: such a large bytes/str becomes a segment (a strong reference
+ * and where in the body its data goes) instead of being copied into the
+ * buffer, and dumps() gathers the buffer and the segments straight into
+ * the bytes object it returns (enc_gather): one copy of the data where
+ * there were two (into the buffer, then into the bytes).
  *
  * Fallback.  Every other object goes through one pickle.Pickler per
  * message (protocol 5), so pickled objects share one pickle memo; the
@@ -55,6 +60,15 @@ typedef struct {
     uint32_t ready;
 } memo_slot;
 
+/* A large bytes/str that dumps() copies straight into its result: its
+ * data goes into the body before buf[at]. */
+typedef struct {
+    Py_ssize_t at;
+    PyObject *obj;      /* strong: keeps data alive */
+    const char *data;
+    Py_ssize_t len;
+} enc_seg;
+
 typedef struct {
     PyObject **keys;    /* strong */
     Py_ssize_t n;
@@ -69,6 +83,12 @@ struct encoder {
     char *buf;          /* PyMem_RawMalloc */
     Py_ssize_t len;
     Py_ssize_t cap;
+
+    enc_seg *segs;      /* PyMem_Malloc, ENC_DUMPS only */
+    Py_ssize_t nsegs;
+    Py_ssize_t segcap;
+    Py_ssize_t seg_bytes;   /* sum of their len: the message is this much
+                               longer than buf */
 
     msg_ref *refs;      /* PyMem_RawMalloc, one C reference each */
     Py_ssize_t nrefs;
@@ -191,6 +211,65 @@ w_op_varint(encoder *e, int op, uint64_t v)
     w_byte(e, op);
     w_varint(e, v);
     return 0;
+}
+
+/* The offset in the finished message of what is written next (the
+ * segments before it included). */
+static inline Py_ssize_t
+enc_offset(encoder *e)
+{
+    return e->len + e->seg_bytes;
+}
+
+/* Enter data[0:len) of obj (an exact bytes or str: immutable) as a
+ * segment at the current end of the buffer.  0 or -1. */
+static int
+enc_add_seg(encoder *e, PyObject *obj, const void *data, Py_ssize_t len)
+{
+    if (e->nsegs == e->segcap) {
+        Py_ssize_t cap = e->segcap ? e->segcap * 2 : 4;
+        enc_seg *ns = PyMem_Realloc(e->segs, (size_t)cap * sizeof(enc_seg));
+        if (ns == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->segs = ns;
+        e->segcap = cap;
+    }
+    enc_seg *sg = &e->segs[e->nsegs++];
+    sg->at = e->len;
+    sg->obj = Py_NewRef(obj);
+    sg->data = data;
+    sg->len = len;
+    e->seg_bytes += len;
+    return 0;
+}
+
+static void
+seg_clear(encoder *e)
+{
+    for (Py_ssize_t i = 0; i < e->nsegs; i++) {
+        Py_DECREF(e->segs[i].obj);
+    }
+    e->nsegs = 0;
+    e->seg_bytes = 0;
+}
+
+/* Copy the message (buf with the segments in their places, len +
+ * seg_bytes bytes) to dst. */
+static void
+enc_gather(encoder *e, char *dst)
+{
+    Py_ssize_t from = 0;
+    for (Py_ssize_t i = 0; i < e->nsegs; i++) {
+        const enc_seg *sg = &e->segs[i];
+        memcpy(dst, e->buf + from, (size_t)(sg->at - from));
+        dst += sg->at - from;
+        memcpy(dst, sg->data, (size_t)sg->len);
+        dst += sg->len;
+        from = sg->at;
+    }
+    memcpy(dst, e->buf + from, (size_t)(e->len - from));
 }
 
 /* ------------------------------------------------------------------ */
@@ -685,6 +764,17 @@ enc_str(encoder *e, PyObject *s, int held)
         }
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n < 0x80 && PyUnicode_IS_ASCII(s)) {
+        /* the common short ASCII str (keys, words): the length is one
+           varint byte and there is no padding */
+        if (enc_reserve(e, 2 + n) < 0) {
+            return -1;
+        }
+        w_byte(e, OP_STR_ASCII | flag);
+        w_byte(e, (int)n);
+        w_raw(e, PyUnicode_DATA(s), n);
+        return 0;
+    }
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
     int op;
@@ -701,10 +791,11 @@ enc_str(encoder *e, PyObject *s, int held)
         op = OP_STR_4;
     }
     Py_ssize_t nbytes = n * kind;
-    if (nbytes >= CODEC_PIN_THRESHOLD && e->mode == ENC_CROSS) {
+    int large = nbytes >= CODEC_PIN_THRESHOLD;
+    if (large && e->mode == ENC_CROSS) {
         return enc_str_pinned(e, s, flag, kind, data, n);
     }
-    if (enc_reserve(e, 11 + 3 + nbytes) < 0) {
+    if (enc_reserve(e, 11 + 3 + (large ? 0 : nbytes)) < 0) {
         return -1;
     }
     w_byte(e, op | flag);
@@ -712,9 +803,12 @@ enc_str(encoder *e, PyObject *s, int held)
     if (kind > 1) {
         /* align the code units (relative to the message start, which is
            malloc-aligned) so the decoder can read them in place */
-        while (e->len & (kind - 1)) {
+        while (enc_offset(e) & (kind - 1)) {
             w_byte(e, 0);
         }
+    }
+    if (large) {
+        return enc_add_seg(e, s, data, nbytes);
     }
     w_raw(e, data, nbytes);
     return 0;
@@ -875,10 +969,11 @@ enc_dict(encoder *e, PyObject *d, int op)
     else if (w_op_varint(e, op, (uint64_t)n) < 0) {
         return -1;
     }
-    /* The keys go on kstack as they are written: they become a shape
-       when the dict is complete, without another pass over it. */
+    /* A new shape's keys go on kstack as they are written: they become
+       the shape when the dict is complete, without another pass over
+       it.  The keys of a known shape are not written, and not held. */
     Py_ssize_t base = e->nkstack;
-    if (kstack_reserve(e, n) < 0) {
+    if (slot < 0 && kstack_reserve(e, n) < 0) {
         return -1;
     }
     while (PyDict_Next(d, &pos, &k, &v)) {
@@ -887,10 +982,14 @@ enc_dict(encoder *e, PyObject *d, int op)
             return enc_changed_size("dict");
         }
         /* hold both: encoding may run code (pickle) that changes d */
-        e->kstack[e->nkstack++] = Py_NewRef(k);
         Py_INCREF(v);
+        rc = 0;
         if (slot < 0) {
+            e->kstack[e->nkstack++] = Py_NewRef(k);
             rc = enc_obj_held(e, k, 1);
+        }
+        else {
+            Py_INCREF(k);
         }
         if (rc == 0) {
             rc = enc_obj_held(e, v, 1);
@@ -899,6 +998,9 @@ enc_dict(encoder *e, PyObject *d, int op)
             enc_add_path(e, "[%R]", k, 0);
         }
         Py_DECREF(v);
+        if (slot >= 0) {
+            Py_DECREF(k);
+        }
         if (rc < 0) {
             kstack_pop(e, base);
             return rc;
@@ -969,8 +1071,14 @@ int
 enc_bytes(encoder *e, PyObject *obj, int op)
 {
     Py_ssize_t n = PyBytes_GET_SIZE(obj);
-    if (n < CODEC_PIN_THRESHOLD || e->mode != ENC_CROSS) {
+    if (n < CODEC_PIN_THRESHOLD) {
         return enc_bytes_data(e, op, PyBytes_AS_STRING(obj), n);
+    }
+    if (e->mode == ENC_DUMPS) {
+        if (w_op_varint(e, op, (uint64_t)n) < 0) {
+            return -1;
+        }
+        return enc_add_seg(e, obj, PyBytes_AS_STRING(obj), n);
     }
     blob *b = blob_pin_object(obj, PyBytes_AS_STRING(obj), n);
     if (b == NULL) {
@@ -1739,6 +1847,7 @@ enc_reset(encoder *e)
 {
     refs_release(e->refs, e->nrefs);
     e->nrefs = 0;
+    seg_clear(e);
     memo_clear(e);
     shape_clear(e);
     kstack_pop(e, 0);
@@ -1757,6 +1866,8 @@ enc_free(encoder *e)
     enc_reset(e);
     PyMem_RawFree(e->refs);
     PyMem_RawFree(e->buf);
+    PyMem_Free(e->segs);
+    e->segs = NULL;
     shape_free(e);
     PyMem_Free(e->kstack);
     e->kstack = NULL;
@@ -1764,19 +1875,18 @@ enc_free(encoder *e)
     e->buf = NULL;
 }
 
-/* Append the pickle stream, fill the header, and move buffer and refs
- * into a new message. */
-static msg *
-enc_finish(encoder *e)
+/* Append the pickle stream and fill the header: the message is then
+ * buf with the segments in their places.  0 or -1. */
+static int
+enc_complete(encoder *e)
 {
-    Py_ssize_t body_len = e->len - MSG_HEADER;
+    Py_ssize_t body_len = enc_offset(e) - MSG_HEADER;
     Py_ssize_t pickle_len = 0;
-    msg *m = NULL;
     if (e->pickle_file != NULL) {
         PyObject *view = PyObject_CallMethod(e->pickle_file, "getbuffer",
                                              NULL);
         if (view == NULL) {
-            return NULL;
+            return -1;
         }
         Py_buffer pb;
         int rc = PyObject_GetBuffer(view, &pb, PyBUF_SIMPLE);
@@ -1793,7 +1903,7 @@ enc_finish(encoder *e)
         Py_XDECREF(r);
         Py_DECREF(view);
         if (rc < 0 || r == NULL) {
-            return NULL;
+            return -1;
         }
     }
     char *h = e->buf;
@@ -1805,8 +1915,28 @@ enc_finish(encoder *e)
     h[5] = h[6] = h[7] = 0;
     put_le64(h + 8, (uint64_t)body_len);
     put_le64(h + 16, (uint64_t)pickle_len);
+    return 0;
+}
 
-    m = PyMem_RawMalloc(sizeof(msg));
+/* Move the complete message (buffer, segments and refs) into a new msg. */
+static msg *
+enc_take_msg(encoder *e)
+{
+    if (e->nsegs > 0) {
+        /* dumps() of a message with references: one contiguous copy */
+        Py_ssize_t size = enc_offset(e);
+        char *nb = PyMem_RawMalloc((size_t)size);
+        if (nb == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        enc_gather(e, nb);
+        PyMem_RawFree(e->buf);
+        e->buf = nb;
+        e->len = e->cap = size;
+        seg_clear(e);
+    }
+    msg *m = PyMem_RawMalloc(sizeof(msg));
     if (m == NULL) {
         PyErr_NoMemory();
         return NULL;
@@ -1830,53 +1960,105 @@ enc_finish(encoder *e)
     return m;
 }
 
-msg *
-codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
+/* Set up e.  0, or -1 (nothing to undo).  The caller then makes it this
+ * thread's encoder (tls_enc), and enc_end undoes both. */
+static int
+enc_begin(encoder *e, module_state *st, enc_mode mode)
 {
-    encoder e;
-    msg *m = NULL;
     codec_state *cs = codec_get(st);
     if (cs == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "subinterp codec used after module cleanup");
-        return NULL;
+        return -1;
     }
     codec_drain_pending();
-    memset(&e, 0, sizeof(e));
-    e.st = st;
-    e.cs = cs;
-    e.mode = mode;
-    e.cap = 256;
-    e.buf = PyMem_RawMalloc((size_t)e.cap);
-    if (e.buf == NULL) {
+    memset(e, 0, sizeof(*e));
+    e->st = st;
+    e->cs = cs;
+    e->mode = mode;
+    e->cap = 256;
+    e->buf = PyMem_RawMalloc((size_t)e->cap);
+    if (e->buf == NULL) {
         PyErr_NoMemory();
-        return NULL;
+        return -1;
     }
-    e.len = MSG_HEADER;
-    e.prev = tls_enc;
-    tls_enc = &e;
+    e->len = MSG_HEADER;
+    e->prev = tls_enc;
+    return 0;
+}
 
-    int rc = enc_obj(&e, obj);
+/* Encode obj into the complete message.  0, or -1 with an exception
+ * (which says where in the graph). */
+static int
+enc_run(encoder *e, PyObject *obj)
+{
+    int rc = enc_obj(e, obj);
     if (rc == ENC_RESTART) {
         /* a cycle through a tuple (or another immutable): pickle the
            whole graph, it can rebuild those */
-        enc_reset(&e);
-        rc = enc_pickle(&e, obj, OP_PICKLE);
+        enc_reset(e);
+        rc = enc_pickle(e, obj, OP_PICKLE);
         if (rc == ENC_RESTART) {
             PyErr_SetString(PyExc_SystemError, "codec restart loop");
             rc = -1;
         }
     }
     if (rc == 0) {
-        m = enc_finish(&e);
+        return enc_complete(e);
     }
-    else {
-        enc_finish_path(&e);
-    }
-    tls_enc = e.prev;
-    enc_free(&e);
+    enc_finish_path(e);
+    return -1;
+}
+
+static void
+enc_end(encoder *e)
+{
+    tls_enc = e->prev;
+    enc_free(e);
     codec_drain_pending();
+}
+
+msg *
+codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
+{
+    encoder e;
+    msg *m = NULL;
+    if (enc_begin(&e, st, mode) < 0) {
+        return NULL;
+    }
+    tls_enc = &e;
+    if (enc_run(&e, obj) == 0) {
+        m = enc_take_msg(&e);
+    }
+    enc_end(&e);
     return m;
+}
+
+PyObject *
+codec_dumps(module_state *st, PyObject *obj, msg **local)
+{
+    encoder e;
+    PyObject *res = NULL;
+    *local = NULL;
+    if (enc_begin(&e, st, ENC_DUMPS) < 0) {
+        return NULL;
+    }
+    tls_enc = &e;
+    if (enc_run(&e, obj) == 0) {
+        if (e.nrefs > 0) {
+            *local = enc_take_msg(&e);
+        }
+        else {
+            /* the buffer and the segments, written once into the
+               result */
+            res = PyBytes_FromStringAndSize(NULL, enc_offset(&e));
+            if (res != NULL) {
+                enc_gather(&e, PyBytes_AS_STRING(res));
+            }
+        }
+    }
+    enc_end(&e);
+    return res;
 }
 
 msg *

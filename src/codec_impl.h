@@ -443,6 +443,11 @@ typedef enum {
 } enc_mode;
 
 msg *codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode);
+/* dumps(obj): a new bytes object holding the message when it has no
+ * references (written once, see "Pins" in codec_enc.c); when it has some,
+ * NULL without an exception and *local gets the message.  NULL with an
+ * exception on error. */
+PyObject *codec_dumps(module_state *st, PyObject *obj, msg **local);
 
 /* The encoder running in this thread (for the pickler's
  * reducer_override), or NULL. */

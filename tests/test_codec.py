@@ -284,6 +284,67 @@ def test_big_bytes_are_pinned_not_copied():
     assert _core._message_size(small)[1] == 0
 
 
+BIG_STRS = [
+    pytest.param("a" * (PIN + 3), id="ascii"),
+    pytest.param("\xe9" * (PIN + 3), id="latin1"),
+    pytest.param("\u20ac" * (PIN // 2 + 3), id="ucs2"),
+    pytest.param("\U0001f600" * (PIN // 4 + 3), id="ucs4"),
+]
+
+
+@pytest.mark.parametrize("s", BIG_STRS)
+def test_dumps_big_str_every_kind(s):
+    # dumps() writes large bytes and str straight into its result (a
+    # segment each): around them, the UCS-2/UCS-4 padding must count the
+    # segments written before, or the decoder reads the padding as data
+    odd = os.urandom(PIN + 1)
+    small2 = "\u20ac" * 3
+    small4 = "\U0001f600" * 3
+    for obj in [s, [odd, s], [odd, s, small2, odd, small4, s + "x"],
+                {"k": s, "b": odd, "s": [small4, odd, small2]},
+                (b"x", s, s, odd)]:
+        data = _core.dumps(obj)
+        assert type(data) is bytes
+        back = _core.loads(data)
+        assert same(back, obj)
+    # the same object twice is written once (memo), not as two segments
+    assert len(_core.dumps([s, s])) < len(s.encode("utf-32")) + 100
+
+
+def test_dumps_big_bytes_written_once():
+    b = os.urandom(3 * PIN + 1)
+    data = _core.dumps(b)
+    assert type(data) is bytes
+    assert data.endswith(b) and len(data) < len(b) + 40
+    assert _core.loads(data) == b
+    # with references (a local message), the segments are gathered too
+    sb = _core.share(bytearray(10))
+    obj = [b, sb, "\U0001f600" * PIN, b]
+    out = _core.loads(_core.dumps(obj))
+    assert out[0] == b and out[3] == b and out[2] == obj[2]
+    assert bytes(out[1]) == bytes(10)
+
+
+def test_dumps_error_after_segments_releases_them():
+    # an error (and a restart with pickle) after large bytes/str became
+    # segments: their references are dropped with the encoder's
+    b = os.urandom(PIN + 7)
+    s = "\u20ac" * PIN
+    lock = threading.Lock()
+    before = (sys.getrefcount(b), sys.getrefcount(s))
+    for _ in range(20):
+        with pytest.raises(NotShareableError):
+            _core.dumps([b, s, {"x": [s, b, lock]}])
+        # a cycle through a tuple: the encoder starts over with pickle
+        t = ([b, s],)
+        t[0].append(t)
+        back = _core.loads(_core.dumps(t))
+        assert back[0][0] == b and back[0][1] == s and back[0][2] is back
+        del t, back
+        gc.collect()
+    assert (sys.getrefcount(b), sys.getrefcount(s)) == before
+
+
 def test_dict_order_and_keys_shared(rt):
     keys = [f"key{i}" for i in range(20)]
     rows = [{k: i * j for j, k in enumerate(keys)} for i in range(50)]
@@ -329,6 +390,28 @@ def test_dict_shapes_match_equal_keys(rt):
     for got, want in zip(out, near):
         assert [type(k) for k in got] == [type(k) for k in want]
         assert list(got) == list(want)
+
+
+def test_dict_shapes_copy_a_blank(rt):
+    # from its second use a shape is decoded from a private copy with the
+    # value None: results are independent, none shows a None it did not
+    # have, and a dict holding a container is tracked by the GC (or a
+    # cycle through it would never be collected)
+    rows = [{"a": i, "b": str(i), "c": None if i % 3 else [i]}
+            for i in range(20)]
+    rows.insert(5, {"a": "x"})
+    out = rt(rows)
+    assert same(out, rows)
+    out[0]["a"] = "changed"
+    out[1].clear()
+    assert out[2] == rows[2] and out[7] == rows[7]
+    for r in out:
+        if r.get("c") is not None:
+            assert gc.is_tracked(r)
+    cyc = [{"k": 1, "v": 2}, {"k": 3, "v": 4}]
+    cyc[1]["v"] = cyc
+    back = rt(cyc)
+    assert back[1]["v"] is back and gc.is_tracked(back[1])
 
 
 def test_dict_shapes_many_and_nested(rt):
@@ -1307,7 +1390,8 @@ from subinterp import _core
 import codec_helpers as H
 
 objs = [None, 1, 2**100, -5, 1.5, 1j, "s", "é€😀", "x" * 70000, b"b",
-        os.urandom(70000), bytearray(b"ba"), (1, (2,)), [1, [2]],
+        os.urandom(70000), "\xe9" * 70000, "\u20ac" * 40000,
+        "\U0001f600" * 20000, bytearray(b"ba"), (1, (2,)), [1, [2]],
         {"a": {"b": 1}}, [{"k": 1, "v": 2}, {"k": 3, "v": 4}], {1, 2},
         frozenset({3}), range(5), slice(1, 2), ..., H.Point(1, 2),
         H.Record("r", [1]), collections.OrderedDict(a=1),
@@ -1321,6 +1405,9 @@ objs.append(cyc)
 t = ([],)
 t[0].append(t)
 objs.append(t)
+t2 = ([objs[10], objs[13]],)
+t2[0].append(t2)
+objs.append(t2)
 
 def run(n):
     for _ in range(n):
@@ -1328,7 +1415,9 @@ def run(n):
             _core._roundtrip(o)
             _core.loads(_core.dumps(o))
             _core.is_shareable(o)
-        for bad in (threading_lock, closure):
+        # fails after large bytes/str were entered as segments
+        bad_late = [objs[10], objs[8], {"k": [objs[13], threading_lock]}]
+        for bad in (threading_lock, closure, bad_late):
             try:
                 _core.dumps(bad)
             except Exception:

@@ -749,67 +749,87 @@ put_int_le(char *p, int32_t x, int w)
     return p + w;
 }
 
+/* The compact int obj as one item: OP_SMALLINT or OP_INT (at most 6
+ * bytes). */
+static inline char *
+put_int_item(char *p, PyObject *obj)
+{
+    Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)obj);
+    if ((size_t)(x - SMALLINT_MIN) <= SMALLINT_MAX - SMALLINT_MIN) {
+        *p++ = (char)(OP_SMALLINT + (x - SMALLINT_MIN));
+        return p;
+    }
+    uint64_t v = zigzag(x);
+    *p++ = OP_INT;
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+static inline int
+is_compact_int(PyObject *obj)
+{
+    return Py_IS_TYPE(obj, &PyLong_Type) &&
+           PyUnstable_Long_IsCompact((PyLongObject *)obj);
+}
+
 /* A run of CPython's "compact" ints (one digit: |value| below 2**30, so
  * an int32_t holds it) from the item i of seq (a list or tuple), up to
  * end: one reservation, no calls (so a list cannot change meanwhile).  A run of INT_RUN_MIN or more with a value outside the one-byte
  * range goes as one OP_INT_RUN of fixed-width values, which the decoder
  * reads without a varint loop; other runs as OP_SMALLINT/OP_INT items.
  * Returns where the run stopped, or -1. */
-static Py_ssize_t
+static Py_ALWAYS_INLINE inline Py_ssize_t
 enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
 {
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    int32_t vals[INT_RUN_BLOCK];
-    int32_t lo = 0, hi = 0;
-    Py_ssize_t k = 0;
+    PyObject **items = PySequence_Fast_ITEMS(seq) + i;
+    Py_ssize_t lo = 0, hi = 0, k = 0;
+    if (end - i == 1 || !is_compact_int(items[1])) {
+        /* one int between other items: most ints of mixed lists */
+        if (enc_reserve(e, 6) < 0) {
+            return -1;
+        }
+        e->len = put_int_item(e->buf + e->len, items[0]) - e->buf;
+        return i + 1;
+    }
     if (end - i > INT_RUN_BLOCK) {
         end = i + INT_RUN_BLOCK;
     }
-    for (; i + k < end; k++) {
-        PyObject *item = items[i + k];
-        if (!Py_IS_TYPE(item, &PyLong_Type) ||
-            !PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+    for (; k < end - i; k++) {
+        PyObject *item = items[k];
+        if (!is_compact_int(item)) {
             break;
         }
-        int32_t x = (int32_t)
-            PyUnstable_Long_CompactValue((PyLongObject *)item);
-        vals[k] = x;
+        Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)item);
         lo = x < lo ? x : lo;
         hi = x > hi ? x : hi;
     }
-    int w = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
-            : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2 : 4;
     /* header, or the longest per-item form (1 + 5 bytes) */
     if (enc_reserve(e, 12 + k * 6) < 0) {
         return -1;
     }
-    char *p = e->buf + e->len;
     if (k >= INT_RUN_MIN && (lo < SMALLINT_MIN || hi > SMALLINT_MAX)) {
+        int w = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
+                : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2 : 4;
         w_byte(e, OP_INT_RUN);
         w_varint(e, (uint64_t)k);
         w_byte(e, w);
-        p = e->buf + e->len;
+        char *p = e->buf + e->len;
         for (Py_ssize_t j = 0; j < k; j++) {
-            p = w == 1 ? put_int_le(p, vals[j], 1)
-                : w == 2 ? put_int_le(p, vals[j], 2)
-                : put_int_le(p, vals[j], 4);
+            int32_t x = (int32_t)
+                PyUnstable_Long_CompactValue((PyLongObject *)items[j]);
+            p = w == 1 ? put_int_le(p, x, 1)
+                : w == 2 ? put_int_le(p, x, 2) : put_int_le(p, x, 4);
         }
+        e->len = p - e->buf;
+        return i + k;
     }
-    else {
-        for (Py_ssize_t j = 0; j < k; j++) {
-            int32_t x = vals[j];
-            if (x >= SMALLINT_MIN && x <= SMALLINT_MAX) {
-                *p++ = (char)(OP_SMALLINT + (x - SMALLINT_MIN));
-                continue;
-            }
-            uint64_t v = zigzag(x);
-            *p++ = OP_INT;
-            while (v >= 0x80) {
-                *p++ = (char)(v | 0x80);
-                v >>= 7;
-            }
-            *p++ = (char)v;
-        }
+    char *p = e->buf + e->len;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        p = put_int_item(p, items[j]);
     }
     e->len = p - e->buf;
     return i + k;
@@ -851,8 +871,7 @@ enc_list(encoder *e, PyObject *list, int op)
         int rc;
         /* these cannot run Python code, so the list cannot change under
            them: no need to hold the item */
-        if (tp == &PyLong_Type &&
-            PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+        if (is_compact_int(item)) {
             Py_ssize_t next = enc_int_run(e, list, i, n);
             if (next < 0) {
                 return -1;
@@ -893,8 +912,7 @@ enc_tuple(encoder *e, PyObject *tup, int op)
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyTuple_GET_ITEM(tup, i);
-        if (Py_IS_TYPE(item, &PyLong_Type) &&
-            PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+        if (is_compact_int(item)) {
             Py_ssize_t next = enc_int_run(e, tup, i, n);
             if (next < 0) {
                 return -1;

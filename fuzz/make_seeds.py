@@ -34,10 +34,14 @@ SAMPLES = {
     "globals": [len, os.path.join, dict],
     "module": [os],
     "deep": [[[[[[[[[[]]]]]]]]]],
-    # runs of ints (dec_int_run): every varint length, then other items
+    # ints of every varint length as items (runs shorter than a block),
+    # then other items
     "int_runs": [[0, 63, 64, 8191, 8192, 2**20, 2**27, 2**34, 2**62, -1,
                   -(2**34) - 1, None, 5, 2**40],
                  (100, 200, 10**6, "x", 3)],
+    # blocks of ints (OP_INT_RUN) of each width, then other items
+    "int_blocks": [list(range(-3, 9)), list(range(100, 120)),
+                   list(range(40000, 40012)), [2**40, None]],
 }
 
 

@@ -721,65 +721,70 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     return 0;
 }
 
-/* The longest item dec_int_run decodes: the opcode and a varint of 5
- * bytes (35 bits: |value| below 2**34). */
-#define INT_RUN_MAX 6
-
-/* A run of ints (OP_SMALLINT, OP_INT) into the slots i.. of seq, up to
- * n: the mirror of enc_int_run, as most lists of ints are one run.  No
- * dec_item/dec_obj call, switch or memo handling per item, and no
- * bounds check per byte: the loop runs while INT_RUN_MAX bytes remain.  It stops at the first item that
- * is not such an int, at an int with the memo flag or a varint longer
- * than 5 bytes (its bytes read as rd_varint reads them, overlong forms
- * included), and within INT_RUN_MAX bytes of the end: dec_item decodes
- * those, with its checks and errors.  Returns where the run stopped, or
- * -1 on error. */
-static Py_ssize_t
-dec_int_run(decoder *d, PyObject *seq, Py_ssize_t i, Py_ssize_t n,
-            int is_list)
+/* The int of w bytes at p, little-endian two's complement (w a constant
+ * where it is inlined, so the loads merge into one). */
+static inline long
+get_int_le(const unsigned char *p, int w)
 {
-    const unsigned char *p = d->p;
-    for (; i < n && d->end - p >= INT_RUN_MAX; i++) {
-        unsigned int op = p[0];
-        long long x;
-        if (op >= OP_SMALLINT) {
-            x = (long long)op - OP_SMALLINT + SMALLINT_MIN;
-            p++;
-        }
-        else if (op == OP_INT) {
-            uint64_t v = 0;
-            int k = 1;
-            for (;;) {
-                unsigned int b = p[k];
-                v |= (uint64_t)(b & 0x7f) << (7 * (k - 1));
-                if (b < 0x80) {
-                    break;
-                }
-                if (++k == INT_RUN_MAX) {
-                    goto done;  /* a longer varint: rd_varint reads it */
-                }
-            }
-            x = (long long)(v >> 1) ^ -(long long)(v & 1);
-            p += k + 1;
-        }
-        else {
-            break;
-        }
-        PyObject *item = PyLong_FromLongLong(x);
+    uint32_t v = 0;
+    for (int b = 0; b < w; b++) {
+        v |= (uint32_t)p[b] << (8 * b);
+    }
+    return w == 1 ? (long)(int8_t)v
+           : w == 2 ? (long)(int16_t)v : (long)(int32_t)v;
+}
+
+/* k ints of w bytes from p into the slots i.. of seq.  0 or -1. */
+static inline int
+int_run_fill(PyObject *seq, Py_ssize_t i, const unsigned char *p,
+             Py_ssize_t k, int w, int is_list)
+{
+    for (Py_ssize_t j = 0; j < k; j++, p += w) {
+        PyObject *item = PyLong_FromLong(get_int_le(p, w));
         if (item == NULL) {
-            d->p = p;
             return -1;
         }
         if (is_list) {
-            PyList_SET_ITEM(seq, i, item);
+            PyList_SET_ITEM(seq, i + j, item);
         }
         else {
-            PyTuple_SET_ITEM(seq, i, item);
+            PyTuple_SET_ITEM(seq, i + j, item);
         }
     }
-done:
-    d->p = p;
-    return i;
+    return 0;
+}
+
+/* An OP_INT_RUN (at d->p) into the slots i.. of seq, which has n.
+ * Returns the slot after the run, or -1. */
+static Py_ssize_t
+dec_int_block(decoder *d, PyObject *seq, Py_ssize_t i, Py_ssize_t n,
+              int is_list)
+{
+    Py_ssize_t k;
+    d->p++;
+    if (rd_count(d, &k, 0) < 0 || need(d, 1) < 0) {
+        return -1;
+    }
+    int w = *d->p++;
+    if (k < 1 || k > n - i) {
+        corrupt(d, "run of ints empty or longer than its sequence");
+        return -1;
+    }
+    if (w != 1 && w != 2 && w != 4) {
+        corrupt(d, "run of ints of a bad width");
+        return -1;
+    }
+    if (need(d, k * w) < 0) {
+        return -1;
+    }
+    int rc = w == 1 ? int_run_fill(seq, i, d->p, k, 1, is_list)
+             : w == 2 ? int_run_fill(seq, i, d->p, k, 2, is_list)
+             : int_run_fill(seq, i, d->p, k, 4, is_list);
+    if (rc < 0) {
+        return -1;
+    }
+    d->p += k * w;
+    return i + k;
 }
 
 /* Decode the n items of seq, a new list (is_list) or tuple of n empty
@@ -787,17 +792,14 @@ done:
 static int
 dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
 {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (d->end - d->p >= INT_RUN_MAX &&
-            (*d->p >= OP_SMALLINT || *d->p == OP_INT)) {
-            Py_ssize_t next = dec_int_run(d, seq, i, n, is_list);
-            if (next < 0) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (d->p < d->end && *d->p == OP_INT_RUN) {
+            i = dec_int_block(d, seq, i, n, is_list);
+            if (i < 0) {
                 return -1;
             }
-            if (next == n) {
-                break;
-            }
-            i = next;   /* the item there is not for the run */
+            continue;
         }
         PyObject *item = dec_item(d);
         if (item == NULL) {
@@ -809,6 +811,7 @@ dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
         else {
             PyTuple_SET_ITEM(seq, i, item);
         }
+        i++;
     }
     return 0;
 }

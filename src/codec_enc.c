@@ -825,42 +825,108 @@ enc_obj(encoder *e, PyObject *obj)
     return enc_obj_held(e, obj, 0);
 }
 
-/* A run of ints below 2**30 (CPython's "compact" ints) from items[i],
- * up to end: one reservation for the run, no calls.  Returns where the
- * run stopped. */
-static Py_ssize_t
-enc_int_run(encoder *e, PyObject *list, Py_ssize_t i, Py_ssize_t end)
+/* The longest and the shortest run of ints enc_int_run writes as one
+ * OP_INT_RUN: its header costs 3-4 bytes, and the decoder's general path
+ * is as fast for a few ints. */
+#define INT_RUN_BLOCK 1024
+#define INT_RUN_MIN 8
+
+/* w bytes of x, little-endian (w a constant where it is inlined, so the
+ * stores merge into one). */
+static inline char *
+put_int_le(char *p, int32_t x, int w)
 {
-    if (end - i > 4096) {
-        end = i + 4096;
+    uint32_t v = (uint32_t)x;
+    for (int b = 0; b < w; b++) {
+        p[b] = (char)(v >> (8 * b));
     }
-    /* a compact int takes at most 1 + 5 bytes */
-    if (enc_reserve(e, (end - i) * 6) < 0) {
-        return -1;
+    return p + w;
+}
+
+/* The compact int obj as one item: OP_SMALLINT or OP_INT (at most 6
+ * bytes). */
+static inline char *
+put_int_item(char *p, PyObject *obj)
+{
+    Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)obj);
+    if ((size_t)(x - SMALLINT_MIN) <= SMALLINT_MAX - SMALLINT_MIN) {
+        *p++ = (char)(OP_SMALLINT + (x - SMALLINT_MIN));
+        return p;
     }
-    char *p = e->buf + e->len;
-    for (; i < end; i++) {
-        PyObject *item = PyList_GET_ITEM(list, i);
-        if (!Py_IS_TYPE(item, &PyLong_Type) ||
-            !PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+    uint64_t v = zigzag(x);
+    *p++ = OP_INT;
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+static inline int
+is_compact_int(PyObject *obj)
+{
+    return Py_IS_TYPE(obj, &PyLong_Type) &&
+           PyUnstable_Long_IsCompact((PyLongObject *)obj);
+}
+
+/* A run of CPython's "compact" ints (one digit: |value| below 2**30, so
+ * an int32_t holds it) from the item i of seq (a list or tuple), up to
+ * end: one reservation, no calls (so a list cannot change meanwhile).  A run of INT_RUN_MIN or more with a value outside the one-byte
+ * range goes as one OP_INT_RUN of fixed-width values, which the decoder
+ * reads without a varint loop; other runs as OP_SMALLINT/OP_INT items.
+ * Returns where the run stopped, or -1. */
+static Py_ALWAYS_INLINE inline Py_ssize_t
+enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
+{
+    PyObject **items = PySequence_Fast_ITEMS(seq) + i;
+    Py_ssize_t lo = 0, hi = 0, k = 0;
+    if (end - i == 1 || !is_compact_int(items[1])) {
+        /* one int between other items: most ints of mixed lists */
+        if (enc_reserve(e, 6) < 0) {
+            return -1;
+        }
+        e->len = put_int_item(e->buf + e->len, items[0]) - e->buf;
+        return i + 1;
+    }
+    if (end - i > INT_RUN_BLOCK) {
+        end = i + INT_RUN_BLOCK;
+    }
+    for (; k < end - i; k++) {
+        PyObject *item = items[k];
+        if (!is_compact_int(item)) {
             break;
         }
         Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)item);
-        if ((size_t)(x - SMALLINT_MIN) <= SMALLINT_MAX - SMALLINT_MIN) {
-            *p++ = (char)(OP_SMALLINT + (x - SMALLINT_MIN));
+        lo = x < lo ? x : lo;
+        hi = x > hi ? x : hi;
+    }
+    /* header, or the longest per-item form (1 + 5 bytes) */
+    if (enc_reserve(e, 12 + k * 6) < 0) {
+        return -1;
+    }
+    if (k >= INT_RUN_MIN && (lo < SMALLINT_MIN || hi > SMALLINT_MAX)) {
+        int w = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
+                : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2 : 4;
+        w_byte(e, OP_INT_RUN);
+        w_varint(e, (uint64_t)k);
+        w_byte(e, w);
+        char *p = e->buf + e->len;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            int32_t x = (int32_t)
+                PyUnstable_Long_CompactValue((PyLongObject *)items[j]);
+            p = w == 1 ? put_int_le(p, x, 1)
+                : w == 2 ? put_int_le(p, x, 2) : put_int_le(p, x, 4);
         }
-        else {
-            uint64_t v = zigzag(x);
-            *p++ = OP_INT;
-            while (v >= 0x80) {
-                *p++ = (char)(v | 0x80);
-                v >>= 7;
-            }
-            *p++ = (char)v;
-        }
+        e->len = p - e->buf;
+        return i + k;
+    }
+    char *p = e->buf + e->len;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        p = put_int_item(p, items[j]);
     }
     e->len = p - e->buf;
-    return i;
+    return i + k;
 }
 
 /* An item of a container failed: note where (see enc_add_path). */
@@ -899,8 +965,7 @@ enc_list(encoder *e, PyObject *list, int op)
         int rc;
         /* these cannot run Python code, so the list cannot change under
            them: no need to hold the item */
-        if (tp == &PyLong_Type &&
-            PyUnstable_Long_IsCompact((PyLongObject *)item)) {
+        if (is_compact_int(item)) {
             Py_ssize_t next = enc_int_run(e, list, i, n);
             if (next < 0) {
                 return -1;
@@ -940,7 +1005,16 @@ enc_tuple(encoder *e, PyObject *tup, int op)
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        int rc = enc_obj(e, PyTuple_GET_ITEM(tup, i));
+        PyObject *item = PyTuple_GET_ITEM(tup, i);
+        if (is_compact_int(item)) {
+            Py_ssize_t next = enc_int_run(e, tup, i, n);
+            if (next < 0) {
+                return -1;
+            }
+            i = next - 1;
+            continue;
+        }
+        int rc = enc_obj(e, item);
         if (rc < 0) {
             return enc_item_failed(e, rc, i);
         }

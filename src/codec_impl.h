@@ -108,6 +108,13 @@ enum {
     OP_NOTIMPLEMENTED = 0x23,
     OP_LAST = OP_NOTIMPLEMENTED,
 
+    /* Not a type, and valid only among the items of a list or tuple
+       (dec_seq_items): varint k >= 1, byte w (1, 2 or 4), then k ints of
+       w bytes each, little-endian two's complement: k items in a row.
+       Elsewhere it is an unknown opcode.  It takes the top of the free
+       range so that the next type keeps the next free opcode. */
+    OP_INT_RUN = 0x3F,
+
     OP_MEMO = 0x40,         /* flag: the object gets the next memo index */
     OP_SMALLINT = 0x80,     /* 0x80 + (v + 64) for -64 <= v < 64 */
 };

@@ -220,7 +220,7 @@ INT_RUN_BAD = [
      "varint too long (at body offset 13)"),
     (b"\x10\x03" + _int_item(2**30) + _int_item(2**31),
      "truncated (at body offset 14)"),
-    (b"\x10\x03" + _int_item(2**30) + b"\x3f" + b"\x81" * 8,
+    (b"\x10\x03" + _int_item(2**30) + b"\x3e" + b"\x81" * 8,
      "unknown opcode (at body offset 8)"),
     (b"\x10\x02" + _int_item(2**30) + b"\x08\x05" + b"\x81" * 8,
      "reference to a missing or unfinished object (at body offset 10)"),
@@ -236,9 +236,78 @@ def test_int_run_bad_messages(body, err):
             _core.loads(message(body), trusted=trusted)
 
 
+def _block(vals, w):
+    """OP_INT_RUN of vals, w bytes each."""
+    return (b"\x3f" + _varint(len(vals)) + bytes([w]) +
+            b"".join(v.to_bytes(w, "little", signed=True) for v in vals))
+
+
+# compact ints (one 30-bit digit) at the edges of each width
+BLOCK_EDGES = [0, 1, -1, 63, 64, -64, -65, 127, -128, 128, -129, 255, 256,
+               2**15 - 1, -(2**15), 2**15, -(2**15) - 1, 2**30 - 1,
+               -(2**30 - 1)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 1023, 1024, 1025, 2049, 5000])
+def test_int_blocks_round_trip(n):
+    """Lists of compact ints of every width and length round-trip, alone,
+    between other items, next to ints that are not compact, and as one
+    item of a larger message; the blocks make them smaller than items."""
+    for base in (0, 100, 1000, 40000, 2**29):
+        seq = [(base + i * 7919) % (2**30) * (-1) ** i for i in range(n)]
+        for obj in (seq, seq + ["x"] + seq, [2**40] + seq + [2**62, None],
+                    {"a": seq, "b": (seq, 1.5)}, [BLOCK_EDGES * 3, seq]):
+            out = _core.loads(_core.dumps(obj))
+            assert out == obj
+    assert len(_core.dumps(list(range(30000)))) < 2 * 30000 + 200
+    assert len(_core.dumps([i % 256 for i in range(10**4)])) < 2 * 10**4 + 200
+
+
+def test_int_blocks_handmade():
+    """Blocks of each width decode, in lists and tuples, several in a row,
+    mixed with other items and with the one-item int runs."""
+    for w in (1, 2, 4):
+        lim = 2 ** (8 * w - 1)
+        vals = [0, 1, -1, lim - 1, -lim, 5]
+        for op in (b"\x10", b"\x0f"):
+            want = vals * 2 + [7] + vals
+            body = (op + bytes([len(want)]) + _block(vals, w) + _block(vals, w) +
+                    b"\x04\x0e" + _block(vals, w))
+            out = _core.loads(message(body))
+            assert list(out) == want and isinstance(out, list if op == b"\x10" else tuple)
+    assert _core.loads(message(b"\x10\x03" + _block([2**31 - 1, -(2**31)], 4) +
+                               b"\x81")) == [2**31 - 1, -(2**31), -63]
+
+
+INT_BLOCK_BAD = [
+    (b"\x10\x02" + _block([1, 2, 3], 1), "run of ints empty or longer"),
+    (b"\x10\x02" + b"\x3f\x00\x01" + b"\x81\x81",
+     "run of ints empty or longer"),
+    (b"\x10\x02" + b"\x3f\x02\x03" + b"\x00" * 6, "bad width"),
+    (b"\x10\x02" + b"\x3f\x02\x08" + b"\x00" * 16, "bad width"),
+    (b"\x10\x02" + b"\x3f\x02\x04" + b"\x00" * 7, "truncated"),
+    (b"\x10\x02" + b"\x3f\x02", "count larger"),
+    (b"\x10\x01" + b"\x3f", "truncated"),
+    (b"\x10\x00\x3f\x01\x01\x05", "trailing bytes"),
+    (b"\x10\x02" + b"\x3f\x7f\x01" + b"\x00\x00", "count larger"),
+    (_block([1, 2], 1), "unknown opcode (at body offset 0)"),
+    (b"\x7f\x02\x01\x00\x00", "bad memo flag"),
+    (b"\x11\x01\x81" + _block([1], 1), "unknown opcode"),
+    (b"\x10\x01\x7f\x01\x01\x00", "bad memo flag"),
+]
+
+
+@pytest.mark.parametrize("body,err", INT_BLOCK_BAD, ids=range(len(INT_BLOCK_BAD)))
+def test_int_block_bad_messages(body, err):
+    for trusted in (True, False):
+        with pytest.raises(ValueError, match=re.escape(err)):
+            _core.loads(message(body), trusted=trusted)
+
+
 def test_int_run_truncations():
     """Every prefix of a message of int runs is rejected."""
-    obj = [VARINT_EDGES, tuple(VARINT_EDGES), [5, 100, 10**6] * 3]
+    obj = [VARINT_EDGES, tuple(VARINT_EDGES), [5, 100, 10**6] * 3,
+           list(range(-20, 40, 3)), [2**20 + i for i in range(9)]]
     data = _core.dumps(obj)
     for n in range(len(data)):
         with pytest.raises(ValueError):

@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: all)",
     )
     bench.add_argument(
+        "--no-calibration", dest="calibrate", action="store_false",
+        help="cpu: do not measure the machine's parallelism and noise "
+        "before each round (by default a fixed piece of CPU work runs in 1 "
+        "and then in --workers processes)",
+    )
+    bench.add_argument(
         "--json", metavar="FILE", help="also write the results to FILE as JSON"
     )
     bench.add_argument(
@@ -421,7 +427,7 @@ class VariantProcess:
         self.timeout = timeout
         self.row: dict = {
             "key": self.key,
-            "label": variants.BY_KEY[self.key].label,
+            "label": variants.RUNNABLE[self.key].label,
             "status": "failed",
             "error": None,
             "warmup_s": [],
@@ -493,6 +499,12 @@ class VariantProcess:
                 self._fail(f"unexpected answer {event!r}")
             return None
         (self.row["warmup_s"] if warmup else self.row["samples_s"]).append(event["seconds"])
+        if not warmup:
+            # The variant's own figures of the sample (Sequential's chunk
+            # times, the calibration's two times): one list each.
+            for name, value in event.items():
+                if name not in ("event", "warmup", "seconds"):
+                    self.row.setdefault(name, []).append(value)
         return event["seconds"]
 
     def finish(self) -> None:
@@ -583,6 +595,7 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
 
     server = None
     procs: list[VariantProcess] = []
+    calib: VariantProcess | None = None
     load: OtherLoad | None = None
     try:
         port = None
@@ -611,18 +624,45 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
                 "server": opts.server,
             }
             procs.append(VariantProcess(cfg, opts.timeout))
+        if task == "cpu" and opts.calibrate:
+            calib = VariantProcess({**cfg, "variant": "calibration"}, opts.timeout)
         for i, p in enumerate(procs, 1):
             p.wait_ready()
             state = ("" if p.active else
                      "  [not available: {}]" if p.row["status"] == "unavailable" else
                      "  [FAILED: {}]").format(p.row["error"])
             progress.line(f"[{task}] {i}: {p.row['label']}{state}")
-        load = OtherLoad({p.child.proc.pid for p in procs})
+        if calib is not None:
+            calib.wait_ready()
+            state = "" if calib.active else f"  [FAILED: {calib.row['error']}]"
+            progress.line(
+                f"[{task}] c: calibration, the parallelism of {opts.workers} "
+                f"processes at the start of each round and after the last{state}")
+        load = OtherLoad({p.child.proc.pid for p in procs + ([calib] if calib else [])})
         rounds = opts.warmup + samples
-        for r in range(rounds):
+        for r in range(rounds + 1):
             warmup = r < opts.warmup
+            if calib is not None and calib.active:
+                # Before every round, and once more after the last one: each
+                # round is framed by two measures of the machine.
+                calib.sample(warmup)
+                if calib.active:
+                    extra = calib.row["parallel_s"][-1:] if not warmup else []
+                    if extra:
+                        par = opts.workers * calib.row["single_s"][-1] / extra[0]
+                        calib_note = f" c:{par:.2f}x"
+                    else:
+                        calib_note = " c:-"
+                else:
+                    calib_note = " c:FAILED"
+            else:
+                calib_note = ""
+            if r == rounds:
+                if calib_note:
+                    progress.line(f"[{task}] after the last round:{calib_note}")
+                break
             name = "warm-up" if warmup else f"sample {r - opts.warmup + 1}/{samples}"
-            progress.write(f"[{task}] {name}:")
+            progress.write(f"[{task}] {name}:{calib_note}")
             failed = []
             for i, p in enumerate(procs, 1):
                 if not p.active:
@@ -638,7 +678,7 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
             for i, p in failed:
                 progress.line(f"[{task}] {i}: {p.row['label']} FAILED: {p.row['error']}")
         info["other_load_cpus"] = load.cpus()
-        for p in procs:
+        for p in procs + ([calib] if calib else []):
             p.finish()
         if server is not None:
             info["requests_served"] = server.requests
@@ -651,16 +691,23 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
                     p.child.proc.send_signal(signal.SIGINT)
                 except ProcessLookupError:
                     pass
-        for p in procs:
+        if calib is not None and calib.child.proc.poll() is None:
+            try:
+                calib.child.proc.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        for p in procs + ([calib] if calib else []):
             p.interrupted()
         raise
     finally:
-        for p in procs:
+        for p in procs + ([calib] if calib else []):
             p.close()
         if procs:
             info["variants"] = [p.row for p in procs]
         for row in info["variants"]:
             report.add_stats(row)
+        if calib is not None:
+            info["calibration"] = calib.row
         report.add_ratios(info)
         if load is not None and "other_load_cpus" not in info:
             info["other_load_cpus"] = load.cpus()  # interrupted

@@ -8,7 +8,7 @@ original standard output:
 
     {"event": "ready", "label": "..."}     or
     {"event": "unavailable", "label": "...", "reason": "..."}
-    {"event": "sample", "warmup": false, "seconds": 0.0731}
+    {"event": "sample", "warmup": false, "seconds": 0.0731, ...}
     {"event": "done"}
     {"event": "error", "error": "...", "traceback": "..."}
     {"event": "interrupted"}
@@ -81,7 +81,7 @@ def _prepare(cfg: dict):
 
 
 def run(cfg: dict, emit, commands) -> int:
-    variant = variants.BY_KEY[cfg["variant"]](cfg["workers"])
+    variant = variants.RUNNABLE[cfg["variant"]](cfg["workers"])
     server = None
     try:
         try:
@@ -103,9 +103,9 @@ def run(cfg: dict, emit, commands) -> int:
             if inject:
                 _inject(inject)
             t0 = time.perf_counter()
-            variant.sample(fn, argsets)
+            extra = variant.sample(fn, argsets) or {}
             dt = time.perf_counter() - t0
-            emit(event="sample", warmup=command == b"warmup", seconds=dt)
+            emit(event="sample", warmup=command == b"warmup", seconds=dt, **extra)
         variant.close()
         emit(event="done")
         return 0

@@ -13,6 +13,11 @@ original standard output:
     {"event": "error", "error": "...", "traceback": "..."}
     {"event": "interrupted"}
 
+A sample's event carries the variant's own figures too, when it has any:
+Sequential's ``chunks_s`` (each chunk's time) and, for the calibration
+(``"variant": "calibration"``, which runs beside the variants of the CPU
+task), ``single_s`` and ``parallel_s``.
+
 Anything else the variant prints goes to standard error (file descriptor 1
 is pointed at 2), so it cannot garble the report.
 

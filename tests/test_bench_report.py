@@ -188,18 +188,20 @@ def test_add_ratios_speedup_and_rounds():
     assert d["round_speedups"] == [approx(2.0), approx(1.5), approx(2.0)]
     assert (d["speedup_q1"], d["speedup_q3"]) == (approx(1.75), approx(2.0))
     assert info["chunk_bound"] == approx(report.chunk_bound(CHUNKS, 2))
-    assert info["chunk_median_s"] == [approx(c) for c in CHUNKS]
+    assert info["chunk_min_s"] == [approx(c) for c in CHUNKS]
     # no calibration: no ceiling
     assert info["machine"] is None and info["ceiling"] is None
     assert d["of_ceiling"] is None and info["noise"] == []
 
 
-def test_add_ratios_chunk_medians_are_per_chunk():
-    chunks = [[0.010, 0.020, 0.030, 0.040], [0.012, 0.018, 0.030, 0.040],
+def test_add_ratios_takes_the_fastest_time_of_each_chunk():
+    # a neighbour slowed chunk 3 of sample 3 and chunk 1 of sample 2
+    chunks = [[0.010, 0.020, 0.030, 0.040], [0.019, 0.018, 0.030, 0.041],
               [0.011, 0.019, 0.090, 0.040]]
     info, _ = _info([0.1, 0.1, 0.1], {}, chunks=chunks)
-    assert info["chunk_median_s"] == [approx(0.011), approx(0.019),
-                                      approx(0.030), approx(0.040)]
+    assert info["chunk_min_s"] == [approx(0.010), approx(0.018),
+                                   approx(0.030), approx(0.040)]
+    assert info["chunk_bound"] == approx(0.098 / 0.058)
 
 
 def test_add_ratios_of_ceiling_on_a_busy_machine():

@@ -164,12 +164,14 @@ def add_ratios(info: dict) -> None:
                 if r["key"] == "sequential" and r.get("median_s")), None)
     base = seq["median_s"] if seq else None
     info["baseline_s"] = base
-    # The chunk bound, from Sequential's median time of each chunk.
+    # The chunk bound, from Sequential's times of each chunk: the fastest
+    # of each, the one least slowed down by other programs (the bound
+    # depends on how the chunks' costs compare, not on the machine's load).
     chunks = seq.get("chunks_s") if seq else None
     bound = None
     if chunks:
-        per_chunk = [statistics.median(c) for c in zip(*chunks)]
-        info["chunk_median_s"] = per_chunk
+        per_chunk = [min(c) for c in zip(*chunks)]
+        info["chunk_min_s"] = per_chunk
         bound = chunk_bound(per_chunk, info["workers"])
     info["chunk_bound"] = bound
     calib = info.get("calibration")
@@ -309,12 +311,12 @@ def _format_machine(info: dict) -> list[str]:
     m = info.get("machine")
     bound = info.get("chunk_bound")
     w = info["workers"]
-    if bound is not None and info.get("chunk_median_s"):
-        chunks = ", ".join(f"{c * 1e3:.1f}" for c in info["chunk_median_s"])
+    if bound is not None and info.get("chunk_min_s"):
+        chunks = ", ".join(f"{c * 1e3:.1f}" for c in info["chunk_min_s"])
         out.extend(_wrap(
             f"Chunk bound: {bound:.2f}x. Sequential's chunks took {chunks} ms "
-            f"(medians); handed out in order to {w} workers, each to the first "
-            "free one, they cannot run faster than that.", 96))
+            f"(the fastest of each); handed out in order to {w} workers, each "
+            "to the first free one, they cannot run faster than that.", 96))
     if isinstance(calib, dict) and m is None:
         why = calib.get("error") or "no measure"
         out.append(f"Calibration: FAILED ({why}); the figures are not checked "

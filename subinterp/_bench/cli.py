@@ -52,8 +52,14 @@ variants (--variants takes a comma-separated subset of these keys):
   task, asyncio streams, 2 workers x max_concurrency=10; Python 3.13+)
 
 Each variant runs in a process of its own: a warm-up sample, then --samples
-samples; the table shows the median, min, max and standard deviation and
-the speed-up against Sequential (Sequential's median / the variant's).
+samples, taken in turns; the table shows the median, min, max and
+interquartile range, the speed-up against Sequential (Sequential's median /
+the variant's) and the middle half of the speed-ups of single rounds.
+`cpu` also measures the machine before each round and after the last (the
+same CPU work in 1 process, then in --workers processes at once): it prints
+the parallelism the machine gave, how much it varied, the bound that the
+unequal chunks set, each row's speed-up as a share of that ("of max"), and
+says plainly when the machine was too noisy to take the figures as they are.
 Exit status: 0 when the run completed (a failed variant is reported in its
 row), 1 when a task could not run at all, 2 for bad usage, 130 after Ctrl-C.
 """

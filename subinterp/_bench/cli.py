@@ -576,6 +576,19 @@ def _fmt_ms(seconds: float) -> str:
     return f"{ms:.1f}" if ms >= 10 else f"{ms:.3g}"
 
 
+def _calibrate(calib: VariantProcess | None, warmup: bool, workers: int) -> str:
+    """One measure of the calibration (before a round, or after the last):
+    its parallelism as the progress line shows it."""
+    if calib is None:
+        return ""
+    if not calib.active or calib.sample(warmup) is None:
+        return " c:FAILED"
+    if warmup:
+        return " c:-"
+    single, parallel = calib.row["single_s"][-1], calib.row["parallel_s"][-1]
+    return f" c:{workers * single / parallel:.2f}x"
+
+
 def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: dict) -> bool:
     """Run every variant of *task* into result["tasks"][task]; False if the
     task could not run at all."""
@@ -601,8 +614,12 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
 
     server = None
     procs: list[VariantProcess] = []
-    calib: VariantProcess | None = None
+    calib: VariantProcess | None = None  # the machine's calibration (cpu)
     load: OtherLoad | None = None
+
+    def everyone() -> list[VariantProcess]:
+        return procs + ([calib] if calib is not None else [])
+
     try:
         port = None
         if task == "io" and opts.server == "orchestrator":
@@ -618,18 +635,17 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
                 f"[{task}] HTTP server on 127.0.0.1:{port}, {opts.delay_ms:g} ms "
                 f"per response, client {info['client']}"
             )
+        cfg = {
+            "task": task,
+            "workers": opts.workers,
+            "scale": opts.scale,
+            "port": port,
+            "client": info.get("client"),
+            "delay": opts.delay_ms / 1e3,
+            "server": opts.server,
+        }
         for key in keys:
-            cfg = {
-                "task": task,
-                "variant": key,
-                "workers": opts.workers,
-                "scale": opts.scale,
-                "port": port,
-                "client": info.get("client"),
-                "delay": opts.delay_ms / 1e3,
-                "server": opts.server,
-            }
-            procs.append(VariantProcess(cfg, opts.timeout))
+            procs.append(VariantProcess({**cfg, "variant": key}, opts.timeout))
         if task == "cpu" and opts.calibrate:
             calib = VariantProcess({**cfg, "variant": "calibration"}, opts.timeout)
         for i, p in enumerate(procs, 1):
@@ -644,31 +660,12 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
             progress.line(
                 f"[{task}] c: calibration, the parallelism of {opts.workers} "
                 f"processes at the start of each round and after the last{state}")
-        load = OtherLoad({p.child.proc.pid for p in procs + ([calib] if calib else [])})
+        load = OtherLoad({p.child.proc.pid for p in everyone()})
         rounds = opts.warmup + samples
-        for r in range(rounds + 1):
+        for r in range(rounds):
             warmup = r < opts.warmup
-            if calib is not None and calib.active:
-                # Before every round, and once more after the last one: each
-                # round is framed by two measures of the machine.
-                calib.sample(warmup)
-                if calib.active:
-                    extra = calib.row["parallel_s"][-1:] if not warmup else []
-                    if extra:
-                        par = opts.workers * calib.row["single_s"][-1] / extra[0]
-                        calib_note = f" c:{par:.2f}x"
-                    else:
-                        calib_note = " c:-"
-                else:
-                    calib_note = " c:FAILED"
-            else:
-                calib_note = ""
-            if r == rounds:
-                if calib_note:
-                    progress.line(f"[{task}] after the last round:{calib_note}")
-                break
             name = "warm-up" if warmup else f"sample {r - opts.warmup + 1}/{samples}"
-            progress.write(f"[{task}] {name}:{calib_note}")
+            progress.write(f"[{task}] {name}:{_calibrate(calib, warmup, opts.workers)}")
             failed = []
             for i, p in enumerate(procs, 1):
                 if not p.active:
@@ -683,30 +680,29 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
             progress.end(" ms")
             for i, p in failed:
                 progress.line(f"[{task}] {i}: {p.row['label']} FAILED: {p.row['error']}")
+        if calib is not None:
+            # Each round is framed by two measures of the machine.
+            progress.line(f"[{task}] after the last round:"
+                          f"{_calibrate(calib, False, opts.workers)}")
         info["other_load_cpus"] = load.cpus()
-        for p in procs + ([calib] if calib else []):
+        for p in everyone():
             p.finish()
         if server is not None:
             info["requests_served"] = server.requests
     except KeyboardInterrupt:
         _ignoring_sigint()
         progress.line(f"[{task}] interrupted: stopping the variants' processes")
-        for p in procs:
+        for p in everyone():
             if p.child.proc.poll() is None:
                 try:
                     p.child.proc.send_signal(signal.SIGINT)
                 except ProcessLookupError:
                     pass
-        if calib is not None and calib.child.proc.poll() is None:
-            try:
-                calib.child.proc.send_signal(signal.SIGINT)
-            except ProcessLookupError:
-                pass
-        for p in procs + ([calib] if calib else []):
+        for p in everyone():
             p.interrupted()
         raise
     finally:
-        for p in procs + ([calib] if calib else []):
+        for p in everyone():
             p.close()
         if procs:
             info["variants"] = [p.row for p in procs]

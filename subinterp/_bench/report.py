@@ -16,8 +16,10 @@ TASK_TITLES = {
 }
 
 
-# The calibration flags a run as noisy when its parallelism varied by more
-# than this (coefficient of variation over the measures of the run) ...
+# The calibration flags a run as noisy when its parallelism, or the time
+# of its work in one process alone, varied by more than this (coefficient
+# of variation over the measures of the run; a quiet machine stays near
+# 1%) ...
 NOISY_CV = 0.05
 # ... or when its median was below this fraction of the workers: the
 # machine did not give the parallel variants the CPUs they asked for.

@@ -140,6 +140,8 @@ def test_noise_verdict_varying_parallelism():
     assert m["parallelism_median"] == approx(2.0)
     (line,) = report.noise_verdict(m)
     assert "varied from 1.00x to 2.00x" in line
+    assert "3 of 21 measures under 1.80x" in line
+    assert m["short_measures"] == 3
 
 
 def test_noise_verdict_varying_single_process():

@@ -108,6 +108,8 @@ def calibration_summary(calib: dict, workers: int) -> dict | None:
         "parallelism_min": min(par),
         "parallelism_max": max(par),
         "parallelism_cv": cv(par),
+        # measures in which the machine gave less than SHORT_PARALLELISM
+        "short_measures": sum(p < SHORT_PARALLELISM * workers for p in par),
         "single_s": list(single),
         "single_median_s": statistics.median(single),
         "single_cv": cv(single),
@@ -148,7 +150,8 @@ def noise_verdict(summary: dict | None) -> list[str]:
         out.append(
             f"the machine's parallelism varied from {summary['parallelism_min']:.2f}x "
             f"to {summary['parallelism_max']:.2f}x during the run (CV {var:.1%}, "
-            f"above {NOISY_CV:.0%})")
+            f"above {NOISY_CV:.0%}; {summary['short_measures']} of "
+            f"{summary['measures']} measures under {SHORT_PARALLELISM * w:.2f}x)")
     one = summary["single_cv"]
     if one is not None and one > NOISY_CV:
         out.append(
@@ -342,9 +345,9 @@ def _format_machine(info: dict) -> list[str]:
         if noise:
             out.extend(_wrap(
                 "NOISY MACHINE: " + "; ".join(noise) + ". The speed-ups of the "
-                "parallel variants are held down by the machine, not by "
-                "what they measure: read their 'of max' column, or run again "
-                "on a quiet machine.", 96))
+                "parallel variants may be held down by the machine rather than "
+                "by what they measure: compare their 'of max' column, or run "
+                "again on a quiet machine.", 96))
         else:
             out.extend(_wrap(
                 f"The machine was quiet: its parallelism varied by at most "

@@ -120,45 +120,54 @@ def _summary(single, parallel, workers=2):
         {"single_s": single, "parallel_s": parallel}, workers)
 
 
-def test_noise_verdict_quiet_machine_says_nothing():
+def test_verdict_quiet_machine():
     m = _summary([0.0200, 0.0201, 0.0199] * 7, [0.0202, 0.0203, 0.0201] * 7)
     assert m["parallelism_median"] > 1.97
-    assert report.noise_verdict(m) == []
-    assert report.noise_verdict(None) == []
+    assert m["disturbed_measures"] == 0
+    assert report.machine_verdict(m) == ("quiet", [])
+    assert report.machine_verdict(None) == ("", [])
 
 
-def test_noise_verdict_short_parallelism():
+def test_verdict_short_parallelism_is_noisy():
     # a neighbour kept one of the two CPUs busy all along: steady, but 1x
     m = _summary([0.020] * 9, [0.040] * 9)
-    (line,) = report.noise_verdict(m)
-    assert "only 1.00x" in line
+    level, (short, disturbed) = report.machine_verdict(m)
+    assert level == "noisy"
+    assert "only 1.00x" in short
+    assert disturbed.startswith("9 of 9 calibration measures were disturbed")
 
 
-def test_noise_verdict_varying_parallelism():
-    # a neighbour in 3 rounds of 21: median fine, spread not
+def test_verdict_a_few_disturbed_measures_leave_the_medians():
+    # a neighbour in 3 rounds of 21 (the medians stand)
     m = _summary([0.020] * 21, [0.020] * 18 + [0.040] * 3)
     assert m["parallelism_median"] == approx(2.0)
-    (line,) = report.noise_verdict(m)
-    assert "varied from 1.00x to 2.00x" in line
-    assert "3 of 21 measures under 1.80x" in line
-    assert m["short_measures"] == 3
+    assert m["disturbed_measures"] == 3
+    level, (line,) = report.machine_verdict(m)
+    assert level == "disturbed"
+    assert line.startswith("3 of 21 calibration measures were disturbed")
+    assert "ranged from 1.00x to 2.00x" in line
 
 
-def test_noise_verdict_varying_single_process():
-    m = _summary([0.020] * 10 + [0.030] * 10, [0.020] * 10 + [0.030] * 10)
-    (line,) = report.noise_verdict(m)
-    assert "one process took from 20.0 ms to 30.0 ms" in line
+def test_verdict_more_than_a_quarter_disturbed_is_noisy():
+    # 6 of 21 rounds (over a quarter), the median parallelism still 2x
+    m = _summary([0.020] * 21, [0.020] * 15 + [0.040] * 6)
+    assert m["parallelism_median"] == approx(2.0)
+    assert report.machine_verdict(m)[0] == "noisy"
+    m = _summary([0.020] * 20, [0.020] * 15 + [0.040] * 5)  # exactly a quarter
+    assert report.machine_verdict(m)[0] == "disturbed"
 
 
-def test_noise_thresholds_are_inclusive_of_a_quiet_run():
-    # 4% CV of the parallelism is not noise, 6% is
-    def par_with_cv(target):
-        # two values a, b alternating: cv = |a-b| / sqrt(2) / mean (n=2)
-        d = target * 2 * math.sqrt(2) / 2
-        return _summary([0.020, 0.020], [0.020 / (1 + d / 2), 0.020 / (1 - d / 2)])
-    assert par_with_cv(0.04)["parallelism_cv"] == approx(0.04, rel=1e-2)
-    assert report.noise_verdict(par_with_cv(0.04)) == []
-    assert len(report.noise_verdict(par_with_cv(0.06))) == 1
+def test_verdict_a_slow_single_process_is_a_disturbed_measure():
+    # one process alone 25% slower in 2 measures, 2 at once just as slow
+    m = _summary([0.020] * 10 + [0.025] * 2, [0.020] * 10 + [0.025] * 2)
+    assert m["parallelism_min"] == approx(2.0)
+    assert m["disturbed_measures"] == 2
+    level, (line,) = report.machine_verdict(m)
+    assert level == "disturbed"
+    assert "one process from 20.0 ms to 25.0 ms" in line
+    # 9% slower is within the threshold
+    m = _summary([0.020] * 10 + [0.0218] * 2, [0.020] * 10 + [0.0218] * 2)
+    assert report.machine_verdict(m) == ("quiet", [])
 
 
 # --------------------------------------------------------------------------
@@ -194,6 +203,7 @@ def test_add_ratios_speedup_and_rounds():
     # no calibration: no ceiling
     assert info["machine"] is None and info["ceiling"] is None
     assert d["of_ceiling"] is None and info["noise"] == []
+    assert info["verdict"] == ""
 
 
 def test_add_ratios_takes_the_fastest_time_of_each_chunk():
@@ -226,7 +236,8 @@ def test_add_ratios_of_ceiling_on_a_busy_machine():
                        (0.092 / 0.0492) / bound])
     assert d["of_ceiling"] == approx((expected[1] + expected[2]) / 2)
     assert rows["threads"]["of_ceiling"] < 0.75
-    assert info["noise"]  # the parallelism varied: said so
+    assert info["verdict"] == "disturbed"  # 1 of 5 measures short: said so
+    assert info["noise"][0].startswith("1 of 5 calibration measures")
 
 
 def test_add_ratios_without_sequential():
@@ -243,13 +254,14 @@ def test_add_ratios_without_sequential():
 def test_report_of_a_quiet_run_says_quiet_and_shows_of_max():
     calib = {"single_s": [0.0200] * 4, "parallel_s": [0.0201] * 4}
     info, _ = _info([0.092] * 3, {"subinterp-default": [0.0492] * 3}, calib=calib)
-    text = report.format_task("cpu", info)
+    raw = report.format_task("cpu", info)
+    text = raw.replace("\n", " ")
     assert "Chunk bound: 1.87x" in text
     assert "17.6, 21.7, 22.9, 24.7 ms" in text
     assert "parallelism (= 2 x one / 2 at once) median 1.99x" in text
     assert "The machine was quiet" in text
     assert "NOISY" not in text
-    line = next(x for x in text.splitlines() if x.startswith("subinterp-default"))
+    line = next(x for x in raw.splitlines() if x.startswith("subinterp-default"))
     assert line.split()[-3:] == ["1.87x", "1.87-1.87", "100%"]
 
 
@@ -257,21 +269,32 @@ def test_report_of_a_noisy_run_says_so_plainly():
     calib = {"single_s": [0.020] * 4, "parallel_s": [0.020, 0.040, 0.040, 0.020]}
     info, _ = _info([0.092] * 3, {"subinterp-default": [0.0492, 0.092, 0.0492]},
                     calib=calib)
-    text = report.format_task("cpu", info)
-    assert "NOISY MACHINE:" in text
-    assert "The machine was quiet" not in text
+    text = report.format_task("cpu", info).replace("\n", " ")
+    assert "NOISY MACHINE: the machine gave 2 processes only 1.50x" in text
+    assert "2 of 4 calibration measures were disturbed" in text
+    assert "The machine was quiet" not in text and "DISTURBED" not in text
+
+
+def test_report_of_a_disturbed_run_says_the_medians_stand():
+    calib = {"single_s": [0.020] * 5, "parallel_s": [0.020] * 4 + [0.040]}
+    info, _ = _info([0.092] * 4, {"subinterp-default": [0.0492] * 3 + [0.092]},
+                    calib=calib)
+    text = report.format_task("cpu", info).replace("\n", " ")
+    assert "DISTURBED MACHINE: 1 of 5 calibration measures" in text
+    assert "the medians and the 'per round' ranges stand" in text
+    assert "NOISY" not in text and "The machine was quiet" not in text
 
 
 def test_report_says_when_the_calibration_failed():
     calib = {"status": "failed", "error": "its process died", "samples_s": []}
     info, _ = _info([0.092], {"subinterp-default": [0.0492]}, calib=calib)
-    text = report.format_task("cpu", info)
+    text = report.format_task("cpu", info).replace("\n", " ")
     assert "Calibration: FAILED (its process died)" in text
     assert "of max" not in text
 
 
 def test_report_without_calibration_has_no_of_max_column():
     info, _ = _info([0.092], {"subinterp-default": [0.0492]})
-    text = report.format_task("cpu", info)
+    text = report.format_task("cpu", info).replace("\n", " ")
     assert "of max" not in text and "Calibration" not in text
     assert "per round" in text and "IQR" in text

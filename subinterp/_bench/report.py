@@ -16,14 +16,18 @@ TASK_TITLES = {
 }
 
 
-# The calibration flags a run as noisy when its parallelism, or the time
-# of its work in one process alone, varied by more than this (coefficient
-# of variation over the measures of the run; a quiet machine stays near
-# 1%) ...
-NOISY_CV = 0.05
-# ... or when its median was below this fraction of the workers: the
-# machine did not give the parallel variants the CPUs they asked for.
+# A measure of the calibration is *disturbed* when its parallelism is
+# under this fraction of the workers (the machine did not give them their
+# CPUs) ...
 SHORT_PARALLELISM = 0.90
+# ... or when its one process took longer than this times the median of
+# the run (a quiet machine stays within about 1%: CV 0.6-1.1% in quiet
+# stretches here).
+SLOW_SINGLE = 1.10
+# Up to this fraction of disturbed measures leaves the medians sound: a median moves at most to the 67th
+# percentile of the undisturbed samples when a quarter of them are slowed
+# down.  More makes the run noisy.
+MOST_DISTURBED = 0.25
 
 
 def quartiles(samples: list[float]) -> tuple[float, float, float]:
@@ -108,8 +112,10 @@ def calibration_summary(calib: dict, workers: int) -> dict | None:
         "parallelism_min": min(par),
         "parallelism_max": max(par),
         "parallelism_cv": cv(par),
-        # measures in which the machine gave less than SHORT_PARALLELISM
-        "short_measures": sum(p < SHORT_PARALLELISM * workers for p in par),
+        "disturbed_measures": sum(
+            p < SHORT_PARALLELISM * workers
+            or a > SLOW_SINGLE * statistics.median(single)
+            for p, a in zip(par, single)),
         "single_s": list(single),
         "single_median_s": statistics.median(single),
         "single_cv": cv(single),
@@ -133,32 +139,36 @@ def round_ceilings(parallelism: list[float], bound: float | None,
     return out
 
 
-def noise_verdict(summary: dict | None) -> list[str]:
-    """The sentences that say plainly that the machine was not quiet
-    enough for the figures to be taken at face value (empty if it was)."""
+def machine_verdict(summary: dict | None) -> tuple[str, list[str]]:
+    """How quiet the machine was: ("quiet" | "disturbed" | "noisy", the
+    sentences that say why), or ("", []) without a calibration."""
     if summary is None:
-        return []
-    out = []
-    w = summary["workers"]
+        return "", []
+    w, n = summary["workers"], summary["measures"]
     med = summary["parallelism_median"]
-    var = summary["parallelism_cv"]
+    bad = summary["disturbed_measures"]
+    out = []
     if med < SHORT_PARALLELISM * w:
         out.append(
             f"the machine gave {w} processes only {med:.2f}x the speed of one "
             f"(median; {w:.2f}x on an idle machine with {w} free CPUs)")
-    if var is not None and var > NOISY_CV:
+    if bad:
+        single = summary["single_s"]
         out.append(
-            f"the machine's parallelism varied from {summary['parallelism_min']:.2f}x "
-            f"to {summary['parallelism_max']:.2f}x during the run (CV {var:.1%}, "
-            f"above {NOISY_CV:.0%}; {summary['short_measures']} of "
-            f"{summary['measures']} measures under {SHORT_PARALLELISM * w:.2f}x)")
-    one = summary["single_cv"]
-    if one is not None and one > NOISY_CV:
-        out.append(
-            f"the same work in one process took from "
-            f"{_dur(min(summary['single_s']))} to {_dur(max(summary['single_s']))} "
-            f"(CV {one:.1%}, above {NOISY_CV:.0%})")
-    return out
+            f"{bad} of {n} calibration measures were disturbed (parallelism "
+            f"under {SHORT_PARALLELISM * w:.2f}x or one process over "
+            f"{SLOW_SINGLE:.2f} times its median time): the parallelism ranged "
+            f"from {summary['parallelism_min']:.2f}x to "
+            f"{summary['parallelism_max']:.2f}x (CV "
+            f"{_pct(summary['parallelism_cv'])}), one process from "
+            f"{_dur(min(single))} to {_dur(max(single))} (CV "
+            f"{_pct(summary['single_cv'])})")
+    if not out:
+        return "quiet", out
+    # (a short median means that half the measures or more were short)
+    if bad <= MOST_DISTURBED * n:
+        return "disturbed", out
+    return "noisy", out
 
 
 def add_ratios(info: dict) -> None:
@@ -189,7 +199,7 @@ def add_ratios(info: dict) -> None:
                                   len(seq["samples_s"]))
     info["round_ceilings"] = ceilings
     info["ceiling"] = statistics.median(ceilings) if ceilings else None
-    info["noise"] = noise_verdict(summary)
+    info["verdict"], info["noise"] = machine_verdict(summary)
     for r in info["variants"]:
         m = r.get("median_s")
         r["speedup"] = base / m if base and m else None
@@ -341,18 +351,24 @@ def _format_machine(info: dict) -> list[str]:
                 f"Most a row could reach: {info['ceiling']:.2f}x (median over the "
                 "rounds of the lower of the chunk bound and the mean "
                 "parallelism measured before and after the round).", 96))
-        noise = info.get("noise") or []
-        if noise:
+        noise = "; ".join(info.get("noise") or [])
+        verdict = info.get("verdict")
+        if verdict == "noisy":
             out.extend(_wrap(
-                "NOISY MACHINE: " + "; ".join(noise) + ". The speed-ups of the "
-                "parallel variants may be held down by the machine rather than "
-                "by what they measure: compare their 'of max' column, or run "
-                "again on a quiet machine.", 96))
+                f"NOISY MACHINE: {noise}. The speed-ups of the parallel "
+                "variants may be held down by the machine rather than by what "
+                "they measure: compare their 'of max' column, or run again on "
+                "a quiet machine.", 96))
+        elif verdict == "disturbed":
+            out.extend(_wrap(
+                f"DISTURBED MACHINE: {noise}. At most "
+                f"{MOST_DISTURBED:.0%} of the measures: the medians and the "
+                "'per round' ranges stand, the max column does not.", 96))
         else:
             out.extend(_wrap(
-                f"The machine was quiet: its parallelism varied by at most "
-                f"{NOISY_CV:.0%} (CV) and gave at least "
-                f"{SHORT_PARALLELISM:.0%} of {w} CPUs.", 96))
+                "The machine was quiet: no calibration measure was disturbed "
+                f"(parallelism at least {SHORT_PARALLELISM * w:.2f}x, one "
+                f"process within {SLOW_SINGLE:.2f} times its median time).", 96))
     return out
 
 

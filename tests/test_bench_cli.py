@@ -157,6 +157,19 @@ def test_cpu_prints_a_table_and_writes_valid_json(tmp_path):
         assert row["median_s"] > 0
         assert row["label"] in r.stdout
     assert rows["sequential"]["speedup"] == 1.0
+    # Sequential timed each chunk: the chunk bound comes from those
+    assert [len(c) for c in rows["sequential"]["chunks_s"]] == [4]
+    assert 1.0 <= info["chunk_bound"] <= 2.0
+    # the calibration ran before the round and after it, in 2 processes
+    calib = info["calibration"]
+    assert calib["status"] == "ok", calib
+    assert len(calib["single_s"]) == len(calib["parallel_s"]) == 2
+    assert info["machine"]["measures"] == 2
+    assert info["machine"]["workers"] == info["workers"]
+    assert len(info["round_ceilings"]) == 1
+    assert "[cpu] after the last round: c:" in r.stderr
+    assert "Calibration: the same fixed CPU work" in r.stdout
+    assert "of max" in r.stdout
     stdlib = rows["stdlib-interpreters"]
     if sys.version_info >= (3, 14):
         assert stdlib["status"] == "ok", stdlib
@@ -174,6 +187,31 @@ def test_variants_option_selects_rows(tmp_path):
     assert r.returncode == 0, r.stderr
     assert list(rows_by_key(json.loads(out.read_text()), "cpu")) == [
         "subinterp-default", "sequential"]
+
+
+def test_no_calibration_option(tmp_path):
+    out = tmp_path / "r.json"
+    r = bench("bench", "cpu", *TINY, "--variants", "sequential,subinterp-default",
+              "--no-calibration", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(out.read_text())["tasks"]["cpu"]
+    assert "calibration" not in info and info["machine"] is None
+    assert "c:" not in r.stderr
+    assert "Calibration" not in r.stdout and "of max" not in r.stdout
+    assert "Chunk bound" in r.stdout
+
+
+def test_a_failing_calibration_fails_no_row(tmp_path):
+    out = tmp_path / "r.json"
+    env = _env(SUBINTERP_BENCH_INJECT="calibration=crash")
+    r = bench("bench", "cpu", *TINY, "--variants", "sequential,subinterp-default",
+              "--json", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(out.read_text())["tasks"]["cpu"]
+    assert info["calibration"]["status"] == "failed"
+    assert "SIGABRT" in info["calibration"]["error"]
+    assert all(row["status"] == "ok" for row in info["variants"])
+    assert "Calibration: FAILED" in r.stdout
 
 
 def test_a_failing_variant_is_reported_and_the_run_goes_on(tmp_path):
@@ -312,6 +350,59 @@ def test_sigint_stops_the_run_and_the_server():
     assert "Traceback" not in err
     assert not is_listening(port)
     assert not runner_processes(f'"port": {port}')
+
+
+def _tagged_processes(tag):
+    """pids of the processes whose environment holds *tag*."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if tag.encode() in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_sigint_in_cpu_stops_the_calibration_processes_too():
+    tag = f"SUBINTERP_TEST_SIGINT={os.getpid()}-{time.monotonic_ns()}"
+    name, value = tag.split("=", 1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "subinterp", "bench", "cpu", "--scale", "0.01",
+         "--samples", "500", "--variants", "sequential,subinterp-default"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(**{name: value}),
+        cwd=ROOT,
+    )
+    try:
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("[cpu] sample 1/500"):
+                break
+        assert seen and seen[-1].startswith("[cpu] sample 1/500"), "".join(seen)
+        # the orchestrator, 2 runners, the calibration's 2 processes (the
+        # default pool's workers are interpreters, not processes)
+        assert len(_tagged_processes(tag)) >= 5
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "INTERRUPTED" in out
+    assert "Traceback" not in err
+    assert _tagged_processes(tag) == []
 
 
 # --------------------------------------------------------------------------

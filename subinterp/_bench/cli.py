@@ -52,8 +52,14 @@ variants (--variants takes a comma-separated subset of these keys):
   task, asyncio streams, 2 workers x max_concurrency=10; Python 3.13+)
 
 Each variant runs in a process of its own: a warm-up sample, then --samples
-samples; the table shows the median, min, max and standard deviation and
-the speed-up against Sequential (Sequential's median / the variant's).
+samples, taken in turns; the table shows the median, min, max and
+interquartile range, the speed-up against Sequential (Sequential's median /
+the variant's) and the middle half of the speed-ups of single rounds.
+`cpu` also measures the machine before each round and after the last (the
+same CPU work in 1 process, then in --workers processes at once): it prints
+the parallelism the machine gave, how much it varied, the bound that the
+unequal chunks set, each row's speed-up as a share of that ("of max"), and
+says plainly when the machine was too noisy to take the figures as they are.
 Exit status: 0 when the run completed (a failed variant is reported in its
 row), 1 when a task could not run at all, 2 for bad usage, 130 after Ctrl-C.
 """
@@ -156,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants", type=_variant_list, default=None, metavar="LIST",
         help="only these variants, e.g. sequential,subinterp-default "
         "(default: all)",
+    )
+    bench.add_argument(
+        "--no-calibration", dest="calibrate", action="store_false",
+        help="cpu: do not measure the machine's parallelism and noise "
+        "before each round (by default a fixed piece of CPU work runs in 1 "
+        "and then in --workers processes)",
     )
     bench.add_argument(
         "--json", metavar="FILE", help="also write the results to FILE as JSON"
@@ -421,7 +433,7 @@ class VariantProcess:
         self.timeout = timeout
         self.row: dict = {
             "key": self.key,
-            "label": variants.BY_KEY[self.key].label,
+            "label": variants.RUNNABLE[self.key].label,
             "status": "failed",
             "error": None,
             "warmup_s": [],
@@ -493,6 +505,12 @@ class VariantProcess:
                 self._fail(f"unexpected answer {event!r}")
             return None
         (self.row["warmup_s"] if warmup else self.row["samples_s"]).append(event["seconds"])
+        if not warmup:
+            # The variant's own figures of the sample (Sequential's chunk
+            # times, the calibration's two times): one list each.
+            for name, value in event.items():
+                if name not in ("event", "warmup", "seconds"):
+                    self.row.setdefault(name, []).append(value)
         return event["seconds"]
 
     def finish(self) -> None:
@@ -558,6 +576,19 @@ def _fmt_ms(seconds: float) -> str:
     return f"{ms:.1f}" if ms >= 10 else f"{ms:.3g}"
 
 
+def _calibrate(calib: VariantProcess | None, warmup: bool, workers: int) -> str:
+    """One measure of the calibration (before a round, or after the last):
+    its parallelism as the progress line shows it."""
+    if calib is None:
+        return ""
+    if not calib.active or calib.sample(warmup) is None:
+        return " c:FAILED"
+    if warmup:
+        return " c:-"
+    single, parallel = calib.row["single_s"][-1], calib.row["parallel_s"][-1]
+    return f" c:{workers * single / parallel:.2f}x"
+
+
 def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: dict) -> bool:
     """Run every variant of *task* into result["tasks"][task]; False if the
     task could not run at all."""
@@ -583,7 +614,12 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
 
     server = None
     procs: list[VariantProcess] = []
+    calib: VariantProcess | None = None  # the machine's calibration (cpu)
     load: OtherLoad | None = None
+
+    def everyone() -> list[VariantProcess]:
+        return procs + ([calib] if calib is not None else [])
+
     try:
         port = None
         if task == "io" and opts.server == "orchestrator":
@@ -599,30 +635,37 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
                 f"[{task}] HTTP server on 127.0.0.1:{port}, {opts.delay_ms:g} ms "
                 f"per response, client {info['client']}"
             )
+        cfg = {
+            "task": task,
+            "workers": opts.workers,
+            "scale": opts.scale,
+            "port": port,
+            "client": info.get("client"),
+            "delay": opts.delay_ms / 1e3,
+            "server": opts.server,
+        }
         for key in keys:
-            cfg = {
-                "task": task,
-                "variant": key,
-                "workers": opts.workers,
-                "scale": opts.scale,
-                "port": port,
-                "client": info.get("client"),
-                "delay": opts.delay_ms / 1e3,
-                "server": opts.server,
-            }
-            procs.append(VariantProcess(cfg, opts.timeout))
+            procs.append(VariantProcess({**cfg, "variant": key}, opts.timeout))
+        if task == "cpu" and opts.calibrate:
+            calib = VariantProcess({**cfg, "variant": "calibration"}, opts.timeout)
         for i, p in enumerate(procs, 1):
             p.wait_ready()
             state = ("" if p.active else
                      "  [not available: {}]" if p.row["status"] == "unavailable" else
                      "  [FAILED: {}]").format(p.row["error"])
             progress.line(f"[{task}] {i}: {p.row['label']}{state}")
-        load = OtherLoad({p.child.proc.pid for p in procs})
+        if calib is not None:
+            calib.wait_ready()
+            state = "" if calib.active else f"  [FAILED: {calib.row['error']}]"
+            progress.line(
+                f"[{task}] c: calibration, the parallelism of {opts.workers} "
+                f"processes at the start of each round and after the last{state}")
+        load = OtherLoad({p.child.proc.pid for p in everyone()})
         rounds = opts.warmup + samples
         for r in range(rounds):
             warmup = r < opts.warmup
             name = "warm-up" if warmup else f"sample {r - opts.warmup + 1}/{samples}"
-            progress.write(f"[{task}] {name}:")
+            progress.write(f"[{task}] {name}:{_calibrate(calib, warmup, opts.workers)}")
             failed = []
             for i, p in enumerate(procs, 1):
                 if not p.active:
@@ -637,30 +680,36 @@ def run_task(task: str, opts: argparse.Namespace, progress: Progress, result: di
             progress.end(" ms")
             for i, p in failed:
                 progress.line(f"[{task}] {i}: {p.row['label']} FAILED: {p.row['error']}")
+        if calib is not None:
+            # Each round is framed by two measures of the machine.
+            progress.line(f"[{task}] after the last round:"
+                          f"{_calibrate(calib, False, opts.workers)}")
         info["other_load_cpus"] = load.cpus()
-        for p in procs:
+        for p in everyone():
             p.finish()
         if server is not None:
             info["requests_served"] = server.requests
     except KeyboardInterrupt:
         _ignoring_sigint()
         progress.line(f"[{task}] interrupted: stopping the variants' processes")
-        for p in procs:
+        for p in everyone():
             if p.child.proc.poll() is None:
                 try:
                     p.child.proc.send_signal(signal.SIGINT)
                 except ProcessLookupError:
                     pass
-        for p in procs:
+        for p in everyone():
             p.interrupted()
         raise
     finally:
-        for p in procs:
+        for p in everyone():
             p.close()
         if procs:
             info["variants"] = [p.row for p in procs]
         for row in info["variants"]:
             report.add_stats(row)
+        if calib is not None:
+            info["calibration"] = calib.row
         report.add_ratios(info)
         if load is not None and "other_load_cpus" not in info:
             info["other_load_cpus"] = load.cpus()  # interrupted

@@ -8,10 +8,15 @@ original standard output:
 
     {"event": "ready", "label": "..."}     or
     {"event": "unavailable", "label": "...", "reason": "..."}
-    {"event": "sample", "warmup": false, "seconds": 0.0731}
+    {"event": "sample", "warmup": false, "seconds": 0.0731, ...}
     {"event": "done"}
     {"event": "error", "error": "...", "traceback": "..."}
     {"event": "interrupted"}
+
+A sample's event carries the variant's own figures too, when it has any:
+Sequential's ``chunks_s`` (each chunk's time) and, for the calibration
+(``"variant": "calibration"``, which runs beside the variants of the CPU
+task), ``single_s`` and ``parallel_s``.
 
 Anything else the variant prints goes to standard error (file descriptor 1
 is pointed at 2), so it cannot garble the report.
@@ -81,7 +86,7 @@ def _prepare(cfg: dict):
 
 
 def run(cfg: dict, emit, commands) -> int:
-    variant = variants.BY_KEY[cfg["variant"]](cfg["workers"])
+    variant = variants.RUNNABLE[cfg["variant"]](cfg["workers"])
     server = None
     try:
         try:
@@ -103,9 +108,9 @@ def run(cfg: dict, emit, commands) -> int:
             if inject:
                 _inject(inject)
             t0 = time.perf_counter()
-            variant.sample(fn, argsets)
+            extra = variant.sample(fn, argsets) or {}
             dt = time.perf_counter() - t0
-            emit(event="sample", warmup=command == b"warmup", seconds=dt)
+            emit(event="sample", warmup=command == b"warmup", seconds=dt, **extra)
         variant.close()
         emit(event="done")
         return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,7 +54,9 @@ class Variant:
     def check(self) -> None:
         """Raise Unavailable when the variant cannot run here."""
 
-    def sample(self, fn: Callable[..., Any], argsets: list[tuple[Any, ...]]) -> None:
+    def sample(self, fn: Callable[..., Any], argsets: list[tuple[Any, ...]]) -> dict | None:
+        """Run every chunk to completion.  May return a dict of extra
+        figures, which the runner adds to the sample's report."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -65,8 +68,14 @@ class Sequential(Variant):
     label = "Sequential"
 
     def sample(self, fn, argsets):
+        # Each chunk's time too: the report derives from them how much
+        # handing these unequal chunks out to W workers can gain at best.
+        chunks = []
         for args in argsets:
+            t0 = time.perf_counter()
             fn(*args)
+            chunks.append(time.perf_counter() - t0)
+        return {"chunks_s": chunks}
 
 
 class Threads(Variant):
@@ -201,6 +210,87 @@ class SubinterpAsync(Variant):
                 f.result()
 
 
+# --------------------------------------------------------------------------
+# the machine's calibration
+
+
+def _calibration_worker(conn, start: int, end: int) -> None:
+    """A calibration process: one cpu_worker(start, end) per message."""
+    from .workloads import cpu_worker
+
+    try:
+        while conn.recv():
+            cpu_worker(start, end)
+            conn.send(True)
+    except (EOFError, KeyboardInterrupt):
+        pass
+
+
+class Calibration(Variant):
+    """Not a variant of the comparison: what the machine can give at the
+    moment.  One sample runs the same fixed piece of CPU work
+    (``CALIBRATION_CHUNK``) once in one process, then once in each of W
+    processes at the same time.  The processes are started before the
+    first sample and kept, and nothing of subinterp runs: on an idle
+    machine with W free CPUs the two times are equal, and
+    W * single / parallel (the parallelism) is W.  Other programs, a
+    hypervisor's other guests or a CPU slowed down show in both figures,
+    in the same rounds as the variants' samples."""
+
+    key = "calibration"
+    label = "calibration"
+    tasks = ("cpu",)
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self._procs: list[Any] = []
+        self._conns: list[Any] = []
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        from .workloads import CALIBRATION_CHUNK
+
+        for _ in range(self.workers):
+            mine, theirs = multiprocessing.Pipe()
+            p = multiprocessing.Process(
+                target=_calibration_worker, args=(theirs, *CALIBRATION_CHUNK),
+                daemon=True)
+            p.start()
+            theirs.close()
+            self._procs.append(p)
+            self._conns.append(mine)
+
+    def _run(self, conns: list[Any]) -> float:
+        t0 = time.perf_counter()
+        for c in conns:
+            c.send(True)
+        for c in conns:
+            c.recv()
+        return time.perf_counter() - t0
+
+    def sample(self, fn, argsets):
+        if not self._procs:
+            self._start()
+        single = self._run(self._conns[:1])
+        parallel = self._run(self._conns)
+        return {"single_s": single, "parallel_s": parallel}
+
+    def close(self):
+        for c in self._conns:
+            try:
+                c.send(False)
+                c.close()
+            except OSError:
+                pass
+        for p in self._procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        self._procs, self._conns = [], []
+
+
 VARIANTS: list[type[Variant]] = [
     Sequential,
     Threads,
@@ -212,3 +302,5 @@ VARIANTS: list[type[Variant]] = [
 ]
 KEYS = [v.key for v in VARIANTS]
 BY_KEY = {v.key: v for v in VARIANTS}
+# What a runner process can run: the variants and the calibration.
+RUNNABLE = {**BY_KEY, Calibration.key: Calibration}

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 CPU_WORKLOADS = [(1, 10000), (10001, 20000), (20001, 30000), (30001, 40000)]
 IO_WORKLOADS = [(1, 5), (6, 10), (11, 15), (16, 20)]
+# The calibration's fixed piece of work (``bench cpu``): the first CPU
+# chunk, run alone in one process and at once in W processes.
+CALIBRATION_CHUNK = (1, 10000)
 
 # Names accepted by io_worker's ``client`` argument.
 CLIENTS = ("http.client", "httpx")

@@ -66,7 +66,8 @@ struct encoder {
     codec_state *cs;
     enc_mode mode;
 
-    char *buf;          /* PyMem_RawMalloc */
+    char *buf;          /* `small`, then PyMem_RawMalloc once it grows */
+    char *small;        /* the caller's stack buffer of ENC_SMALL bytes */
     Py_ssize_t len;
     Py_ssize_t cap;
 
@@ -104,6 +105,10 @@ struct encoder {
  * remembers the one it interrupted. */
 static _Thread_local encoder *tls_enc;
 
+/* An encoder starts in a stack buffer of this size; a message that fits
+ * is one allocation (enc_finish). */
+#define ENC_SMALL 256
+
 /* ------------------------------------------------------------------ */
 /* output buffer                                                       */
 
@@ -119,7 +124,16 @@ enc_grow(encoder *e, Py_ssize_t need)
     while (cap < want) {
         cap = cap < PY_SSIZE_T_MAX / 2 ? cap * 2 : want;
     }
-    char *nb = PyMem_RawRealloc(e->buf, (size_t)cap);
+    char *nb;
+    if (e->buf == e->small) {
+        nb = PyMem_RawMalloc((size_t)cap);
+        if (nb != NULL) {
+            memcpy(nb, e->buf, (size_t)e->len);
+        }
+    }
+    else {
+        nb = PyMem_RawRealloc(e->buf, (size_t)cap);
+    }
     if (nb == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -1756,7 +1770,9 @@ enc_free(encoder *e)
 {
     enc_reset(e);
     PyMem_RawFree(e->refs);
-    PyMem_RawFree(e->buf);
+    if (e->buf != e->small) {
+        PyMem_RawFree(e->buf);
+    }
     shape_free(e);
     PyMem_Free(e->kstack);
     e->kstack = NULL;
@@ -1806,6 +1822,22 @@ enc_finish(encoder *e)
     put_le64(h + 8, (uint64_t)body_len);
     put_le64(h + 16, (uint64_t)pickle_len);
 
+    if (e->buf == e->small) {
+        /* Small (most messages): one block, the data right after the
+           struct.  A message is usually freed by another thread than the
+           one that made it (the receiver of a queue): one block instead
+           of two halves the frees that land in the sender's malloc arena
+           and take its lock, and a block this small is freed through
+           glibc's fastbins, without that lock. */
+        m = PyMem_RawMalloc(sizeof(msg) + (size_t)e->len);
+        if (m == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        m->data = (char *)(m + 1);
+        memcpy(m->data, e->buf, (size_t)e->len);
+        goto fill;
+    }
     m = PyMem_RawMalloc(sizeof(msg));
     if (m == NULL) {
         PyErr_NoMemory();
@@ -1820,10 +1852,11 @@ enc_finish(encoder *e)
         }
     }
     m->data = e->buf;
+    e->buf = NULL;
+fill:
     m->size = e->len;
     m->refs = e->refs;
     m->nrefs = e->nrefs;
-    e->buf = NULL;
     e->refs = NULL;
     e->nrefs = 0;
     e->refcap = 0;
@@ -1834,6 +1867,7 @@ msg *
 codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
 {
     encoder e;
+    char small[ENC_SMALL];
     msg *m = NULL;
     codec_state *cs = codec_get(st);
     if (cs == NULL) {
@@ -1846,12 +1880,8 @@ codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
     e.st = st;
     e.cs = cs;
     e.mode = mode;
-    e.cap = 256;
-    e.buf = PyMem_RawMalloc((size_t)e.cap);
-    if (e.buf == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
+    e.cap = ENC_SMALL;
+    e.buf = e.small = small;
     e.len = MSG_HEADER;
     e.prev = tls_enc;
     tls_enc = &e;

@@ -459,17 +459,28 @@ fifo_drop_buffer(fifo *f)
 /* ------------------------------------------------------------------ */
 /* items                                                               */
 
-int
-item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
+/* item_encode for the current interpreter, whose id the caller knows
+ * (put_many asks once for all its objects). */
+static int
+item_encode_in(module_state *st, PyObject *obj, int unboundop,
+               int64_t interp_id, item *out)
 {
     out->m = codec_encode(st, obj);
     if (out->m == NULL) {
         return -1;
     }
-    out->interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    out->interp_id = interp_id;
     out->unboundop = unboundop;
     out->unbound = 0;
     return 0;
+}
+
+int
+item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
+{
+    return item_encode_in(st, obj, unboundop,
+                          PyInterpreterState_GetID(PyInterpreterState_Get()),
+                          out);
 }
 
 /* An item on its way to the caller (see queue_item_to_object). */
@@ -1122,9 +1133,10 @@ queue_put_many_impl(PyObject *self, PyObject *objs, int block,
         set_err(st, ERR_NO_MEMORY);
         goto done;
     }
+    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
     for (; nenc < n; nenc++) {
-        if (item_encode(st, PyTuple_GET_ITEM(seq, nenc), op,
-                        &its[nenc]) < 0) {
+        if (item_encode_in(st, PyTuple_GET_ITEM(seq, nenc), op, interp_id,
+                           &its[nenc]) < 0) {
             goto done;
         }
     }

@@ -11,10 +11,13 @@ with the ratio subinterp / alternative (higher is better for rates):
               Queue between two processes, and the stdlib's
               concurrent.interpreters queues (3.14+, which poll every
               10 ms when they block).
-  2x2         two producer and two consumer interpreters, small ints
-              through one bounded queue (items/s); against queue.Queue
-              with 2+2 threads and multiprocessing.Queue with 2+2
-              processes.
+  PxC         2x2 and 4x4: P producer and C consumer interpreters, each
+              in its own thread, small ints through one queue of maxsize
+              1024 (items/s): one put()/get() per item, and separately
+              put_many()/get_many() of 256 at a time; against queue.Queue
+              with P+C threads, multiprocessing.Queue with P+C processes
+              and (3.14+) concurrent.interpreters with P+C interpreters,
+              all one item per call (they have no batch operations).
   select      one item sent on a random one of 8 channels, received by a
               select() over all 8 in another interpreter and answered on a
               reply channel: latency per round trip (us), next to the same
@@ -178,70 +181,106 @@ def pingpong_stdlib(n):
     return n / dt
 
 
-def p2c2_subinterp(n):
+# P producers x C consumers: each producer puts n // P items, each
+# consumer takes n // C (n a multiple of P * C); one bounded queue.
+
+PXC_MAXSIZE = 1024
+BATCH = 256
+
+
+def produce_batched(q, n, batch):
+    for start in range(0, n, batch):
+        q.put_many(range(start, min(n, start + batch)))
+
+
+def consume_batched(q, n, batch):
+    total = 0
+    left = n
+    while left:
+        items = q.get_many(min(batch, left))
+        left -= len(items)
+        total += sum(items)
+    return total
+
+
+def pxc_jobs(p, c, n, batch):
+    """(function, args) for each worker: p producers then c consumers."""
     import bench_queue as me
-    q = sq.Queue(1024)
-    its = [subinterp.create() for _ in range(4)]
+    if batch:
+        return ([(me.produce_batched, (n // p, batch))] * p +
+                [(me.consume_batched, (n // c, batch))] * c)
+    return [(me.produce, (n // p,))] * p + [(me.consume, (n // c,))] * c
+
+
+def noop():
+    pass
+
+
+def pxc_subinterp(p, c, n, batch=0):
+    import bench_queue as me
+    q = sq.Queue(PXC_MAXSIZE)
+    its = [subinterp.create() for _ in range(p + c)]
     try:
+        for it in its:          # the import of this module, not timed
+            it.call(me.noop)
         t0 = time.perf_counter()
-        ts = [its[0].call_in_thread(me.produce, q, n),
-              its[1].call_in_thread(me.produce, q, n),
-              its[2].call_in_thread(me.consume, q, n),
-              its[3].call_in_thread(me.consume, q, n)]
+        ts = [it.call_in_thread(fn, q, *args)
+              for it, (fn, args) in zip(its, pxc_jobs(p, c, n, batch))]
         for t in ts:
             t.result()
         dt = time.perf_counter() - t0
     finally:
         for it in its:
             it.close()
-    return 2 * n / dt
+    return n / dt
 
 
-def p2c2_threads(n):
-    q = stdlib_queue.Queue(1024)
-    ts = [threading.Thread(target=produce, args=(q, n)) for _ in range(2)]
-    ts += [threading.Thread(target=consume, args=(q, n)) for _ in range(2)]
+def pxc_threads(p, c, n):
+    q = stdlib_queue.Queue(PXC_MAXSIZE)
+    ts = [threading.Thread(target=fn, args=(q, *args))
+          for fn, args in pxc_jobs(p, c, n, 0)]
     t0 = time.perf_counter()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return 2 * n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0)
 
 
-def p2c2_mp_queue(n):
-    import bench_queue as me
-    q = multiprocessing.Queue(1024)
-    ps = [multiprocessing.Process(target=me.produce, args=(q, n))
-          for _ in range(2)]
-    ps += [multiprocessing.Process(target=me.consume, args=(q, n))
-           for _ in range(2)]
+def pxc_mp_queue(p, c, n):
+    q = multiprocessing.Queue(PXC_MAXSIZE)
+    ps = [multiprocessing.Process(target=fn, args=(q, *args))
+          for fn, args in pxc_jobs(p, c, n, 0)]
     t0 = time.perf_counter()
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join()
-    return 2 * n / (time.perf_counter() - t0)
+    for proc in ps:
+        proc.start()
+    for proc in ps:
+        proc.join()
+    return n / (time.perf_counter() - t0)
 
 
-def p2c2_stdlib(n):
+def pxc_stdlib(p, c, n):
     from concurrent import interpreters
-    import bench_queue as me
-    q = interpreters.create_queue(1024)
-    its = [stdlib_interp_with_path() for _ in range(4)]
+    q = interpreters.create_queue(PXC_MAXSIZE)
+    its = [stdlib_interp_with_path() for _ in range(p + c)]
     try:
+        for it in its:          # the import of this module, not timed
+            it.exec("import bench_queue")
         t0 = time.perf_counter()
-        ts = [its[0].call_in_thread(me.produce, q, n),
-              its[1].call_in_thread(me.produce, q, n),
-              its[2].call_in_thread(me.consume, q, n),
-              its[3].call_in_thread(me.consume, q, n)]
+        ts = [it.call_in_thread(fn, q, *args)
+              for it, (fn, args) in zip(its, pxc_jobs(p, c, n, 0))]
         for t in ts:
             t.join()
         dt = time.perf_counter() - t0
     finally:
         for it in its:
             it.close()
-    return 2 * n / dt
+    return n / dt
+
+
+def pxc_counts(p, c, n):
+    """n rounded down to a multiple of p * c (at least one item each)."""
+    return max(p * c, n - n % (p * c))
 
 
 def select8_latency_us(n):
@@ -287,6 +326,9 @@ def channel1_latency_us(n):
 # ---------------------------------------------------------------------------
 
 
+PXC_SHAPES = ((2, 2), (4, 4))
+
+
 def median_of(fn, n, repeat):
     return statistics.median(fn(n) for _ in range(repeat))
 
@@ -320,18 +362,28 @@ def main():
         v = median_of(fn, count, r)
         print(f"  {name:44s} {v:12,.0f}   subinterp is {ours / v:7.1f}x")
 
-    print("\n2 producers x 2 consumers, small ints, items/s")
-    ours = median_of(p2c2_subinterp, n(200_000), r)
-    print(f"  {'subinterp.Queue, 4 interpreters':44s} {ours:12,.0f}")
-    rows = [("queue.Queue, 4 threads", p2c2_threads, n(100_000)),
-            ("multiprocessing.Queue, 4 processes", p2c2_mp_queue,
-             n(50_000))]
-    if have_stdlib:
-        rows.append(("concurrent.interpreters queue, 4 interpreters",
-                     p2c2_stdlib, n(20_000)))
-    for name, fn, count in rows:
-        v = median_of(fn, count, r)
-        print(f"  {name:44s} {v:12,.0f}   subinterp is {ours / v:7.1f}x")
+    for p, c in PXC_SHAPES:
+        w = p + c
+        print(f"\n{p} producers x {c} consumers, small ints, one queue of "
+              f"maxsize {PXC_MAXSIZE}, items/s")
+        single = median_of(lambda k: pxc_subinterp(p, c, k),
+                           pxc_counts(p, c, n(400_000)), r)
+        batched = median_of(lambda k: pxc_subinterp(p, c, k, BATCH),
+                            pxc_counts(p, c, n(2_000_000)), r)
+        print(f"  {f'subinterp.Queue put/get, {w} interpreters':44s} "
+              f"{single:12,.0f}")
+        print(f"  {f'subinterp.Queue put_many/get_many({BATCH})':44s} "
+              f"{batched:12,.0f}")
+        rows = [(f"queue.Queue, {w} threads", pxc_threads, n(200_000)),
+                (f"multiprocessing.Queue, {w} processes", pxc_mp_queue,
+                 n(50_000))]
+        if have_stdlib:
+            rows.append((f"concurrent.interpreters queue, {w} interpreters",
+                         pxc_stdlib, n(20_000)))
+        for name, fn, count in rows:
+            v = median_of(lambda k: fn(p, c, k), pxc_counts(p, c, count), r)
+            print(f"  {name:44s} {v:12,.0f}   subinterp is "
+                  f"{single / v:6.1f}x, batched {batched / v:6.1f}x")
 
     print("\nselect over 8 channels, one item on a random channel, "
           "round trip in us (lower is better)")

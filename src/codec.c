@@ -96,8 +96,19 @@ msg_free(msg *m)
     }
     refs_release(m->refs, m->nrefs);
     PyMem_RawFree(m->refs);
-    PyMem_RawFree(m->data);
+    msg_free_data(m);
     PyMem_RawFree(m);
+}
+
+void
+msg_free_data(msg *m)
+{
+    /* a small message's data is in the struct's block (enc_take_msg) */
+    if (m->data != (char *)(m + 1)) {
+        PyMem_RawFree(m->data);
+    }
+    m->data = NULL;
+    m->size = 0;
 }
 
 Py_ssize_t
@@ -325,9 +336,7 @@ dumps_local(codec_state *cs, msg *m)
     p[4] |= MSGF_LOCAL;
     memcpy(p + MSG_LOCAL_HEADER, m->data + MSG_HEADER, (size_t)body);
     /* the table keeps the references, not the bytes */
-    PyMem_RawFree(m->data);
-    m->data = NULL;
-    m->size = 0;
+    msg_free_data(m);
     if (token_register(m, &token) < 0) {
         goto done;
     }

@@ -80,7 +80,8 @@ struct encoder {
     codec_state *cs;
     enc_mode mode;
 
-    char *buf;          /* PyMem_RawMalloc */
+    char *buf;          /* `small`, then PyMem_RawMalloc once it grows */
+    char *small;        /* the caller's stack buffer of ENC_SMALL bytes */
     Py_ssize_t len;
     Py_ssize_t cap;
 
@@ -124,6 +125,10 @@ struct encoder {
  * remembers the one it interrupted. */
 static _Thread_local encoder *tls_enc;
 
+/* An encoder starts in a stack buffer of this size; a message that fits
+ * is one allocation (enc_take_msg). */
+#define ENC_SMALL 256
+
 /* ------------------------------------------------------------------ */
 /* output buffer                                                       */
 
@@ -139,7 +144,16 @@ enc_grow(encoder *e, Py_ssize_t need)
     while (cap < want) {
         cap = cap < PY_SSIZE_T_MAX / 2 ? cap * 2 : want;
     }
-    char *nb = PyMem_RawRealloc(e->buf, (size_t)cap);
+    char *nb;
+    if (e->buf == e->small) {
+        nb = PyMem_RawMalloc((size_t)cap);
+        if (nb != NULL) {
+            memcpy(nb, e->buf, (size_t)e->len);
+        }
+    }
+    else {
+        nb = PyMem_RawRealloc(e->buf, (size_t)cap);
+    }
     if (nb == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -1939,7 +1953,9 @@ enc_free(encoder *e)
 {
     enc_reset(e);
     PyMem_RawFree(e->refs);
-    PyMem_RawFree(e->buf);
+    if (e->buf != e->small) {
+        PyMem_RawFree(e->buf);
+    }
     PyMem_Free(e->segs);
     e->segs = NULL;
     shape_free(e);
@@ -1996,6 +2012,7 @@ enc_complete(encoder *e)
 static msg *
 enc_take_msg(encoder *e)
 {
+    msg *m;
     if (e->nsegs > 0) {
         /* dumps() of a message with references: one contiguous copy */
         Py_ssize_t size = enc_offset(e);
@@ -2005,12 +2022,30 @@ enc_take_msg(encoder *e)
             return NULL;
         }
         enc_gather(e, nb);
-        PyMem_RawFree(e->buf);
+        if (e->buf != e->small) {
+            PyMem_RawFree(e->buf);
+        }
         e->buf = nb;
         e->len = e->cap = size;
         seg_clear(e);
     }
-    msg *m = PyMem_RawMalloc(sizeof(msg));
+    if (e->buf == e->small) {
+        /* Small (most messages): one block, the data right after the
+           struct.  A message is usually freed by another thread than the
+           one that made it (the receiver of a queue): one block instead
+           of two halves the frees that land in the sender's malloc arena
+           and take its lock, and a block this small is freed through
+           glibc's fastbins, without that lock. */
+        m = PyMem_RawMalloc(sizeof(msg) + (size_t)e->len);
+        if (m == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        m->data = (char *)(m + 1);
+        memcpy(m->data, e->buf, (size_t)e->len);
+        goto fill;
+    }
+    m = PyMem_RawMalloc(sizeof(msg));
     if (m == NULL) {
         PyErr_NoMemory();
         return NULL;
@@ -2024,20 +2059,22 @@ enc_take_msg(encoder *e)
         }
     }
     m->data = e->buf;
+    e->buf = NULL;
+fill:
     m->size = e->len;
     m->refs = e->refs;
     m->nrefs = e->nrefs;
-    e->buf = NULL;
     e->refs = NULL;
     e->nrefs = 0;
     e->refcap = 0;
     return m;
 }
 
-/* Set up e.  0, or -1 (nothing to undo).  The caller then makes it this
+/* Set up e, to start in small, the caller's stack buffer of ENC_SMALL
+ * bytes.  0, or -1 (nothing to undo).  The caller then makes it this
  * thread's encoder (tls_enc), and enc_end undoes both. */
 static int
-enc_begin(encoder *e, module_state *st, enc_mode mode)
+enc_begin(encoder *e, char *small, module_state *st, enc_mode mode)
 {
     codec_state *cs = codec_get(st);
     if (cs == NULL) {
@@ -2050,12 +2087,8 @@ enc_begin(encoder *e, module_state *st, enc_mode mode)
     e->st = st;
     e->cs = cs;
     e->mode = mode;
-    e->cap = 256;
-    e->buf = PyMem_RawMalloc((size_t)e->cap);
-    if (e->buf == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    e->cap = ENC_SMALL;
+    e->buf = e->small = small;
     e->len = MSG_HEADER;
     e->prev = tls_enc;
     return 0;
@@ -2096,8 +2129,9 @@ msg *
 codec_encode_mode(module_state *st, PyObject *obj, enc_mode mode)
 {
     encoder e;
+    char small[ENC_SMALL];
     msg *m = NULL;
-    if (enc_begin(&e, st, mode) < 0) {
+    if (enc_begin(&e, small, st, mode) < 0) {
         return NULL;
     }
     tls_enc = &e;
@@ -2112,9 +2146,10 @@ PyObject *
 codec_dumps(module_state *st, PyObject *obj, msg **local)
 {
     encoder e;
+    char small[ENC_SMALL];
     PyObject *res = NULL;
     *local = NULL;
-    if (enc_begin(&e, st, ENC_DUMPS) < 0) {
+    if (enc_begin(&e, small, st, ENC_DUMPS) < 0) {
         return NULL;
     }
     tls_enc = &e;

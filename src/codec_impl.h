@@ -174,6 +174,9 @@ struct msg {
     msg_ref *refs;              /* PyMem_RawMalloc, one C reference each */
 };
 
+/* Free the bytes of m (not its references), which then has none. */
+void msg_free_data(msg *m);
+
 /* Release the references of refs[0..n) (any thread, no GIL needed). */
 void refs_release(msg_ref *refs, Py_ssize_t n);
 

@@ -325,32 +325,83 @@ fifo_try_recv(fifo *f, item *got)
 }
 
 void
-fifo_unget(fifo *f, item *it)
+fifo_unget_many(fifo *f, item *its, Py_ssize_t n)
 {
     uint32_t prev;
-    inode *slot = NULL;
+    Py_ssize_t i = 0;
+    inode *first = NULL, *last = NULL;
+    Py_ssize_t nback = 0;
+
     sub_mutex_lock(&f->mutex);
-    wnode *n = wlist_claim_first(&f->receivers, &prev);
-    if (n != NULL) {
-        wnode_fire(n, prev, WS_OK, it);
-    }
-    else if (f->closed != FIFO_CLOSED && (slot = node_get(f)) != NULL) {
-        /* back at the head, even beyond capacity: it was taken once */
-        slot->v = *it;
-        it->m = NULL;
-        node_enter(f, slot);
-        slot->next = f->head;
-        f->head = slot;
-        if (f->tail == NULL) {
-            f->tail = slot;
+    /* Receivers wait only on an empty buffer: the first items go to them,
+       in order, the rest back to the head, in order. */
+    for (; i < n; i++) {
+        wnode *w = wlist_claim_first(&f->receivers, &prev);
+        if (w == NULL) {
+            break;
         }
-        f->count++;
+        wnode_fire(w, prev, WS_OK, &its[i]);
     }
-    /* else force-closed meanwhile (dropped with the rest) or XXX no
-       memory: the item goes */
+    for (; i < n && f->closed != FIFO_CLOSED; i++) {
+        inode *slot = node_get(f);
+        if (slot == NULL) {
+            break;  /* XXX no memory: the rest of the items go */
+        }
+        /* back at the head, even beyond capacity: they were taken once */
+        slot->v = its[i];
+        its[i].m = NULL;
+        node_enter(f, slot);
+        slot->next = NULL;
+        if (last == NULL) {
+            first = slot;
+        }
+        else {
+            last->next = slot;
+        }
+        last = slot;
+        nback++;
+    }
+    if (last != NULL) {
+        last->next = f->head;
+        if (f->head == NULL) {
+            f->tail = last;
+        }
+        f->head = first;
+        f->count += nback;
+    }
+    /* else force-closed meanwhile: dropped with the rest */
     fifo_check(f);
     sub_mutex_unlock(&f->mutex);
-    item_clear(it);
+    for (i = 0; i < n; i++) {
+        item_clear(&its[i]);
+    }
+}
+
+void
+fifo_unget(fifo *f, item *it)
+{
+    fifo_unget_many(f, it, 1);
+}
+
+Py_ssize_t
+fifo_send_many(fifo *f, item *its, Py_ssize_t n, fifo_status *st)
+{
+    Py_ssize_t i = 0;
+    *st = FIFO_DONE;
+    while (i < n && (*st = fifo_try_send(f, &its[i])) == FIFO_DONE) {
+        i++;
+    }
+    return i;
+}
+
+Py_ssize_t
+fifo_recv_many(fifo *f, item *out, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n && fifo_try_recv(f, &out[i]) == FIFO_DONE) {
+        i++;
+    }
+    return i;
 }
 
 void
@@ -408,17 +459,28 @@ fifo_drop_buffer(fifo *f)
 /* ------------------------------------------------------------------ */
 /* items                                                               */
 
-int
-item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
+/* item_encode for the current interpreter, whose id the caller knows
+ * (put_many asks once for all its objects). */
+static int
+item_encode_in(module_state *st, PyObject *obj, int unboundop,
+               int64_t interp_id, item *out)
 {
     out->m = codec_encode(st, obj);
     if (out->m == NULL) {
         return -1;
     }
-    out->interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    out->interp_id = interp_id;
     out->unboundop = unboundop;
     out->unbound = 0;
     return 0;
+}
+
+int
+item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
+{
+    return item_encode_in(st, obj, unboundop,
+                          PyInterpreterState_GetID(PyInterpreterState_Get()),
+                          out);
 }
 
 /* An item on its way to the caller (see queue_item_to_object). */
@@ -427,6 +489,8 @@ typedef struct {
     PyObject *source;   /* the Queue or RecvChannel: keeps f alive */
     fifo *f;
     item it;        /* the item, while not done */
+    item *many;     /* or get_many()'s items (PyMem_RawMalloc), in order */
+    Py_ssize_t nmany;
     int done;
 } TakenObject;
 
@@ -436,10 +500,21 @@ taken_dealloc(PyObject *op)
     TakenObject *self = (TakenObject *)op;
     PyTypeObject *tp = Py_TYPE(op);
     if (!self->done) {
-        /* dropped with the object it carried: the item goes back */
-        fifo_unget(self->f, &self->it);
+        /* dropped with the objects it carried: the items go back */
+        if (self->many != NULL) {
+            fifo_unget_many(self->f, self->many, self->nmany);
+        }
+        else {
+            fifo_unget(self->f, &self->it);
+        }
     }
     item_clear(&self->it);
+    if (self->many != NULL) {
+        for (Py_ssize_t i = 0; i < self->nmany; i++) {
+            item_clear(&self->many[i]);
+        }
+        PyMem_RawFree(self->many);
+    }
     Py_DECREF(self->source);
     tp->tp_free(op);
     Py_DECREF(tp);
@@ -494,22 +569,29 @@ taken_pair(PyObject *obj, PyObject *taken)
     return res;
 }
 
+/* The object an item stands for (it stays the caller's): decoded, or
+ * UNBOUND, or NULL with ItemInterpreterDestroyed for an unbound item put
+ * with UNBOUND_ERROR (or the decoder's exception). */
+static PyObject *
+item_object(module_state *st, const item *it)
+{
+    if (!it->unbound) {
+        return codec_decode(st, it->m);
+    }
+    if (it->unboundop == UNBOUND_REPLACE) {
+        return Py_NewRef(st->queue->UNBOUND);
+    }
+    set_err(st, ERR_ITEM_INTERP_DESTROYED, (long long)it->interp_id);
+    return NULL;
+}
+
 PyObject *
 queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
                      PyObject **taken)
 {
-    PyObject *res = NULL;
     struct queue_state *qs = st->queue;
+    PyObject *res = item_object(st, it);
 
-    if (!it->unbound) {
-        res = codec_decode(st, it->m);
-    }
-    else if (it->unboundop == UNBOUND_REPLACE) {
-        res = Py_NewRef(qs->UNBOUND);
-    }
-    else {
-        set_err(st, ERR_ITEM_INTERP_DESTROYED, (long long)it->interp_id);
-    }
     /* The item is the caller's once this function returns it.  A signal
        that arrived since it was taken -- during the hand-off, the wake-up
        or the decoding -- would have its handler run by the eval loop
@@ -531,6 +613,8 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
             t->source = Py_NewRef(source);
             t->f = f;
             t->it = *it;
+            t->many = NULL;
+            t->nmany = 0;
             t->done = 0;
             it->m = NULL;
             *taken = (PyObject *)t;
@@ -994,6 +1078,293 @@ queue_get_impl(PyObject *self, int block, PyObject *timeout)
     }
 }
 
+/* Record on the exception being raised how many of put_many()'s objects
+ * went in before it (they stay in): its `count` attribute.  Best effort:
+ * an exception that takes no attribute is raised as it is. */
+static void
+exc_set_count(Py_ssize_t count)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *n = PyLong_FromSsize_t(count);
+    if (n == NULL || exc == NULL ||
+        PyObject_SetAttrString(exc, "count", n) < 0) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(n);
+    PyErr_SetRaisedException(exc);
+}
+
+/* put_many(objs): every object is encoded first (one that fails to
+ * encode raises before anything went in), then as many as fit go in
+ * under one lock of the FIFO; while the rest do not fit, one blocking
+ * put of the next object (select_blocking: the one wait engine) waits
+ * for room, and the next lock puts what fits again.  Order is kept:
+ * only one object of the call is ever waiting.  On a timeout (or
+ * block false) QueueFull says how many went in (`count`); so does any
+ * exception raised while waiting (KeyboardInterrupt, SystemExit). */
+static PyObject *
+queue_put_many_impl(PyObject *self, PyObject *objs, int block,
+                    PyObject *timeout, PyObject *unbound)
+{
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
+    queue_obj *q = queue_of(self);
+    fifo *f = &q->fo.f;
+    PyObject *seq = NULL, *res = NULL;
+    item *its = NULL;
+    Py_ssize_t n = 0, nenc = 0, sent = 0;
+    fifo_status fs = FIFO_DONE;
+    deadline dl;
+
+    int op = unboundop_from_object(st, unbound, q->unboundop);
+    if (op < 0) {
+        return NULL;
+    }
+    if (block && deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    /* a tuple: encoding may run Python code, which could resize a list */
+    seq = PySequence_Tuple(objs);
+    if (seq == NULL) {
+        goto done;
+    }
+    n = PyTuple_GET_SIZE(seq);
+    its = PyMem_RawMalloc((size_t)(n > 0 ? n : 1) * sizeof(item));
+    if (its == NULL) {
+        set_err(st, ERR_NO_MEMORY);
+        goto done;
+    }
+    int64_t interp_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    for (; nenc < n; nenc++) {
+        if (item_encode_in(st, PyTuple_GET_ITEM(seq, nenc), op, interp_id,
+                           &its[nenc]) < 0) {
+            goto done;
+        }
+    }
+    /* as put(): handlers that raise stop it before anything moved */
+    if (PyErr_CheckSignals() < 0) {
+        goto done;
+    }
+    sub_mutex_lock(&f->mutex);
+    sent = fifo_send_many(f, its, n, &fs);
+    sub_mutex_unlock(&f->mutex);
+    while (sent < n && fs == FIFO_NOT_READY && block) {
+        sel_case c = {.f = f, .kind = CASE_SEND, .send_item = its[sent]};
+        int index, r;
+        its[sent].m = NULL;
+        r = select_blocking(&c, 1, 0, &dl, &index, NULL);
+        its[sent] = c.send_item;    /* m is NULL once delivered */
+        if (r != SEL_DONE) {
+            if (r == SEL_TIMEOUT) {
+                set_err(st, ERR_QUEUE_FULL);
+            }
+            else if (r == SEL_NO_MEMORY) {
+                set_err(st, ERR_NO_MEMORY);
+            }
+            /* else the engine raised (a queue is never closed) */
+            exc_set_count(sent);
+            goto done;
+        }
+        sent++;
+        sub_mutex_lock(&f->mutex);
+        sent += fifo_send_many(f, its + sent, n - sent, &fs);
+        sub_mutex_unlock(&f->mutex);
+    }
+    if (sent < n) {
+        set_err(st, fs == FIFO_NO_MEMORY ? ERR_NO_MEMORY : ERR_QUEUE_FULL);
+        exc_set_count(sent);
+        goto done;
+    }
+    res = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < nenc; i++) {
+        item_clear(&its[i]);    /* those that did not go in */
+    }
+    PyMem_RawFree(its);
+    Py_XDECREF(seq);
+    return res;
+}
+
+/* _put_many(block, timeout, unbounditems) -> a _StoreOp (put_many()
+ * calls it) */
+static PyObject *
+queue_put_many_op(PyObject *queue, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_put_many(block, timeout, unbounditems)");
+        return NULL;
+    }
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0) {
+        return NULL;
+    }
+    return store_op_new(get_mod_state_by_type(Py_TYPE(queue)),
+                        queue_put_many_impl, queue, block, args[1], args[2]);
+}
+
+/* First size of get_many()'s array of items; it grows to what the
+ * buffer holds (at most max_items) when that is more. */
+#define GET_MANY_FIRST 64
+
+/* Receive up to `want` items into (*its)[from..), growing the array
+ * (capacity *cap) to what the buffer holds first.  Returns how many. */
+static Py_ssize_t
+recv_many_locked(fifo *f, item **its, Py_ssize_t *cap, Py_ssize_t from,
+                 Py_ssize_t want)
+{
+    Py_ssize_t n;
+    sub_mutex_lock(&f->mutex);
+    n = Py_MIN(want, f->count);
+    if (from + n > *cap) {
+        /* under the mutex, like node_get: only when a batch is bigger
+           than any before it */
+        item *p = PyMem_RawRealloc(*its, (size_t)(from + n) * sizeof(item));
+        if (p != NULL) {
+            *its = p;
+            *cap = from + n;
+        }
+    }
+    n = fifo_recv_many(f, *its + from, Py_MIN(want, *cap - from));
+    sub_mutex_unlock(&f->mutex);
+    return n;
+}
+
+/* get_many(max_items): every item the buffer holds now, up to
+ * max_items, taken under one lock; when there is none (and block), one
+ * blocking get (select_blocking) waits for the first, and whatever has
+ * arrived with it is taken too, without waiting again.  The items are
+ * decoded after the mutex is released and returned as a list with a
+ * _Taken holding them all (as get(): put back, in order, if the list
+ * never reaches the caller).  Delivery is exactly once: when item j > 0
+ * fails to decode (ItemInterpreterDestroyed, a decoding error), the
+ * first j are returned and item j and those after it go back to the
+ * head, where the next get raises for item j; when the first fails, it
+ * is consumed and raises, as with get(). */
+static PyObject *
+queue_get_many_impl(PyObject *self, Py_ssize_t max_items, int block,
+                    PyObject *timeout)
+{
+    module_state *st = get_mod_state_by_type(Py_TYPE(self));
+    queue_obj *q = queue_of(self);
+    fifo *f = &q->fo.f;
+    struct queue_state *qs = st->queue;
+    PyObject *list = NULL;
+    TakenObject *t = NULL;
+    Py_ssize_t cap = Py_MIN(max_items, GET_MANY_FIRST), k = 0, j;
+    item *its = NULL;
+    deadline dl;
+
+    if (max_items < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_items must be >= 1");
+        return NULL;
+    }
+    if (block && deadline_from_timeout(timeout, 0, &dl) < 0) {
+        return NULL;
+    }
+    /* as get(): handlers that raise stop it before anything moved */
+    if (PyErr_CheckSignals() < 0) {
+        return NULL;
+    }
+    its = PyMem_RawMalloc((size_t)cap * sizeof(item));
+    if (its == NULL) {
+        set_err(st, ERR_NO_MEMORY);
+        return NULL;
+    }
+    k = recv_many_locked(f, &its, &cap, 0, max_items);
+    if (k == 0) {
+        sel_case c = {.f = f, .kind = CASE_RECV};
+        int index;
+        int r = select_blocking(&c, 1, 0, block ? &dl : NULL, &index,
+                                &its[0]);
+        if (r != SEL_DONE) {
+            if (r == SEL_TIMEOUT) {
+                set_err(st, ERR_QUEUE_EMPTY);
+            }
+            else if (r == SEL_NO_MEMORY) {
+                set_err(st, ERR_NO_MEMORY);
+            }
+            goto error;
+        }
+        k = 1;
+        if (max_items > 1) {
+            k += recv_many_locked(f, &its, &cap, 1, max_items - 1);
+        }
+    }
+    list = PyList_New(k);
+    if (list == NULL) {
+        goto unget_all;
+    }
+    for (j = 0; j < k; j++) {
+        PyObject *obj = item_object(st, &its[j]);
+        if (obj == NULL) {
+            break;
+        }
+        PyList_SET_ITEM(list, j, obj);
+    }
+    if (j < k) {
+        if (j == 0) {
+            /* as get(): the item that raised is consumed */
+            item_clear(&its[0]);
+            fifo_unget_many(f, its + 1, k - 1);
+            goto error;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            goto unget_all;     /* KeyboardInterrupt, SystemExit... */
+        }
+        /* the first j objects are the result; item j raises next time */
+        PyErr_Clear();
+        fifo_unget_many(f, its + j, k - j);
+        if (PyList_SetSlice(list, j, k, NULL) < 0) {
+            goto unget_all;
+        }
+        k = j;
+    }
+    /* the signal handlers, while the items can still go back (see
+       queue_item_to_object) */
+    if (PyErr_CheckSignals() < 0) {
+        goto unget_all;
+    }
+    t = PyObject_New(TakenObject, qs->TakenType);
+    if (t == NULL) {
+        goto unget_all;
+    }
+    t->source = Py_NewRef(self);
+    t->f = f;
+    t->it.m = NULL;
+    t->many = its;
+    t->nmany = k;
+    t->done = 0;
+    return taken_pair(list, (PyObject *)t);
+
+unget_all:
+    fifo_unget_many(f, its, k);
+error:
+    Py_XDECREF(list);
+    PyMem_RawFree(its);
+    return NULL;
+}
+
+/* _get_many(max_items, block, timeout): called by get_many() only,
+ * positionally */
+static PyObject *
+queue_get_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_get_many(max_items, block, timeout)");
+        return NULL;
+    }
+    Py_ssize_t max_items = PyNumber_AsSsize_t(args[0], NULL);
+    if (max_items == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int block = PyObject_IsTrue(args[1]);
+    if (block < 0) {
+        return NULL;
+    }
+    return queue_get_many_impl(self, max_items, block, args[2]);
+}
+
 /* _get(block, timeout): called by get() only, positionally */
 static PyObject *
 queue_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1186,6 +1557,12 @@ static PyMethodDef queue_methods[] = {
     {"_get", _PyCFunction_CAST(queue_get), METH_FASTCALL,
      "_get($self, block=True, timeout=None)\n--\n\n"
      "get(), returning (object, taken) (internal)."},
+    {"_put_many", _PyCFunction_CAST(queue_put_many_op), METH_FASTCALL,
+     "_put_many($self, block, timeout, unbounditems, /)\n--\n\n"
+     "An operation putting the objects stored into it (internal)."},
+    {"_get_many", _PyCFunction_CAST(queue_get_many), METH_FASTCALL,
+     "_get_many($self, max_items, block, timeout, /)\n--\n\n"
+     "get_many(), returning (list, taken) (internal)."},
     {"_get_nowait", queue_get_nowait, METH_NOARGS,
      "_get_nowait($self, /)\n--\n\n"
      "get_nowait(), returning (object, taken) (internal)."},

@@ -641,6 +641,13 @@ static const char receive_wrappers[] =
     "    obj, taken = _get(self, block, timeout)\n"
     "    taken.done = True\n"
     "    return obj\n"
+    "def put_many(self, objs, block=True, timeout=None, *,\n"
+    "             unbounditems=None):\n"
+    "    _put_many(self, block, timeout, unbounditems).obj = objs\n"
+    "def get_many(self, max_items, block=True, timeout=None):\n"
+    "    objs, taken = _get_many(self, max_items, block, timeout)\n"
+    "    taken.done = True\n"
+    "    return objs\n"
     "def get_nowait(self):\n"
     "    obj, taken = _get_nowait(self)\n"
     "    taken.done = True\n"
@@ -708,6 +715,27 @@ static const struct {
      "Remove and return the next object, waiting while the queue is empty "
      "(unless block is false), at most timeout seconds; raises QueueEmpty "
      "then."},
+    {"put_many", ON_QUEUE,
+     "put_many(objs, block=True, timeout=None, *, unbounditems=None)\n\n"
+     "Add every object of the iterable objs, in order, as put() would one "
+     "after the other, but under one lock for as many as fit: waiting "
+     "while the queue is full (unless block is false), at most timeout "
+     "seconds in all.\n\n"
+     "Every object is copied first: one that cannot be copied raises "
+     "before any went in.  When not all fit in time (or block is false), "
+     "raises QueueFull; its ``count`` attribute says how many went in "
+     "(they stay in the queue, the rest did not go in).  An exception "
+     "raised while waiting (KeyboardInterrupt, SystemExit) carries "
+     "``count`` too."},
+    {"get_many", ON_QUEUE,
+     "get_many(max_items, block=True, timeout=None)\n\n"
+     "Remove and return, as a list, the next objects the queue holds, at "
+     "most max_items of them: waiting while the queue is empty (unless "
+     "block is false), at most timeout seconds (QueueEmpty then), but "
+     "never for more than the first object.\n\n"
+     "Each object is returned exactly once: when an object after the "
+     "first cannot be returned (an UNBOUND_ERROR item), the list ends "
+     "before it and the next get raises for it."},
     {"get_nowait", ON_QUEUE,
      "get(block=False): raises QueueEmpty if the queue is empty."},
     {"recv", ON_RECV,
@@ -852,6 +880,8 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         {"_get", ON_QUEUE, "_get"},
         {"_get_nowait", ON_QUEUE, "_get_nowait"},
         {"_put", ON_QUEUE, "_put"},
+        {"_put_many", ON_QUEUE, "_put_many"},
+        {"_get_many", ON_QUEUE, "_get_many"},
         {"_recv", ON_RECV, "_recv"},
         {"_recv_nowait", ON_RECV, "_recv_nowait"},
         {"_send", ON_SEND, "_send"},

@@ -615,6 +615,18 @@ fifo_status fifo_try_recv(fifo *f, item *got);
  * to a waiting receiver, else at the head of the buffer.  Takes
  * f->mutex; moves *it. */
 void fifo_unget(fifo *f, item *it);
+/* The same for n items taken in this order (a get_many()): they go back
+ * in the same order, the first to waiting receivers.  Moves its[0..n). */
+void fifo_unget_many(fifo *f, item *its, Py_ssize_t n);
+/* f->mutex held.  Send its[0], its[1], ... (fifo_try_send) while they
+ * complete; returns how many did, *st the status of the first that did
+ * not (FIFO_DONE when all did). */
+Py_ssize_t fifo_send_many(fifo *f, item *its, Py_ssize_t n,
+                          fifo_status *st);
+/* f->mutex held.  Receive up to n items into out[] (fifo_try_recv, which
+ * lets blocked senders refill the slots) while one can be had without
+ * waiting; returns how many. */
+Py_ssize_t fifo_recv_many(fifo *f, item *out, Py_ssize_t n);
 /* Close: force drops the buffer; every waiter is woken with WS_CLOSED.
  * Takes f->mutex. */
 void fifo_close(fifo *f, int force);

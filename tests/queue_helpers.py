@@ -134,3 +134,31 @@ def rlock_twice(rlock):
     with rlock:
         with rlock:
             return rlock._is_owned()
+
+
+def put_many_chunks(q, start, n, chunk):
+    """put_many() the ints start .. start + n - 1, chunk at a time."""
+    for i in range(start, start + n, chunk):
+        q.put_many(range(i, min(start + n, i + chunk)))
+
+
+def get_many_total(q, n, chunk):
+    """get_many() n items, at most chunk at a time: (count, sum, calls)."""
+    total = count = calls = 0
+    while count < n:
+        items = q.get_many(min(chunk, n - count), timeout=60)
+        assert 1 <= len(items) <= chunk
+        count += len(items)
+        total += sum(items)
+        calls += 1
+    return count, total, calls
+
+
+def get_many_once(q, max_items, timeout=None):
+    return q.get_many(max_items, timeout=timeout)
+
+
+def put_many_once(q, items, timeout=None, unbounditems=None):
+    if unbounditems is not None:
+        unbounditems = getattr(_queues, unbounditems)
+    q.put_many(items, timeout=timeout, unbounditems=unbounditems)

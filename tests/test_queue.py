@@ -652,7 +652,9 @@ def drain(receive):
                 armed = True
                 x = receive(True)
                 armed = False
-            if x is not None:
+            if type(x) is list:
+                got.extend(x)
+            elif x is not None:
                 got.append(x)
         except Alarm:
             armed = False
@@ -667,6 +669,22 @@ if mode == "get":
     def receive(block):
         try:
             return q.get(timeout=0.5) if block else q.get_nowait()
+        except subinterp.QueueEmpty:
+            return None
+
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    drain(receive)
+elif mode == "get_many":
+    q = subinterp.create_queue()
+    it = subinterp.create()
+    t = it.call_in_thread(queue_helpers.put_many_chunks, q, 0, N, 10)
+    threading.Thread(target=lambda: (t.result(), finished.set())).start()
+
+    def receive(block):
+        try:
+            if block:
+                return q.get_many(7, timeout=0.5)
+            return q.get_many(7, block=False)
         except subinterp.QueueEmpty:
             return None
 
@@ -723,6 +741,27 @@ elif mode == "put":
             armed = False  # not put: again
     signal.setitimer(signal.ITIMER_REAL, 0, 0)
     got = t.result()
+elif mode == "put_many":
+    # a bounded queue: the batches wait for room and are interrupted
+    # there; what went in before the exception is its count
+    q = subinterp.create_queue(maxsize=3)
+    it = subinterp.create()
+    t = it.call_in_thread(queue_helpers.get_n, q, N, 30)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    i = 0
+    while True:
+        try:
+            if i == N:
+                break
+            armed = True
+            q.put_many(range(i, min(N, i + 10)), timeout=30)
+            armed = False
+            i = min(N, i + 10)
+        except Alarm as e:
+            armed = False
+            i += getattr(e, "count", 0)  # went in: the rest again
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    got = t.result()
 elif mode in ("send", "select-send"):
     # a rendezvous channel: every send waits for the receiver, and is
     # interrupted there or as it returns; one that raised did not send
@@ -754,13 +793,15 @@ print(len(got), got == list(range(N)), missing[:5])
 
 
 @pytest.mark.parametrize(
-    "mode", ["get", "recv", "select", "put", "send", "select-send"])
+    "mode", ["get", "get_many", "recv", "select", "put", "put_many",
+             "send", "select-send"])
 def test_raising_signal_handler_never_loses_or_doubles_items(mode):
-    """A handler that raises while items move (queue get, channel recv,
-    select, a put that waits on a full queue, a send or a select send on a
-    rendezvous channel): every item is delivered exactly once and in order
-    -- one taken is put back at the head when the handler raises, a put or
-    send that raised did not put or send."""
+    """A handler that raises while items move (queue get and get_many,
+    channel recv, select, a put or put_many that waits on a full queue, a
+    send or a select send on a rendezvous channel): every item is
+    delivered exactly once and in order -- one taken is put back at the
+    head when the handler raises, a put or send that raised did not put
+    or send, a put_many that raised put `count` objects."""
     res = run_script(f"mode = {mode!r}\n" + SIGNAL_SCRIPT, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "50000 True []\n", res.stdout

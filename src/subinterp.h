@@ -401,7 +401,8 @@ int interp_config_from_args(PyObject *config, PyObject *overrides,
 /* sys.path of the creator, as raw UTF-8 strings, so that a new interpreter
  * can import subinterp (and the creator's modules) before anything can
  * cross.  interp_init_new(path_copy *) runs inside the new interpreter:
- * installs the path and imports _core; sets failed on error. */
+ * installs the path (_core is imported there on first use); sets failed
+ * on error. */
 typedef struct {
     Py_ssize_t n;
     char **items;

@@ -1026,13 +1026,14 @@ static const char prepare_code[] =
     "    if info is not None:\n"
     "        info.__dict__.pop('_track_dummy_thread_ref', None)\n";
 
-/* Run code in a new namespace of the current interpreter; the namespace,
- * or NULL with an exception set.  Not PyRun_String(): that resets the
+/* Run code (compiled once per process, through cache: code_cached) in a
+ * new namespace of the current interpreter; the namespace, or NULL with
+ * an exception set.  Not PyRun_String(): that resets the
  * runtime's "unhandled KeyboardInterrupt" flag, and this runs at exit,
  * after which a script that Ctrl-C ended must still end by SIGINT (status
  * 130 in a shell). */
 static PyObject *
-run_in_namespace(const char *code)
+run_in_namespace(const char *code, code_cache *cache)
 {
     PyObject *co = NULL;
     PyObject *res = NULL;
@@ -1043,7 +1044,7 @@ run_in_namespace(const char *code)
     if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
         goto error;
     }
-    co = Py_CompileString(code, "<subinterp>", Py_file_input);
+    co = code_cached(cache, code, "<subinterp>");
     if (co == NULL) {
         goto error;
     }
@@ -1078,7 +1079,8 @@ module_loaded(const char *name)
 static PyObject *
 prepare_namespace(void)
 {
-    return run_in_namespace(prepare_code);
+    static code_cache cache;
+    return run_in_namespace(prepare_code, &cache);
 }
 
 /* A one-shot latch: the thread that joins a closing interpreter's
@@ -1667,7 +1669,8 @@ force_close(interp_entry *e)
         }
         ts = next;
     }
-    Py_XDECREF(run_in_namespace(no_join));
+    static code_cache no_join_cache;
+    Py_XDECREF(run_in_namespace(no_join, &no_join_cache));
     PyErr_Clear();
     end_interpreter(e, tstate, mine, save);
 }

@@ -4,6 +4,11 @@ Measures, in one run of one Python:
 
 * create + close of one interpreter,
 * resident memory per idle interpreter (20 kept alive, in a fresh process),
+* create + a first ``exec("pass")`` + close (the first use imports
+  ``subinterp._core`` in a subinterp interpreter),
+* ``Pool(N)`` until its N workers each ran a task, N = 2 and 4, against
+  one create + first exec (the workers create their interpreters in
+  parallel: on 3.13+ about the time of one when there are N free cores),
 * ``Interpreter.call(abs, -3)`` from the calling thread,
 
 for subinterp and for the standard library's ``concurrent.interpreters``
@@ -59,6 +64,20 @@ def per_op(fn, number, repeat):
     return statistics.median(samples), samples
 
 
+def per_op_pair(fn_a, fn_b, number, repeat):
+    """per_op of fn_a and fn_b (None: fn_a only), their runs interleaved
+    so that a change in the machine's load hits both alike."""
+    if fn_b is None:
+        return per_op(fn_a, number, repeat)[0], None
+    a, b = [], []
+    fn_a()
+    fn_b()
+    for _ in range(repeat):
+        a.append(per_op(fn_a, number, 1)[0])
+        b.append(per_op(fn_b, number, 1)[0])
+    return statistics.median(a), statistics.median(b)
+
+
 def create_close_ours():
     subinterp.create().close()
 
@@ -67,6 +86,54 @@ def make_create_close_stdlib(mod):
     if hasattr(mod, "Interpreter"):  # concurrent.interpreters
         return lambda: mod.create().close()
     return lambda: mod.destroy(mod.create())
+
+
+def create_exec_close_ours():
+    interp = subinterp.create()
+    interp.exec("pass")
+    interp.close()
+
+
+def make_create_exec_close_stdlib(mod):
+    if hasattr(mod, "Interpreter"):  # concurrent.interpreters
+        def run():
+            interp = mod.create()
+            interp.exec("pass")
+            interp.close()
+        return run
+    run_string = getattr(mod, "exec", None) or mod.run_string
+
+    def run():
+        interp = mod.create()
+        run_string(interp, "pass")
+        mod.destroy(interp)
+    return run
+
+
+def one_ready():
+    """Seconds from create() until a first exec() there returned (close
+    not counted): what a worker does before it is ready."""
+    t0 = time.perf_counter()
+    interp = subinterp.create()
+    interp.exec("pass")
+    dt = time.perf_counter() - t0
+    interp.close()
+    return dt
+
+
+def pool_ready(n):
+    """Seconds from Pool(n) until each of its n workers ran a task (each
+    task waits at a Barrier of n parties, so no worker runs two)."""
+    barrier = subinterp.Barrier(n)
+    t0 = time.perf_counter()
+    pool = subinterp.Pool(n)
+    futures = [pool.submit(exec, "b.wait()", {"b": barrier})
+               for _ in range(n)]
+    for f in futures:
+        f.result()
+    dt = time.perf_counter() - t0
+    pool.shutdown()
+    return dt
 
 
 def make_call_stdlib(mod):
@@ -127,20 +194,53 @@ def main(argv=None):
     rows = []
 
     # create + close
-    ours, _ = per_op(create_close_ours, 20, repeat)
+    ours, theirs = per_op_pair(
+        create_close_ours,
+        make_create_close_stdlib(std[1]) if std else None, 10, 2 * repeat)
     row = {"what": "create + close one interpreter", "unit": "ms",
            "subinterp": ours * 1e3}
     if std:
-        theirs, _ = per_op(make_create_close_stdlib(std[1]), 20, repeat)
         row[std[0]] = theirs * 1e3
     rows.append(row)
 
-    # memory
+    # memory (fresh processes, alternated; median of three each)
+    mem = {"ours": [], "std": []}
+    for _ in range(3):
+        for kind in mem:
+            if kind == "ours" or std:
+                mem[kind].append(rss_per_interp(kind))
     row = {"what": "RSS per idle interpreter", "unit": "MiB",
-           "subinterp": rss_per_interp("ours") / 2**20}
+           "subinterp": statistics.median(mem["ours"]) / 2**20}
     if std:
-        row[std[0]] = rss_per_interp("std") / 2**20
+        row[std[0]] = statistics.median(mem["std"]) / 2**20
     rows.append(row)
+
+    # create + first use (+ close)
+    ours, theirs = per_op_pair(
+        create_exec_close_ours,
+        make_create_exec_close_stdlib(std[1]) if std else None, 10,
+        2 * repeat)
+    row = {"what": "create + exec('pass') + close", "unit": "ms",
+           "subinterp": ours * 1e3}
+    if std:
+        row[std[0]] = theirs * 1e3
+    rows.append(row)
+
+    # pool start: n workers ready, interleaved
+    samples = {1: [], 2: [], 4: []}
+    pool_ready(2)
+    for _ in range(3 * repeat):
+        samples[1].append(one_ready())
+        for n in (2, 4):
+            samples[n].append(pool_ready(n))
+    one = statistics.median(samples[1])
+    rows.append({"what": "create + first exec (ready)", "unit": "ms",
+                 "subinterp": one * 1e3})
+    for n in (2, 4):
+        ready = statistics.median(samples[n])
+        rows.append({"what": f"Pool({n}) ready", "unit": "ms",
+                     "subinterp": ready * 1e3,
+                     "note": f"{ready / one:.2f}x one create + first exec"})
 
     # call latency
     interp = subinterp.create()
@@ -156,7 +256,9 @@ def main(argv=None):
             row[std[0]] = theirs * 1e6
     rows.append(row)
 
-    print(f"Python {sys.version.split()[0]}, median of {repeat} runs")
+    print(f"Python {sys.version.split()[0]}, median of {repeat} runs, "
+          f"{os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f}")
     label = std[0] if std else None
     header = f"{'measurement':34} {'subinterp':>12}"
     if label:
@@ -167,6 +269,8 @@ def main(argv=None):
         if label and label in row:
             ratio = row[label] / row["subinterp"]
             line += f" {row[label]:>30.2f} {row['unit']:<3} {ratio:>7.2f}x"
+        if "note" in row:
+            line += f"  ({row['note']})"
         print(line)
     print("(ratio = stdlib / subinterp: above 1 means subinterp is faster "
           "or smaller)")

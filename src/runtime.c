@@ -907,8 +907,9 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         return ERR_PYEXC;
     }
 
-    /* The new interpreter is current, with its GIL held.  Its first
-       thread state becomes this thread's cached one. */
+    /* The new interpreter is current, with its GIL held, and marked
+       running by this thread until init is done.  On 3.12 its first
+       thread state becomes this thread's cached one (compat.h). */
     LOCK();
     /* Checked again under the mutex: the exit handler closes only the
        interpreters it finds registered. */
@@ -917,7 +918,9 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         e = entry_new(PyThreadState_GetInterpreter(tstate), 1);
     }
     if (e != NULL) {
-        err = slot_add(rec, e, tstate);
+        if (SUBINTERP_KEEP_FIRST_TSTATE) {
+            err = slot_add(rec, e, tstate);
+        }
         e->refcount = 1;
         e->running = PyThread_get_thread_ident();
     }
@@ -941,7 +944,21 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     if (init != NULL) {
         init(arg);
     }
-    (void)PyEval_SaveThread();
+    if (SUBINTERP_KEEP_FIRST_TSTATE) {
+        (void)PyEval_SaveThread();
+    }
+    else {
+        /* The first thread state is not kept (nor is it by the standard
+           library there): the stack memory it grew while it ran the
+           interpreter's start-up (~4 KiB of RSS per idle interpreter on
+           3.14) goes with it.  The first use makes and caches a thread
+           state, as one from another thread does.  It is in no slot, so
+           nobody else can delete it; PyThreadState_DeleteCurrent() unbinds
+           it from this thread's gilstate record, and restoring save binds
+           that again. */
+        PyThreadState_Clear(tstate);
+        PyThreadState_DeleteCurrent();
+    }
     PyEval_RestoreThread(save);  /* first: see runtime_run_in */
     release_claim(e, 0);
     creation_done();  /* after init: the exit handler waits for it */

@@ -616,8 +616,9 @@ add_sync_wrappers(module_state *st)
             }
         }
     }
-    return wrappers_install(st->queue->module, sync_wrappers, NULL, places,
-                            n);
+    static code_cache cache;
+    return wrappers_install(st->queue->module, sync_wrappers, &cache, NULL,
+                            places, n);
 }
 
 int

@@ -16,6 +16,18 @@
 #  define SUBINTERP_HAS_MOD_GIL 0
 #endif
 
+/* Whether a new interpreter's first thread state must be kept for as long
+ * as the interpreter lives.  3.12 makes it in memory of the interpreter
+ * itself and, once it was deleted, aborts when the next thread state is
+ * made there ("init_threadstate: thread state already initialized", seen
+ * on 3.12.1; its standard library keeps that thread state too).  3.13
+ * and later allocate them alike. */
+#if PY_VERSION_HEX < 0x030D0000
+#  define SUBINTERP_KEEP_FIRST_TSTATE 1
+#else
+#  define SUBINTERP_KEEP_FIRST_TSTATE 0
+#endif
+
 /* PyImport_ImportModuleAttrString() is new in 3.14. */
 static inline PyObject *
 compat_import_attr(const char *modname, const char *attrname)

@@ -9,8 +9,10 @@
  */
 #include "subinterp.h"
 
+#include <marshal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------ */
 /* errors: the table of error codes, and the converter                */
@@ -148,6 +150,49 @@ err_class_of(module_state *st, err_class cls, int err)
     }
     PyErr_Format(PyExc_SystemError, "subinterp: no class for error %d", err);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* code compiled once per process (see subinterp.h)                    */
+
+typedef struct {
+    Py_ssize_t size;
+    char data[];
+} code_blob;
+
+PyObject *
+code_cached(code_cache *cache, const char *source, const char *filename)
+{
+    code_blob *b = atomic_load_explicit(&cache->blob, memory_order_acquire);
+    if (b != NULL) {
+        return PyMarshal_ReadObjectFromString(b->data, b->size);
+    }
+    PyObject *code = Py_CompileString(source, filename, Py_file_input);
+    if (code == NULL) {
+        return NULL;
+    }
+    PyObject *bytes = PyMarshal_WriteObjectToString(code, Py_MARSHAL_VERSION);
+    if (bytes == NULL) {
+        /* the code is usable all the same */
+        PyErr_Clear();
+        return code;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(bytes);
+    b = PyMem_RawMalloc(sizeof(code_blob) + size);
+    if (b != NULL) {
+        b->size = size;
+        memcpy(b->data, PyBytes_AS_STRING(bytes), size);
+        void *expected = NULL;
+        /* Interpreters starting at once may both compile: the first
+           stored stays. */
+        if (!atomic_compare_exchange_strong_explicit(
+                &cache->blob, &expected, b, memory_order_acq_rel,
+                memory_order_acquire)) {
+            PyMem_RawFree(b);
+        }
+    }
+    Py_DECREF(bytes);
+    return code;
 }
 
 /* An exception of cls with message msg and attribute source (None when

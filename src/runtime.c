@@ -907,8 +907,9 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         return ERR_PYEXC;
     }
 
-    /* The new interpreter is current, with its GIL held.  Its first
-       thread state becomes this thread's cached one. */
+    /* The new interpreter is current, with its GIL held, and marked
+       running by this thread until init is done.  On 3.12 its first
+       thread state becomes this thread's cached one (compat.h). */
     LOCK();
     /* Checked again under the mutex: the exit handler closes only the
        interpreters it finds registered. */
@@ -917,7 +918,9 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
         e = entry_new(PyThreadState_GetInterpreter(tstate), 1);
     }
     if (e != NULL) {
-        err = slot_add(rec, e, tstate);
+        if (SUBINTERP_KEEP_FIRST_TSTATE) {
+            err = slot_add(rec, e, tstate);
+        }
         e->refcount = 1;
         e->running = PyThread_get_thread_ident();
     }
@@ -941,7 +944,21 @@ runtime_create(const PyInterpreterConfig *config, interp_fn init,
     if (init != NULL) {
         init(arg);
     }
-    (void)PyEval_SaveThread();
+    if (SUBINTERP_KEEP_FIRST_TSTATE) {
+        (void)PyEval_SaveThread();
+    }
+    else {
+        /* The first thread state is not kept (nor is it by the standard
+           library there): the stack memory it grew while it ran the
+           interpreter's start-up (~4 KiB of RSS per idle interpreter on
+           3.14) goes with it.  The first use makes and caches a thread
+           state, as one from another thread does.  It is in no slot, so
+           nobody else can delete it; PyThreadState_DeleteCurrent() unbinds
+           it from this thread's gilstate record, and restoring save binds
+           that again. */
+        PyThreadState_Clear(tstate);
+        PyThreadState_DeleteCurrent();
+    }
     PyEval_RestoreThread(save);  /* first: see runtime_run_in */
     release_claim(e, 0);
     creation_done();  /* after init: the exit handler waits for it */
@@ -1026,13 +1043,14 @@ static const char prepare_code[] =
     "    if info is not None:\n"
     "        info.__dict__.pop('_track_dummy_thread_ref', None)\n";
 
-/* Run code in a new namespace of the current interpreter; the namespace,
- * or NULL with an exception set.  Not PyRun_String(): that resets the
+/* Run code (compiled once per process, through cache: code_cached) in a
+ * new namespace of the current interpreter; the namespace, or NULL with
+ * an exception set.  Not PyRun_String(): that resets the
  * runtime's "unhandled KeyboardInterrupt" flag, and this runs at exit,
  * after which a script that Ctrl-C ended must still end by SIGINT (status
  * 130 in a shell). */
 static PyObject *
-run_in_namespace(const char *code)
+run_in_namespace(const char *code, code_cache *cache)
 {
     PyObject *co = NULL;
     PyObject *res = NULL;
@@ -1043,7 +1061,7 @@ run_in_namespace(const char *code)
     if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
         goto error;
     }
-    co = Py_CompileString(code, "<subinterp>", Py_file_input);
+    co = code_cached(cache, code, "<subinterp>");
     if (co == NULL) {
         goto error;
     }
@@ -1060,11 +1078,24 @@ error:
     return NULL;
 }
 
+/* Whether sys.modules of the current interpreter has `name` (when it is
+ * not a dict, say so: the caller then looks the slow way). */
+static int
+module_loaded(const char *name)
+{
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (!PyDict_Check(modules)) {
+        return 1;
+    }
+    return PyDict_GetItemString(modules, name) != NULL;
+}
+
 /* A new namespace with prepare_code's functions, or NULL (exception). */
 static PyObject *
 prepare_namespace(void)
 {
-    return run_in_namespace(prepare_code);
+    static code_cache cache;
+    return run_in_namespace(prepare_code, &cache);
 }
 
 /* A one-shot latch: the thread that joins a closing interpreter's
@@ -1311,7 +1342,16 @@ prepare_close(int64_t id, double timeout, int at_exit, int *stopped,
     int daemon = 0;
     PyObject *threads = NULL;
     PyObject *res = NULL;
-    PyObject *ns = prepare_namespace();
+    PyObject *ns = NULL;
+    if (!module_loaded("threading") && !module_loaded("subinterp._pool")) {
+        /* Nothing to shut down, join or stop: no pool was made here and
+           no thread started through threading (whose exit hooks and
+           threads are all prepare_code looks at).  Even unmarshalled
+           (code_cached), making its namespace is work a close of an
+           interpreter that never started a thread does not need. */
+        return 0;
+    }
+    ns = prepare_namespace();
     if (ns == NULL) {
         goto error;
     }
@@ -1645,7 +1685,8 @@ force_close(interp_entry *e)
         }
         ts = next;
     }
-    Py_XDECREF(run_in_namespace(no_join));
+    static code_cache no_join_cache;
+    Py_XDECREF(run_in_namespace(no_join, &no_join_cache));
     PyErr_Clear();
     end_interpreter(e, tstate, mine, save);
 }

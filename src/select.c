@@ -797,12 +797,13 @@ static const struct {
 };
 
 int
-wrappers_install(PyObject *mod, const char *source, PyObject *globals,
-                 const wrapper_place *places, size_t n)
+wrappers_install(PyObject *mod, const char *source, code_cache *cache,
+                 PyObject *globals, const wrapper_place *places, size_t n)
 {
     int res = -1;
     PyObject *ns = PyDict_New();
     PyObject *name = PyModule_GetNameObject(mod);
+    PyObject *code = NULL;
     PyObject *run = NULL;
     if (ns == NULL || name == NULL ||
         PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 ||
@@ -810,7 +811,11 @@ wrappers_install(PyObject *mod, const char *source, PyObject *globals,
         (globals != NULL && PyDict_Update(ns, globals) < 0)) {
         goto done;
     }
-    run = PyRun_String(source, Py_file_input, ns, ns);
+    code = code_cached(cache, source, "<string>");
+    if (code == NULL) {
+        goto done;
+    }
+    run = PyEval_EvalCode(code, ns, ns);
     if (run == NULL) {
         goto done;
     }
@@ -862,6 +867,7 @@ wrappers_install(PyObject *mod, const char *source, PyObject *globals,
     res = 0;
 done:
     Py_XDECREF(run);
+    Py_XDECREF(code);
     Py_XDECREF(name);
     Py_XDECREF(ns);
     return res;
@@ -916,7 +922,9 @@ add_receive_wrappers(PyObject *mod, module_state *st)
         places[i].owner = owners[receive_docs[i].owner];
         places[i].doc = receive_docs[i].doc;
     }
-    res = wrappers_install(mod, receive_wrappers, globals, places, NDOCS);
+    static code_cache cache;
+    res = wrappers_install(mod, receive_wrappers, &cache, globals, places,
+                           NDOCS);
 done:
     Py_DECREF(globals);
     return res;

@@ -17,6 +17,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "compat.h"
@@ -206,6 +207,22 @@ dealloc_state(PyTypeObject *tp)
  * the module if this interpreter has not done so yet.  New exception on
  * failure (NULL). */
 module_state *get_current_state(void);
+
+/* Source text that subinterp runs in every interpreter that needs it
+ * (the wrappers of select.c and aio.c at module exec, the clean-up
+ * functions of a close in runtime.c) is compiled once per process:
+ * code_cached() compiles it the first time (Py_file_input, with
+ * `filename`), keeps it marshalled in the source's code_cache (raw
+ * memory, shared by every interpreter, never freed) and unmarshals it
+ * later, which costs a small fraction of compiling it (docs/benchmarks.md,
+ * "Where the time and memory go").  A code object belongs to one
+ * interpreter; its marshalled bytes belong to none.  New reference, or
+ * NULL with an exception set. */
+typedef struct {
+    void *_Atomic blob;     /* NULL, or the marshalled code (module.c) */
+} code_cache;
+PyObject *code_cached(code_cache *cache, const char *source,
+                      const char *filename);
 
 /* ------------------------------------------------------------------ */
 /* runtime.c: process-wide registry of interpreters                    */
@@ -401,7 +418,8 @@ int interp_config_from_args(PyObject *config, PyObject *overrides,
 /* sys.path of the creator, as raw UTF-8 strings, so that a new interpreter
  * can import subinterp (and the creator's modules) before anything can
  * cross.  interp_init_new(path_copy *) runs inside the new interpreter:
- * installs the path and imports _core; sets failed on error. */
+ * installs the path (_core is imported there on first use); sets failed
+ * on error. */
 typedef struct {
     Py_ssize_t n;
     char **items;

@@ -542,8 +542,9 @@ struct channel_state {
 
 /* Functions written in Python around C parts (the receive and put
  * wrappers, select.c; the awaitable methods of the locks, aio.c): the
- * source text runs in a namespace of the module that has `globals` (a
- * dict, or NULL) too, then a copy of each function a place names is put
+ * source text (compiled once per process, through `cache`: code_cached)
+ * runs in a namespace of the module that has `globals` (a dict, or NULL)
+ * too, then a copy of each function a place names is put
  * on its owner -- in the dict of one of our heap types (qualname
  * Type.name), or on the module -- with its doc.  0, or -1 with an
  * exception set. */
@@ -552,8 +553,9 @@ typedef struct {
     PyObject *owner;        /* borrowed */
     const char *doc;
 } wrapper_place;
-int wrappers_install(PyObject *mod, const char *source, PyObject *globals,
-                     const wrapper_place *places, size_t n);
+int wrappers_install(PyObject *mod, const char *source, code_cache *cache,
+                     PyObject *globals, const wrapper_place *places,
+                     size_t n);
 
 /* An operation run by an attribute store, `op.obj = value` (queue.c):
  * run(target, value, block, timeout, extra) returns a new reference or

@@ -13,8 +13,6 @@ The names follow the standard library's ``concurrent.interpreters``
 Differences from the standard library are listed in docs/api.md.
 """
 
-from __future__ import annotations
-
 from . import _core, _queues
 from ._core import (
     UNBOUND,
@@ -47,8 +45,11 @@ from ._core import (
     share,
 )
 
+# No `from __future__ import annotations` here, nor typing: each costs an
+# import in every interpreter that uses subinterp (names only the type
+# checker knows are quoted).
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs an import in every new interpreter
+if TYPE_CHECKING:
     from typing import Any
 
     from ._aio import asyncio_executor
@@ -136,7 +137,7 @@ _LAZY = {
 __version__ = "0.1.0"
 
 
-def create(*, config: Any = "isolated", **fields: Any) -> Interpreter:
+def create(*, config: "Any" = "isolated", **fields: "Any") -> Interpreter:
     """Create a new interpreter and return an ``Interpreter`` for it.
 
     *config* is ``"isolated"`` (the default: its own GIL and allocator,
@@ -157,7 +158,7 @@ def create(*, config: Any = "isolated", **fields: Any) -> Interpreter:
     return _core.create(config, **fields)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     modname = _LAZY.get(name)
     if modname is None:
         raise AttributeError(f"module 'subinterp' has no attribute {name!r}")

@@ -7,8 +7,6 @@ module, which imports ``threading``, and a new interpreter should not pay
 for that unless it uses them.
 """
 
-from __future__ import annotations
-
 from . import _core
 from ._core import (
     UNBOUND,
@@ -28,6 +26,8 @@ from ._core import (
     select,
 )
 
+# No `from __future__ import annotations` (an import in every interpreter
+# that uses queues): names only the type checker knows are quoted.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -84,7 +84,7 @@ LAZY_NAMES = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name in LAZY_NAMES:
         return _core._exception(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

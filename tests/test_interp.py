@@ -127,6 +127,26 @@ def test_create_returns_interpreter(interp):
     assert repr(interp) == f"Interpreter({interp.id})"
 
 
+def test_new_interpreter_imports_core_on_first_use():
+    """create() leaves subinterp._core out of the new interpreter (its
+    import is most of what subinterp added to the cost of a creation);
+    the first use imports it, and then handles and queues work there."""
+    live = subinterp._core._live_modules
+    before = live()
+    interp = subinterp.create()
+    try:
+        assert live() == before
+        q = subinterp.create_queue()
+        interp.prepare_main(q=q)
+        assert live() == before + 1
+        interp.exec("q.put(__import__('sys').path[:2])")
+        assert q.get(timeout=30) == sys.path[:2]
+        assert interp.call(subinterp.get_current) == interp
+    finally:
+        interp.close()
+    assert live() == before
+
+
 def test_main_and_current():
     main = subinterp.get_main()
     assert main.id == 0

@@ -28,3 +28,16 @@ if _LEAK_LOGS:
             if name.startswith("report.") and not name.endswith(".test"):
                 with open(os.path.join(_LEAK_LOGS, name + ".test"), "w") as f:
                     f.write(request.node.nodeid + "\n")
+
+
+@pytest.fixture
+def interp():
+    """A new interpreter, closed after the test unless the test did."""
+    import subinterp
+
+    it = subinterp.create()
+    yield it
+    try:
+        it.close()
+    except subinterp.InterpreterError:
+        pass

@@ -109,16 +109,6 @@ def no_args_function():
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def interp():
-    i = subinterp.create()
-    yield i
-    try:
-        i.close()
-    except InterpreterNotFoundError:
-        pass
-
-
 def test_create_returns_interpreter(interp):
     assert isinstance(interp, subinterp.Interpreter)
     assert isinstance(interp.id, int) and interp.id > 0

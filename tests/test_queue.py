@@ -22,16 +22,6 @@ from script_helpers import run_script
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture
-def interp():
-    it = subinterp.create()
-    yield it
-    try:
-        it.close()
-    except subinterp.InterpreterError:
-        pass
-
-
 def interrupt_main_later(delay, how="thread"):
     """SIGINT for the main thread after `delay` seconds: sent to the main
     thread itself, or to the process (the kernel picks the main thread)."""

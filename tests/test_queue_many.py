@@ -15,16 +15,6 @@ from subinterp import interpreters
 from test_queue import Unpicklable, interrupt_main_later
 
 
-@pytest.fixture
-def interp():
-    it = subinterp.create()
-    yield it
-    try:
-        it.close()
-    except subinterp.InterpreterError:
-        pass
-
-
 # ---------------------------------------------------------------------------
 # basics
 

@@ -15,16 +15,6 @@ import subinterp
 from subinterp import _queues as sq
 
 
-@pytest.fixture
-def interp():
-    it = subinterp.create()
-    yield it
-    try:
-        it.close()
-    except subinterp.InterpreterError:
-        pass
-
-
 def run_in_thread(fn, *args):
     def target():
         try:

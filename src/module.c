@@ -73,8 +73,9 @@ static const struct {
     [-ERR_INTERP_NOT_OWNED] = {CLS_INTERPRETER, 0,
         "interpreter was not created by subinterp"},
     [-ERR_INTERP_THREADS] = {CLS_INTERPRETER, 0,
-        "interpreter still has threads running (daemon threads cannot be "
-        "waited for); stop them first"},
+        "interpreter still has threads running that close cannot wait "
+        "for (daemon threads, threads started with _thread); stop them "
+        "first"},
     [-ERR_INTERP_CLOSING] = {CLS_INTERP_NOT_FOUND, 0,
         "interpreter is being closed"},
     [-ERR_INTERP_CREATE] = {CLS_INTERPRETER, 0,

@@ -1404,6 +1404,26 @@ error:
     goto done;
 }
 
+/* Whether a thread state other than tstate is left in tstate's
+ * interpreter, after prepare_close joined the threading module's threads
+ * and enter_to_close deleted subinterp's cached thread states: a thread
+ * that threading does not know (started with _thread, by C code, or
+ * after `threading` left sys.modules) still runs there, and
+ * Py_EndInterpreter would abort the process ("not the last thread").
+ * With the interpreter's GIL held, so no thread of it starts or ends. */
+static int
+other_threads_left(PyThreadState *tstate)
+{
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(tstate);
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp);
+         ts != NULL; ts = PyThreadState_Next(ts)) {
+        if (ts != tstate) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Copy a hook table into out (MAX_HOOKS slots), to run the hooks without
  * the mutex; returns how many there are. */
 static int
@@ -1513,6 +1533,9 @@ close_entry(interp_entry *e, double timeout, int at_exit, int interruptible)
     PyThreadState *save = enter_to_close(e, tstate, dead, &mine);
     err = prepare_close(e->id, timeout, at_exit, &stopped,
                         interruptible ? save : NULL);
+    if (err == 0 && other_threads_left(tstate)) {
+        err = ERR_INTERP_THREADS;
+    }
     if (err < 0) {
         (void)PyEval_SaveThread();
         if (stopped && !at_exit) {

@@ -772,6 +772,53 @@ def test_daemon_threads_block_close():
     i.close()
 
 
+CLOSE_WITH_UNKNOWN_THREAD = """
+    import subinterp, time
+    i = subinterp.create()
+    i.exec({start!r})
+    try:
+        i.close()
+        print("closed")
+    except subinterp.InterpreterError as e:
+        print("refused:", e)
+    i.exec({stop!r})
+    # the thread ends on its own after stop: close works once it has
+    for _ in range(1000):
+        try:
+            i.close()
+            break
+        except subinterp.InterpreterError:
+            time.sleep(0.005)
+    print("closed after")
+    j = subinterp.create()
+    j.exec({start!r})
+    print("exit")
+"""
+
+
+@pytest.mark.parametrize("start,stop", [
+    # a thread of _thread, which threading does not know
+    ("import _thread\nlk = _thread.allocate_lock()\nlk.acquire()\n"
+     "_thread.start_new_thread(lk.acquire, ())\n", "lk.release()"),
+    # a threading thread, after threading left sys.modules
+    ("import threading, sys\nev = threading.Event()\n"
+     "t = threading.Thread(target=ev.wait)\nt.start()\n"
+     "del sys.modules['threading']\n", "ev.set(); t.join()"),
+], ids=["_thread", "threading_gone"])
+def test_threads_close_cannot_see_refuse_close_and_never_abort(start, stop):
+    """Py_EndInterpreter aborts the process when a thread is left in the
+    interpreter; close refuses instead, and the exit handler stops the
+    interpreter (as it does with daemon threads)."""
+    res = run_script(CLOSE_WITH_UNKNOWN_THREAD.format(start=start, stop=stop),
+                     timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("refused: interpreter still has threads"), lines
+    assert "daemon" in lines[0]
+    assert lines[1:] == ["closed after", "exit"], res.stdout
+    assert "was stopped at exit" in res.stderr, res.stderr
+
+
 def test_nested_interpreters(interp):
     interp.exec(
         "import subinterp\n"

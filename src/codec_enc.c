@@ -980,7 +980,10 @@ enc_list(encoder *e, PyObject *list, int op)
         /* these cannot run Python code, so the list cannot change under
            them: no need to hold the item */
         if (is_compact_int(item)) {
-            Py_ssize_t next = enc_int_run(e, list, i, n);
+            /* the list's size now: code run for an earlier item (a
+               __reduce__) may have shrunk it */
+            Py_ssize_t next = enc_int_run(e, list, i,
+                                          PyList_GET_SIZE(list));
             if (next < 0) {
                 return -1;
             }

@@ -1313,10 +1313,12 @@ queue_get_many_impl(PyObject *self, Py_ssize_t max_items, int block,
         }
         /* the first j objects are the result; item j raises next time */
         PyErr_Clear();
-        fifo_unget_many(f, its + j, k - j);
+        /* shortened first: when that fails, unget_all puts all k back,
+           so none of them may have gone back yet */
         if (PyList_SetSlice(list, j, k, NULL) < 0) {
             goto unget_all;
         }
+        fifo_unget_many(f, its + j, k - j);
         k = j;
     }
     /* the signal handlers, while the items can still go back (see

@@ -599,6 +599,30 @@ def test_mutation_during_encoding_is_detected():
         _core.dumps(lst)
 
 
+class _Shrink:
+    """Deletes the items after it from its list when it is pickled."""
+
+    def __init__(self, target, keep):
+        self.target = target
+        self.keep = keep
+
+    def __reduce__(self):
+        del self.target[self.keep:]
+        return (int, (0,))
+
+
+@pytest.mark.parametrize("n", [1, 10, 2000])
+def test_list_shrunk_while_encoding_is_detected(n):
+    """A run of ints after an item whose __reduce__ shrinks the list: the
+    run is read up to the list's size now, not the size it had (under
+    ASan, reading the freed slots is an error)."""
+    lst = [None, 1] + [100_000 + i for i in range(n)]
+    lst[0] = _Shrink(lst, 2)
+    with pytest.raises(RuntimeError, match="changed size"):
+        _core.dumps(lst)
+    assert len(lst) == 2
+
+
 # ---------------------------------------------------------------------------
 # datetime, Decimal, UUID
 

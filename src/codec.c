@@ -326,12 +326,12 @@ dumps_local(codec_state *cs, msg *m)
     PyObject *plain = NULL, *args = NULL, *res = NULL;
     uint64_t token;
     Py_ssize_t body = m->size - MSG_HEADER;
-    plain = PyBytes_FromStringAndSize(NULL, MSG_LOCAL_HEADER + body);
+    char *p;
+    plain = codec_new_bytes(NULL, MSG_LOCAL_HEADER + body, 0, &p);
     if (plain == NULL) {
         msg_free(m);
         return NULL;
     }
-    char *p = PyBytes_AS_STRING(plain);
     memcpy(p, m->data, MSG_HEADER);
     p[4] |= MSGF_LOCAL;
     memcpy(p + MSG_LOCAL_HEADER, m->data + MSG_HEADER, (size_t)body);

@@ -259,6 +259,7 @@ dec_str(decoder *d, int op)
         }
         PyObject *s = PyUnicode_New(n, 127);
         if (s != NULL) {
+            codec_hint_huge(PyUnicode_DATA(s), n);
             memcpy(PyUnicode_DATA(s), d->p, (size_t)n);
             d->p += n;
         }
@@ -382,11 +383,12 @@ make_buffer(decoder *d, blob *b, Py_ssize_t offset, Py_ssize_t nbytes,
     }
     if (!readonly && !blob_claim(b)) {
         /* a private copy already handed out writable: copy again */
-        PyObject *ba = PyByteArray_FromStringAndSize(NULL, nbytes);
+        char *dst;
+        PyObject *ba = codec_new_bytes(NULL, nbytes, 1, &dst);
         if (ba == NULL) {
             return NULL;
         }
-        blob_read(b, offset, nbytes, PyByteArray_AS_STRING(ba));
+        blob_read(b, offset, nbytes, dst);
         view = ba;
     }
     else {
@@ -483,9 +485,7 @@ dec_bytes(decoder *d, int op, Py_ssize_t Py_UNUSED(mi))
         if (rd_count(d, &n, 0) < 0) {
             return NULL;
         }
-        PyObject *res = op == OP_BYTES
-            ? PyBytes_FromStringAndSize((const char *)d->p, n)
-            : PyByteArray_FromStringAndSize((const char *)d->p, n);
+        PyObject *res = codec_new_bytes(d->p, n, op != OP_BYTES, NULL);
         if (res != NULL) {
             d->p += n;
         }
@@ -496,9 +496,10 @@ dec_bytes(decoder *d, int op, Py_ssize_t Py_UNUSED(mi))
         return NULL;
     }
     blob *b = r->ptr;
-    PyObject *res = PyBytes_FromStringAndSize(NULL, blob_len(b));
+    char *dst;
+    PyObject *res = codec_new_bytes(NULL, blob_len(b), 0, &dst);
     if (res != NULL) {
-        blob_read(b, 0, blob_len(b), PyBytes_AS_STRING(res));
+        blob_read(b, 0, blob_len(b), dst);
     }
     return res;
 }
@@ -533,6 +534,7 @@ dec_str_pin(decoder *d)
         return NULL;
     }
     void *data = PyUnicode_DATA(s);
+    codec_hint_huge(data, n * width);
     blob_read(b, 0, n * width, data);
     int ok = kind == 0 ? all_ascii(data, n)
                        : canonical_units(kind, data, n);

@@ -2163,9 +2163,10 @@ codec_dumps(module_state *st, PyObject *obj, msg **local)
         else {
             /* the buffer and the segments, written once into the
                result */
-            res = PyBytes_FromStringAndSize(NULL, enc_offset(&e));
+            char *dst;
+            res = codec_new_bytes(NULL, enc_offset(&e), 0, &dst);
             if (res != NULL) {
-                enc_gather(&e, PyBytes_AS_STRING(res));
+                enc_gather(&e, dst);
             }
         }
     }

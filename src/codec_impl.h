@@ -483,6 +483,16 @@ struct blob;
 
 int codec_buf_global_init(void);
 
+/* Large destinations: a block of CODEC_HUGE_MIN bytes or more that a copy
+ * is about to fill first asks for transparent huge pages (codec_buf.c). */
+#define CODEC_HUGE_MIN ((Py_ssize_t)4 << 20)
+void codec_hint_huge(void *p, Py_ssize_t n);
+/* A new bytes object (bytearray if array) holding a copy of src[0:n), or
+ * with uninitialized data if src is NULL; *data (if not NULL) is set to
+ * its data.  The same as PyBytes_FromStringAndSize otherwise. */
+PyObject *codec_new_bytes(const void *src, Py_ssize_t n, int array,
+                          char **data);
+
 /* Pin an exported buffer of the current interpreter (view is moved into
  * the blob, which releases it in this interpreter).  New blob with one
  * reference, or NULL with MemoryError. */

@@ -394,6 +394,88 @@ def test_dumps_big_bytes_written_once():
     assert bytes(out[1]) == bytes(10)
 
 
+HUGE = 4 << 20  # CODEC_HUGE_MIN: larger copies ask for huge pages
+
+
+@pytest.mark.parametrize("n", [HUGE - 1, HUGE, HUGE + 1, 3 * HUGE + 4097])
+def test_copies_the_size_of_huge_pages(rt, n):
+    # around the size from which a copy's destination is marked for
+    # transparent huge pages (only its 2 MiB-aligned inside)
+    b = os.urandom(n)
+    assert rt(b) == b
+    ba = bytearray(b)
+    back = rt(ba)
+    assert type(back) is bytearray and back == ba
+    s = "a" * (n - 1) + "b"
+    assert rt(s) == s
+    u = "\u20ac" * (n // 2)
+    assert rt(u) == u
+    mixed = [b, s, ba, b"x", u]
+    assert same(rt(mixed), mixed)
+    # out-of-band pickle buffers: the second decoding copies
+    big = H.BigBuffer(bytearray(b))
+    data = _core.dumps([big])
+    first, second = _core.loads(data), _core.loads(data)
+    first[0].data[0] ^= 1
+    assert bytes(second[0].data) == b
+    # a local message (it holds a reference) copies its body too
+    sb = _core.share(bytearray(10))
+    out = _core.loads(_core.dumps([b, sb]))
+    assert out[0] == b and bytes(out[1]) == bytes(10)
+
+
+HUGE_FLAGS = textwrap.dedent("""
+    import os, sys
+    from subinterp import _core
+    b = os.urandom(24 << 20)
+    out = _core.loads(_core.dumps(b))
+    assert out == b
+    addr = id(out) + len(out) // 2      # inside the data, 2 MiB-aligned part
+    with open("/proc/self/smaps") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            if lo <= addr < hi:
+                flags = next(l for l in lines[i + 1:] if l.startswith("VmFlags"))
+                print("hg" in flags.split()[1:])
+                break
+""")
+
+
+def _kernel_takes_hugepage_advice():
+    import mmap
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return False
+    m = mmap.mmap(-1, 4 << 20)
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+        return True
+    except OSError:
+        return False
+    finally:
+        m.close()
+
+
+@pytest.mark.skipif(
+    not _kernel_takes_hugepage_advice(),
+    reason="no transparent huge pages (Linux with CONFIG_TRANSPARENT_HUGEPAGE)")
+@pytest.mark.parametrize("setting, marked", [(None, "True"), ("0", "False"),
+                                             ("1", "True")])
+def test_large_copies_ask_for_huge_pages(setting, marked):
+    # the mapping that holds a large decoded bytes object carries the
+    # kernel's "hg" (MADV_HUGEPAGE) flag, unless SUBINTERP_HUGEPAGES=0
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("SUBINTERP_HUGEPAGES", None)
+    if setting is not None:
+        env["SUBINTERP_HUGEPAGES"] = setting
+    out = subprocess.run([sys.executable, "-c", HUGE_FLAGS], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == marked
+
+
 def test_dumps_error_after_segments_releases_them():
     # an error (and a restart with pickle) after large bytes/str became
     # segments: their references are dropped with the encoder's

@@ -520,7 +520,18 @@ coremod_live_modules(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     return PyLong_FromLong(atomic_load(&live_modules));
 }
 
+static PyObject *
+coremod_created_off_main(PyObject *Py_UNUSED(mod),
+                         PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(runtime_created_off_main());
+}
+
 static PyMethodDef module_functions[] = {
+    {"_created_off_main", coremod_created_off_main, METH_NOARGS,
+     "_created_off_main()\n--\n\n"
+     "How many interpreters a helper thread created for the process's "
+     "main thread (on 3.14+ with glibc: see docs/design.md)."},
     {"_live_modules", coremod_live_modules, METH_NOARGS,
      "_live_modules()\n--\n\n"
      "How many interpreters of the process have a live copy of this "

@@ -499,6 +499,9 @@ interp_entry *runtime_main(void);
  * exception, or ERR_INTERP_CREATE's with CPython's message). */
 int runtime_create(const PyInterpreterConfig *config, interp_fn init,
                    void *arg, interp_entry **entry_p);
+/* How many interpreters a helper thread created for the process's main
+ * thread (CPython 3.14+ with glibc, see runtime_create). */
+long runtime_created_off_main(void);
 /* Close an interpreter subinterp created.  Its threads are asked to stop
  * (waits of subinterp inside it raise SystemExit) and joined for at most
  * CLOSE_GRACE seconds; ERR_INTERP_BUSY if some still run.  interruptible:

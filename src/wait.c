@@ -938,11 +938,8 @@ aio_wait_count(void)
 }
 
 int
-wait_is_signal_thread(void)
+wait_is_main_os_thread(void)
 {
-    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
-        return 0;
-    }
 #if defined(__linux__)
     /* The main thread's kernel thread id is the process id (cached per
        thread, with the pid: a forked child's only thread is its main) */
@@ -955,8 +952,18 @@ wait_is_signal_thread(void)
     }
     return cached_main;
 #else
-    return 1; /* unknown: every thread of the main interpreter slices */
+    return -1;
 #endif
+}
+
+int
+wait_is_signal_thread(void)
+{
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        return 0;
+    }
+    /* unknown (-1): every thread of the main interpreter slices */
+    return wait_is_main_os_thread() != 0;
 }
 
 wnode *

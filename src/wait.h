@@ -228,6 +228,9 @@ int waiter_withdraw(waiter *w);
 /* Whether the current thread is the main thread of the main interpreter
  * (the one that runs Python signal handlers).  GIL held. */
 int wait_is_signal_thread(void);
+/* Whether this is the process's main (initial) thread: 1 or 0, or -1 where
+ * the platform does not tell (not Linux). */
+int wait_is_main_os_thread(void);
 
 /* Wake every thread blocked in one of our waits inside interpreter
  * `interp_id`, and make every later wait there return at once, until the

@@ -2308,11 +2308,13 @@ runtime_fork_parent(void)
  * alive, the child hangs (3.12), aborts (3.13) or crashes (3.14+) in
  * PyOS_AfterFork_Child, which runs right after this handler.  Pools close
  * their interpreters for a fork; when some other interpreter of ours is
- * still alive the child cannot go on, so it says why and exits now. */
+ * still alive, or was being created by another thread when it forked (its
+ * entry not registered yet, CPython's half made), the child cannot go on,
+ * so it says why and exits now. */
 void
 runtime_fork_child(void)
 {
-    int alive = 0;
+    int alive = runtime.creating;
     for (interp_entry *e = runtime.head; e != NULL; e = e->next) {
         if (!e->is_main && e->interp != NULL) {
             alive++;

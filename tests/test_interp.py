@@ -1191,6 +1191,34 @@ def test_fork_with_live_interpreter_child_exits_cleanly(config):
     assert "forked while subinterpreters were alive" in res.stderr
 
 
+def test_fork_while_another_thread_creates_never_crashes_the_child():
+    # A fork that lands while another thread is creating an interpreter
+    # (most of a create() + close() loop is the creation): CPython's
+    # clean-up in the child meets the half-made interpreter and crashes
+    # there.  The child exits with status 70 instead, as for a live one.
+    res = run_script(
+        """
+        import os, threading, warnings, subinterp
+        warnings.simplefilter("ignore")
+        codes = []
+        def forker():
+            for _ in range(10):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(0)
+                codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        t = threading.Thread(target=forker)
+        t.start()
+        while t.is_alive():
+            subinterp.create().close()
+        t.join()
+        print(sorted(set(codes)))
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert set(eval(res.stdout)) <= {0, 70}, res.stdout
+
+
 def test_fork_after_close_leaves_usable_child():
     # CPython itself cannot fork while subinterpreters are alive: the
     # child hangs (3.12), aborts (3.13) or crashes (3.14, 3.15) while

@@ -206,8 +206,8 @@ codec_process_nonce(void)
  * huge pages first (32 faults of 2 MiB).  numpy marks its arrays of
  * 4 MiB or more the same way.  Only the 2 MiB-aligned part inside the
  * block is marked, so no memory outside it is ever faulted in; where the
- * kernel has THP off ("never") or lacks it the call fails and nothing
- * changes.  SUBINTERP_HUGEPAGES=0 turns it off.
+ * kernel has THP off ("never") nothing changes, and where it lacks THP
+ * the call fails, ignored.  SUBINTERP_HUGEPAGES=0 turns it off.
  */
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)

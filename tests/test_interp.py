@@ -863,8 +863,9 @@ CLOSE_WITH_UNKNOWN_THREAD = """
         except subinterp.InterpreterError:
             time.sleep(0.005)
     print("closed after")
-    j = subinterp.create()
-    j.exec({park!r})
+    if {at_exit}:
+        j = subinterp.create()
+        j.exec({park!r})
     print("exit")
 """
 
@@ -888,22 +889,26 @@ CLOSE_WITH_UNKNOWN_THREAD = """
 def test_threads_close_cannot_see_refuse_close_and_never_abort(start, stop,
                                                                park):
     """Py_EndInterpreter aborts the process when a thread is left in the
-    interpreter; close refuses instead.  At exit, such an interpreter is
-    stopped and ended as one with daemon threads, with its thread blocked
-    in C for good (a read of a pipe nobody writes), once it has started
-    (threading's start() waits for that; the _thread one signals it).
-    Not with the thread blocked on a lock of that interpreter (ending it
-    frees the lock, which wakes the thread into freed memory), nor with
-    one that has not begun to run yet: both can crash at exit, a limit
-    documented in docs/design.md, "Exit"."""
+    interpreter; close refuses instead.  On 3.12 the exit handler also
+    stops such an interpreter safely (its end is deferred to the runtime's
+    finalization, when a thread that comes back exits at once), with its
+    thread blocked in C for good (a read of a pipe nobody writes) once it
+    has started (threading's start() waits for that; the _thread one
+    signals it).  Not with the thread blocked on a lock of that
+    interpreter (ending it frees the lock, which wakes the thread into
+    freed memory), nor with one that has not begun to run yet.  On 3.13+
+    the exit ends it at once, deleting the thread state the blocked
+    thread is bound to, which fails an assertion of CPython's debug
+    build; so the exit part runs on 3.12 only (docs/design.md, "Exit")."""
+    at_exit = sys.version_info < (3, 13)
     res = run_script(CLOSE_WITH_UNKNOWN_THREAD.format(
-        start=start, stop=stop, park=park), timeout=60)
+        start=start, stop=stop, park=park, at_exit=at_exit), timeout=60)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith("refused: interpreter still has threads"), lines
     assert "daemon" in lines[0]
     assert lines[1:] == ["closed after", "exit"], res.stdout
-    assert "was stopped at exit" in res.stderr, res.stderr
+    assert ("was stopped at exit" in res.stderr) == at_exit, res.stderr
 
 
 def test_nested_interpreters(interp):

@@ -162,7 +162,7 @@ codec_buf_fork_child(void)
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
-/* SUBINTERP_HUGEPAGES=0 turns codec_hint_huge off; read once. */
+/* SUBINTERP_HUGEPAGES=0 turns codec_mark_huge off; read once. */
 static int huge_pages_on = 1;
 
 static void
@@ -213,10 +213,10 @@ codec_process_nonce(void)
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
 void
-codec_hint_huge(void *p, Py_ssize_t n)
+codec_mark_huge(void *p, Py_ssize_t n)
 {
 #ifdef MADV_HUGEPAGE
-    if (n < CODEC_HUGE_MIN || !huge_pages_on) {
+    if (!huge_pages_on) {
         return;
     }
     uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
@@ -230,36 +230,6 @@ codec_hint_huge(void *p, Py_ssize_t n)
     (void)p;
     (void)n;
 #endif
-}
-
-PyObject *
-codec_new_bytes(const void *src, Py_ssize_t n, int array, char **data)
-{
-    PyObject *res;
-    char *dst;
-    if (n < CODEC_HUGE_MIN && src != NULL) {
-        res = array ? PyByteArray_FromStringAndSize(src, n)
-                    : PyBytes_FromStringAndSize(src, n);
-        if (res != NULL && data != NULL) {
-            *data = array ? PyByteArray_AS_STRING(res)
-                          : PyBytes_AS_STRING(res);
-        }
-        return res;
-    }
-    res = array ? PyByteArray_FromStringAndSize(NULL, n)
-                : PyBytes_FromStringAndSize(NULL, n);
-    if (res == NULL) {
-        return NULL;
-    }
-    dst = array ? PyByteArray_AS_STRING(res) : PyBytes_AS_STRING(res);
-    codec_hint_huge(dst, n);
-    if (src != NULL) {
-        memcpy(dst, src, (size_t)n);
-    }
-    if (data != NULL) {
-        *data = dst;
-    }
-    return res;
 }
 
 /* ------------------------------------------------------------------ */

@@ -484,14 +484,45 @@ struct blob;
 int codec_buf_global_init(void);
 
 /* Large destinations: a block of CODEC_HUGE_MIN bytes or more that a copy
- * is about to fill first asks for transparent huge pages (codec_buf.c). */
+ * is about to fill first asks for transparent huge pages (codec_mark_huge,
+ * codec_buf.c).  Inline, so that the many small copies of a decode pay
+ * one comparison. */
 #define CODEC_HUGE_MIN ((Py_ssize_t)4 << 20)
-void codec_hint_huge(void *p, Py_ssize_t n);
+void codec_mark_huge(void *p, Py_ssize_t n);
+
+static inline void
+codec_hint_huge(void *p, Py_ssize_t n)
+{
+    if (n >= CODEC_HUGE_MIN) {
+        codec_mark_huge(p, n);
+    }
+}
+
 /* A new bytes object (bytearray if array) holding a copy of src[0:n), or
  * with uninitialized data if src is NULL; *data (if not NULL) is set to
  * its data.  The same as PyBytes_FromStringAndSize otherwise. */
-PyObject *codec_new_bytes(const void *src, Py_ssize_t n, int array,
-                          char **data);
+static inline PyObject *
+codec_new_bytes(const void *src, Py_ssize_t n, int array, char **data)
+{
+    int whole = src != NULL && n < CODEC_HUGE_MIN;
+    PyObject *res = array
+        ? PyByteArray_FromStringAndSize(whole ? src : NULL, n)
+        : PyBytes_FromStringAndSize(whole ? src : NULL, n);
+    if (res == NULL) {
+        return NULL;
+    }
+    char *dst = array ? PyByteArray_AS_STRING(res) : PyBytes_AS_STRING(res);
+    if (!whole) {
+        codec_hint_huge(dst, n);
+        if (src != NULL) {
+            memcpy(dst, src, (size_t)n);
+        }
+    }
+    if (data != NULL) {
+        *data = dst;
+    }
+    return res;
+}
 
 /* Pin an exported buffer of the current interpreter (view is moved into
  * the blob, which releases it in this interpreter).  New blob with one

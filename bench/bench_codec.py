@@ -207,13 +207,19 @@ def measure(contenders, repeat, number=1):
     The samples alternate between contenders (round k times each one
     once), so a slow phase of a shared machine (another process, a
     frequency change) hits all of them alike instead of whichever
-    happened to run then; the order rotates each round so that none
-    always runs right after the same other one."""
+    happened to run then.  Each round runs them in a new order (a
+    seeded shuffle), so that none always runs right after the same
+    other one: what a contender leaves behind (freed memory that the
+    allocators keep or give back to the kernel) changes the page faults
+    of the next one, for a million ints half of its time.  Rotating the
+    order would keep the same neighbours."""
     names = list(contenders)
     samples = {name: [] for name in names}
-    for k in range(repeat):
-        shift = k % len(names)
-        for name in names[shift:] + names[:shift]:
+    rng = random.Random(len(names))
+    for _ in range(repeat):
+        order = names[:]
+        rng.shuffle(order)
+        for name in order:
             fn = contenders[name]
             t0 = time.perf_counter()
             for _ in range(number):

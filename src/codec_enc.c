@@ -80,8 +80,11 @@ struct encoder {
     codec_state *cs;
     enc_mode mode;
 
-    char *buf;          /* `small`, then PyMem_RawMalloc once it grows */
+    char *buf;          /* `small`, then PyMem_RawMalloc once it grows;
+                           with ENC_DUMPS, the data of out */
     char *small;        /* the caller's stack buffer of ENC_SMALL bytes */
+    PyObject *out;      /* ENC_DUMPS, once buf outgrows small: the bytes
+                           object dumps() returns, written in place */
     Py_ssize_t len;
     Py_ssize_t cap;
 
@@ -145,6 +148,28 @@ enc_grow(encoder *e, Py_ssize_t need)
         cap = cap < PY_SSIZE_T_MAX / 2 ? cap * 2 : want;
     }
     char *nb;
+    if (e->mode == ENC_DUMPS) {
+        /* the result itself, grown the way pickle grows its output:
+           dumps() then returns it without a copy */
+        if (e->out == NULL) {
+            e->out = PyBytes_FromStringAndSize(NULL, cap);
+            if (e->out == NULL) {
+                return -1;
+            }
+            memcpy(PyBytes_AS_STRING(e->out), e->buf, (size_t)e->len);
+        }
+        else if (_PyBytes_Resize(&e->out, cap) < 0) {
+            /* e->out is gone (NULL), and what was written with it: start
+               over in small, as enc_reset leaves it */
+            e->buf = e->small;
+            e->cap = ENC_SMALL;
+            e->len = MSG_HEADER;
+            return -1;
+        }
+        e->buf = PyBytes_AS_STRING(e->out);
+        e->cap = cap;
+        return 0;
+    }
     if (e->buf == e->small) {
         nb = PyMem_RawMalloc((size_t)cap);
         if (nb != NULL) {
@@ -857,13 +882,11 @@ put_int_le(char *p, int32_t x, int w)
     return p + w;
 }
 
-/* The compact int obj as one item: OP_SMALLINT or OP_INT (at most 6
- * bytes). */
+/* The int x as one item: OP_SMALLINT or OP_INT (at most 6 bytes). */
 static inline char *
-put_int_item(char *p, PyObject *obj)
+put_int_value(char *p, int32_t x)
 {
-    Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)obj);
-    if ((size_t)(x - SMALLINT_MIN) <= SMALLINT_MAX - SMALLINT_MIN) {
+    if ((uint32_t)(x - SMALLINT_MIN) <= SMALLINT_MAX - SMALLINT_MIN) {
         *p++ = (char)(OP_SMALLINT + (x - SMALLINT_MIN));
         return p;
     }
@@ -877,6 +900,14 @@ put_int_item(char *p, PyObject *obj)
     return p;
 }
 
+/* The compact int obj as one item. */
+static inline char *
+put_int_item(char *p, PyObject *obj)
+{
+    return put_int_value(
+        p, (int32_t)PyUnstable_Long_CompactValue((PyLongObject *)obj));
+}
+
 static inline int
 is_compact_int(PyObject *obj)
 {
@@ -886,15 +917,18 @@ is_compact_int(PyObject *obj)
 
 /* A run of CPython's "compact" ints (one digit: |value| below 2**30, so
  * an int32_t holds it) from the item i of seq (a list or tuple), up to
- * end: one reservation, no calls (so a list cannot change meanwhile).  A run of INT_RUN_MIN or more with a value outside the one-byte
- * range goes as one OP_INT_RUN of fixed-width values, which the decoder
- * reads without a varint loop; other runs as OP_SMALLINT/OP_INT items.
+ * end: one reservation, no calls (so a list cannot change meanwhile).
+ * The objects are read once, into a block of values on the stack (which
+ * stays in the L1 cache), and written from there: a million ints are
+ * 32 MB of objects that only memory's bandwidth brings in.  A run of
+ * INT_RUN_MIN or more with a value outside the one-byte range goes as
+ * one OP_INT_RUN of fixed-width values, which the decoder reads without
+ * a varint loop; other runs as OP_SMALLINT/OP_INT items.
  * Returns where the run stopped, or -1. */
 static Py_ALWAYS_INLINE inline Py_ssize_t
 enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
 {
     PyObject **items = PySequence_Fast_ITEMS(seq) + i;
-    Py_ssize_t lo = 0, hi = 0, k = 0;
     if (end - i == 1 || !is_compact_int(items[1])) {
         /* one int between other items: most ints of mixed lists */
         if (enc_reserve(e, 6) < 0) {
@@ -906,12 +940,17 @@ enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
     if (end - i > INT_RUN_BLOCK) {
         end = i + INT_RUN_BLOCK;
     }
+    int32_t vals[INT_RUN_BLOCK];
+    int32_t lo = 0, hi = 0;
+    Py_ssize_t k = 0;
     for (; k < end - i; k++) {
         PyObject *item = items[k];
         if (!is_compact_int(item)) {
             break;
         }
-        Py_ssize_t x = PyUnstable_Long_CompactValue((PyLongObject *)item);
+        int32_t x = (int32_t)
+            PyUnstable_Long_CompactValue((PyLongObject *)item);
+        vals[k] = x;
         lo = x < lo ? x : lo;
         hi = x > hi ? x : hi;
     }
@@ -926,18 +965,23 @@ enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
         w_varint(e, (uint64_t)k);
         w_byte(e, w);
         char *p = e->buf + e->len;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            int32_t x = (int32_t)
-                PyUnstable_Long_CompactValue((PyLongObject *)items[j]);
-            p = w == 1 ? put_int_le(p, x, 1)
-                : w == 2 ? put_int_le(p, x, 2) : put_int_le(p, x, 4);
+        if (w == 4 && PY_LITTLE_ENDIAN) {
+            memcpy(p, vals, (size_t)k * 4);
+            p += k * 4;
+        }
+        else {
+            for (Py_ssize_t j = 0; j < k; j++) {
+                p = w == 1 ? put_int_le(p, vals[j], 1)
+                    : w == 2 ? put_int_le(p, vals[j], 2)
+                    : put_int_le(p, vals[j], 4);
+            }
         }
         e->len = p - e->buf;
         return i + k;
     }
     char *p = e->buf + e->len;
     for (Py_ssize_t j = 0; j < k; j++) {
-        p = put_int_item(p, items[j]);
+        p = put_int_value(p, vals[j]);
     }
     e->len = p - e->buf;
     return i + k;
@@ -1956,7 +2000,10 @@ enc_free(encoder *e)
 {
     enc_reset(e);
     PyMem_RawFree(e->refs);
-    if (e->buf != e->small) {
+    if (e->out != NULL) {
+        Py_CLEAR(e->out);
+    }
+    else if (e->buf != e->small) {
         PyMem_RawFree(e->buf);
     }
     PyMem_Free(e->segs);
@@ -2011,11 +2058,31 @@ enc_complete(encoder *e)
     return 0;
 }
 
+/* Whether to give back what doubling over-allocated: when it is a lot.
+ * A small slack stays, unused (and never faulted in). */
+static inline int
+enc_slack_is_large(const encoder *e)
+{
+    return e->cap - e->len > 4096 && e->cap - e->len > e->len / 2;
+}
+
 /* Move the complete message (buffer, segments and refs) into a new msg. */
 static msg *
 enc_take_msg(encoder *e)
 {
     msg *m;
+    if (e->out != NULL) {
+        /* dumps() of a message with references: a msg owns raw memory */
+        char *nb = PyMem_RawMalloc((size_t)e->len);
+        if (nb == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        memcpy(nb, e->buf, (size_t)e->len);
+        Py_CLEAR(e->out);
+        e->buf = nb;
+        e->cap = e->len;
+    }
     if (e->nsegs > 0) {
         /* dumps() of a message with references: one contiguous copy */
         Py_ssize_t size = enc_offset(e);
@@ -2053,8 +2120,7 @@ enc_take_msg(encoder *e)
         PyErr_NoMemory();
         return NULL;
     }
-    /* give back what doubling over-allocated, when it is a lot */
-    if (e->cap - e->len > 4096 && e->cap - e->len > e->len / 2) {
+    if (enc_slack_is_large(e)) {
         char *nb = PyMem_RawRealloc(e->buf, (size_t)e->len);
         if (nb != NULL) {
             e->buf = nb;
@@ -2159,6 +2225,22 @@ codec_dumps(module_state *st, PyObject *obj, msg **local)
     if (enc_run(&e, obj) == 0) {
         if (e.nrefs > 0) {
             *local = enc_take_msg(&e);
+        }
+        else if (e.out != NULL && e.nsegs == 0) {
+            /* the buffer is the result */
+            if (enc_slack_is_large(&e)) {
+                res = _PyBytes_Resize(&e.out, e.len) == 0 ? e.out : NULL;
+            }
+            else {
+                /* keep the block: shrinking a block glibc mapped to
+                   its own pages makes its next one of this size a new
+                   mapping too, whose pages fault in again */
+                res = e.out;
+                Py_SET_SIZE(res, e.len);
+                e.buf[e.len] = '\0';
+            }
+            e.out = NULL;       /* the result, or freed by the failure */
+            e.buf = e.small;
         }
         else {
             /* the buffer and the segments, written once into the

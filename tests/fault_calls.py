@@ -17,8 +17,10 @@ import _testcapi
 
 import subinterp
 
+# "n" makes the encoder's buffer grow several times (dumps() grows its
+# result in place)
 PAYLOAD = {"a": [1, 2.5, "three", b"four", (5, None)], "b": {"c": list(range(50))},
-           "s": "x" * 300, "big": 2**100}
+           "s": "x" * 300, "big": 2**100, "n": list(range(1000, 1600))}
 
 
 def op_codec():

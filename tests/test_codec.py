@@ -7,6 +7,7 @@ bytes and str are pinned, not copied).
 
 import array
 import collections
+import ctypes
 import datetime
 import decimal
 import fractions
@@ -392,6 +393,72 @@ def test_dumps_big_bytes_written_once():
     out = _core.loads(_core.dumps(obj))
     assert out[0] == b and out[3] == b and out[2] == obj[2]
     assert bytes(out[1]) == bytes(10)
+
+
+def _grown_payloads():
+    # encoded sizes from below the encoder's stack buffer (256 bytes) to
+    # a few MiB, on both sides of each doubling of the buffer: dumps()
+    # writes its result in place, a bytes object that grows, then keeps
+    # a small slack or gives a large one back
+    for n in [0, 1, 50, 60, 63, 64, 65, 120, 127, 128, 129, 250, 255, 256,
+              257, 1000, 1023, 1024, 1025, 4095, 4096, 4097, 100_000,
+              262_143, 262_144, 262_145, 700_000, 1_048_600]:
+        yield list(range(1000, 1000 + n))   # 4 bytes per int
+    for n in [200, 255, 256, 257, 511, 512, 513, 3000, 65_535, 65_536]:
+        yield "x" * n if n < PIN else b"y" * (n - 1)
+        yield [i % 50 for i in range(n)]    # 1 byte per int
+
+
+def test_dumps_result_grown_in_place():
+    empty = sys.getsizeof(b"")      # the header and the trailing NUL
+    for obj in _grown_payloads():
+        data = _core.dumps(obj)
+        assert type(data) is bytes
+        assert _core.loads(data) == obj
+        assert data == _core.dumps(obj)
+        copy = bytes(bytearray(data))
+        assert data == copy and hash(data) == hash(copy)
+        assert len(data) == _core._message_size(obj)[0]
+        assert sys.getsizeof(data) == empty + len(data)
+        # the NUL every bytes object ends with (C code may rely on it)
+        tail = id(data) + empty - 1 + len(data)
+        assert ctypes.string_at(tail, 1) == b"\0"
+
+
+def test_dumps_grown_buffer_on_every_path():
+    big = list(range(-3000, 3000))
+    # a message with references (a local message) takes the buffer
+    sb = _core.share(bytearray(b"abc"))
+    out = _core.loads(_core.dumps([big, sb, "z" * 1000]))
+    assert out[0] == big and bytes(out[1]) == b"abc" and out[2] == "z" * 1000
+    # with segments: gathered into a new result
+    seg = os.urandom(PIN + 3)
+    assert _core.loads(_core.dumps([big, seg, big])) == [big, seg, big]
+    # a cycle through a tuple after the buffer grew: starts over in it
+    t = (list(big),)
+    t[0].append(t)
+    back = _core.loads(_core.dumps(t))
+    assert back[0][:-1] == big and back[0][-1] is back
+
+
+def test_dumps_failing_after_the_buffer_grew_frees_it():
+    import tracemalloc
+    big = list(range(10**6, 10**6 + 20_000))    # about 80 KB encoded
+    lock = threading.Lock()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            with pytest.raises(NotShareableError):
+                _core.dumps([big, lock])
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(50):
+            with pytest.raises(NotShareableError):
+                _core.dumps([big, lock])
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # one leaked buffer would be 80 KB, fifty 4 MB
+    assert after - before < 40_000
 
 
 HUGE = 4 << 20  # CODEC_HUGE_MIN: larger copies ask for huge pages

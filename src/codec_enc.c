@@ -915,35 +915,25 @@ is_compact_int(PyObject *obj)
            PyUnstable_Long_IsCompact((PyLongObject *)obj);
 }
 
-/* A run of CPython's "compact" ints (one digit: |value| below 2**30, so
- * an int32_t holds it) from the item i of seq (a list or tuple), up to
- * end: one reservation, no calls (so a list cannot change meanwhile).
- * The objects are read once, into a block of values on the stack (which
- * stays in the L1 cache), and written from there: a million ints are
- * 32 MB of objects that only memory's bandwidth brings in.  A run of
+/* A block of k (at most INT_RUN_BLOCK) compact ints at items: one
+ * reservation, no calls (so a list cannot change meanwhile).  The
+ * objects are read once, into an array of their values on the stack
+ * (which stays in the L1 cache), and written from there: a million ints
+ * are 32 MB of objects that only memory's bandwidth brings in.  A run of
  * INT_RUN_MIN or more with a value outside the one-byte range goes as
  * one OP_INT_RUN of fixed-width values, which the decoder reads without
- * a varint loop; other runs as OP_SMALLINT/OP_INT items.
- * Returns where the run stopped, or -1. */
-static Py_ALWAYS_INLINE inline Py_ssize_t
-enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
+ * a varint loop; other runs as OP_SMALLINT/OP_INT items.  Not inlined:
+ * the array (4 KiB) is in this frame only while it runs, not in every
+ * frame of the recursive enc_list and enc_tuple (a list nested 1000
+ * deep would take 4 MB of stack).  Returns how many ints it wrote (at
+ * least 1: items[0] is one), or -1. */
+static Py_NO_INLINE Py_ssize_t
+enc_int_block(encoder *e, PyObject **items, Py_ssize_t k_max)
 {
-    PyObject **items = PySequence_Fast_ITEMS(seq) + i;
-    if (end - i == 1 || !is_compact_int(items[1])) {
-        /* one int between other items: most ints of mixed lists */
-        if (enc_reserve(e, 6) < 0) {
-            return -1;
-        }
-        e->len = put_int_item(e->buf + e->len, items[0]) - e->buf;
-        return i + 1;
-    }
-    if (end - i > INT_RUN_BLOCK) {
-        end = i + INT_RUN_BLOCK;
-    }
     int32_t vals[INT_RUN_BLOCK];
     int32_t lo = 0, hi = 0;
     Py_ssize_t k = 0;
-    for (; k < end - i; k++) {
+    for (; k < k_max; k++) {
         PyObject *item = items[k];
         if (!is_compact_int(item)) {
             break;
@@ -977,14 +967,35 @@ enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
             }
         }
         e->len = p - e->buf;
-        return i + k;
+        return k;
     }
     char *p = e->buf + e->len;
     for (Py_ssize_t j = 0; j < k; j++) {
         p = put_int_value(p, vals[j]);
     }
     e->len = p - e->buf;
-    return i + k;
+    return k;
+}
+
+/* A run of CPython's "compact" ints (one digit: |value| below 2**30, so
+ * an int32_t holds it) from the item i of seq (a list or tuple), up to
+ * end, written in blocks (enc_int_block).  Returns where the run
+ * stopped, or -1. */
+static Py_ALWAYS_INLINE inline Py_ssize_t
+enc_int_run(encoder *e, PyObject *seq, Py_ssize_t i, Py_ssize_t end)
+{
+    PyObject **items = PySequence_Fast_ITEMS(seq) + i;
+    if (end - i == 1 || !is_compact_int(items[1])) {
+        /* one int between other items: most ints of mixed lists */
+        if (enc_reserve(e, 6) < 0) {
+            return -1;
+        }
+        e->len = put_int_item(e->buf + e->len, items[0]) - e->buf;
+        return i + 1;
+    }
+    Py_ssize_t k = enc_int_block(
+        e, items, end - i > INT_RUN_BLOCK ? INT_RUN_BLOCK : end - i);
+    return k < 0 ? -1 : i + k;
 }
 
 /* An item of a container failed: note where (see enc_add_path). */

@@ -705,6 +705,41 @@ def test_depth_limit():
         _core.dumps(x)
 
 
+DEEP_IN_A_SMALL_STACK = textwrap.dedent("""
+    import threading
+    from subinterp import _core
+    x = list(range(100, 120))
+    for _ in range(990):
+        x = [1000, 2000, x, 3000]
+    out = []
+    def run():
+        out.append(_core.loads(_core.dumps(x)) == x)
+        out.append(_core.loads(_core.dumps(tuple(x))) == tuple(x))
+        out.append(_core._roundtrip(x) == x)
+    threading.stack_size(1 << 20)
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    print(out)
+""")
+
+
+@pytest.mark.skipif(bool(os.environ.get("SUBINTERP_SANITIZER")),
+                    reason="the sanitizers' instrumentation makes every "
+                    "frame much larger")
+def test_nesting_at_the_depth_limit_fits_a_small_thread_stack():
+    # a list at each of the 990 levels, with ints: every level's frame of
+    # the encoder stays small (the ints' 4 KiB block is not in it), so a
+    # thread with 1 MiB of stack encodes it (it took 4 MB)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(HERE), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", DEEP_IN_A_SMALL_STACK],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[True, True, True]"
+
+
 @pytest.mark.parametrize("size", [100, 100_000], ids=["copied", "raw_blob"])
 def test_out_of_band_buffers_at_the_depth_limit(rt, size):
     # The out-of-band buffers of a pickle are part of its opcode, not

@@ -931,7 +931,10 @@ static Py_NO_INLINE Py_ssize_t
 enc_int_block(encoder *e, PyObject **items, Py_ssize_t k_max)
 {
     int32_t vals[INT_RUN_BLOCK];
-    int32_t lo = 0, hi = 0;
+    /* the bits of all the values, each as x or, when negative, ~x: every
+       x fits in n signed bits when this is below 2**(n-1) (one OR per
+       int instead of a minimum and a maximum) */
+    uint32_t bits = 0;
     Py_ssize_t k = 0;
     for (; k < k_max; k++) {
         PyObject *item = items[k];
@@ -941,16 +944,16 @@ enc_int_block(encoder *e, PyObject **items, Py_ssize_t k_max)
         int32_t x = (int32_t)
             PyUnstable_Long_CompactValue((PyLongObject *)item);
         vals[k] = x;
-        lo = x < lo ? x : lo;
-        hi = x > hi ? x : hi;
+        bits |= (uint32_t)(x < 0 ? ~x : x);
     }
     /* header, or the longest per-item form (1 + 5 bytes) */
     if (enc_reserve(e, 12 + k * 6) < 0) {
         return -1;
     }
-    if (k >= INT_RUN_MIN && (lo < SMALLINT_MIN || hi > SMALLINT_MAX)) {
-        int w = (lo >= INT8_MIN && hi <= INT8_MAX) ? 1
-                : (lo >= INT16_MIN && hi <= INT16_MAX) ? 2 : 4;
+    /* SMALLINT_MIN..SMALLINT_MAX is -64..63: 7 signed bits */
+    Py_BUILD_ASSERT(SMALLINT_MIN == -64 && SMALLINT_MAX == 63);
+    if (k >= INT_RUN_MIN && bits >= 64) {
+        int w = bits < 0x80 ? 1 : bits < 0x8000 ? 2 : 4;
         w_byte(e, OP_INT_RUN);
         w_varint(e, (uint64_t)k);
         w_byte(e, w);

@@ -264,6 +264,29 @@ def test_int_blocks_round_trip(n):
     assert len(_core.dumps([i % 256 for i in range(10**4)])) < 2 * 10**4 + 200
 
 
+def test_int_blocks_take_the_narrowest_width():
+    """A run of 10 ints written exactly as expected, with each edge value
+    first, last or alone among zeros: items when all are in -64..63, else
+    a block of the narrowest width that holds every value."""
+    def width(vals):
+        if all(-64 <= v <= 63 for v in vals):
+            return 0
+        for w in (1, 2):
+            lim = 2 ** (8 * w - 1)
+            if all(-lim <= v < lim for v in vals):
+                return w
+        return 4
+    for v in BLOCK_EDGES + [-2, 62, -63, 126, -127, 2**15 - 2, 2**23, -(2**23)]:
+        for vals in ([v] + [0] * 9, [0] * 9 + [v], [v, -v] * 5, [v] * 10):
+            w = width(vals)
+            items = (bytes(0x80 + 64 + x for x in vals) if w == 0
+                     else _block(vals, w))
+            data = _core.dumps(vals)
+            assert data == message(data[24:26] + items), (vals, w)
+            assert data[24] & ~0x40 == 0x10 and data[25] == 10  # a list of 10
+            assert _core.loads(data) == vals
+
+
 def test_int_blocks_handmade():
     """Blocks of each width decode, in lists and tuples, several in a row,
     mixed with other items and with the one-item int runs."""

@@ -915,8 +915,8 @@ is_compact_int(PyObject *obj)
            PyUnstable_Long_IsCompact((PyLongObject *)obj);
 }
 
-/* A block of k (at most INT_RUN_BLOCK) compact ints at items: one
- * reservation, no calls (so a list cannot change meanwhile).  The
+/* A block of up to k_max (at most INT_RUN_BLOCK) compact ints at items,
+ * starting with items[0], which is one: one reservation, no calls (so a list cannot change meanwhile).  The
  * objects are read once, into an array of their values on the stack
  * (which stays in the L1 cache), and written from there: a million ints
  * are 32 MB of objects that only memory's bandwidth brings in.  A run of
@@ -926,7 +926,7 @@ is_compact_int(PyObject *obj)
  * the array (4 KiB) is in this frame only while it runs, not in every
  * frame of the recursive enc_list and enc_tuple (a list nested 1000
  * deep would take 4 MB of stack).  Returns how many ints it wrote (at
- * least 1: items[0] is one), or -1. */
+ * least 1), or -1. */
 static Py_NO_INLINE Py_ssize_t
 enc_int_block(encoder *e, PyObject **items, Py_ssize_t k_max)
 {

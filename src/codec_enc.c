@@ -916,7 +916,8 @@ is_compact_int(PyObject *obj)
 }
 
 /* A block of up to k_max (at most INT_RUN_BLOCK) compact ints at items,
- * starting with items[0], which is one: one reservation, no calls (so a list cannot change meanwhile).  The
+ * starting with items[0], which is one: one reservation, no calls (so a
+ * list cannot change meanwhile).  The
  * objects are read once, into an array of their values on the stack
  * (which stays in the L1 cache), and written from there: a million ints
  * are 32 MB of objects that only memory's bandwidth brings in.  A run of

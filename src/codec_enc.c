@@ -2010,17 +2010,25 @@ enc_reset(encoder *e)
     e->depth = 0;
 }
 
+/* Free the buffer once it is no longer small: raw memory, or with
+ * ENC_DUMPS the bytes object it lies in. */
 static void
-enc_free(encoder *e)
+enc_drop_buf(encoder *e)
 {
-    enc_reset(e);
-    PyMem_RawFree(e->refs);
     if (e->out != NULL) {
         Py_CLEAR(e->out);
     }
     else if (e->buf != e->small) {
         PyMem_RawFree(e->buf);
     }
+}
+
+static void
+enc_free(encoder *e)
+{
+    enc_reset(e);
+    PyMem_RawFree(e->refs);
+    enc_drop_buf(e);
     PyMem_Free(e->segs);
     e->segs = NULL;
     shape_free(e);
@@ -2086,20 +2094,10 @@ static msg *
 enc_take_msg(encoder *e)
 {
     msg *m;
-    if (e->out != NULL) {
-        /* dumps() of a message with references: a msg owns raw memory */
-        char *nb = PyMem_RawMalloc((size_t)e->len);
-        if (nb == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        memcpy(nb, e->buf, (size_t)e->len);
-        Py_CLEAR(e->out);
-        e->buf = nb;
-        e->cap = e->len;
-    }
-    if (e->nsegs > 0) {
-        /* dumps() of a message with references: one contiguous copy */
+    if (e->nsegs > 0 || e->out != NULL) {
+        /* dumps() of a message with references: one contiguous copy in
+           raw memory, which a msg owns (the buffer may lie in a bytes
+           object, and the segments are gathered into their places) */
         Py_ssize_t size = enc_offset(e);
         char *nb = PyMem_RawMalloc((size_t)size);
         if (nb == NULL) {
@@ -2107,9 +2105,7 @@ enc_take_msg(encoder *e)
             return NULL;
         }
         enc_gather(e, nb);
-        if (e->buf != e->small) {
-            PyMem_RawFree(e->buf);
-        }
+        enc_drop_buf(e);
         e->buf = nb;
         e->len = e->cap = size;
         seg_clear(e);

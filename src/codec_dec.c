@@ -6,8 +6,9 @@
  * container can never pre-allocate more than the message could fill),
  * nesting is limited to CODEC_MAX_DEPTH, and every failure is a
  * CorruptMessageError (a ValueError) rather than a crash.  Objects that
- * are only half built when an error happens are plain containers with
- * NULL slots, which their deallocators accept.
+ * are only half built when an error happens are plain containers: tuples
+ * with NULL slots, which their deallocator accepts, and lists, dicts and
+ * sets that hold the items decoded so far.
  *
  * The memo holds strong references: a dict that drops a duplicate key,
  * for instance, must not free an object a later OP_REF hands out.
@@ -736,15 +737,18 @@ get_int_le(const unsigned char *p, int w)
            : w == 2 ? (long)(int16_t)v : (long)(int32_t)v;
 }
 
-/* k ints of w bytes from p into the slots i.. of seq.  0 or -1. */
+/* k ints of w bytes from p into the slots i.. of seq.  0 or -1.  A
+ * list's size counts the items it holds (see list_with_room), also
+ * when an int fails. */
 static inline int
 int_run_fill(PyObject *seq, Py_ssize_t i, const unsigned char *p,
              Py_ssize_t k, int w, int is_list)
 {
-    for (Py_ssize_t j = 0; j < k; j++, p += w) {
+    Py_ssize_t j = 0;
+    for (; j < k; j++, p += w) {
         PyObject *item = PyLong_FromLong(get_int_le(p, w));
         if (item == NULL) {
-            return -1;
+            break;
         }
         if (is_list) {
             PyList_SET_ITEM(seq, i + j, item);
@@ -753,7 +757,10 @@ int_run_fill(PyObject *seq, Py_ssize_t i, const unsigned char *p,
             PyTuple_SET_ITEM(seq, i + j, item);
         }
     }
-    return 0;
+    if (is_list) {
+        Py_SET_SIZE(seq, i + j);
+    }
+    return j == k ? 0 : -1;
 }
 
 /* An OP_INT_RUN (at d->p) into the slots i.. of seq, which has n.
@@ -789,8 +796,8 @@ dec_int_block(decoder *d, PyObject *seq, Py_ssize_t i, Py_ssize_t n,
     return i + k;
 }
 
-/* Decode the n items of seq, a new list (is_list) or tuple of n empty
- * slots.  0 or -1. */
+/* Decode the n items of seq: a new tuple of n empty slots, or a new list
+ * from list_with_room(n), whose size grows with every item.  0 or -1. */
 static int
 dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
 {
@@ -809,6 +816,7 @@ dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
         }
         if (is_list) {
             PyList_SET_ITEM(seq, i, item);
+            Py_SET_SIZE(seq, i + 1);
         }
         else {
             PyTuple_SET_ITEM(seq, i, item);
@@ -832,6 +840,40 @@ dec_tuple(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
     return t;
 }
 
+/* A new empty list with room for n items: PyList_New(0) given an item
+ * array of n slots (PyListObject's documented fields), which is not
+ * zeroed, since the decoder writes every slot.  For a million items,
+ * zeroing the 8 MB would add 2% to the round trip.  The decoder
+ * raises the list's size with each item it stores, so the list is
+ * whole at every moment: an error or a reference back to it (a cycle)
+ * sees the items decoded so far, never an empty slot.  The free-threaded
+ * build, whose lists keep their items in an array of its own kind, gets
+ * zeroed slots from PyList_New and the same growing size. */
+static PyObject *
+list_with_room(Py_ssize_t n)
+{
+#ifdef Py_GIL_DISABLED
+    PyObject *l = PyList_New(n);
+    if (l != NULL) {
+        Py_SET_SIZE(l, 0);
+    }
+    return l;
+#else
+    PyObject *l = PyList_New(0);
+    if (l == NULL || n == 0) {
+        return l;
+    }
+    PyObject **items = PyMem_New(PyObject *, n);
+    if (items == NULL) {
+        Py_DECREF(l);
+        return PyErr_NoMemory();
+    }
+    ((PyListObject *)l)->ob_item = items;
+    ((PyListObject *)l)->allocated = n;
+    return l;
+#endif
+}
+
 PyObject *
 dec_list(decoder *d, int Py_UNUSED(op), Py_ssize_t mi)
 {
@@ -839,7 +881,7 @@ dec_list(decoder *d, int Py_UNUSED(op), Py_ssize_t mi)
     if (rd_count(d, &n, 0) < 0) {
         return NULL;
     }
-    PyObject *l = PyList_New(n);
+    PyObject *l = list_with_room(n);
     if (l == NULL) {
         return NULL;
     }

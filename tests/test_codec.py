@@ -328,6 +328,60 @@ def test_int_block_bad_messages(body, err):
             _core.loads(message(body), trusted=trusted)
 
 
+def test_decoded_list_is_whole_at_every_moment():
+    """The decoder fills a list's item array without zeroing it first and
+    raises the list's size with each item: a list that fails midway frees
+    the items it holds, a list inside itself is whole, and the result is
+    an ordinary list with the room of [None] * n."""
+    import tracemalloc
+    vals = list(range(10**6, 10**6 + 2000))
+    bigs = b"".join(_int_item(2**40 + i) for i in range(500))
+    bad = [
+        # a block of 2000 ints, then an unknown opcode
+        b"\x10" + _varint(3000) + _block(vals, 4) + b"\x3e",
+        # 500 ints one by one, then a truncated int block
+        b"\x10" + _varint(600) + bigs + b"\x3f\x05\x04",
+        # a list in a list, failing inside the inner one
+        b"\x10\x02" + b"\x10" + _varint(2100) + _block(vals, 4) + b"\x3f",
+    ]
+    tracemalloc.start()
+    try:
+        for body in bad * 3:
+            with pytest.raises(CorruptMessageError):
+                _core.loads(message(body))
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(30):
+            for body in bad:
+                with pytest.raises(CorruptMessageError):
+                    _core.loads(message(body))
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # a leaked list of 2000 ints would be 80 KB, thirty of them 2.4 MB
+    assert after - before < 40_000
+    inner = list(vals)
+    outer = [inner, "x"]
+    inner.append(inner)
+    inner.append(outer)
+    back = _core.loads(_core.dumps(outer))
+    assert back[0][:-2] == vals and back[0][-2] is back[0]
+    assert back[0][-1] is back and len(back[0]) == len(vals) + 2
+    for n in (0, 1, 5, 64, 65, 1000, 100_000):
+        out = _core.loads(_core.dumps(list(range(n))))
+        assert type(out) is list and out == list(range(n))
+        assert sys.getsizeof(out) == sys.getsizeof([None] * n)
+        for lst in (out, list(range(n))):
+            lst.append(-1)
+            lst.extend(range(3))
+            lst.insert(0, "a")
+            del lst[1:3]
+            lst.pop()
+            lst.sort(key=str)
+        assert out == lst
+        out.clear()
+        assert out == []
+
+
 def test_int_run_truncations():
     """Every prefix of a message of int runs is rejected."""
     obj = [VARINT_EDGES, tuple(VARINT_EDGES), [5, 100, 10**6] * 3,

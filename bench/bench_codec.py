@@ -33,10 +33,10 @@ one crossing) and there and back (call(echo, x)); the stdlib's
 concurrent.interpreters (3.14+) and a ProcessPoolExecutor do the echo.
 
 Method: each payload is built and garbage-collected before any timing;
-the contenders' samples alternate (one of each per round, the order
-rotating), and each figure is the median of the best half of its
-samples, so a noisy phase of a shared machine hits all contenders
-alike.
+the contenders' samples alternate (one of each per round, in a new
+shuffled order each round), and each figure is the median of the best
+half of its samples, so a noisy phase of a shared machine hits all
+contenders alike.
 """
 
 from __future__ import annotations

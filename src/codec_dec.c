@@ -28,7 +28,7 @@ typedef struct {
     PyObject *tmpl;             /* the dict that defined it, or once the
                                    shape is reused its blank (strong) */
     int blank;                  /* tmpl is the blank: see dec_dict_shape */
-    PyObject **keys;            /* its keys in order, borrowed from it */
+    PyObject **keys;            /* its keys in order (strong) */
     Py_ssize_t n;
     Py_ssize_t cap;
 } dshape;
@@ -694,31 +694,55 @@ dec_item(decoder *d)
     return dec_obj(d);
 }
 
+/* Release the keys kstack[base:] (strong references: see dec_dict) and
+ * pop them. */
+static void
+kstack_pop(decoder *d, Py_ssize_t base)
+{
+    while (d->nkstack > base) {
+        Py_DECREF(d->kstack[--d->nkstack]);
+    }
+}
+
+/* Empty a shape slot (its keys are strong references). */
+static void
+shape_clear(dshape *sl)
+{
+    Py_CLEAR(sl->tmpl);
+    sl->blank = 0;
+    while (sl->n > 0) {
+        Py_DECREF(sl->keys[--sl->n]);
+    }
+}
+
 /* A dict just decoded from OP_DICT, whose keys are kstack[base:],
- * defines the next shape slot, as it did in the encoder.  The keys are
- * borrowed from the dict: valid only if it kept every one of them, i.e.
- * none was a duplicate (never, for honest messages); otherwise the slot
- * is left empty and using it is an error. */
+ * defines the next shape slot, as it did in the encoder; the keys'
+ * references move from the stack to the slot.  The slot owns them
+ * because the dict does not keep them for it: code that runs while
+ * later items are decoded may empty the dict (see list_unchanged).
+ * If the dict did not keep every key (a duplicate: never, in honest
+ * messages) the slot is left empty and using it is an error.  0 or -1
+ * (the keys released). */
 static int
 shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
 {
     Py_ssize_t n = d->nkstack - base;
-    d->nkstack = base;
     if (n == 0) {
         return 0;
     }
     dshape *sl = &d->shapes[d->shape_next];
     d->shape_next = (d->shape_next + 1) % SHAPE_SLOTS;
-    Py_CLEAR(sl->tmpl);
-    sl->blank = 0;
-    sl->n = 0;
+    shape_clear(sl);
     if (PyDict_GET_SIZE(dict) != n) {
+        kstack_pop(d, base);
         return 0;
     }
     if (codec_grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
+        kstack_pop(d, base);
         return -1;
     }
     memcpy(sl->keys, d->kstack + base, (size_t)n * sizeof(PyObject *));
+    d->nkstack = base;
     sl->n = n;
     sl->tmpl = Py_NewRef(dict);
     return 0;
@@ -796,11 +820,32 @@ dec_int_block(decoder *d, PyObject *seq, Py_ssize_t i, Py_ssize_t n,
     return i + k;
 }
 
+/* Python code that runs while a list is decoded (a reconstructor, or a
+ * garbage collection its bytecode starts, whose callbacks can find the
+ * list with gc.get_objects()) may have changed it: then the decoder must
+ * not write another slot.  0, or -1 with RuntimeError. */
+static int
+list_unchanged(PyObject *list, PyObject **items, Py_ssize_t size,
+               Py_ssize_t room)
+{
+    PyListObject *l = (PyListObject *)list;
+    if (l->ob_item == items && Py_SIZE(list) == size &&
+        l->allocated == room) {
+        return 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "list changed while it was being decoded");
+    return -1;
+}
+
 /* Decode the n items of seq: a new tuple of n empty slots, or a new list
  * from list_with_room(n), whose size grows with every item.  0 or -1. */
 static int
 dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
 {
+    /* for list_unchanged; int blocks run no Python code */
+    PyObject **items = is_list ? ((PyListObject *)seq)->ob_item : NULL;
+    Py_ssize_t room = is_list ? ((PyListObject *)seq)->allocated : 0;
     Py_ssize_t i = 0;
     while (i < n) {
         if (d->p < d->end && *d->p == OP_INT_RUN) {
@@ -815,6 +860,10 @@ dec_seq_items(decoder *d, PyObject *seq, Py_ssize_t n, int is_list)
             return -1;
         }
         if (is_list) {
+            if (list_unchanged(seq, items, i, room) < 0) {
+                Py_DECREF(item);
+                return -1;
+            }
             PyList_SET_ITEM(seq, i, item);
             Py_SET_SIZE(seq, i + 1);
         }
@@ -834,9 +883,18 @@ dec_tuple(decoder *d, int Py_UNUSED(op), Py_ssize_t Py_UNUSED(mi))
         return NULL;
     }
     PyObject *t = PyTuple_New(n);
-    if (t != NULL && dec_seq_items(d, t, n, 0) < 0) {
-        Py_CLEAR(t);
+    if (t == NULL || n == 0) {
+        return t;
     }
+    /* out of the garbage collector's sight while it has empty slots:
+       gc.get_objects() in code that runs meanwhile would hand them out
+       (nothing else refers to it: see the memo, above) */
+    PyObject_GC_UnTrack(t);
+    if (dec_seq_items(d, t, n, 0) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyObject_GC_Track(t);
     return t;
 }
 
@@ -939,21 +997,22 @@ dec_dict(decoder *d, int op, Py_ssize_t mi)
         }
         int rc = dict_set(d, dict, k, v);
         /* kstack stays below its reservation: nested dicts above us
-           reserve from nkstack, which is at most base + i here */
+           reserve from nkstack, which is at most base + i here.  It
+           keeps the reference to k, for the shape. */
         d->kstack[base + i] = k;
         d->nkstack = base + i + 1;
-        Py_DECREF(k);
         Py_DECREF(v);
         if (rc < 0) {
             goto error;
         }
     }
     if (shape_define(d, dict, base) < 0) {
-        goto error;
+        Py_DECREF(dict);
+        return NULL;
     }
     return dict;
 error:
-    d->nkstack = base;
+    kstack_pop(d, base);
     Py_DECREF(dict);
     return NULL;
 }
@@ -993,6 +1052,14 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
                 Py_DECREF(blank);
                 return NULL;
             }
+        }
+        if (PyDict_GET_SIZE(blank) != n) {
+            /* the dict that defined it changed meanwhile (see
+               shape_define) */
+            Py_DECREF(blank);
+            PyErr_SetString(PyExc_RuntimeError,
+                            "dict changed while it was being decoded");
+            return NULL;
         }
         PyObject *old = sh->tmpl;
         sh->tmpl = blank;
@@ -1053,6 +1120,11 @@ dec_set(decoder *d, int op, Py_ssize_t mi)
     if (!frozen) {
         memo_fill(d, mi, s);
     }
+    else {
+        /* as a tuple (dec_tuple): a frozenset hashed by code that ran
+           meanwhile would keep the hash of a part of it */
+        PyObject_GC_UnTrack(s);
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = dec_obj(d);
         if (item == NULL) {
@@ -1066,6 +1138,9 @@ dec_set(decoder *d, int op, Py_ssize_t mi)
             }
             goto error;
         }
+    }
+    if (frozen && !PyObject_GC_IsTracked(s)) {
+        PyObject_GC_Track(s);
     }
     return s;
 error:
@@ -1568,7 +1643,7 @@ codec_decode_data(module_state *st, const char *data, Py_ssize_t size,
     }
     PyMem_Free(d.memo);
     for (int s = 0; s < SHAPE_SLOTS; s++) {
-        Py_XDECREF(d.shapes[s].tmpl);
+        shape_clear(&d.shapes[s]);
         PyMem_Free(d.shapes[s].keys);
     }
     PyMem_Free(d.kstack);

@@ -328,6 +328,112 @@ def test_int_block_bad_messages(body, err):
             _core.loads(message(body), trusted=trusted)
 
 
+def _mid_decode(make, act, trusted):
+    """loads(dumps(make())) with a GC callback that calls act(o) for
+    every container gc.get_objects() shows whose first item is "MARK"
+    (a list, a tuple: more than 10 items), that holds "MARK" (a
+    frozenset) or whose "k0" is "MARK" (a dict), as code may do that
+    runs during a decode: the UUIDs'
+    __init__ is Python, whose bytecode runs the collections.  Returns
+    (the result or the exception, what make() returns now, how many
+    collections ran, how many objects act got)."""
+    data = _core.dumps(make())
+    seen = [0, 0]
+
+    def cb(phase, info):
+        if phase != "start":
+            return
+        seen[0] += 1
+        for o in gc.get_objects():
+            t = type(o)
+            # (not the tuples of constants in code objects)
+            if ((t in (list, tuple) and len(o) > 10 and type(o[0]) is str
+                 and o[0] == "MARK") or
+                    (t is frozenset and len(o) > 10 and "MARK" in o) or
+                    (t is dict and o.get("k0") == "MARK")):
+                seen[1] += 1
+                act(o)
+
+    old = gc.get_threshold()
+    gc.callbacks.append(cb)
+    gc.set_threshold(5)
+    try:
+        try:
+            out = _core.loads(data, trusted=trusted)
+        except Exception as e:      # noqa: BLE001 (what the decode raised)
+            out = e
+    finally:
+        gc.callbacks.remove(cb)
+        gc.set_threshold(*old)
+    return out, make(), seen[0], seen[1]
+
+
+MID_DECODE_ACTS = {
+    "read": lambda o: (repr(o), list(o), hash(o) if type(o) is frozenset else 0),
+    "pop": lambda o: o.pop() if type(o) is list else None,
+    "insert": lambda o: o.insert(0, "x") if type(o) is list else None,
+    "del": lambda o: o.__delitem__(slice(1, None)) if type(o) is list else None,
+    "clear": lambda o: o.clear() if type(o) in (list, dict) else None,
+    "extend": lambda o: o.extend(range(10)) if type(o) is list else None,
+    "add_key": lambda o: o.update(zz=1) if type(o) is dict else None,
+}
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+@pytest.mark.parametrize("act", list(MID_DECODE_ACTS))
+def test_code_run_during_a_decode_cannot_break_it(act, trusted):
+    """Python code that runs in the middle of a decode (a collection's
+    callback here) and finds a half-built container gets a whole one: a
+    list holding the items decoded so far (a change to it makes the decode
+    fail with RuntimeError, untrusted: CorruptMessageError), never a tuple
+    or frozenset with empty slots (they stay out of the collector's sight
+    until complete); and emptying or growing the dict that defined a
+    shape cannot free the keys the shape's later dicts use."""
+    f = MID_DECODE_ACTS[act]
+    changes_lists = act in ("pop", "insert", "del", "clear", "extend")
+
+    def seq():
+        return (["MARK"] + [{"k": i} for i in range(300)] +
+                [uuid.UUID(int=i) for i in range(50)] + [[i] for i in range(300)])
+
+    for make in (seq, lambda: tuple(seq()),
+                 lambda: [frozenset(["MARK", 1, 2] + seq()[301:351])]):
+        out, want, runs, hits = _mid_decode(make, f, trusted)
+        assert runs > 0
+        if type(want) is list and want[0] == "MARK":
+            # the half-built list was found (and changed: the decode failed)
+            assert hits > 0
+            if changes_lists:
+                assert isinstance(out, RuntimeError if trusted else CorruptMessageError)
+                if trusted:
+                    assert str(out) == "list changed while it was being decoded"
+                del out, want   # for the next round's collections to find
+                continue
+        else:
+            # the tuple and the frozenset were never found half-built (at
+            # most complete, by a collection as the decode ends)
+            assert hits <= 1
+        assert out == want
+        del out, want
+    # the dict that defines a shape, emptied or given a key before the
+    # shape's first reuse (the UUIDs come first)
+    def recs():
+        return ([{"k0": "MARK", "k1": [], "key_beta": 0}] +
+                [uuid.UUID(int=i) for i in range(50)] +
+                [{"k0": "r", "k1": [i], "key_beta": i} for i in range(1, 300)])
+
+    out, want, runs, hits = _mid_decode(recs, f, trusted)
+    assert runs > 0
+    if act == "add_key":
+        assert hits > 0
+        assert isinstance(out, RuntimeError if trusted else CorruptMessageError)
+        if trusted:
+            assert str(out) == "dict changed while it was being decoded"
+    else:
+        assert out[1:] == want[1:]
+        assert out[0] == ({} if act == "clear" else want[0])
+
+
 def test_decoded_list_is_whole_at_every_moment():
     """The decoder fills a list's item array without zeroing it first and
     raises the list's size with each item: a list that fails midway frees

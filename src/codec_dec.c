@@ -25,12 +25,10 @@
 #include "codec_impl.h"
 
 typedef struct {
-    PyObject *tmpl;             /* the dict that defined it, or once the
-                                   shape is reused its blank (strong) */
-    int blank;                  /* tmpl is the blank: see dec_dict_shape */
     PyObject **keys;            /* its keys in order (strong) */
-    Py_ssize_t n;
+    Py_ssize_t n;               /* 0: no shape */
     Py_ssize_t cap;
+    PyObject *blank;            /* once reused: see dec_dict_shape */
 } dshape;
 
 struct decoder {
@@ -708,23 +706,20 @@ kstack_pop(decoder *d, Py_ssize_t base)
 static void
 shape_clear(dshape *sl)
 {
-    Py_CLEAR(sl->tmpl);
-    sl->blank = 0;
+    Py_CLEAR(sl->blank);
     while (sl->n > 0) {
         Py_DECREF(sl->keys[--sl->n]);
     }
 }
 
 /* A dict just decoded from OP_DICT, whose keys are kstack[base:],
- * defines the next shape slot, as it did in the encoder; the keys'
- * references move from the stack to the slot.  The slot owns them
- * because the dict does not keep them for it: code that runs while
- * later items are decoded may empty the dict (see list_unchanged).
- * If the dict did not keep every key (a duplicate: never, in honest
- * messages) the slot is left empty and using it is an error.  0 or -1
- * (the keys released). */
+ * defines the next shape slot, as it did in the encoder: the keys'
+ * references move from the stack to the slot.  The slot owns its keys,
+ * and never looks at the dict again: code that runs while later items
+ * are decoded may change or empty it (see list_unchanged).  0 or -1 (the
+ * keys released). */
 static int
-shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
+shape_define(decoder *d, Py_ssize_t base)
 {
     Py_ssize_t n = d->nkstack - base;
     if (n == 0) {
@@ -733,10 +728,6 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     dshape *sl = &d->shapes[d->shape_next];
     d->shape_next = (d->shape_next + 1) % SHAPE_SLOTS;
     shape_clear(sl);
-    if (PyDict_GET_SIZE(dict) != n) {
-        kstack_pop(d, base);
-        return 0;
-    }
     if (codec_grow_ptrs(&sl->keys, &sl->cap, n) < 0) {
         kstack_pop(d, base);
         return -1;
@@ -744,7 +735,6 @@ shape_define(decoder *d, PyObject *dict, Py_ssize_t base)
     memcpy(sl->keys, d->kstack + base, (size_t)n * sizeof(PyObject *));
     d->nkstack = base;
     sl->n = n;
-    sl->tmpl = Py_NewRef(dict);
     return 0;
 }
 
@@ -1006,7 +996,7 @@ dec_dict(decoder *d, int op, Py_ssize_t mi)
             goto error;
         }
     }
-    if (shape_define(d, dict, base) < 0) {
+    if (shape_define(d, base) < 0) {
         Py_DECREF(dict);
         return NULL;
     }
@@ -1028,47 +1018,48 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
     if (rd_count(d, &n, 0) < 0) {
         return NULL;
     }
-    if (slot >= SHAPE_SLOTS || d->shapes[slot].tmpl == NULL ||
+    if (slot >= SHAPE_SLOTS || d->shapes[slot].n == 0 ||
         d->shapes[slot].n != n) {
         return corrupt(d, "dict refers to keys of a dict that is not there");
     }
     dshape *sh = &d->shapes[slot];
-    if (!sh->blank) {
-        /* Reused for the first time: from now on copy a private blank of
-           the dict that defined it, its keys with the value None.  Copying
-           the defining dict would take a reference to each of its values
-           (objects all over memory) only for the values to be replaced
-           at once; None is immortal, so copying the blank and replacing
-           its values touches no object but the keys.  Records repeat a
-           shape many times, so the blank costs one dict per shape. */
-        PyObject *blank = PyDict_Copy(sh->tmpl);
+    if (sh->blank == NULL) {
+        /* Reused for the first time: from now on copy a blank, the keys
+           with the value None.  Copying the dict that defined the shape
+           would take a reference to each of its values (objects all over
+           memory) only for the values to be replaced at once; None is
+           immortal, so copying the blank and replacing its values touches
+           no object but the keys.  Records repeat a shape many times, so
+           the blank costs one dict per shape.  It holds the slot's own
+           key objects, and it is private: nothing refers to it, and it
+           is kept out of the garbage collector's sight (where code that
+           runs during the decode could find and change it). */
+        PyObject *blank = PyDict_New();
         if (blank == NULL) {
             return NULL;
         }
+        PyObject_GC_UnTrack(blank);
         for (Py_ssize_t i = 0; i < n; i++) {
-            /* the keys stay the same objects: sh->keys still points at
-               keys the blank holds */
             if (PyDict_SetItem(blank, sh->keys[i], Py_None) < 0) {
                 Py_DECREF(blank);
                 return NULL;
             }
         }
-        if (PyDict_GET_SIZE(blank) != n) {
-            /* the dict that defined it changed meanwhile (see
-               shape_define) */
-            Py_DECREF(blank);
-            PyErr_SetString(PyExc_RuntimeError,
-                            "dict changed while it was being decoded");
-            return NULL;
+        if (PyObject_GC_IsTracked(blank)) {
+            /* keys that are containers (tuples) made PyDict_SetItem
+               track it: it cannot be part of a cycle */
+            PyObject_GC_UnTrack(blank);
         }
-        PyObject *old = sh->tmpl;
-        sh->tmpl = blank;
-        sh->blank = 1;
-        Py_DECREF(old);
+        if (PyDict_GET_SIZE(blank) != n) {
+            Py_DECREF(blank);
+            return corrupt(d, "dict shape with a repeated key");
+        }
+        sh->blank = blank;
     }
-    PyObject *tmpl = sh->tmpl;
+    PyObject *tmpl = sh->blank;
     /* Nested dicts may take over the slot while the values are decoded:
-       hold the template, and work on a copy of its keys. */
+       hold the blank, which holds the keys, and work on a copy of its
+       keys. */
     Py_ssize_t base = d->nkstack;
     if (codec_grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
         return NULL;
@@ -1103,28 +1094,58 @@ error:
     return NULL;
 }
 
+/* An unhashable element (TypeError) is a corrupt message. */
+static void
+set_add_failed(decoder *d)
+{
+    if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+        as_corrupt(d, "unhashable set element");
+    }
+}
+
 /* OP_SET, entered in the memo at once; OP_FROZENSET, entered by dec_obj
- * when complete. */
+ * when complete.  A frozenset's elements are decoded into a tuple first,
+ * which stays out of the garbage collector's sight (as in dec_tuple):
+ * a frozenset that code running meanwhile could find while it grows
+ * would keep the hash of a part of it, if that code hashed it. */
 PyObject *
 dec_set(decoder *d, int op, Py_ssize_t mi)
 {
-    int frozen = op == OP_FROZENSET;
     Py_ssize_t n;
     if (rd_count(d, &n, 0) < 0) {
         return NULL;
     }
-    PyObject *s = frozen ? PyFrozenSet_New(NULL) : PySet_New(NULL);
+    if (op == OP_FROZENSET) {
+        PyObject *t = PyTuple_New(n);
+        if (t == NULL) {
+            return NULL;
+        }
+        if (n > 0) {
+            PyObject_GC_UnTrack(t);
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = dec_obj(d);
+            if (item == NULL) {
+                Py_DECREF(t);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(t, i, item);
+        }
+        if (n > 0) {
+            PyObject_GC_Track(t);
+        }
+        PyObject *fs = PyFrozenSet_New(t);
+        Py_DECREF(t);
+        if (fs == NULL) {
+            set_add_failed(d);
+        }
+        return fs;
+    }
+    PyObject *s = PySet_New(NULL);
     if (s == NULL) {
         return NULL;
     }
-    if (!frozen) {
-        memo_fill(d, mi, s);
-    }
-    else {
-        /* as a tuple (dec_tuple): a frozenset hashed by code that ran
-           meanwhile would keep the hash of a part of it */
-        PyObject_GC_UnTrack(s);
-    }
+    memo_fill(d, mi, s);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = dec_obj(d);
         if (item == NULL) {
@@ -1133,14 +1154,9 @@ dec_set(decoder *d, int op, Py_ssize_t mi)
         int rc = PySet_Add(s, item);
         Py_DECREF(item);
         if (rc < 0) {
-            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-                as_corrupt(d, "unhashable set element");
-            }
+            set_add_failed(d);
             goto error;
         }
-    }
-    if (frozen && !PyObject_GC_IsTracked(s)) {
-        PyObject_GC_Track(s);
     }
     return s;
 error:

@@ -1038,28 +1038,36 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
         if (blank == NULL) {
             return NULL;
         }
-        PyObject_GC_UnTrack(blank);
         for (Py_ssize_t i = 0; i < n; i++) {
             if (PyDict_SetItem(blank, sh->keys[i], Py_None) < 0) {
                 Py_DECREF(blank);
                 return NULL;
             }
         }
-        if (PyObject_GC_IsTracked(blank)) {
-            /* keys that are containers (tuples) made PyDict_SetItem
-               track it: it cannot be part of a cycle */
-            PyObject_GC_UnTrack(blank);
+        /* Keys the GC tracks make PyDict_SetItem track the blank, and a
+           key's __hash__ or __eq__ (Python code, in a trusted message)
+           may then have found it and changed it: it must hold exactly
+           the slot's key objects, in order, for the dicts of the shape
+           to borrow them from it.  Untracked from here on, nothing can
+           reach it (it cannot be part of a cycle). */
+        PyObject_GC_UnTrack(blank);
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *key, *value;
+        while (i < n && PyDict_Next(blank, &pos, &key, &value) &&
+               key == sh->keys[i]) {
+            i++;
         }
-        if (PyDict_GET_SIZE(blank) != n) {
+        if (i < n || PyDict_GET_SIZE(blank) != n) {
             Py_DECREF(blank);
-            return corrupt(d, "dict shape with a repeated key");
+            return corrupt(d, "dict shape with a repeated or changed key");
         }
         sh->blank = blank;
     }
     PyObject *tmpl = sh->blank;
     /* Nested dicts may take over the slot while the values are decoded:
        hold the blank, which holds the keys, and work on a copy of its
-       keys. */
+       keys - borrowed, unlike the keys dec_dict pushes: this region of
+       kstack is dropped, not popped with kstack_pop. */
     Py_ssize_t base = d->nkstack;
     if (codec_grow_ptrs(&d->kstack, &d->kstack_cap, base + n) < 0) {
         return NULL;

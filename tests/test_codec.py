@@ -343,6 +343,54 @@ class _SwapShapeKey:
         return (_swap_shape_key, (self.key,))
 
 
+_HOSTILE_KEY_ON = [False]
+_BIG_KEY = 10**15 + 7   # an int key that is not memoised
+
+
+class _HostileKey:
+    """A dict key whose __hash__ (Python code, in a trusted message)
+    changes the dicts gc.get_objects() shows: the shape's blank, if it
+    were in sight, and the dict that defined the shape."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __hash__(self):
+        if _HOSTILE_KEY_ON[0]:
+            for o in gc.get_objects():
+                if type(o) is dict and _BIG_KEY in o:
+                    if o[_BIG_KEY] is None:
+                        del o[_BIG_KEY]
+                        o["X" * 30] = None
+                    elif o[_BIG_KEY] == ["MARK"]:
+                        o.clear()
+        return self.v
+
+    def __eq__(self, other):
+        return self is other
+
+
+def test_key_hash_changing_a_shape_blank_while_it_is_built():
+    """The blank of a shape is checked to hold exactly the shape's key
+    objects once built: a key's __hash__ that swapped one of them (the
+    blank is in the collector's sight while keys it tracks go in) would
+    otherwise leave the shape's dicts using a key nobody holds once the
+    slot is taken over (a segfault on 3.12)."""
+    a, b = _HostileKey(1), _HostileKey(2)
+    big = int(str(_BIG_KEY))
+    data = _core.dumps([{a: 0, big: ["MARK"], b: 0},
+                        {a: 1, big: [{f"n{j}": [j]} for j in range(8)], b: 1}])
+    _HOSTILE_KEY_ON[0] = True
+    try:
+        with pytest.raises(CorruptMessageError,
+                           match="dict shape with a repeated or changed key"):
+            _core.loads(data, trusted=True)
+    finally:
+        _HOSTILE_KEY_ON[0] = False
+    out = _core.loads(data, trusted=True)
+    assert [len(d) for d in out] == [3, 3] and out[1][big][7] == {"n7": [7]}
+
+
 def _mid_decode(make, act, trusted):
     """loads(dumps(make())) with a GC callback that calls act(o) for
     every container gc.get_objects() shows whose first item is "MARK"

@@ -1063,7 +1063,7 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
         }
         sh->blank = blank;
     }
-    PyObject *tmpl = sh->blank;
+    PyObject *blank = sh->blank;
     /* Nested dicts may take over the slot while the values are decoded:
        hold the blank, which holds the keys, and work on a copy of its
        keys - borrowed, unlike the keys dec_dict pushes: this region of
@@ -1075,8 +1075,8 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
     memcpy(d->kstack + base, d->shapes[slot].keys,
            (size_t)n * sizeof(PyObject *));
     d->nkstack = base + n;
-    Py_INCREF(tmpl);
-    PyObject *dict = PyDict_Copy(tmpl);
+    Py_INCREF(blank);
+    PyObject *dict = PyDict_Copy(blank);
     if (dict == NULL) {
         goto error;
     }
@@ -1093,11 +1093,11 @@ dec_dict_shape(decoder *d, Py_ssize_t mi)
         }
     }
     d->nkstack = base;
-    Py_DECREF(tmpl);
+    Py_DECREF(blank);
     return dict;
 error:
     d->nkstack = base;
-    Py_DECREF(tmpl);
+    Py_DECREF(blank);
     Py_XDECREF(dict);
     return NULL;
 }

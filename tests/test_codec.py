@@ -391,6 +391,28 @@ def test_key_hash_changing_a_shape_blank_while_it_is_built():
     assert [len(d) for d in out] == [3, 3] and out[1][big][7] == {"n7": [7]}
 
 
+def _with_gc_callback(act, fn):
+    """fn() with a GC callback that calls act(o) for every object
+    gc.get_objects() shows, collections every 5 allocations.  Returns
+    (what fn returned, how many collections ran)."""
+    runs = [0]
+
+    def cb(phase, info):
+        if phase == "start":
+            runs[0] += 1
+            for o in gc.get_objects():
+                act(o)
+
+    old = gc.get_threshold()
+    gc.callbacks.append(cb)
+    gc.set_threshold(5)
+    try:
+        return fn(), runs[0]
+    finally:
+        gc.callbacks.remove(cb)
+        gc.set_threshold(*old)
+
+
 def _mid_decode(make, act, trusted):
     """loads(dumps(make())) with a GC callback that calls act(o) for
     every container gc.get_objects() shows whose first item is "MARK"
@@ -401,34 +423,26 @@ def _mid_decode(make, act, trusted):
     (the result or the exception, what make() returns now, how many
     collections ran, how many objects act got)."""
     data = _core.dumps(make())
-    seen = [0, 0]
+    hits = [0]
 
-    def cb(phase, info):
-        if phase != "start":
-            return
-        seen[0] += 1
-        for o in gc.get_objects():
-            t = type(o)
-            # (not the tuples of constants in code objects)
-            if ((t in (list, tuple) and len(o) > 10 and type(o[0]) is str
-                 and o[0] == "MARK") or
-                    (t is frozenset and len(o) > 10 and "MARK" in o) or
-                    (t is dict and o.get("k0") == "MARK")):
-                seen[1] += 1
-                act(o)
+    def marked(o):
+        t = type(o)
+        # (not the tuples of constants in code objects)
+        if ((t in (list, tuple) and len(o) > 10 and type(o[0]) is str
+             and o[0] == "MARK") or
+                (t is frozenset and len(o) > 10 and "MARK" in o) or
+                (t is dict and o.get("k0") == "MARK")):
+            hits[0] += 1
+            act(o)
 
-    old = gc.get_threshold()
-    gc.callbacks.append(cb)
-    gc.set_threshold(5)
-    try:
+    def decode():
         try:
-            out = _core.loads(data, trusted=trusted)
+            return _core.loads(data, trusted=trusted)
         except Exception as e:      # noqa: BLE001 (what the decode raised)
-            out = e
-    finally:
-        gc.callbacks.remove(cb)
-        gc.set_threshold(*old)
-    return out, make(), seen[0], seen[1]
+            return e
+
+    out, runs = _with_gc_callback(marked, decode)
+    return out, make(), runs, hits[0]
 
 
 MID_DECODE_ACTS = {
@@ -500,24 +514,6 @@ def _fresh(text):
     return "".join(list(text))
 
 
-def _with_gc_callback(act, fn):
-    """fn() with a GC callback that calls act(o) for every object
-    gc.get_objects() shows, collections every 5 allocations."""
-    def cb(phase, info):
-        if phase == "start":
-            for o in gc.get_objects():
-                act(o)
-
-    old = gc.get_threshold()
-    gc.callbacks.append(cb)
-    gc.set_threshold(5)
-    try:
-        return fn()
-    finally:
-        gc.callbacks.remove(cb)
-        gc.set_threshold(*old)
-
-
 @pytest.mark.parametrize("trusted", [False, True])
 def test_code_run_during_a_decode_cannot_break_dict_shapes(trusted):
     """A dict shape keeps its own keys, in a blank nobody else can reach:
@@ -539,7 +535,7 @@ def test_code_run_during_a_decode_cannot_break_dict_shapes(trusted):
         if type(o) is dict and len(o) == 1 and K in o:
             o.clear()
     data = _core.dumps(shapes())
-    out = _with_gc_callback(clear, lambda: _core.loads(data, trusted=trusted))
+    out, _ = _with_gc_callback(clear, lambda: _core.loads(data, trusted=trusted))
     assert out[0] == {} and out[1] == shapes()[1]
     assert [type(k) for k in out[1]] == [str]
 
@@ -549,7 +545,7 @@ def test_code_run_during_a_decode_cannot_break_dict_shapes(trusted):
             o[1.0] = o.pop(1)
     recs = [{1: ["MARK"], 2: 0}] + uuids + [{1: [i], 2: i} for i in range(3)]
     data = _core.dumps(recs)
-    out = _with_gc_callback(swap, lambda: _core.loads(data, trusted=trusted))
+    out, _ = _with_gc_callback(swap, lambda: _core.loads(data, trusted=trusted))
     assert out[0] == {2: 0, 1.0: ["MARK"]}
     assert out[1:] == recs[1:]
     assert all([type(k) for k in r] == [int, int] for r in out[-3:])
@@ -561,7 +557,7 @@ def test_code_run_during_a_decode_cannot_break_dict_shapes(trusted):
             o["EXTRA"] = 1
     recs = [{"key_a": [i], "key_b": i} for i in range(3)]
     data = _core.dumps(recs[:2] + uuids + recs[2:])
-    out = _with_gc_callback(grow, lambda: _core.loads(data, trusted=trusted))
+    out, _ = _with_gc_callback(grow, lambda: _core.loads(data, trusted=trusted))
     assert out[-1] == {"key_a": [2], "key_b": 2}
 
 

@@ -495,33 +495,26 @@ shape_key_eq(PyObject *sk, PyObject *k)
                   (size_t)n * (size_t)kind) == 0;
 }
 
-/* The slot holding the keys of d (in order, see shape_key_eq), or -1. */
+/* The slot holding the n keys at keys (in order, see shape_key_eq), or
+ * -1. */
 static int
-shape_find(encoder *e, PyObject *d, Py_ssize_t n)
+shape_find(encoder *e, PyObject *const *keys, Py_ssize_t n)
 {
-    Py_ssize_t pos = 0;
-    PyObject *first;
-    if (n == 0 || !PyDict_Next(d, &pos, &first, NULL)) {
+    if (n == 0) {
         return -1;
     }
     for (int s = 0; s < SHAPE_SLOTS; s++) {
         shape_slot *sl = &e->shapes[s];
-        if (sl->n != n || !shape_key_eq(sl->keys[0], first)) {
+        if (sl->n != n) {
             continue;
         }
-        Py_ssize_t i = 1;
-        PyObject *k;
-        while (PyDict_Next(d, &pos, &k, NULL)) {
-            if (i >= n || !shape_key_eq(sl->keys[i], k)) {
-                break;
-            }
+        Py_ssize_t i = 0;
+        while (i < n && shape_key_eq(sl->keys[i], keys[i])) {
             i++;
         }
         if (i == n) {
             return s;
         }
-        pos = 0;
-        (void)PyDict_Next(d, &pos, &first, NULL);
     }
     return -1;
 }
@@ -1106,65 +1099,69 @@ enc_dict(encoder *e, PyObject *d, int op)
     Py_ssize_t n = PyDict_GET_SIZE(d);
     Py_ssize_t pos = 0, i = 0;
     PyObject *k, *v;
+    /* One pass over d (PyDict_Next runs no code) takes its keys to
+       kstack[base:base+n] and its values to kstack[base+n:base+2n], all
+       held: the shape is looked up and the items written from there, so
+       code that encoding runs (pickle) and that changes d changes
+       nothing being written.  kstack may move while items are written
+       (nested dicts grow it): it is indexed, never pointed into. */
+    Py_ssize_t base = e->nkstack;
+    if (kstack_reserve(e, 2 * n) < 0) {
+        return -1;
+    }
+    while (i < n && PyDict_Next(d, &pos, &k, &v)) {
+        e->kstack[base + i] = Py_NewRef(k);
+        e->kstack[base + n + i] = Py_NewRef(v);
+        i++;
+    }
+    if (i < n) {
+        for (Py_ssize_t j = 0; j < i; j++) {
+            Py_DECREF(e->kstack[base + j]);
+            Py_DECREF(e->kstack[base + n + j]);
+        }
+        return enc_changed_size("dict");
+    }
+    e->nkstack = base + 2 * n;
     int rc = 0;
-    int slot = shape_find(e, d, n);
+    int slot = shape_find(e, e->kstack + base, n);
     if (slot >= 0) {
         if (enc_reserve(e, 12) < 0) {
-            return -1;
+            rc = -1;
+            goto done;
         }
         w_byte(e, OP_DICT_SHAPE | (op & OP_MEMO));
         w_byte(e, slot);
         w_varint(e, (uint64_t)n);
     }
     else if (w_op_varint(e, op, (uint64_t)n) < 0) {
-        return -1;
+        rc = -1;
+        goto done;
     }
-    /* A new shape's keys go on kstack as they are written: they become
-       the shape when the dict is complete, without another pass over
-       it.  The keys of a known shape are not written, and not held. */
-    Py_ssize_t base = e->nkstack;
-    if (slot < 0 && kstack_reserve(e, n) < 0) {
-        return -1;
-    }
-    while (PyDict_Next(d, &pos, &k, &v)) {
-        if (i >= n) {
-            kstack_pop(e, base);
-            return enc_changed_size("dict");
-        }
-        /* hold both: encoding may run code (pickle) that changes d */
-        Py_INCREF(v);
-        rc = 0;
-        if (slot < 0) {
-            e->kstack[e->nkstack++] = Py_NewRef(k);
-            rc = enc_obj_held(e, k, 1);
-        }
-        else {
-            Py_INCREF(k);
-        }
+    /* The keys of a known shape are not written. */
+    for (i = 0; i < n; i++) {
+        k = e->kstack[base + i];
+        rc = slot < 0 ? enc_obj_held(e, k, 1) : 0;
         if (rc == 0) {
-            rc = enc_obj_held(e, v, 1);
+            rc = enc_obj_held(e, e->kstack[base + n + i], 1);
         }
         if (rc == -1) {
             enc_add_path(e, "[%R]", k, 0);
         }
-        Py_DECREF(v);
-        if (slot >= 0) {
-            Py_DECREF(k);
-        }
         if (rc < 0) {
-            kstack_pop(e, base);
-            return rc;
+            goto done;
         }
-        i++;
     }
-    if (i != n || PyDict_GET_SIZE(d) != n) {
+    if (PyDict_GET_SIZE(d) != n) {
+        rc = enc_changed_size("dict");
+    }
+done:
+    if (rc < 0 || slot >= 0 || n == 0) {
         kstack_pop(e, base);
-        return enc_changed_size("dict");
+        return rc;
     }
-    if (slot >= 0 || n == 0) {
-        kstack_pop(e, base);
-        return 0;
-    }
+    /* A new shape: its keys, held on kstack, become the shape (the
+       decoder does the same). */
+    kstack_pop(e, base + n);
     return shape_take(e, base);
 }
 

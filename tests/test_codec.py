@@ -1136,6 +1136,53 @@ def test_list_shrunk_while_encoding_is_detected(n):
     assert len(lst) == 2
 
 
+
+class _RunsWhenPickled:
+    """Calls fn when it is encoded (pickled), and crosses as 0."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __reduce__(self):
+        self.fn()
+        return (int, (0,))
+
+
+def _dict_payload(d, shape):
+    # with shape, a dict of the same keys before d makes d a dict shape
+    return [dict.fromkeys(d, 1), d] if shape else [d]
+
+
+@pytest.mark.parametrize("shape", [False, True])
+@pytest.mark.parametrize("change", ["add", "delete", "clear"])
+def test_dict_changed_size_while_encoding_is_detected(shape, change):
+    d = {"a": None, "b": [100_000, "b"], "c": "x"}
+    act = {"add": lambda: d.__setitem__("z", 1),
+           "delete": lambda: d.pop("c"),
+           "clear": d.clear}[change]
+    d["a"] = _RunsWhenPickled(act)
+    with pytest.raises(RuntimeError, match="dict changed size"):
+        _core.dumps(_dict_payload(d, shape))
+
+
+@pytest.mark.parametrize("shape", [False, True])
+def test_dict_items_replaced_while_encoding_cross_as_they_were(shape):
+    """The encoder takes a dict's keys and values in one pass, holding
+    them, and writes them from there: values replaced by code that runs
+    meanwhile (and freed by it, but for the encoder's reference) cross
+    as they were when the dict was reached."""
+    d = {"a": None, "b": ["old", 100_000], "c": "x"}
+
+    def replace():
+        d["b"] = "new"
+        d["c"] = None
+
+    d["a"] = _RunsWhenPickled(replace)
+    out = _core.loads(_core.dumps(_dict_payload(d, shape)))
+    assert out[-1] == {"a": 0, "b": ["old", 100_000], "c": "x"}
+    assert d["b"] == "new"
+
+
 # ---------------------------------------------------------------------------
 # datetime, Decimal, UUID
 

@@ -519,6 +519,28 @@ shape_find(encoder *e, PyObject *const *keys, Py_ssize_t n)
     return -1;
 }
 
+/* The same for the keys of the dict d, of n items, read in place. */
+static int
+shape_find_dict(encoder *e, PyObject *d, Py_ssize_t n)
+{
+    for (int s = 0; s < SHAPE_SLOTS; s++) {
+        shape_slot *sl = &e->shapes[s];
+        if (sl->n != n || n == 0) {
+            continue;
+        }
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *k;
+        while (i < n && PyDict_Next(d, &pos, &k, NULL) &&
+               shape_key_eq(sl->keys[i], k)) {
+            i++;
+        }
+        if (i == n) {
+            return s;
+        }
+    }
+    return -1;
+}
+
 /* The keys kstack[base:] of a dict just written with OP_DICT become the
  * next shape (the decoder does the same); their references move. */
 static int
@@ -1093,18 +1115,73 @@ enc_tuple(encoder *e, PyObject *tup, int op)
 
 static void kstack_pop(encoder *e, Py_ssize_t base);
 
-int
-enc_dict(encoder *e, PyObject *d, int op)
+static Py_ALWAYS_INLINE inline int
+enc_dict_header(encoder *e, int op, int slot, Py_ssize_t n)
 {
-    Py_ssize_t n = PyDict_GET_SIZE(d);
+    if (slot < 0) {
+        return w_op_varint(e, op, (uint64_t)n);
+    }
+    if (enc_reserve(e, 12) < 0) {
+        return -1;
+    }
+    w_byte(e, OP_DICT_SHAPE | (op & OP_MEMO));
+    w_byte(e, slot);
+    w_varint(e, (uint64_t)n);
+    return 0;
+}
+
+/* The item k: v of a dict, which the caller holds; the keys of a known
+ * shape (slot >= 0) are not written. */
+static Py_ALWAYS_INLINE inline int
+enc_dict_item(encoder *e, PyObject *k, PyObject *v, int slot)
+{
+    int rc = slot < 0 ? enc_obj_held(e, k, 1) : 0;
+    if (rc == 0) {
+        rc = enc_obj_held(e, v, 1);
+    }
+    if (rc == -1) {
+        enc_add_path(e, "[%R]", k, 0);
+    }
+    return rc;
+}
+
+/* The end of a dict whose items were written (rc 0) or failed: its size
+ * is checked and kstack[base:] dropped, but for a new shape's keys,
+ * kstack[base:base+n], which become the shape (the decoder does the
+ * same). */
+static Py_ALWAYS_INLINE inline int
+enc_dict_end(encoder *e, PyObject *d, Py_ssize_t n, int slot,
+             Py_ssize_t base, int rc)
+{
+    if (rc == 0 && PyDict_GET_SIZE(d) != n) {
+        rc = enc_changed_size("dict");
+    }
+    if (rc < 0 || slot >= 0 || n == 0) {
+        kstack_pop(e, base);
+        return rc;
+    }
+    kstack_pop(e, base + n);
+    return shape_take(e, base);
+}
+
+/* Dicts of up to DICT_HELD items (records, the common case) are taken in
+ * one pass: PyDict_Next runs no code, so their keys go to
+ * kstack[base:base+n] and their values to kstack[base+n:base+2n], all
+ * held, and the shape is looked up and the items are written from
+ * there.  Code that encoding runs (pickle) and that changes d then
+ * changes nothing being written.  Larger dicts are read in place, item
+ * by item: holding all their items first would touch each of their
+ * objects (all over memory) three times instead of once.  kstack may
+ * move while items are written (nested dicts grow it): it is indexed,
+ * never pointed into. */
+#define DICT_HELD 64
+
+/* A dict of at most DICT_HELD items, in one pass. */
+static int
+enc_dict_held(encoder *e, PyObject *d, int op, Py_ssize_t n)
+{
     Py_ssize_t pos = 0, i = 0;
     PyObject *k, *v;
-    /* One pass over d (PyDict_Next runs no code) takes its keys to
-       kstack[base:base+n] and its values to kstack[base+n:base+2n], all
-       held: the shape is looked up and the items written from there, so
-       code that encoding runs (pickle) and that changes d changes
-       nothing being written.  kstack may move while items are written
-       (nested dicts grow it): it is indexed, never pointed into. */
     Py_ssize_t base = e->nkstack;
     if (kstack_reserve(e, 2 * n) < 0) {
         return -1;
@@ -1122,47 +1199,58 @@ enc_dict(encoder *e, PyObject *d, int op)
         return enc_changed_size("dict");
     }
     e->nkstack = base + 2 * n;
-    int rc = 0;
     int slot = shape_find(e, e->kstack + base, n);
-    if (slot >= 0) {
-        if (enc_reserve(e, 12) < 0) {
-            rc = -1;
-            goto done;
-        }
-        w_byte(e, OP_DICT_SHAPE | (op & OP_MEMO));
-        w_byte(e, slot);
-        w_varint(e, (uint64_t)n);
+    int rc = enc_dict_header(e, op, slot, n);
+    for (i = 0; rc == 0 && i < n; i++) {
+        rc = enc_dict_item(e, e->kstack[base + i], e->kstack[base + n + i],
+                           slot);
     }
-    else if (w_op_varint(e, op, (uint64_t)n) < 0) {
-        rc = -1;
-        goto done;
+    return enc_dict_end(e, d, n, slot, base, rc);
+}
+
+/* A larger dict, item by item; a new shape's keys go on kstack as they
+ * are written. */
+static int
+enc_dict_streamed(encoder *e, PyObject *d, int op, Py_ssize_t n)
+{
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    Py_ssize_t base = e->nkstack;
+    int rc = 0;
+    int slot = shape_find_dict(e, d, n);
+    if (enc_dict_header(e, op, slot, n) < 0 ||
+        (slot < 0 && kstack_reserve(e, n) < 0)) {
+        return -1;
     }
-    /* The keys of a known shape are not written. */
-    for (i = 0; i < n; i++) {
-        k = e->kstack[base + i];
-        rc = slot < 0 ? enc_obj_held(e, k, 1) : 0;
-        if (rc == 0) {
-            rc = enc_obj_held(e, e->kstack[base + n + i], 1);
+    while (rc == 0 && PyDict_Next(d, &pos, &k, &v)) {
+        if (i++ >= n) {
+            rc = enc_changed_size("dict");
+            break;
         }
-        if (rc == -1) {
-            enc_add_path(e, "[%R]", k, 0);
+        /* hold both: encoding may run code (pickle) that changes d */
+        Py_INCREF(k);
+        Py_INCREF(v);
+        rc = enc_dict_item(e, k, v, slot);
+        Py_DECREF(v);
+        if (slot < 0) {
+            e->kstack[e->nkstack++] = k;
         }
-        if (rc < 0) {
-            goto done;
+        else {
+            Py_DECREF(k);
         }
     }
-    if (PyDict_GET_SIZE(d) != n) {
+    if (rc == 0 && i != n) {
         rc = enc_changed_size("dict");
     }
-done:
-    if (rc < 0 || slot >= 0 || n == 0) {
-        kstack_pop(e, base);
-        return rc;
-    }
-    /* A new shape: its keys, held on kstack, become the shape (the
-       decoder does the same). */
-    kstack_pop(e, base + n);
-    return shape_take(e, base);
+    return enc_dict_end(e, d, n, slot, base, rc);
+}
+
+int
+enc_dict(encoder *e, PyObject *d, int op)
+{
+    Py_ssize_t n = PyDict_GET_SIZE(d);
+    return n <= DICT_HELD ? enc_dict_held(e, d, op, n)
+                          : enc_dict_streamed(e, d, op, n);
 }
 
 int

@@ -1153,10 +1153,24 @@ def _dict_payload(d, shape):
     return [dict.fromkeys(d, 1), d] if shape else [d]
 
 
+def _hostile_dict(size):
+    """A dict of `size` items whose item "a" (the first) is replaced by
+    a _RunsWhenPickled, "b" a list and "c" a str; the rest ints."""
+    d = {"a": None, "b": ["old", 100_000], "c": "x"}
+    d.update((f"k{i}", i) for i in range(size - 3))
+    return d
+
+
+# the encoder takes dicts of up to 64 items in one pass, larger ones item
+# by item (DICT_HELD in src/codec_enc.c): both are covered
+SIZES = [3, 64, 65, 1000]
+
+
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("shape", [False, True])
 @pytest.mark.parametrize("change", ["add", "delete", "clear"])
-def test_dict_changed_size_while_encoding_is_detected(shape, change):
-    d = {"a": None, "b": [100_000, "b"], "c": "x"}
+def test_dict_changed_size_while_encoding_is_detected(size, shape, change):
+    d = _hostile_dict(size)
     act = {"add": lambda: d.__setitem__("z", 1),
            "delete": lambda: d.pop("c"),
            "clear": d.clear}[change]
@@ -1165,23 +1179,29 @@ def test_dict_changed_size_while_encoding_is_detected(shape, change):
         _core.dumps(_dict_payload(d, shape))
 
 
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("shape", [False, True])
-def test_dict_items_replaced_while_encoding_cross_as_they_were(shape):
-    """The encoder takes a dict's keys and values in one pass, holding
-    them, and writes them from there: values replaced by code that runs
-    meanwhile (and freed by it, but for the encoder's reference) cross
-    as they were when the dict was reached."""
-    d = {"a": None, "b": ["old", 100_000], "c": "x"}
+def test_dict_items_replaced_while_encoding(size, shape):
+    """Values replaced by code that encoding runs, and freed by it but for
+    the encoder's reference: a dict of up to 64 items is taken in one
+    pass, holding its items, so they cross as they were when the dict was
+    reached; a larger one is read item by item, each held while it is
+    written, so the later items cross as they are when reached."""
+    d = _hostile_dict(size)
 
     def replace():
         d["b"] = "new"
         d["c"] = None
 
     d["a"] = _RunsWhenPickled(replace)
+    expect = dict(d, a=0)
+    if size > 64:
+        expect.update(b="new", c=None)
+    else:
+        expect.update(b=["old", 100_000], c="x")
     out = _core.loads(_core.dumps(_dict_payload(d, shape)))
-    assert out[-1] == {"a": 0, "b": ["old", 100_000], "c": "x"}
+    assert out[-1] == expect
     assert d["b"] == "new"
-
 
 # ---------------------------------------------------------------------------
 # datetime, Decimal, UUID

@@ -495,48 +495,33 @@ shape_key_eq(PyObject *sk, PyObject *k)
                   (size_t)n * (size_t)kind) == 0;
 }
 
-/* The slot holding the n keys at keys (in order, see shape_key_eq), or
- * -1. */
+/* The slot holding the keys of d (in order, see shape_key_eq), or -1. */
 static int
-shape_find(encoder *e, PyObject *const *keys, Py_ssize_t n)
+shape_find(encoder *e, PyObject *d, Py_ssize_t n)
 {
-    if (n == 0) {
+    Py_ssize_t pos = 0;
+    PyObject *first;
+    if (n == 0 || !PyDict_Next(d, &pos, &first, NULL)) {
         return -1;
     }
     for (int s = 0; s < SHAPE_SLOTS; s++) {
         shape_slot *sl = &e->shapes[s];
-        if (sl->n != n) {
+        if (sl->n != n || !shape_key_eq(sl->keys[0], first)) {
             continue;
         }
-        Py_ssize_t i = 0;
-        while (i < n && shape_key_eq(sl->keys[i], keys[i])) {
-            i++;
-        }
-        if (i == n) {
-            return s;
-        }
-    }
-    return -1;
-}
-
-/* The same for the keys of the dict d, of n items, read in place. */
-static int
-shape_find_dict(encoder *e, PyObject *d, Py_ssize_t n)
-{
-    for (int s = 0; s < SHAPE_SLOTS; s++) {
-        shape_slot *sl = &e->shapes[s];
-        if (sl->n != n || n == 0) {
-            continue;
-        }
-        Py_ssize_t pos = 0, i = 0;
+        Py_ssize_t i = 1;
         PyObject *k;
-        while (i < n && PyDict_Next(d, &pos, &k, NULL) &&
-               shape_key_eq(sl->keys[i], k)) {
+        while (PyDict_Next(d, &pos, &k, NULL)) {
+            if (i >= n || !shape_key_eq(sl->keys[i], k)) {
+                break;
+            }
             i++;
         }
         if (i == n) {
             return s;
         }
+        pos = 0;
+        (void)PyDict_Next(d, &pos, &first, NULL);
     }
     return -1;
 }
@@ -1115,142 +1100,100 @@ enc_tuple(encoder *e, PyObject *tup, int op)
 
 static void kstack_pop(encoder *e, Py_ssize_t base);
 
-static Py_ALWAYS_INLINE inline int
-enc_dict_header(encoder *e, int op, int slot, Py_ssize_t n)
+/* Whether writing obj can run code (that may change the container it
+ * was read from): it is not one of the scalars enc_obj_held writes
+ * itself. */
+static inline int
+enc_runs_code(PyObject *obj)
 {
-    if (slot < 0) {
-        return w_op_varint(e, op, (uint64_t)n);
-    }
-    if (enc_reserve(e, 12) < 0) {
-        return -1;
-    }
-    w_byte(e, OP_DICT_SHAPE | (op & OP_MEMO));
-    w_byte(e, slot);
-    w_varint(e, (uint64_t)n);
-    return 0;
+    PyTypeObject *tp = Py_TYPE(obj);
+    return !(tp == &PyUnicode_Type || tp == &PyLong_Type ||
+             tp == &PyFloat_Type || tp == &PyBool_Type || obj == Py_None);
 }
 
-/* The item k: v of a dict, which the caller holds; the keys of a known
- * shape (slot >= 0) are not written. */
-static Py_ALWAYS_INLINE inline int
-enc_dict_item(encoder *e, PyObject *k, PyObject *v, int slot)
-{
-    int rc = slot < 0 ? enc_obj_held(e, k, 1) : 0;
-    if (rc == 0) {
-        rc = enc_obj_held(e, v, 1);
-    }
-    if (rc == -1) {
-        enc_add_path(e, "[%R]", k, 0);
-    }
-    return rc;
-}
-
-/* The end of a dict whose items were written (rc 0) or failed: its size
- * is checked and kstack[base:] dropped, but for a new shape's keys,
- * kstack[base:base+n], which become the shape (the decoder does the
- * same). */
-static Py_ALWAYS_INLINE inline int
-enc_dict_end(encoder *e, PyObject *d, Py_ssize_t n, int slot,
-             Py_ssize_t base, int rc)
-{
-    if (rc == 0 && PyDict_GET_SIZE(d) != n) {
-        rc = enc_changed_size("dict");
-    }
-    if (rc < 0 || slot >= 0 || n == 0) {
-        kstack_pop(e, base);
-        return rc;
-    }
-    kstack_pop(e, base + n);
-    return shape_take(e, base);
-}
-
-/* Dicts of up to DICT_HELD items (records, the common case) are taken in
- * one pass: PyDict_Next runs no code, so their keys go to
- * kstack[base:base+n] and their values to kstack[base+n:base+2n], all
- * held, and the shape is looked up and the items are written from
- * there.  Code that encoding runs (pickle) and that changes d then
- * changes nothing being written.  Larger dicts are read in place, item
- * by item: holding all their items first would touch each of their
- * objects (all over memory) three times instead of once.  kstack may
- * move while items are written (nested dicts grow it): it is indexed,
- * never pointed into. */
-#define DICT_HELD 64
-
-/* A dict of at most DICT_HELD items, in one pass. */
+/* Whether the dict d holds k: v at its entry `at` or at the first one
+ * after it (PyDict_Next runs no code). */
 static int
-enc_dict_held(encoder *e, PyObject *d, int op, Py_ssize_t n)
+dict_holds(PyObject *d, Py_ssize_t at, PyObject *k, PyObject *v)
 {
-    Py_ssize_t pos = 0, i = 0;
-    PyObject *k, *v;
-    Py_ssize_t base = e->nkstack;
-    if (kstack_reserve(e, 2 * n) < 0) {
-        return -1;
-    }
-    while (i < n && PyDict_Next(d, &pos, &k, &v)) {
-        e->kstack[base + i] = Py_NewRef(k);
-        e->kstack[base + n + i] = Py_NewRef(v);
-        i++;
-    }
-    if (i < n) {
-        for (Py_ssize_t j = 0; j < i; j++) {
-            Py_DECREF(e->kstack[base + j]);
-            Py_DECREF(e->kstack[base + n + j]);
-        }
-        return enc_changed_size("dict");
-    }
-    e->nkstack = base + 2 * n;
-    int slot = shape_find(e, e->kstack + base, n);
-    int rc = enc_dict_header(e, op, slot, n);
-    for (i = 0; rc == 0 && i < n; i++) {
-        rc = enc_dict_item(e, e->kstack[base + i], e->kstack[base + n + i],
-                           slot);
-    }
-    return enc_dict_end(e, d, n, slot, base, rc);
-}
-
-/* A larger dict, item by item; a new shape's keys go on kstack as they
- * are written. */
-static int
-enc_dict_streamed(encoder *e, PyObject *d, int op, Py_ssize_t n)
-{
-    Py_ssize_t pos = 0, i = 0;
-    PyObject *k, *v;
-    Py_ssize_t base = e->nkstack;
-    int rc = 0;
-    int slot = shape_find_dict(e, d, n);
-    if (enc_dict_header(e, op, slot, n) < 0 ||
-        (slot < 0 && kstack_reserve(e, n) < 0)) {
-        return -1;
-    }
-    while (rc == 0 && PyDict_Next(d, &pos, &k, &v)) {
-        if (i++ >= n) {
-            rc = enc_changed_size("dict");
-            break;
-        }
-        /* hold both: encoding may run code (pickle) that changes d */
-        Py_INCREF(k);
-        Py_INCREF(v);
-        rc = enc_dict_item(e, k, v, slot);
-        Py_DECREF(v);
-        if (slot < 0) {
-            e->kstack[e->nkstack++] = k;
-        }
-        else {
-            Py_DECREF(k);
-        }
-    }
-    if (rc == 0 && i != n) {
-        rc = enc_changed_size("dict");
-    }
-    return enc_dict_end(e, d, n, slot, base, rc);
+    PyObject *k2, *v2;
+    return PyDict_Next(d, &at, &k2, &v2) && k2 == k && v2 == v;
 }
 
 int
 enc_dict(encoder *e, PyObject *d, int op)
 {
     Py_ssize_t n = PyDict_GET_SIZE(d);
-    return n <= DICT_HELD ? enc_dict_held(e, d, op, n)
-                          : enc_dict_streamed(e, d, op, n);
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    int rc = 0;
+    int slot = shape_find(e, d, n);
+    if (slot >= 0) {
+        if (enc_reserve(e, 12) < 0) {
+            return -1;
+        }
+        w_byte(e, OP_DICT_SHAPE | (op & OP_MEMO));
+        w_byte(e, slot);
+        w_varint(e, (uint64_t)n);
+    }
+    else if (w_op_varint(e, op, (uint64_t)n) < 0) {
+        return -1;
+    }
+    /* A new shape's keys go on kstack as they are written: they become
+       the shape when the dict is complete, without another pass over
+       it.  The keys of a known shape are not written, and not held. */
+    Py_ssize_t base = e->nkstack;
+    if (slot < 0 && kstack_reserve(e, n) < 0) {
+        return -1;
+    }
+    Py_ssize_t at = pos;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        if (i >= n) {
+            kstack_pop(e, base);
+            return enc_changed_size("dict");
+        }
+        /* hold both: encoding may run code (pickle) that changes d */
+        Py_INCREF(v);
+        rc = 0;
+        if (slot < 0) {
+            e->kstack[e->nkstack++] = Py_NewRef(k);
+            rc = enc_obj_held(e, k, 1);
+        }
+        else {
+            Py_INCREF(k);
+        }
+        if (rc == 0) {
+            /* The memo takes the reference held here for d's (held 1):
+               once writing k ran code, d may no longer hold v, and v
+               is then written with held 0, or another reference to it
+               in the graph would be missed. */
+            rc = slot >= 0 || !enc_runs_code(k) || dict_holds(d, at, k, v)
+                     ? enc_obj_held(e, v, 1)
+                     : enc_obj_held(e, v, 0);
+        }
+        at = pos;
+        if (rc == -1) {
+            enc_add_path(e, "[%R]", k, 0);
+        }
+        Py_DECREF(v);
+        if (slot >= 0) {
+            Py_DECREF(k);
+        }
+        if (rc < 0) {
+            kstack_pop(e, base);
+            return rc;
+        }
+        i++;
+    }
+    if (i != n || PyDict_GET_SIZE(d) != n) {
+        kstack_pop(e, base);
+        return enc_changed_size("dict");
+    }
+    if (slot >= 0 || n == 0) {
+        kstack_pop(e, base);
+        return 0;
+    }
+    return shape_take(e, base);
 }
 
 int

@@ -1799,6 +1799,16 @@ config_update(PyInterpreterConfig *cfg, PyObject *mapping)
     int res = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && res == 0; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
+        /* a Mapping that is not a dict makes the list from its own
+           items() */
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError,
+                         "config: items() of a %.100s must give (name, "
+                         "value) pairs, not %.100s",
+                         Py_TYPE(mapping)->tp_name, Py_TYPE(item)->tp_name);
+            res = -1;
+            break;
+        }
         res = config_set_field(cfg, PyTuple_GET_ITEM(item, 0),
                                PyTuple_GET_ITEM(item, 1));
     }

@@ -483,6 +483,19 @@ item_encode(module_state *st, PyObject *obj, int unboundop, item *out)
                           out);
 }
 
+/* Whether the error that decoding a received item raised consumes the
+ * item: a decoding error (an Exception) does, or an item that cannot be
+ * decoded would stay at the head for good; a KeyboardInterrupt or a
+ * SystemExit that interrupted the decoding (a signal handler that
+ * raised while an object's reconstructor ran, the interpreter exiting)
+ * does not: the item goes back to the head, order kept, as when a
+ * handler raises after the decoding. */
+static int
+decode_error_consumes(void)
+{
+    return PyErr_ExceptionMatches(PyExc_Exception);
+}
+
 /* An item on its way to the caller (see queue_item_to_object). */
 typedef struct {
     PyObject_HEAD
@@ -591,6 +604,10 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
 {
     struct queue_state *qs = st->queue;
     PyObject *res = item_object(st, it);
+
+    if (res == NULL && !decode_error_consumes()) {
+        fifo_unget(f, it);
+    }
 
     /* The item is the caller's once this function returns it.  A signal
        that arrived since it was taken -- during the hand-off, the wake-up
@@ -1239,7 +1256,8 @@ recv_many_locked(fifo *f, item **its, Py_ssize_t *cap, Py_ssize_t from,
  * fails to decode (ItemInterpreterDestroyed, a decoding error), the
  * first j are returned and item j and those after it go back to the
  * head, where the next get raises for item j; when the first fails, it
- * is consumed and raises, as with get(). */
+ * is consumed and raises, as with get().  A KeyboardInterrupt or
+ * SystemExit puts all of them back (decode_error_consumes). */
 static PyObject *
 queue_get_many_impl(PyObject *self, Py_ssize_t max_items, int block,
                     PyObject *timeout)
@@ -1302,14 +1320,14 @@ queue_get_many_impl(PyObject *self, Py_ssize_t max_items, int block,
         PyList_SET_ITEM(list, j, obj);
     }
     if (j < k) {
+        if (!decode_error_consumes()) {
+            goto unget_all;     /* KeyboardInterrupt, SystemExit... */
+        }
         if (j == 0) {
             /* as get(): the item that raised is consumed */
             item_clear(&its[0]);
             fifo_unget_many(f, its + 1, k - 1);
             goto error;
-        }
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-            goto unget_all;     /* KeyboardInterrupt, SystemExit... */
         }
         /* the first j objects are the result; item j raises next time */
         PyErr_Clear();

@@ -360,11 +360,14 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
     if (deadline_from_timeout(timeout, 0, &dl) < 0) {
         return NULL;
     }
-    seq = PySequence_Fast(cases_obj, "select() cases must be an iterable");
+    /* a tuple, not the caller's list: encoding a send case's object may
+       run code (pickle) that changes the list, while the cases parsed
+       before it borrow their targets from it */
+    seq = PySequence_Tuple(cases_obj);
     if (seq == NULL) {
         goto done;
     }
-    n = PySequence_Fast_GET_SIZE(seq);
+    n = PyTuple_GET_SIZE(seq);
     if (cases_count_check(n) < 0) {
         goto done;
     }
@@ -375,7 +378,7 @@ select_store(PyObject *mod, PyObject *cases_obj, int Py_UNUSED(block),
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (case_parse(st, PySequence_Fast_GET_ITEM(seq, i), i, -1,
+        if (case_parse(st, PyTuple_GET_ITEM(seq, i), i, -1,
                        &cases[i], &sources[i]) < 0) {
             goto done;
         }

@@ -39,6 +39,8 @@ typedef enum {
     SYNC_NKINDS,
 } sync_kind;
 
+#define LOCK_LEVEL_INTERPS 4
+
 typedef struct sync_obj {
     sobj base;
     sync_kind kind;             /* immutable */
@@ -47,11 +49,22 @@ typedef struct sync_obj {
     union {
         struct {                /* SYNC_LOCK, SYNC_RLOCK */
             int locked;                 /* mutex */
-            int64_t owner_interp;       /* mutex: where it was acquired,
-                                           or -1 */
             unsigned long owner_thread; /* mutex: RLock owner */
             Py_ssize_t depth;           /* mutex: RLock recursion depth
                                            (1 while a Lock is held) */
+            struct {
+                int64_t interp;         /* -1: a free entry */
+                Py_ssize_t n;
+            } levels[LOCK_LEVEL_INTERPS];
+                                        /* mutex: the levels of depth
+                                           each interpreter took (an
+                                           RLock's owner thread may
+                                           re-enter it from several):
+                                           a destroyed interpreter's
+                                           levels go, the others stay.
+                                           Levels of more interpreters
+                                           than there are entries are
+                                           nobody's: they stay. */
             int64_t abandoned_by;       /* mutex: interpreter whose
                                            destruction released the lock,
                                            not yet reported to an
@@ -279,6 +292,60 @@ sync_wait_run(sync_wait *a)
 /* ------------------------------------------------------------------ */
 /* Lock and RLock                                                      */
 
+/* The levels of a lock's depth by interpreter (s->mutex held). */
+static void
+lock_levels_clear(sync_obj *s)
+{
+    for (int i = 0; i < LOCK_LEVEL_INTERPS; i++) {
+        s->lock.levels[i].interp = -1;
+        s->lock.levels[i].n = 0;
+    }
+}
+
+/* A level taken in interpreter `interp` (depth counts it already). */
+static void
+lock_level_add(sync_obj *s, int64_t interp)
+{
+    int free = -1;
+    for (int i = 0; i < LOCK_LEVEL_INTERPS; i++) {
+        if (s->lock.levels[i].n > 0 && s->lock.levels[i].interp == interp) {
+            s->lock.levels[i].n++;
+            return;
+        }
+        if (s->lock.levels[i].n == 0 && free < 0) {
+            free = i;
+        }
+    }
+    if (free >= 0) {
+        s->lock.levels[free].interp = interp;
+        s->lock.levels[free].n = 1;
+    }
+    /* else nobody's */
+}
+
+/* A level released in interpreter `interp` (before depth drops): its
+ * own if it has one, else one of nobody's, else another's (the owner
+ * thread may release a level it took in another interpreter). */
+static void
+lock_level_drop(sync_obj *s, int64_t interp)
+{
+    Py_ssize_t counted = 0;
+    int other = -1;
+    for (int i = 0; i < LOCK_LEVEL_INTERPS; i++) {
+        if (s->lock.levels[i].n > 0) {
+            if (s->lock.levels[i].interp == interp) {
+                s->lock.levels[i].n--;
+                return;
+            }
+            counted += s->lock.levels[i].n;
+            other = i;
+        }
+    }
+    if (counted == s->lock.depth && other >= 0) {
+        s->lock.levels[other].n--;
+    }
+}
+
 /* Give the lock to the first waiter, or free it.  s->mutex held.
  * abandoned_by >= 0: released because that interpreter was destroyed. */
 static void
@@ -286,16 +353,16 @@ lock_pass_on(sync_obj *s, int64_t abandoned_by)
 {
     uint32_t prev;
     wnode *n = wlist_claim_first(&s->waiters, &prev);
+    lock_levels_clear(s);
     if (n != NULL) {
-        s->lock.owner_interp = n->w->interp_id;
         s->lock.owner_thread = n->w->thread_id;
         s->lock.depth = 1;
+        lock_level_add(s, n->w->interp_id);
         n->w->value = (Py_ssize_t)abandoned_by;
         wnode_fire(n, prev, abandoned_by >= 0 ? WS_ABANDONED : WS_OK, NULL);
     }
     else {
         s->lock.locked = 0;
-        s->lock.owner_interp = -1;
         s->lock.owner_thread = 0;
         s->lock.depth = 0;
         if (abandoned_by >= 0) {
@@ -309,8 +376,17 @@ lock_interp_closed(sobj *o, int64_t id)
 {
     sync_obj *s = (sync_obj *)o;
     sub_mutex_lock(&s->mutex);
-    if (s->lock.locked && s->lock.owner_interp == id) {
-        lock_pass_on(s, id);
+    for (int i = 0; s->lock.locked && i < LOCK_LEVEL_INTERPS; i++) {
+        if (s->lock.levels[i].n > 0 && s->lock.levels[i].interp == id) {
+            /* its levels go; levels other interpreters took on the same
+               thread keep the lock held */
+            s->lock.depth -= s->lock.levels[i].n;
+            s->lock.levels[i].n = 0;
+            if (s->lock.depth == 0) {
+                lock_pass_on(s, id);
+            }
+            break;
+        }
     }
     sub_mutex_unlock(&s->mutex);
 }
@@ -322,13 +398,15 @@ lock_try(sync_wait *a)
     if (s->kind == SYNC_RLOCK && s->lock.locked &&
         s->lock.owner_thread == a->thread_id) {
         s->lock.depth++;
+        lock_level_add(s, a->interp_id);
         return 1;
     }
     if (!s->lock.locked) {
         s->lock.locked = 1;
-        s->lock.owner_interp = a->interp_id;
         s->lock.owner_thread = a->thread_id;
         s->lock.depth = 1;
+        lock_levels_clear(s);
+        lock_level_add(s, a->interp_id);
         a->abandoned = s->lock.abandoned_by;
         s->lock.abandoned_by = -1;
         return 1;
@@ -425,11 +503,12 @@ syncobj_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
-/* Release as thread `thread_id`, which must own an RLock: the current
- * thread, or the one an undone acquire_async acquired for (its loop's
- * thread; the loop may be closed from another one). */
+/* Release as thread `thread_id`, in interpreter `interp_id`; the thread
+ * must own an RLock: the current thread, or the one an undone
+ * acquire_async acquired for (its loop's thread; the loop may be closed
+ * from another one). */
 static int
-lock_release(PyObject *self, unsigned long thread_id)
+lock_release(PyObject *self, int64_t interp_id, unsigned long thread_id)
 {
     sync_obj *s = sync_of(self);
     int err = ERR_OK;
@@ -440,8 +519,9 @@ lock_release(PyObject *self, unsigned long thread_id)
     else if (s->kind == SYNC_RLOCK && s->lock.owner_thread != thread_id) {
         err = ERR_RELEASE_UNOWNED;
     }
-    else if (s->kind == SYNC_RLOCK && --s->lock.depth > 0) {
-        /* still held */
+    else if (s->kind == SYNC_RLOCK && s->lock.depth > 1) {
+        lock_level_drop(s, interp_id);
+        s->lock.depth--;        /* still held */
     }
     else {
         lock_pass_on(s, -1);
@@ -456,7 +536,9 @@ lock_release(PyObject *self, unsigned long thread_id)
 static PyObject *
 lockobj_release(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (lock_release(self, PyThread_get_thread_ident()) < 0) {
+    if (lock_release(self,
+                     PyInterpreterState_GetID(PyInterpreterState_Get()),
+                     PyThread_get_thread_ident()) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -680,7 +762,7 @@ sync_async_undo(aio_wait *a)
     }
     PyObject *exc = PyErr_GetRaisedException();
     int r = (s->kind == SYNC_LOCK || s->kind == SYNC_RLOCK)
-                ? lock_release(p->self, p->sw.thread_id)
+                ? lock_release(p->self, p->sw.interp_id, p->sw.thread_id)
                 : sem_release(p->self, 1);
     if (r < 0) {
         PyErr_WriteUnraisable(p->self);
@@ -943,7 +1025,7 @@ sync_create(PyTypeObject *tp, sync_kind kind, Py_ssize_t initial,
     switch (kind) {
     case SYNC_LOCK:
     case SYNC_RLOCK:
-        s->lock.owner_interp = -1;
+        lock_levels_clear(s);
         s->lock.abandoned_by = -1;
         break;
     case SYNC_SEMAPHORE:

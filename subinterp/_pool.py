@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import sys
 import threading
 import time
 import weakref
@@ -91,6 +92,10 @@ class _PoolFuture(Future):
         return super().exception(timeout)
 
     def _wait_fast(self, timeout: float | None) -> None:
+        # a timeout already past (map()'s deadline) is no wait, as in
+        # concurrent.futures: TimeoutError, not the core's ValueError
+        if timeout is not None and timeout < 0:
+            timeout = 0
         try:
             outcome = self._pool_core.wait(self._token, timeout)
         except TimeoutError:
@@ -419,6 +424,7 @@ class Pool(Executor):
             chunksize = self._auto_chunksize(iterables)
         elif not isinstance(chunksize, int) or chunksize < 1:
             raise ValueError("chunksize must be an int >= 1")
+        chunksize = min(chunksize, sys.maxsize)     # islice's bound
         args_iter = zip(*iterables)
         window = max(2 * self._max_workers, 4)
         if buffersize is not None:

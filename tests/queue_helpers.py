@@ -162,3 +162,25 @@ def put_many_once(q, items, timeout=None, unbounditems=None):
     if unbounditems is not None:
         unbounditems = getattr(_queues, unbounditems)
     q.put_many(items, timeout=timeout, unbounditems=unbounditems)
+
+
+# An object whose reconstruction raises once, as a signal handler that
+# raises (KeyboardInterrupt) while the reconstructor runs would.
+_raised = set()
+
+
+def rebuild_raising_once(key, exc_name, value):
+    if key not in _raised:
+        _raised.add(key)
+        raise {"KeyboardInterrupt": KeyboardInterrupt,
+               "SystemExit": SystemExit,
+               "ValueError": ValueError}[exc_name]("while decoding")
+    return value
+
+
+class RaisesOnceWhenDecoded:
+    def __init__(self, key, exc_name, value):
+        self.args = (key, exc_name, value)
+
+    def __reduce__(self):
+        return (rebuild_raising_once, self.args)

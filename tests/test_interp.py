@@ -308,6 +308,30 @@ def test_config_keywords_and_mapping():
         assert i.call(operator.add, 2, 3) == 5
 
 
+@pytest.mark.parametrize("items", [[("gil",)], [5], [["gil", "own"]],
+                                   [("gil", "own", 1)]])
+def test_config_mapping_whose_items_are_not_pairs(items):
+    """A Mapping (not a dict) makes the list of its items with its own
+    items(): anything but (name, value) pairs is a TypeError."""
+    import collections.abc
+
+    class M(collections.abc.Mapping):
+        def __getitem__(self, k):
+            return "own"
+
+        def __iter__(self):
+            return iter(["gil"])
+
+        def __len__(self):
+            return 1
+
+        def items(self):
+            return items
+
+    with pytest.raises(TypeError, match=r"items\(\) of a M must give"):
+        subinterp.create(config=M())
+
+
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [

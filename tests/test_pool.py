@@ -387,6 +387,23 @@ def test_result_timeout(pool):
     assert fut.result(timeout=30) == "late"
 
 
+@pytest.mark.parametrize("timeout", [0, 1e-9, -1])
+def test_timeout_already_past_is_a_timeout_error(pool, timeout):
+    """As concurrent.futures: a result() timeout that is zero or already
+    past (map()'s deadline, negative by the time a later result is
+    waited for) raises TimeoutError, not ValueError."""
+    fut = pool.submit(sleep_return, 0.3, "late")
+    with pytest.raises(cf.TimeoutError):
+        fut.result(timeout=timeout)
+    with pytest.raises(cf.TimeoutError):
+        list(pool.map(sleep_return, [0.05] * 10, timeout=timeout))
+    assert fut.result(timeout=30) == "late"
+
+
+def test_map_huge_chunksize(pool):
+    assert list(pool.map(add, range(5), chunksize=10**20)) == list(range(5))
+
+
 def test_cancel_queued_task():
     with Pool(1) as pool:
         flag = os.path.join(HERE, f".flag-{os.getpid()}")

@@ -1,6 +1,7 @@
 """Queue: FIFO across interpreters, blocking without polling, unbound
 items, Ctrl-C, bad input, lifetimes."""
 
+import asyncio
 import gc
 import os
 import pickle
@@ -559,6 +560,55 @@ def test_ctrl_c_racing_with_puts_loses_nothing():
     assert got == list(range(n))
     assert q.empty()
     assert interrupts[0] > 0
+
+
+
+_RECEIVES = {
+    "get": lambda q, r: q.get(),
+    "get_timeout": lambda q, r: q.get(timeout=30),
+    "get_nowait": lambda q, r: q.get_nowait(),
+    "get_many": lambda q, r: q.get_many(10),
+    "select": lambda q, r: subinterp.select([q])[1],
+    "recv": lambda q, r: r.recv(),
+    "recv_nowait": lambda q, r: r.recv_nowait(),
+    "get_async": lambda q, r: asyncio.run(q.get_async()),
+}
+
+
+@pytest.mark.parametrize("exc", ["KeyboardInterrupt", "SystemExit"])
+@pytest.mark.parametrize("how", list(_RECEIVES))
+def test_interrupt_while_an_item_is_decoded_keeps_it(how, exc):
+    """A KeyboardInterrupt (a signal handler that raised while an object's
+    reconstructor ran) or SystemExit that interrupts the decoding of a
+    received item: the item goes back to the head, order kept, as when
+    the handler raises after the decoding."""
+    recv, send = sq.create_channel(maxsize=2)
+    q = sq.Queue()
+    key = f"{how}-{exc}"
+    first = queue_helpers.RaisesOnceWhenDecoded(key, exc, "first")
+    for put in (q.put, send.send_nowait):
+        put(first)
+        put("second")
+    receive = _RECEIVES[how]
+    with pytest.raises({"KeyboardInterrupt": KeyboardInterrupt,
+                        "SystemExit": SystemExit}[exc]):
+        receive(q, recv)
+    src = (lambda: recv.recv_nowait()) if how.startswith("recv") else (
+        lambda: q.get_nowait())
+    assert src() == "first"
+    assert src() == "second"
+
+
+def test_decoding_error_consumes_the_item():
+    """An item that fails to decode with an ordinary exception is consumed
+    (it would otherwise stay at the head for good); the next one follows."""
+    q = sq.Queue()
+    q.put(queue_helpers.RaisesOnceWhenDecoded("consumed", "ValueError", 0))
+    q.put("next")
+    with pytest.raises(ValueError, match="while decoding"):
+        q.get()
+    assert q.get_nowait() == "next"
+    assert q.empty()
 
 
 class Interrupted(Exception):

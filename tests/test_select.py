@@ -337,3 +337,32 @@ def test_timeouts_racing_hand_offs_lose_nothing():
         t.join(120)
     expected = [(k, i) for k in range(5) for i in range(n_per_producer)]
     assert sorted(got) == expected
+
+
+@pytest.mark.parametrize("first_is_send", [True, False])
+def test_send_object_that_empties_the_cases_list(first_is_send):
+    """select() parses its cases from a snapshot: a send case's object
+    whose pickling empties the caller's list (and so frees the queues it
+    held, but for the snapshot) cannot free what the cases before it
+    borrow."""
+    import gc
+
+    cases = []
+
+    class Clear:
+        def __reduce__(self):
+            cases.clear()
+            gc.collect()
+            return (int, (1,))
+
+    target = sq.Queue(1)
+    if first_is_send:
+        cases[:] = [(target, Clear())] + [sq.Queue() for _ in range(50)]
+    else:
+        cases[:] = [sq.Queue(), (target, Clear())]
+    tid = target.id
+    del target
+    source, value = subinterp.select(cases, timeout=5)
+    assert cases == []
+    assert value is None and source.id == tid
+    assert source.get_nowait() == 1

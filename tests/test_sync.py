@@ -117,6 +117,41 @@ def test_lock_fifo_handoff():
 # abandoned locks
 
 
+def _acquire_in_thread(lock, timeout):
+    got = []
+    t = threading.Thread(target=lambda: got.append(lock.acquire(
+        timeout=timeout)))
+    t.start()
+    t.join()
+    return got[0]
+
+
+@pytest.mark.parametrize("first", ["interp", "main"])
+def test_rlock_levels_of_a_destroyed_interpreter_go_the_others_stay(first):
+    """An RLock that its owner thread took in an interpreter and re-entered
+    in another: destroying the first drops its levels only, and the lock
+    stays held by the thread for the levels the other took (it is not
+    handed to another thread)."""
+    lock = sq.RLock()
+    it = subinterp.create()
+    if first == "interp":
+        assert it.call(queue_helpers.acquire_and_keep, lock)
+        assert lock.acquire(timeout=5)
+    else:
+        assert lock.acquire(timeout=5)
+        assert it.call(queue_helpers.acquire_and_keep, lock)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        it.close()
+        assert lock.locked() and lock._is_owned()
+        assert _acquire_in_thread(lock, 0.1) is False
+        lock.release()                  # main's own level
+        assert not lock.locked()
+        with pytest.raises(RuntimeError):
+            lock.release()
+        assert _acquire_in_thread(lock, 5) is True
+
+
 def test_abandoned_lock_is_released_and_next_acquirer_warned():
     lock = sq.Lock()
     it = subinterp.create()

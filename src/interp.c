@@ -1871,9 +1871,14 @@ interp_config_from_args(PyObject *config, PyObject *overrides,
     }
     else {
         /* an object with the fields as attributes, like the stdlib's
-           types.SimpleNamespace configs */
-        PyObject *ns = PyObject_GenericGetDict(config, NULL);
-        if (ns == NULL) {
+           types.SimpleNamespace configs: its __dict__, which must be a
+           dict (a class's is a read-only proxy of its type's; reaching
+           for the dict slot directly would make one in a static type) */
+        PyObject *ns = PyType_Check(config)
+                           ? NULL
+                           : PyObject_GetAttrString(config, "__dict__");
+        if (ns == NULL || !PyDict_Check(ns)) {
+            Py_XDECREF(ns);
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError,
                          "config must be a str, a mapping or a namespace, "
@@ -2087,37 +2092,48 @@ static int
 list_append_foreign(module_state *st, PyObject *res, PyObject *foreign,
                     PyObject *seen)
 {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(foreign); i++) {
-        PyObject *item = PyList_GET_ITEM(foreign, i);
+    /* a tuple of its (id, whence) pairs, checked: it comes from Python
+       code (subinterp._foreign), and converting an id may run more */
+    PyObject *pairs = PySequence_Tuple(foreign);
+    if (pairs == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(pairs); i++) {
+        PyObject *item = PyTuple_GET_ITEM(pairs, i);
         long long id;
         PyObject *w;
+        if (!PyTuple_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "_foreign.ids() must give "
+                         "(id, whence) tuples, not %.100s",
+                         Py_TYPE(item)->tp_name);
+            rc = -1;
+            break;
+        }
         if (!PyArg_ParseTuple(item, "LO", &id, &w)) {
-            return -1;
+            rc = -1;
+            break;
         }
         int known = PySet_Contains(seen, PyTuple_GET_ITEM(item, 0));
-        if (known < 0) {
-            return -1;
-        }
-        if (known) {
+        if (known != 0) {
+            rc = known < 0 ? -1 : 0;
             continue;
         }
         interp_entry *e = runtime_lookup_foreign(id);
         if (e == NULL) {
-            if (PyErr_Occurred()) {
-                return -1;
-            }
+            rc = PyErr_Occurred() ? -1 : 0;
             continue;
         }
         runtime_entry_set_whence(e, whence_intern(w));
         PyObject *obj = interp_object_new(st, e);
         entry_decref(e);
         if (obj == NULL || PyList_Append(res, obj) < 0) {
-            Py_XDECREF(obj);
-            return -1;
+            rc = -1;
         }
-        Py_DECREF(obj);
+        Py_XDECREF(obj);
     }
-    return 0;
+    Py_DECREF(pairs);
+    return rc;
 }
 
 /* list.sort(key=lambda interp: interp.id).  0, or -1 with an exception

@@ -73,6 +73,28 @@ def _deliver(fut: Future, outcome: tuple) -> None:
         fut.set_exception(BrokenInterpreterPool(value))
 
 
+
+def _deliver_guarded(fut: Future, outcome: tuple) -> None:
+    """_deliver, in a thread that completes pool futures: the pool's
+    collector, or one waiting in result(), which delivers its own future.
+    concurrent.futures logs a done-callback's Exception, but a SystemExit
+    or KeyboardInterrupt from one (or a Future its user set meanwhile)
+    would escape: in the collector it would end the thread, and the
+    futures of its batch would never complete.  The outcome is set by
+    then; the error is logged as concurrent.futures logs, and the thread
+    goes on.  A KeyboardInterrupt in the main thread propagates: it may
+    be the user's Ctrl-C, and the future is done already."""
+    try:
+        _deliver(fut, outcome)
+    except BaseException as exc:
+        if (isinstance(exc, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()):
+            raise
+        import logging
+
+        logging.getLogger("concurrent.futures").exception(
+            "exception delivering the outcome of %r", fut)
+
 class _PoolFuture(Future):
     """A concurrent.futures.Future whose result() waits in C: a short spin,
     then a futex, woken by the worker itself."""
@@ -101,7 +123,7 @@ class _PoolFuture(Future):
         except TimeoutError:
             raise FuturesTimeoutError() from None
         if outcome is not None:
-            _deliver(self, outcome)
+            _deliver_guarded(self, outcome)
 
     def cancel(self) -> bool:
         if self.done():
@@ -352,7 +374,7 @@ class Pool(Executor):
                 if type(fut) is _Awaited:
                     fut.inbox.post(fut.afut, outcome)
                 else:
-                    _deliver(fut, outcome)
+                    _deliver_guarded(fut, outcome)
 
     @property
     def max_workers(self) -> int:

@@ -308,6 +308,26 @@ def test_config_keywords_and_mapping():
         assert i.call(operator.add, 2, 3) == 5
 
 
+@pytest.mark.parametrize("config", [float, int, object, type, 5])
+def test_config_that_is_not_a_config(config):
+    """A class is no namespace: reaching for a static type's dict slot
+    would make one there, shared by every interpreter (a double free)."""
+    with pytest.raises(TypeError, match="config must be a str, a mapping "
+                                        "or a namespace"):
+        subinterp.create(config=config)
+
+
+def test_list_all_checks_what_the_foreign_module_gives(monkeypatch):
+    from subinterp import _foreign
+
+    monkeypatch.setattr(_foreign, "ids", lambda: ((0, "x"), (1, "y")))
+    assert [i.id for i in subinterp.list_all()][:1] == [0]
+    for bad in ([5], [(1,)], ["ab"], 7):
+        monkeypatch.setattr(_foreign, "ids", lambda bad=bad: bad)
+        with pytest.raises(TypeError):
+            subinterp.list_all()
+
+
 @pytest.mark.parametrize("items", [[("gil",)], [5], [["gil", "own"]],
                                    [("gil", "own", 1)]])
 def test_config_mapping_whose_items_are_not_pairs(items):

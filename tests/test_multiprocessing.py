@@ -706,6 +706,34 @@ def test_callback_that_raises_is_logged_and_result_still_set(caplog):
     assert "callback says no" in caplog.text
 
 
+
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt])
+def test_callback_raising_base_exception_does_not_stop_results(caplog, exc):
+    """A callback that raises SystemExit or KeyboardInterrupt (which
+    concurrent.futures does not catch) in the pool's collector thread:
+    logged, and every later result still arrives (it used to end the
+    collector, and imap() hung)."""
+    def bad_callback(value):
+        raise exc("from the callback")
+
+    with smp.Pool(1) as p:
+        r = p.apply_async(square, (5,), callback=bad_callback)
+        ev = threading.Event()
+        p.apply_async(square, (3,), callback=lambda v: ev.set())
+        assert ev.wait(60)                # both delivered by the collector
+        assert r.get(timeout=60) == 25
+        assert sum(p.imap(square, range(100))) == sum(
+            i * i for i in range(100))
+        # in a thread waiting in get(), which delivers the outcome itself
+        r = p.apply_async(square, (6,), callback=bad_callback)
+        got = []
+        t = threading.Thread(target=lambda: got.append(r.get(timeout=60)))
+        t.start()
+        t.join(60)
+        assert got == [36]
+    assert "from the callback" in caplog.text
+
+
 def test_unclosed_pool_warns_like_multiprocessing():
     r = run_script("""
         import gc, warnings

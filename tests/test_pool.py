@@ -400,6 +400,29 @@ def test_timeout_already_past_is_a_timeout_error(pool, timeout):
     assert fut.result(timeout=30) == "late"
 
 
+
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt])
+def test_done_callback_raising_base_exception_leaves_no_future_pending(
+        caplog, exc):
+    with Pool(2) as pool:
+        pool.submit(add, 0).result()
+        futs = [pool.submit(add, i) for i in range(500)]
+
+        def cb(f):
+            if threading.current_thread() is not threading.main_thread():
+                raise exc("from a done-callback")
+
+        for f in futs[::50]:
+            f.add_done_callback(cb)
+        done, not_done = cf.wait(futs, timeout=60)
+        assert not not_done
+        assert [f.result() for f in futs] == list(range(500))
+        user_set = pool.submit(sleep_return, 0.2, "late")
+        user_set.set_result("early")      # the user completes it first
+        assert pool.submit(add, 7).result(timeout=60) == 7
+    assert "from a done-callback" in caplog.text
+
+
 def test_map_huge_chunksize(pool):
     assert list(pool.map(add, range(5), chunksize=10**20)) == list(range(5))
 

@@ -608,6 +608,19 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
     if (res == NULL && !decode_error_consumes()) {
         fifo_unget(f, it);
     }
+    if (res == NULL && (PyErr_ExceptionMatches(PyExc_StopIteration) ||
+                        PyErr_ExceptionMatches(PyExc_StopAsyncIteration))) {
+        /* a reconstructor's StopIteration would end `for x in recv` (or
+           `async for`) as if the channel were closed and drained: as
+           PEP 479 does for generators, it becomes a RuntimeError */
+        PyObject *exc = PyErr_GetRaisedException();
+        PyErr_Format(PyExc_RuntimeError, "decoding the item raised %s",
+                     Py_TYPE(exc)->tp_name);
+        PyObject *rt = PyErr_GetRaisedException();
+        PyException_SetCause(rt, exc);
+        PyException_SetContext(rt, Py_NewRef(exc));
+        PyErr_SetRaisedException(rt);
+    }
 
     /* The item is the caller's once this function returns it.  A signal
        that arrived since it was taken -- during the hand-off, the wake-up

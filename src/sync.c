@@ -39,7 +39,7 @@ typedef enum {
     SYNC_NKINDS,
 } sync_kind;
 
-#define LOCK_LEVEL_INTERPS 4
+#define LOCK_LEVEL_INTERPS 16
 
 typedef struct sync_obj {
     sobj base;

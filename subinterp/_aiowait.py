@@ -87,19 +87,23 @@ def _expire(op: Any, fut: Any) -> None:
 async def wait_op(op: Any, timeout: float | None) -> Any:
     """Run one operation (``_core._AioOp``) in the running loop."""
     loop = get_running_loop()
-    if not op.start(_hub(loop)):
-        fut = op.future = loop.create_future()
-        timer = None
-        if timeout is not None:
-            timer = loop.call_later(timeout, _expire, op, fut)
-        try:
-            await fut
-        except BaseException:
-            # cancelled: withdraw, and undo what completed meanwhile
-            op.cancel()
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-            op.future = None
+    try:
+        if not op.start(_hub(loop)):
+            fut = op.future = loop.create_future()
+            timer = None
+            if timeout is not None:
+                timer = loop.call_later(timeout, _expire, op, fut)
+            try:
+                await fut
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                op.future = None
+    except BaseException:
+        # cancelled, or an exception (Ctrl-C) raised between the start
+        # and the result: withdraw, and undo what completed meanwhile (a
+        # received item goes back now, in order, not when the exception
+        # is freed)
+        op.cancel()
+        raise
     return op.result()

@@ -174,6 +174,8 @@ def rebuild_raising_once(key, exc_name, value):
         _raised.add(key)
         raise {"KeyboardInterrupt": KeyboardInterrupt,
                "SystemExit": SystemExit,
+               "StopIteration": StopIteration,
+               "StopAsyncIteration": StopAsyncIteration,
                "ValueError": ValueError}[exc_name]("while decoding")
     return value
 

@@ -599,6 +599,59 @@ def test_interrupt_while_an_item_is_decoded_keeps_it(how, exc):
     assert src() == "second"
 
 
+
+@pytest.mark.parametrize("how", ["for", "async for"])
+def test_reconstructor_raising_stopiteration_does_not_end_iteration(how):
+    """A StopIteration (or StopAsyncIteration) from a reconstructor would
+    end `for x in recv` as if the channel were closed and drained: it
+    becomes a RuntimeError (as PEP 479 does in generators)."""
+    exc = "StopIteration" if how == "for" else "StopAsyncIteration"
+    recv, send = sq.create_channel(maxsize=10)
+    for x in [1, queue_helpers.RaisesOnceWhenDecoded(how, exc, 0), 3]:
+        send.send_nowait(x)
+    got = []
+
+    async def drain():
+        async for x in recv:
+            got.append(x)
+
+    with pytest.raises(RuntimeError, match=f"decoding the item raised {exc}"):
+        if how == "for":
+            for x in recv:
+                got.append(x)
+        else:
+            asyncio.run(drain())
+    assert got == [1]
+    assert recv.recv_nowait() == 3      # consumed, as any decoding error
+
+
+def test_interrupt_between_an_async_receive_and_its_result_keeps_order():
+    """A KeyboardInterrupt raised right after an async get completed at
+    once (before its result was taken): the item goes back at once, in
+    order, not when the exception is freed."""
+    q = sq.Queue()
+    q.put("first")
+    q.put("second")
+
+    def prof(frame, event, arg):
+        if event == "c_return" and getattr(arg, "__name__", "") == "start":
+            sys.setprofile(None)
+            raise KeyboardInterrupt
+
+    async def main():
+        sys.setprofile(prof)
+        try:
+            return await q.get_async()
+        finally:
+            sys.setprofile(None)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        asyncio.run(main())
+    assert q.get_nowait() == "first"
+    assert q.get_nowait() == "second"
+    del info
+
+
 def test_decoding_error_consumes_the_item():
     """An item that fails to decode with an ordinary exception is consumed
     (it would otherwise stay at the head for good); the next one follows."""

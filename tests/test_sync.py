@@ -152,6 +152,20 @@ def test_rlock_levels_of_a_destroyed_interpreter_go_the_others_stay(first):
         assert _acquire_in_thread(lock, 5) is True
 
 
+
+def test_rlock_reentered_in_many_interpreters_is_free_once_all_close():
+    lock = sq.RLock()
+    its = [subinterp.create() for _ in range(6)]
+    for it in its:
+        assert it.call(queue_helpers.acquire_and_keep, lock)
+    for it in its[::-1]:
+        assert lock.locked()
+        it.close()
+    assert not lock.locked()
+    with pytest.warns(sq.AbandonedLockWarning):
+        assert _acquire_in_thread(lock, 5) is True
+
+
 def test_abandoned_lock_is_released_and_next_acquirer_warned():
     lock = sq.Lock()
     it = subinterp.create()

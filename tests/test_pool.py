@@ -406,6 +406,8 @@ def test_done_callback_raising_base_exception_leaves_no_future_pending(
         caplog, exc):
     with Pool(2) as pool:
         pool.submit(add, 0).result()
+        # both workers busy while the callbacks are added to queued tasks
+        busy = [pool.submit(sleep_return, 0.5) for _ in range(2)]
         futs = [pool.submit(add, i) for i in range(500)]
 
         def cb(f):
@@ -414,7 +416,8 @@ def test_done_callback_raising_base_exception_leaves_no_future_pending(
 
         for f in futs[::50]:
             f.add_done_callback(cb)
-        done, not_done = cf.wait(futs, timeout=60)
+        assert not any(f.done() for f in futs[::50])
+        done, not_done = cf.wait(futs + busy, timeout=60)
         assert not not_done
         assert [f.result() for f in futs] == list(range(500))
         user_set = pool.submit(sleep_return, 0.2, "late")

@@ -261,10 +261,7 @@ codec_recv_type(codec_state *cs, int which)
                      "module %s cannot be imported in this interpreter",
                      known_types[which].module, known_types[which].name,
                      known_types[which].module);
-        PyObject *newexc = PyErr_GetRaisedException();
-        PyException_SetCause(newexc, Py_NewRef(exc));
-        PyException_SetContext(newexc, exc);
-        PyErr_SetRaisedException(newexc);
+        raise_from(exc);
         return NULL;
     }
     Py_DECREF(mod);

@@ -167,10 +167,7 @@ as_corrupt(decoder *d, const char *what)
     }
     PyObject *exc = PyErr_GetRaisedException();
     corrupt(d, what);
-    PyObject *newexc = PyErr_GetRaisedException();
-    PyException_SetCause(newexc, Py_NewRef(exc));
-    PyException_SetContext(newexc, exc);
-    PyErr_SetRaisedException(newexc);
+    raise_from(exc);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1683,10 +1683,7 @@ enc_pickle_error(encoder *e, PyObject *obj)
                      "data it holds instead", Py_TYPE(obj)->tp_name,
                      Py_TYPE(exc)->tp_name, exc);
     }
-    PyObject *newexc = PyErr_GetRaisedException();
-    PyException_SetCause(newexc, Py_NewRef(exc));
-    PyException_SetContext(newexc, exc);
-    PyErr_SetRaisedException(newexc);
+    raise_from(exc);
 }
 
 /* One out-of-band buffer of the pickle (a PickleBuffer). */

@@ -616,10 +616,7 @@ queue_item_to_object(module_state *st, PyObject *source, fifo *f, item *it,
         PyObject *exc = PyErr_GetRaisedException();
         PyErr_Format(PyExc_RuntimeError, "decoding the item raised %s",
                      Py_TYPE(exc)->tp_name);
-        PyObject *rt = PyErr_GetRaisedException();
-        PyException_SetCause(rt, exc);
-        PyException_SetContext(rt, Py_NewRef(exc));
-        PyErr_SetRaisedException(rt);
+        raise_from(exc);
     }
 
     /* The item is the caller's once this function returns it.  A signal

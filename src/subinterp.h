@@ -113,6 +113,19 @@ typedef enum {
  * err is ERR_PYEXC.  st may be NULL: the current interpreter's. */
 int set_err(struct module_state *st, int err, ...);
 
+/* The exception being raised becomes one raised from `cause`, which
+ * this steals: its __cause__ and its __context__ (as `raise new from
+ * cause`).  To replace an exception: take it with
+ * PyErr_GetRaisedException(), raise the new one, then call this. */
+static inline void
+raise_from(PyObject *cause)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyException_SetCause(exc, Py_NewRef(cause));
+    PyException_SetContext(exc, cause);
+    PyErr_SetRaisedException(exc);
+}
+
 /* ------------------------------------------------------------------ */
 /* Per-interpreter module state                                        */
 

@@ -405,7 +405,7 @@ lock_try(sync_wait *a)
         s->lock.locked = 1;
         s->lock.owner_thread = a->thread_id;
         s->lock.depth = 1;
-        lock_levels_clear(s);
+        /* a free lock has no levels (lock_pass_on cleared them) */
         lock_level_add(s, a->interp_id);
         a->abandoned = s->lock.abandoned_by;
         s->lock.abandoned_by = -1;
